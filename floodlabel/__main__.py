@@ -1,0 +1,3 @@
+from floodlabel.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,52 @@
+"""`floodlabel` command line: the core features without a window.
+
+    floodlabel                 open the app (same as `floodlabel gui`)
+    floodlabel stats DIR       dataset statistics
+    floodlabel models ...      list / download / locate SAM checkpoints
+    floodlabel eval DATA ...   evaluate models with automatic prompts
+
+Expected errors print one line on stderr and exit with status 2; set FLOODLABEL_DEBUG=1 for tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from floodlabel import __version__
+
+COMMAND_MODULES = ("gui", "stats", "models", "eval")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="floodlabel", description="Label flood water in photos with SAM.")
+    parser.add_argument("--version", action="version", version=f"floodlabel {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"floodlabel.commands.{name}_command").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from floodlabel.core.errors import FloodLabelError
+
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command is None:
+        args = parser.parse_args(["gui"])
+    try:
+        return int(args.func(args) or 0)
+    except FloodLabelError as exc:
+        print(f"floodlabel: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("floodlabel: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # last resort: one readable line, traceback only on request
+        if os.environ.get("FLOODLABEL_DEBUG"):
+            raise
+        print(f"floodlabel: unexpected error: {type(exc).__name__}: {exc} (set FLOODLABEL_DEBUG=1 for details)",
+              file=sys.stderr)
+        return 1

@@ -1,0 +1,1 @@
+"""Qt-free core: images, datasets, prompts, metrics, models, segmenters, caches, evaluation."""

@@ -1,0 +1,26 @@
+"""Error types the CLI and GUI turn into one readable line."""
+
+
+class FloodLabelError(Exception):
+    """Base class for expected, user-facing errors (bad input, missing model, ...)."""
+
+
+class ImageReadError(FloodLabelError):
+    """An image or mask file could not be read. Carries the path and the reason."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"cannot read image {self.path}: {reason}")
+
+
+class DatasetError(FloodLabelError):
+    """A dataset folder cannot be opened (missing, empty, not a folder)."""
+
+
+class ModelError(FloodLabelError):
+    """A model name or checkpoint is unknown, missing, corrupt or not a SAM checkpoint."""
+
+
+class DownloadError(FloodLabelError):
+    """A checkpoint download failed (network, checksum, interrupted transfer)."""

@@ -1,0 +1,79 @@
+"""Prompts: positive/negative points and an optional box, in original-image pixel coordinates.
+
+Frames: every coordinate here is in the *original image* frame, x to the right and y down, in pixels
+(x in [0, W), y in [0, H)). Backends map them to their own frames (SAM's 1024 input) themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+POSITIVE = 1
+NEGATIVE = 0
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Points with labels and/or one box, in original-image pixels.
+
+    points: (N, 2) float32, columns (x, y).
+    labels: (N,) int32, 1 = positive (water), 0 = negative (not water).
+    box:    (4,) float32 (x0, y0, x1, y1) with x0 <= x1 and y0 <= y1, or None.
+    """
+
+    points: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
+    labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int32))
+    box: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        pts = np.asarray(self.points, dtype=np.float32).reshape(-1, 2)
+        lab = np.asarray(self.labels, dtype=np.int32).reshape(-1)
+        if len(pts) != len(lab):
+            raise ValueError(f"{len(pts)} points but {len(lab)} labels")
+        if np.any((lab != POSITIVE) & (lab != NEGATIVE)):
+            raise ValueError("labels must be 1 (positive) or 0 (negative)")
+        box = None
+        if self.box is not None:
+            b = np.asarray(self.box, dtype=np.float32).reshape(4)
+            box = np.array([min(b[0], b[2]), min(b[1], b[3]), max(b[0], b[2]), max(b[1], b[3])], np.float32)
+        object.__setattr__(self, "points", pts)
+        object.__setattr__(self, "labels", lab)
+        object.__setattr__(self, "box", box)
+
+    @property
+    def is_empty(self) -> bool:
+        return len(self.points) == 0 and self.box is None
+
+    def with_point(self, x: float, y: float, positive: bool = True) -> "Prompt":
+        """A new prompt with one more point appended."""
+        return Prompt(
+            np.vstack([self.points, [[x, y]]]),
+            np.append(self.labels, POSITIVE if positive else NEGATIVE),
+            self.box,
+        )
+
+    def with_box(self, box: np.ndarray | tuple[float, float, float, float] | None) -> "Prompt":
+        return Prompt(self.points, self.labels, None if box is None else np.asarray(box, np.float32))
+
+    def to_dict(self) -> dict:
+        """JSON-friendly form (saved beside accepted masks)."""
+        return {
+            "points": self.points.tolist(),
+            "labels": self.labels.tolist(),
+            "box": None if self.box is None else self.box.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Prompt":
+        return cls(np.asarray(d.get("points", []), np.float32).reshape(-1, 2),
+                   np.asarray(d.get("labels", []), np.int32), d.get("box"))
+
+    @classmethod
+    def point(cls, x: float, y: float, positive: bool = True) -> "Prompt":
+        return cls(np.array([[x, y]], np.float32), np.array([POSITIVE if positive else NEGATIVE], np.int32))
+
+    @classmethod
+    def from_box(cls, box: tuple[float, float, float, float] | np.ndarray) -> "Prompt":
+        return cls(box=np.asarray(box, np.float32))

@@ -1,0 +1,1 @@
+"""Qt widgets and workers. Calls floodlabel.core; holds no model math."""

@@ -1,0 +1,17 @@
+"""Shared test set-up: offscreen Qt, an isolated cache folder, no network."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own FLOODLABEL_CACHE_DIR so nothing touches the user's cache."""
+    d = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("FLOODLABEL_CACHE_DIR", str(d))
+    return d
