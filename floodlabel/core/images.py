@@ -1,0 +1,223 @@
+"""Read photos and masks from disk into numpy arrays, robustly.
+
+Everything here works in the *original image frame after EXIF orientation*: (H, W) arrays whose rows and columns
+are the pixels a viewer shows, and (width, height) sizes in the same frame.
+
+- The file format is detected from the content, not the extension (real data has WEBP and PNG files named .jpg).
+- Any file that cannot be fully decoded (missing, directory, zero bytes, corrupt, truncated, too large) raises
+  `ImageReadError(path, reason)`. Truncated files are errors, never partially grey images: this module leaves
+  Pillow's `ImageFile.LOAD_TRUNCATED_IMAGES` at False.
+- Images larger than `MAX_IMAGE_PIXELS` are refused. Importing this module raises Pillow's global decompression-bomb
+  limit to the same value so that large photos (e.g. 20,000 px on a side) can be read.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import ExifTags, Image, ImageOps
+
+from floodlabel.core.errors import ImageReadError
+
+MAX_IMAGE_PIXELS = 1_000_000_000
+"""Largest image (width * height) read_image / read_mask accept: 1e9 px is 3 GB as RGB uint8."""
+
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS  # Pillow's default (~89 Mpx, error at ~179 Mpx) is too low for big photos.
+
+MASK_THRESHOLD = 127
+"""A mask pixel is water when its 8-bit value is > MASK_THRESHOLD (masks are anti-aliased greyscale)."""
+
+PathLike = str | os.PathLike[str]
+
+# Orientations 5-8 swap width and height (TRANSPOSE, ROTATE_270, TRANSVERSE, ROTATE_90).
+_SWAPPING_ORIENTATIONS = {5, 6, 7, 8}
+_SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N"}
+_STRIP_BYTES = 16 * 1024 * 1024
+
+
+def read_image(path: PathLike) -> np.ndarray:
+    """Decode a photo into an (H, W, 3) uint8 RGB array (a new, writable, C-contiguous array).
+
+    EXIF orientation is applied. Mode conversions:
+    greyscale / bilevel / palette / CMYK / YCbCr -> RGB with Pillow's conversions; alpha (RGBA, LA, PA, palette
+    transparency) is *dropped*, keeping the stored colour under it, as cv2.imread does (SAM sees colours, not alpha);
+    16-bit (I;16*, 16-bit RGB PNG) -> top 8 bits (v >> 8, i.e. 0..65535 -> 0..255, what Pillow does for 16-bit RGB);
+    32-bit int (I) -> as 16-bit when all values fit in 0..65535, else stretched min..max -> 0..255;
+    float (F) -> v * 255 when all values are in [0, 1], else stretched min..max -> 0..255 (NaN -> 0).
+    """
+    with _open_decoded(path) as im:
+        try:
+            if im.mode in _SIXTEEN_BIT_MODES or im.mode in ("I", "F"):
+                grey = _scale_to_uint8(_pil_to_array(im))
+                return np.repeat(grey[:, :, None], 3, axis=2)
+            return _pil_to_array(_convert(im, "RGB"))
+        except ImageReadError:
+            raise
+        except Exception as exc:  # a mode Pillow cannot convert (e.g. LAB), or out of memory
+            raise ImageReadError(path, f"cannot convert {im.mode} image to RGB ({_describe(exc)})") from exc
+
+
+def read_mask(path: PathLike, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode a mask into an (H, W) bool array: True = water. EXIF orientation is applied.
+
+    A pixel is water when its brightness is > 127 on the 8-bit scale: greyscale as is; colour masks when *any*
+    channel is > 127 (so a red or white label both count); 16-bit / int / float masks are scaled as in read_image
+    first. With an alpha channel (LA, RGBA, palette transparency) a pixel must also be opaque (alpha > 127):
+    "white where water, transparent elsewhere" masks work.
+
+    size: the expected (width, height), e.g. the photo's `image_size`. A mask of another size raises
+    ImageReadError; masks are never resized silently.
+    """
+    with _open_decoded(path) as im:
+        if size is not None and tuple(im.size) != tuple(size):
+            raise ImageReadError(path, f"mask is {im.width}x{im.height} but the image is {size[0]}x{size[1]}")
+        try:
+            return _mask_array(im)
+        except Exception as exc:
+            raise ImageReadError(path, f"cannot read {im.mode} image as a mask ({_describe(exc)})") from exc
+
+
+def image_size(path: PathLike) -> tuple[int, int]:
+    """(width, height) after EXIF orientation, read from the file header only (nothing is decoded).
+
+    Because nothing is decoded, a truncated file may still report a size here; read_image will refuse it.
+    """
+    try:
+        with _open(path) as im:
+            width, height = im.size
+            # Image.getexif reads only what the header gave. PngImageFile.getexif would decode the whole image to
+            # look for an eXIf chunk after the pixel data, which real files do not have.
+            orientation = Image.Image.getexif(im).get(ExifTags.Base.Orientation, 1)
+    except ImageReadError:
+        raise
+    except Exception as exc:
+        raise ImageReadError(path, _describe(exc)) from exc
+    return (height, width) if orientation in _SWAPPING_ORIENTATIONS else (width, height)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# helpers
+
+
+class _open_decoded:
+    """Context manager: open, size-check, fully decode and EXIF-rotate an image; every failure -> ImageReadError."""
+
+    def __init__(self, path: PathLike) -> None:
+        self.path = path
+        self.image: Image.Image | None = None
+
+    def __enter__(self) -> Image.Image:
+        im = _open(self.path)
+        self.image = im
+        try:
+            if im.width * im.height > MAX_IMAGE_PIXELS:
+                raise ImageReadError(self.path, f"image is too large ({im.width}x{im.height} px; "
+                                                f"the limit is {MAX_IMAGE_PIXELS:,} px)")
+            im.load()  # decode here, inside the try: truncated or corrupt data fails now, not later
+            pass
+        except ImageReadError:
+            im.close()
+            raise
+        except Exception as exc:  # Pillow raises many types on malformed data (OSError, SyntaxError, ValueError, ...)
+            im.close()
+            raise ImageReadError(self.path, _describe(exc)) from exc
+        return im
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.image is not None:
+            self.image.close()
+
+
+def _open(path: PathLike) -> Image.Image:
+    """Image.open with readable reasons for the usual failures (header only; nothing decoded yet)."""
+    p = Path(path)
+    try:
+        if p.is_dir():
+            raise ImageReadError(path, "it is a directory, not a file")
+        if p.stat().st_size == 0:
+            raise ImageReadError(path, "the file is empty (0 bytes)")
+        return Image.open(p)
+    except ImageReadError:
+        raise
+    except FileNotFoundError as exc:
+        raise ImageReadError(path, "no such file") from exc
+    except PermissionError as exc:
+        raise ImageReadError(path, "permission denied") from exc
+    except Image.UnidentifiedImageError as exc:
+        raise ImageReadError(path, "not an image file, or a format Pillow cannot read") from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(path, f"image is too large ({exc})") from exc
+    except Exception as exc:
+        raise ImageReadError(path, _describe(exc)) from exc
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, MemoryError):
+        return "not enough memory to decode it"
+    text = str(exc).strip()
+    if "truncated" in text.lower():
+        return f"the file is truncated ({text})"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _convert(im: Image.Image, mode: str) -> Image.Image:
+    """im in `mode` ("RGB" or "RGBA"), converting only when needed. Palette transparency goes through RGBA."""
+    if im.mode == mode:
+        return im
+    if im.mode == "P" and "transparency" in im.info and mode != "RGBA":
+        im = im.convert("RGBA")  # Pillow warns when converting byte-transparency palettes straight to RGB
+    return im.convert(mode)
+
+
+def _pil_to_array(im: Image.Image) -> np.ndarray:
+    """Copy a decoded PIL image into a new writable numpy array, a strip of rows at a time.
+
+    np.asarray(im) goes through im.tobytes(), which holds the image twice more as bytes (chunks, then their join)
+    and gives a read-only array. Strips keep the extra memory to one strip (~16 MiB).
+    """
+    width, height = im.size
+    rows = max(1, _STRIP_BYTES // max(1, width * 4))
+    first = np.asarray(im.crop((0, 0, width, min(rows, height))))
+    out = np.empty((height, *first.shape[1:]), dtype=first.dtype.newbyteorder("="))
+    out[: first.shape[0]] = first
+    for top in range(first.shape[0], height, rows):
+        out[top: top + rows] = np.asarray(im.crop((0, top, width, min(top + rows, height))))
+    return out
+
+
+def _scale_to_uint8(values: np.ndarray) -> np.ndarray:
+    """Scale a 2-D 16-bit, int32 or float array to uint8 (rules in read_image's docstring)."""
+    if values.dtype == np.uint16:
+        return (values >> 8).astype(np.uint8)
+    if values.dtype.kind == "f":
+        values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+        lo, hi = float(values.min(initial=0.0)), float(values.max(initial=0.0))
+        if lo >= 0.0 and hi <= 1.0:
+            return np.rint(values * 255.0).astype(np.uint8)
+    else:
+        lo, hi = int(values.min(initial=0)), int(values.max(initial=0))
+        if lo >= 0 and hi <= 0xFFFF:
+            return (values >> 8).astype(np.uint8)
+    if hi <= lo:
+        return np.zeros(values.shape, np.uint8)
+    return np.rint((values - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+
+
+def _mask_array(im: Image.Image) -> np.ndarray:
+    """(H, W) bool water mask from a decoded PIL image (rules in read_mask's docstring)."""
+    mode = im.mode
+    if mode in _SIXTEEN_BIT_MODES or mode in ("I", "F"):
+        return _scale_to_uint8(_pil_to_array(im)) > MASK_THRESHOLD
+    if mode in ("L", "1"):
+        return _pil_to_array(im if mode == "L" else im.convert("L")) > MASK_THRESHOLD
+    if mode in ("LA", "La"):
+        values = _pil_to_array(im)
+        return (values[:, :, 0] > MASK_THRESHOLD) & (values[:, :, 1] > MASK_THRESHOLD)
+    has_alpha = mode in ("RGBA", "RGBa", "PA") or (mode == "P" and "transparency" in im.info)
+    values = _pil_to_array(_convert(im, "RGBA" if has_alpha else "RGB"))
+    water = values[:, :, :3].max(axis=2) > MASK_THRESHOLD
+    if has_alpha:
+        water &= values[:, :, 3] > MASK_THRESHOLD
+    return water

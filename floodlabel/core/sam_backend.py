@@ -1,0 +1,122 @@
+"""SAM (vit_b / vit_l / vit_h, or any SAM-shaped checkpoint) behind the Segmenter interface.
+
+Frames:
+- original: (H, W) image as read; prompts come in here and masks go out here (or at `output_size`).
+- input:    the 1024 frame. `ResizeLongestSide(1024)` scales the image to (h, w) with max(h, w) = 1024, then
+            SAM pads it to 1024x1024. Prompt coordinates are scaled by the same factor.
+- low-res:  (256, 256) mask logits over the padded 1024 input; `Prediction.low_res_logits` is in this frame.
+
+embed():   image encoder, once per image; returns features (1, 256, 64, 64) float32.
+predict(): FastSamDecoder (same network, reordered; see sam_fast_decoder.py) + one-pass cv2 upscaling.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+from segment_anything.utils.transforms import ResizeLongestSide
+
+from floodlabel.core.compute_config import ComputeConfig, default_compute_config
+from floodlabel.core.mask_resize import logits_to_masks
+from floodlabel.core.prompts import Prompt
+from floodlabel.core.sam_checkpoint import IMAGE_SIZE, LoadedSam, load_sam
+from floodlabel.core.sam_fast_decoder import FastSamDecoder
+from floodlabel.core.segmenter import Embedding, Prediction
+
+
+class SamSegmenter:
+    """One SAM model: embed images, decode prompts. Thread-safe for one embed and one predict at a time each."""
+
+    def __init__(self, loaded: LoadedSam, config: ComputeConfig | None = None) -> None:
+        self.loaded = loaded
+        self.config = config or default_compute_config()
+        self.device = torch.device(self.config.device)
+        self.model = loaded.model.to(self.device).eval()
+        self.model_id = loaded.model_id
+        self.transform = ResizeLongestSide(IMAGE_SIZE)
+        self.decoder = FastSamDecoder(self.model, dtype=self.config.decoder_dtype)
+        self._decoder_key = f"fast-state-{id(self.decoder)}"
+        self._embed_lock = threading.Lock()
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, config: ComputeConfig | None = None) -> "SamSegmenter":
+        return cls(load_sam(path), config)
+
+    @property
+    def architecture(self) -> str:
+        return self.loaded.architecture.name
+
+    # ------------------------------------------------------------------ embedding
+    def embed(self, image: np.ndarray) -> Embedding:
+        """image: (H, W, 3) uint8 RGB, original frame -> features (1, 256, 64, 64) float32 on the CPU."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+        original_size = (int(image.shape[0]), int(image.shape[1]))
+        resized = self.transform.apply_image(image)  # (h, w, 3) uint8, long side 1024
+        input_size = (int(resized.shape[0]), int(resized.shape[1]))
+        x = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None]
+        with self._embed_lock, torch.inference_mode():
+            x = self.model.preprocess(x.float())  # normalise and pad to 1024x1024
+            with self.config.encoder_autocast():
+                features = self.model.image_encoder(x)
+            features = features.float().cpu()
+        return Embedding(features, original_size, input_size, self.model_id)
+
+    # ------------------------------------------------------------------ decoding
+    def predict(
+        self,
+        embedding: Embedding,
+        prompt: Prompt,
+        multimask: bool = True,
+        output_size: tuple[int, int] | None = None,
+        mask_input: np.ndarray | None = None,
+    ) -> Prediction:
+        """Decode one prompt (original-frame pixels) into C = 3 (multimask) or 1 candidate masks."""
+        low_res, scores = self.predict_low_res(embedding, prompt, multimask, mask_input)
+        masks = logits_to_masks(low_res, embedding.input_size, output_size or embedding.original_size)
+        return Prediction(masks, scores, low_res)
+
+    def predict_low_res(
+        self,
+        embedding: Embedding,
+        prompt: Prompt,
+        multimask: bool = True,
+        mask_input: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Only the decoder: (C, 256, 256) float32 logits and (C,) float32 scores, no upscaling."""
+        if prompt.is_empty and mask_input is None:
+            raise ValueError("empty prompt: give at least one point or a box")
+        if embedding.model_id != self.model_id:
+            raise ValueError(f"embedding of {embedding.model_id} given to {self.model_id}")
+        state = self._image_state(embedding)
+        coords, labels, box = self._to_input_frame(prompt, embedding.original_size)
+        mask_t = None
+        if mask_input is not None:
+            mask_t = torch.as_tensor(np.asarray(mask_input, np.float32).reshape(1, 1, 256, 256), device=self.device)
+        low_res, iou = self.decoder.decode(state, coords, labels, box, mask_t, multimask)
+        return low_res.float().cpu().numpy(), iou.float().cpu().numpy()
+
+    def _image_state(self, embedding: Embedding):
+        """Per-image decoder state, kept on the embedding (it belongs to this decoder's weights)."""
+        state = embedding.extra.get(self._decoder_key)
+        if state is None:
+            features = embedding.features
+            if not isinstance(features, torch.Tensor):
+                features = torch.from_numpy(np.asarray(features))
+            state = self.decoder.prepare(features.to(self.device, torch.float32))
+            embedding.extra[self._decoder_key] = state
+        return state
+
+    def _to_input_frame(self, prompt: Prompt, original_size: tuple[int, int]):
+        coords = labels = box = None
+        if len(prompt.points):
+            c = self.transform.apply_coords(prompt.points.astype(np.float32), original_size)
+            coords = torch.as_tensor(c, dtype=torch.float32, device=self.device)
+            labels = torch.as_tensor(prompt.labels, dtype=torch.int64, device=self.device)
+        if prompt.box is not None:
+            b = self.transform.apply_boxes(prompt.box.reshape(1, 4).astype(np.float32), original_size)
+            box = torch.as_tensor(b[0], dtype=torch.float32, device=self.device)
+        return coords, labels, box

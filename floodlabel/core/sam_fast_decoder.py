@@ -1,0 +1,245 @@
+"""A faster, numerically equivalent evaluation of SAM's prompt encoder + mask decoder for one prompt.
+
+`segment_anything`'s MaskDecoder spends most of a click in matrix products over the 64x64 = 4096 image tokens.
+This module evaluates the same network with the same weights, reordered so that less work happens per click:
+
+1. Per image (`prepare`, once): the prompt-independent parts of the first two-way-attention layer, i.e. the image
+   side of both cross attentions: K = k_proj(src + pe), V = v_proj(src) and Q = q_proj(src + pe), where
+   src = image embedding + no-mask embedding (tokens x 256 -> tokens x 128).
+2. Per click, every other cross attention between the few prompt tokens (T = 5 + points + box corners) and the 4096
+   image tokens is re-associated so the 256 -> 128 projections act on the T tokens instead of the 4096 image tokens:
+       token->image:  softmax((q_h Wk_h^T) (x)^T)  and  (A_h x) Wv_h        (x = image tokens, 4096 x 256)
+       image->token:  softmax(x (Wq_h k_h^T) + bq_h k_h^T) and  sum_h A_h (v_h Wo_h)
+   This is exact algebra (the key bias shifts every score of a row equally, so softmax ignores it); only float
+   rounding differs.
+3. The big products (upscaling convolutions, image-token attention) optionally run in bfloat16 (`dtype`), which the
+   CPU's avx512_bf16 executes about twice as fast; everything else, including softmax statistics, stays float32.
+
+Frames: point and box coordinates given here are already in SAM's 1024 *input* frame; the output is low-res mask
+logits (C, 256, 256) over the padded 1024x1024 input, and the predicted IoU per candidate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from segment_anything.modeling import Sam
+from segment_anything.modeling.transformer import Attention, TwoWayAttentionBlock
+
+
+@dataclass
+class ImageState:
+    """Per-image tensors, computed once by `FastSamDecoder.prepare` (all float32 unless noted).
+
+    src: (4096, 256) image tokens + no-mask embedding.   pe: (4096, 256) dense positional encoding.
+    k1, v1: (4096, 128) layer-1 token->image key/value projections.   q1: (4096, 128) layer-1 image->token query.
+    x_lp / pe_lp: low-precision copies of src and src + pe for the compute dtype (None in float32 mode).
+    """
+
+    src: torch.Tensor
+    pe: torch.Tensor
+    k1: torch.Tensor
+    v1: torch.Tensor
+    q1: torch.Tensor
+
+
+class FastSamDecoder:
+    """Evaluates `sam.prompt_encoder` + `sam.mask_decoder` for one prompt at a time, faster than the reference.
+
+    dtype: torch.float32 (exact up to rounding) or torch.bfloat16 (large products in bf16).
+    """
+
+    def __init__(self, sam: Sam, dtype: torch.dtype = torch.float32) -> None:
+        self.sam = sam
+        self.dtype = dtype
+        dec = sam.mask_decoder
+        self.dec = dec
+        self.pe_enc = sam.prompt_encoder
+        with torch.inference_mode():
+            pe = self.pe_enc.get_dense_pe()  # (1, 256, 64, 64)
+            self._pe = pe.flatten(2).transpose(1, 2)[0].contiguous()  # (4096, 256)
+            self._no_mask = self.pe_enc.no_mask_embed.weight.reshape(1, -1)  # (1, 256)
+            self._out_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], 0)  # (5, 256)
+            up = dec.output_upscaling  # ConvT(256->64, k2 s2), LayerNorm2d(64), GELU, ConvT(64->32, k2 s2), GELU
+            self._ct1_w = self._convt_as_linear(up[0])  # (256, 4*64)
+            self._ct1_b = up[0].bias.repeat_interleave(4)  # (256,)
+            self._ln_w, self._ln_b, self._ln_eps = up[1].weight, up[1].bias, up[1].eps
+            self._ct2_w = self._convt_as_linear(up[3])  # (64, 4*32)
+            self._ct2_b = up[3].bias.repeat_interleave(4)
+            self._ct1_w_lp = self._ct1_w.to(dtype)
+            self._ct2_w_lp = self._ct2_w.to(dtype)
+
+    # ------------------------------------------------------------------ public API
+    @torch.inference_mode()
+    def prepare(self, features: torch.Tensor) -> ImageState:
+        """features: (1, 256, 64, 64) float32 image embedding -> per-image state (about 8 MB)."""
+        src = features.float().flatten(2).transpose(1, 2)[0] + self._no_mask  # (4096, 256)
+        return self._layer1_state(src)
+
+    @torch.inference_mode()
+    def decode(
+        self,
+        state: ImageState,
+        coords: torch.Tensor | None,
+        labels: torch.Tensor | None,
+        box: torch.Tensor | None,
+        mask_input: torch.Tensor | None = None,
+        multimask: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One prompt in the 1024 input frame -> (low-res logits (C, 256, 256), iou (C,)), C = 3 or 1.
+
+        coords: (N, 2) float32 (x, y); labels: (N,) 1/0; box: (4,) x0 y0 x1 y1; mask_input: (1, 1, 256, 256) logits.
+        """
+        sparse = self._sparse_embeddings(coords, labels, box)  # (S, 256)
+        if mask_input is not None:
+            dense = self.pe_enc.mask_downscaling(mask_input.float()).flatten(2).transpose(1, 2)[0]
+            state = self._layer1_state(state.src - self._no_mask + dense)
+        tokens = torch.cat([self._out_tokens, sparse], 0)  # (T, 256)
+        hs, keys = self._transformer(state, tokens)
+        first, last = (1, 4) if multimask else (0, 1)
+        masks = self._masks(keys, hs[1 + first: 1 + last], first)  # (C, 256, 256)
+        iou = self.dec.iou_prediction_head(hs[0:1])[0, first:last]  # (C,)
+        return masks, iou
+
+    # ------------------------------------------------------------------ prompt encoder (sparse part)
+    def _sparse_embeddings(self, coords, labels, box) -> torch.Tensor:
+        pe = self.pe_enc
+        parts = []
+        if coords is not None and len(coords):
+            pad = box is None
+            parts.append(pe._embed_points(coords[None].float(), labels[None].float(), pad=pad)[0])
+        if box is not None:
+            parts.append(pe._embed_boxes(box.reshape(1, 4).float())[0])
+        if not parts:
+            return torch.empty(0, self._pe.shape[1])
+        return torch.cat(parts, 0)
+
+    # ------------------------------------------------------------------ transformer
+    def _layer1_state(self, src: torch.Tensor) -> ImageState:
+        layer = self.dec.transformer.layers[0]
+        kp = src + self._pe
+        t2i, i2t = layer.cross_attn_token_to_image, layer.cross_attn_image_to_token
+        return ImageState(src=src, pe=self._pe, k1=t2i.k_proj(kp), v1=t2i.v_proj(src), q1=i2t.q_proj(kp))
+
+    def _transformer(self, st: ImageState, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        tr = self.dec.transformer
+        query_pe = tokens
+        queries = tokens
+        keys = st.src
+        for i, layer in enumerate(tr.layers):
+            queries = self._self_attn(layer, queries, query_pe, skip_pe=(i == 0 and layer.skip_first_layer_pe))
+            q = queries + query_pe
+            if i == 0:
+                attn = self._t2i_projected(layer.cross_attn_token_to_image, q, st.k1, st.v1)
+            else:
+                attn = self._t2i(layer.cross_attn_token_to_image, q, keys + st.pe, keys)
+            queries = layer.norm2(queries + attn)
+            queries = layer.norm3(queries + layer.mlp(queries))
+            q = queries + query_pe
+            if i == 0:
+                attn = self._i2t(layer.cross_attn_image_to_token, None, q, queries, q_proj=st.q1)
+            else:
+                attn = self._i2t(layer.cross_attn_image_to_token, keys + st.pe, q, queries)
+            keys = layer.norm4(keys + attn)
+        q = queries + query_pe
+        attn = self._t2i(tr.final_attn_token_to_image, q, keys + st.pe, keys)
+        queries = tr.norm_final_attn(queries + attn)
+        return queries, keys
+
+    @staticmethod
+    def _self_attn(layer: TwoWayAttentionBlock, queries, query_pe, skip_pe: bool) -> torch.Tensor:
+        if skip_pe:
+            x = queries[None]
+            return layer.norm1(layer.self_attn(q=x, k=x, v=x)[0])
+        q = (queries + query_pe)[None]
+        return layer.norm1(queries + layer.self_attn(q=q, k=q, v=queries[None])[0])
+
+    @staticmethod
+    def _t2i_projected(attn: Attention, q_in, k, v) -> torch.Tensor:
+        """Token->image attention with image keys/values already projected: k, v (4096, D)."""
+        h = attn.num_heads
+        q = attn.q_proj(q_in)  # (T, D)
+        T, D = q.shape
+        d = D // h
+        qh = q.view(T, h, d).transpose(0, 1)  # (h, T, d)
+        kh = k.view(-1, h, d).transpose(0, 1)  # (h, N, d)
+        vh = v.view(-1, h, d).transpose(0, 1)
+        a = torch.softmax(qh @ kh.transpose(1, 2) / math.sqrt(d), dim=-1)  # (h, T, N)
+        out = (a @ vh).transpose(0, 1).reshape(T, D)
+        return attn.out_proj(out)
+
+    def _t2i(self, attn: Attention, q_in, k_in, v_in) -> torch.Tensor:
+        """Token->image attention, projections moved onto the T tokens.
+
+        q_in: (T, C) tokens(+pe); k_in: (N, C) image tokens + pe; v_in: (N, C) image tokens. Returns (T, C).
+        """
+        h = attn.num_heads
+        q = attn.q_proj(q_in)  # (T, D)
+        T, D = q.shape
+        d = D // h
+        wk = attn.k_proj.weight.view(h, d, -1)  # (h, d, C)
+        qk = torch.einsum("thd,hdc->htc", q.view(T, h, d), wk).reshape(h * T, -1) / math.sqrt(d)  # (hT, C)
+        scores = self._mm(qk, k_in.t())  # (hT, N)
+        a = torch.softmax(scores, dim=-1)
+        ax = self._mm(a, v_in).view(h, T, -1)  # (h, T, C)
+        wv = attn.v_proj.weight.view(h, d, -1)  # (h, d, C)
+        out = torch.einsum("htc,hdc->thd", ax, wv).reshape(T, D) + attn.v_proj.bias  # rows of a sum to 1
+        return attn.out_proj(out)
+
+    def _i2t(self, attn: Attention, q_in, k_in, v_in, q_proj: torch.Tensor | None = None) -> torch.Tensor:
+        """Image->token attention: 4096 image queries over T token keys. Returns (N, C).
+
+        q_in: (N, C) image tokens + pe (unused when q_proj, the projected (N, D) queries, is given);
+        k_in: (T, C) tokens + pe; v_in: (T, C) tokens.
+        """
+        h = attn.num_heads
+        k = attn.k_proj(k_in)  # (T, D)
+        v = attn.v_proj(v_in)  # (T, D)
+        T, D = k.shape
+        d = D // h
+        kh = k.view(T, h, d)
+        if q_proj is not None:
+            scores = torch.einsum("nhd,thd->nht", q_proj.view(-1, h, d), kh)  # (N, h, T)
+        else:
+            wq = attn.q_proj.weight.view(h, d, -1)  # (h, d, C)
+            m = torch.einsum("hdc,thd->cht", wq, kh).reshape(-1, h * T)  # (C, hT)
+            bias = torch.einsum("hd,thd->ht", attn.q_proj.bias.view(h, d), kh).reshape(1, h * T)
+            scores = (self._mm(q_in, m) + bias).view(-1, h, T)
+        a = torch.softmax(scores / math.sqrt(d), dim=-1).reshape(-1, h * T)  # (N, hT)
+        wo = attn.out_proj.weight.view(-1, h, d)  # (C, h, d)
+        vo = torch.einsum("thd,chd->htc", v.view(T, h, d), wo).reshape(h * T, -1)  # (hT, C)
+        return self._mm(a, vo) + attn.out_proj.bias
+
+    # ------------------------------------------------------------------ mask head
+    def _masks(self, keys: torch.Tensor, mask_tokens: torch.Tensor, first: int) -> torch.Tensor:
+        """keys: (4096, 256) final image tokens; mask_tokens: (C, 256). Returns (C, 256, 256) logits."""
+        g = 64
+        y = self._mm(keys, self._ct1_w, lp_weight=self._ct1_w_lp) + self._ct1_b  # (4096, 64*4): (ch, dy, dx)
+        y = y.view(g * g, 64, 4).transpose(1, 2).reshape(-1, 64)  # (4096*4, 64)
+        y = F.gelu(F.layer_norm(y, (64,), self._ln_w, self._ln_b, self._ln_eps))
+        z = F.gelu(self._mm(y, self._ct2_w, lp_weight=self._ct2_w_lp) + self._ct2_b)  # (16384, 32*4)
+        z = z.view(-1, 32, 4)  # rows: (gy, gx, dy1, dx1); cols: (ch, dy2, dx2)
+        hyper = torch.stack(
+            [self.dec.output_hypernetworks_mlps[first + i](mask_tokens[i]) for i in range(len(mask_tokens))]
+        )  # (C, 32)
+        m = torch.einsum("nkj,ck->cnj", z, hyper)  # (C, 16384, 4)
+        c = len(mask_tokens)
+        # unscramble 2x2 sub-pixel blocks: rows (gy, gx, dy1, dx1), cols (dy2, dx2) -> 256 x 256
+        m = m.view(c, g, g, 2, 2, 2, 2).permute(0, 1, 3, 5, 2, 4, 6).reshape(c, 4 * g, 4 * g)
+        return m
+
+    def _mm(self, a: torch.Tensor, b: torch.Tensor, lp_weight: torch.Tensor | None = None) -> torch.Tensor:
+        """a @ b in the compute dtype, result float32."""
+        if self.dtype == torch.float32:
+            return a @ b
+        bb = lp_weight if lp_weight is not None else b.to(self.dtype)
+        return (a.to(self.dtype) @ bb).float()
+
+    @staticmethod
+    def _convt_as_linear(conv: torch.nn.ConvTranspose2d) -> torch.Tensor:
+        """ConvTranspose2d(k=2, s=2) weight (Cin, Cout, 2, 2) as a (Cin, Cout*4) matrix."""
+        w = conv.weight
+        return w.reshape(w.shape[0], -1).contiguous()

@@ -1,0 +1,121 @@
+"""`floodlabel stats DIR [--json]` end to end through floodlabel.cli.main, and compute_stats directly."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from image_factories import make_dataset, mask_png, save, water_mask
+
+from floodlabel.cli import main
+from floodlabel.core.dataset_stats import compute_stats
+from floodlabel.core.datasets import open_dataset
+
+
+@pytest.fixture
+def flood(tmp_path):
+    """Kaggle layout: pairs 1 (10x10, 30% water), 2 (20x10, 75% water), 3 (size mismatch), 4 (no mask), and a mask
+    without image 9 (10x10, 0% water). Anti-aliased edge values (<= 127) are not water."""
+    root = make_dataset(tmp_path / "flood", images={"1": (10, 10), "2": (20, 10), "3": (12, 8), "4": (10, 10)},
+                        masks={"3": (8, 12)}, metadata=False)
+    mask_png(root / "Mask" / "1.png", water_mask(10, 10, water_pixels=30, soft_pixels=10))
+    mask_png(root / "Mask" / "2.png", water_mask(10, 20, water_pixels=150, soft_pixels=20))
+    mask_png(root / "Mask" / "9.png", water_mask(10, 10, water_pixels=0, soft_pixels=5))
+    return root
+
+
+def _run(capsys, *argv):
+    code = main(["stats", *map(str, argv)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _water(fractions_and_sizes):
+    fractions = [w / n for w, n in fractions_and_sizes]
+    pooled = sum(w for w, _ in fractions_and_sizes) / sum(n for _, n in fractions_and_sizes)
+    return float(np.mean(fractions)), pooled
+
+
+# masks 1, 2, 3 (mask 3 is 8x12 with its top half water: 48 of 96) and 9; all masks count, paired or not
+EXPECTED_MEAN, EXPECTED_POOLED = _water([(30, 100), (150, 200), (48, 96), (0, 100)])
+
+
+def test_json_output(flood, capsys):
+    code, out, err = _run(capsys, flood, "--json")
+    assert code == 0 and err == ""  # no progress bar when stderr is not a terminal
+    data = json.loads(out)
+    assert (data["images"], data["masks"], data["pairs"]) == (4, 4, 3)
+    assert data["images_without_masks"] == ["4"] and data["masks_without_images"] == ["9"]
+    assert data["size_mismatches"] == [{"stem": "3", "image_size": [12, 8], "mask_size": [8, 12]}]
+    assert data["unreadable"] == [] and data["problem_count"] == 3
+    assert data["unique_image_sizes"] == 3
+    assert data["width_range"] == [10, 20] and data["height_range"] == [8, 10]
+    assert data["masks_measured"] == 4 and data["water_scope"] == "all readable masks"
+    assert data["water_ratio_mean"] == pytest.approx(EXPECTED_MEAN)
+    assert data["water_ratio_pooled"] == pytest.approx(EXPECTED_POOLED)
+    assert data["water_ratio_min"] == 0.0 and data["water_ratio_max"] == pytest.approx(0.75)
+
+
+def test_table_output(flood, capsys):
+    code, out, err = _run(capsys, flood)
+    assert code == 0 and err == ""
+    assert "pairs            3" in out
+    assert "images without masks        1:  4" in out
+    assert "masks without images        1:  9" in out
+    assert "size mismatches             1" in out
+    assert "3            image        12x8   mask        8x12" in out
+    assert "unique sizes   3" in out
+    assert "width          10 - 20 px" in out and "height         8 - 10 px" in out
+    assert "over all readable masks: 4" in out
+    assert f"mean of per-mask ratios   {100 * EXPECTED_MEAN:6.2f}%" in out
+    assert f"pooled over all pixels    {100 * EXPECTED_POOLED:6.2f}%" in out
+
+
+def test_unreadable_files_are_problems_not_crashes(flood, capsys):
+    (flood / "Mask" / "2.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    (flood / "Image" / "4.jpg").write_bytes(b"")
+    code, out, err = _run(capsys, flood, "--json")
+    assert code == 0 and err == ""
+    data = json.loads(out)
+    reasons = {p["path"].rsplit("/", 1)[-1]: p["reason"] for p in data["unreadable"]}
+    assert set(reasons) == {"2.png", "4.jpg"} and "empty" in reasons["4.jpg"]
+    assert data["masks_measured"] == 3
+    assert data["water_ratio_mean"] == pytest.approx(_water([(30, 100), (48, 96), (0, 100)])[0])
+
+
+def test_folder_of_images_without_masks(tmp_path, capsys):
+    save(tmp_path / "a.png", np.zeros((4, 6, 3), np.uint8), "PNG")
+    code, out, _ = _run(capsys, tmp_path)
+    assert code == 0 and "no masks to measure" in out and "images without masks        0" in out
+    data = json.loads(_run(capsys, tmp_path, "--json")[1])
+    assert data["mask_dir"] is None and data["water_ratio_mean"] is None and data["problem_count"] == 0
+
+
+def test_explicit_mask_folder(tmp_path, capsys):
+    make_dataset(tmp_path, images={"1": (4, 4)}, masks={"1": (4, 4)}, image_dir="pics", mask_dir="truth")
+    data = json.loads(_run(capsys, tmp_path / "pics", "--masks", tmp_path / "truth", "--json")[1])
+    assert data["pairs"] == 1 and data["water_ratio_mean"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda p: p / "missing", "does not exist"),
+    (lambda p: (p / "f.jpg").write_bytes(b"x") and p / "f.jpg", "is not a folder"),
+    (lambda p: p, "no images found"),
+])
+def test_bad_input_exits_nonzero_with_one_line(tmp_path, capsys, setup, message):
+    code, out, err = _run(capsys, setup(tmp_path))
+    assert code != 0 and out == ""
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def test_compute_stats_reports_progress(flood):
+    seen = []
+
+    def progress(items, total, description):
+        seen.append((description, total))
+        return items
+
+    stats = compute_stats(open_dataset(flood), progress=progress)
+    assert seen == [("image headers", 4), ("masks", 4)]
+    assert stats.masks_measured == 4
