@@ -15,3 +15,10 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     d = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("FLOODLABEL_CACHE_DIR", str(d))
     return d
+
+
+# tests import helpers such as tiny_sam and synthetic_scenes from this folder
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))

@@ -11,8 +11,9 @@ How a prompt becomes a GrabCut initialisation (all in the work frame):
 - box:             outside = sure background, inside = probable foreground (a box covering the whole image
                    keeps a thin probable-background border so GrabCut has both classes).
 - positive points: sure-foreground disks. Without a box, everything starts as probable background and the
-                   colour-similar region connected to each point (cv2.floodFill on a smoothed Lab image), plus
-                   a generous disk, becomes probable foreground.
+                   colour-similar region connected to each point (cv2.floodFill on a smoothed Lab image), every
+                   pixel close in colour to the clicked spot, and a generous disk become probable foreground
+                   (so the background model does not learn the water's colour).
 - negative points: sure-background disks, and the colour-similar region around each (within a bounded radius)
                    becomes sure background too, so a click on a wrong region removes it.
 - mask_input:      previous low-res logits; > 0 makes probable background probable foreground and vice versa.
@@ -38,6 +39,7 @@ SURE_DISK = 0.012  # radius of the sure fore/background disk at a point
 GROW_DISK = 0.06  # radius of the probable-foreground disk around a positive point (points-only prompts)
 NEGATIVE_REACH = 0.12  # how far the colour region of a negative point may reach
 COLOUR_TOLERANCE = (14, 6, 6)  # floodFill tolerance per Lab channel (8-bit Lab), from the seed's colour
+SIMILAR_COLOUR_DIST = 12.0  # weighted Lab distance (8-bit Lab) to the clicked colour for probable foreground
 MIN_BOX_SIDE = 2.0  # work pixels; a thinner box is treated as a positive point at its centre
 
 
@@ -160,7 +162,7 @@ def _grabcut_init(
     else:
         grow_r = max(3, round(GROW_DISK * long_side))
         for x, y in pos:
-            region = _colour_region(lab, x, y)
+            region = _colour_region(lab, x, y) | _similar_colour(lab, x, y, sure_r)
             cv2.circle(region, (int(x), int(y)), grow_r, 1, -1)
             init[region.astype(bool)] = cv2.GC_PR_FGD
     if mask_input is not None:
@@ -196,6 +198,16 @@ def _colour_region(lab: np.ndarray, x: int, y: int) -> np.ndarray:
     flags = 4 | cv2.FLOODFILL_FIXED_RANGE | cv2.FLOODFILL_MASK_ONLY | (1 << 8)
     cv2.floodFill(lab, ff_mask, (int(x), int(y)), 0, COLOUR_TOLERANCE, COLOUR_TOLERANCE, flags)
     return ff_mask[1:-1, 1:-1].copy()
+
+
+def _similar_colour(lab: np.ndarray, x: int, y: int, radius: int) -> np.ndarray:
+    """(h, w) uint8 0/1: pixels anywhere whose smoothed Lab colour lies within SIMILAR_COLOUR_DIST of the mean
+    colour of the disk of the given radius at (x, y) (lightness counts half, shading varies more than hue)."""
+    disk = np.zeros(lab.shape[:2], np.uint8)
+    cv2.circle(disk, (int(x), int(y)), radius, 1, -1)
+    seed = np.asarray(cv2.mean(lab, disk)[:3], np.float32)
+    diff = (lab.astype(np.float32) - seed) * np.float32([0.5, 1.0, 1.0])
+    return (np.linalg.norm(diff, axis=2) < SIMILAR_COLOUR_DIST).astype(np.uint8)
 
 
 def _run_grabcut(work: np.ndarray, init: np.ndarray) -> np.ndarray:

@@ -65,7 +65,7 @@ class FloodDataset:
     masks_without_images: list[Path]
     duplicates: list[Path] = field(default_factory=list)
     metadata: list[tuple[str, str]] | None = None
-    _sizes: dict[Path, tuple[int, int]] = field(default_factory=dict, repr=False)
+    _sizes: dict[Path, tuple[int, int]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def complete_pairs(self) -> list[ImagePair]:

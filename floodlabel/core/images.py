@@ -14,6 +14,8 @@ are the pixels a viewer shows, and (width, height) sizes in the same frame.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -101,33 +103,21 @@ def image_size(path: PathLike) -> tuple[int, int]:
 # helpers
 
 
-class _open_decoded:
-    """Context manager: open, size-check, fully decode and EXIF-rotate an image; every failure -> ImageReadError."""
-
-    def __init__(self, path: PathLike) -> None:
-        self.path = path
-        self.image: Image.Image | None = None
-
-    def __enter__(self) -> Image.Image:
-        im = _open(self.path)
-        self.image = im
+@contextmanager
+def _open_decoded(path: PathLike) -> Iterator[Image.Image]:
+    """Open, size-check, fully decode and EXIF-rotate an image; every failure becomes ImageReadError."""
+    with _open(path) as im:
         try:
             if im.width * im.height > MAX_IMAGE_PIXELS:
-                raise ImageReadError(self.path, f"image is too large ({im.width}x{im.height} px; "
-                                                f"the limit is {MAX_IMAGE_PIXELS:,} px)")
+                raise ImageReadError(path, f"image is too large ({im.width}x{im.height} px; "
+                                           f"the limit is {MAX_IMAGE_PIXELS:,} px)")
             im.load()  # decode here, inside the try: truncated or corrupt data fails now, not later
-            pass
+            ImageOps.exif_transpose(im, in_place=True)  # in place: no copy when there is nothing to rotate
         except ImageReadError:
-            im.close()
             raise
         except Exception as exc:  # Pillow raises many types on malformed data (OSError, SyntaxError, ValueError, ...)
-            im.close()
-            raise ImageReadError(self.path, _describe(exc)) from exc
-        return im
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.image is not None:
-            self.image.close()
+            raise ImageReadError(path, _describe(exc)) from exc
+        yield im
 
 
 def _open(path: PathLike) -> Image.Image:

@@ -126,7 +126,7 @@ class _ResumableDownloader:
         os.replace(self.part, output_file)
 
     def _request(self, url: str, offset: int) -> requests.Response:
-        headers = {}
+        headers = {"Range": f"bytes={offset}-", "Accept-Encoding": "identity"} if offset else {}
         return requests.get(url, headers=headers, stream=True, timeout=TIMEOUT_S, allow_redirects=True)
 
     def _stream(self, response: requests.Response, offset: int, total: int) -> None:

@@ -11,10 +11,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from floodlabel.core.errors import ModelError
 from floodlabel.core.paths import models_dir
-from floodlabel.core.sam_checkpoint import SamArchitecture, infer_architecture, read_state_dict
+
+if TYPE_CHECKING:
+    from floodlabel.core.sam_checkpoint import SamArchitecture
 
 OFFICIAL_BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
 BASE_URL_ENV = "FLOODLABEL_MODEL_BASE_URL"
@@ -132,6 +135,8 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
 
 def checkpoint_architecture(name_or_path: str | os.PathLike) -> SamArchitecture:
     """Resolve, read (weights_only) and infer the architecture from tensor shapes. ModelError on a bad file."""
+    from floodlabel.core.sam_checkpoint import infer_architecture, read_state_dict  # torch: import only when needed
+
     path = resolve_checkpoint(name_or_path)
     return infer_architecture(read_state_dict(path), path)
 
