@@ -57,6 +57,7 @@ class ClassicSegmenter:
     """
 
     model_id = "classic-grabcut-v1"
+    cacheable = False  # embed is a resize (milliseconds): the embedding cache would only cost disk
 
     def embed(self, image: np.ndarray) -> Embedding:
         """image: (H, W, 3) uint8 RGB, original frame. features: the work-frame RGB uint8 copy."""

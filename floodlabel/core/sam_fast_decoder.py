@@ -64,11 +64,9 @@ class FastSamDecoder:
             self._no_mask = self.pe_enc.no_mask_embed.weight.reshape(1, -1)  # (1, 256)
             self._out_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], 0)  # (5, 256)
             up = dec.output_upscaling  # ConvT(256->64, k2 s2), LayerNorm2d(64), GELU, ConvT(64->32, k2 s2), GELU
-            self._ct1_w = self._convt_as_linear(up[0])  # (256, 4*64)
-            self._ct1_b = up[0].bias.repeat_interleave(4)  # (256,)
+            self._ct1_w, self._ct1_b = self._convt_as_linear(up[0])  # (256, 4*64), (4*64,)
             self._ln_w, self._ln_b, self._ln_eps = up[1].weight, up[1].bias, up[1].eps
-            self._ct2_w = self._convt_as_linear(up[3])  # (64, 4*32)
-            self._ct2_b = up[3].bias.repeat_interleave(4)
+            self._ct2_w, self._ct2_b = self._convt_as_linear(up[3])  # (64, 4*32), (4*32,)
             self._ct1_w_lp = self._ct1_w.to(dtype)
             self._ct2_w_lp = self._ct2_w.to(dtype)
 
@@ -215,31 +213,37 @@ class FastSamDecoder:
 
     # ------------------------------------------------------------------ mask head
     def _masks(self, keys: torch.Tensor, mask_tokens: torch.Tensor, first: int) -> torch.Tensor:
-        """keys: (4096, 256) final image tokens; mask_tokens: (C, 256). Returns (C, 256, 256) logits."""
+        """keys: (4096, 256) final image tokens; mask_tokens: (C, 256). Returns (C, 256, 256) logits.
+
+        The two stride-2 transposed convolutions are per-pixel linear maps whose output columns are ordered
+        (sub-pixel dy, dx, channel), so each result reshapes into rows of pixels without a copy; rows end up
+        ordered (gy, gx, dy1, dx1, dy2, dx2) and one small permute at the end restores the 256x256 raster.
+        """
         g = 64
-        y = self._mm(keys, self._ct1_w, lp_weight=self._ct1_w_lp) + self._ct1_b  # (4096, 64*4): (ch, dy, dx)
-        y = y.view(g * g, 64, 4).transpose(1, 2).reshape(-1, 64)  # (4096*4, 64)
+        y = self._mm(keys, self._ct1_w, self._ct1_w_lp, bias=self._ct1_b).view(-1, 64)  # (4096*4, 64)
         y = F.gelu(F.layer_norm(y, (64,), self._ln_w, self._ln_b, self._ln_eps))
-        z = F.gelu(self._mm(y, self._ct2_w, lp_weight=self._ct2_w_lp) + self._ct2_b)  # (16384, 32*4)
-        z = z.view(-1, 32, 4)  # rows: (gy, gx, dy1, dx1); cols: (ch, dy2, dx2)
+        z = F.gelu(self._mm(y, self._ct2_w, self._ct2_w_lp, bias=self._ct2_b)).view(-1, 32)  # (65536, 32)
         hyper = torch.stack(
             [self.dec.output_hypernetworks_mlps[first + i](mask_tokens[i]) for i in range(len(mask_tokens))]
         )  # (C, 32)
-        m = torch.einsum("nkj,ck->cnj", z, hyper)  # (C, 16384, 4)
         c = len(mask_tokens)
-        # unscramble 2x2 sub-pixel blocks: rows (gy, gx, dy1, dx1), cols (dy2, dx2) -> 256 x 256
+        m = (hyper @ z.t()) if c > 1 else (z @ hyper.t()).t()  # (C, 65536)
         m = m.view(c, g, g, 2, 2, 2, 2).permute(0, 1, 3, 5, 2, 4, 6).reshape(c, 4 * g, 4 * g)
         return m
 
-    def _mm(self, a: torch.Tensor, b: torch.Tensor, lp_weight: torch.Tensor | None = None) -> torch.Tensor:
-        """a @ b in the compute dtype, result float32."""
-        if self.dtype == torch.float32:
-            return a @ b
-        bb = lp_weight if lp_weight is not None else b.to(self.dtype)
-        return (a.to(self.dtype) @ bb).float()
+    def _mm(
+        self, a: torch.Tensor, b: torch.Tensor, lp_weight: torch.Tensor | None = None, bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """bias + a @ b in the compute dtype; the result is float32."""
+        if self.dtype != torch.float32:
+            a, b = a.to(self.dtype), (lp_weight if lp_weight is not None else b.to(self.dtype))
+            out = (a @ b).float()
+            return out if bias is None else out.add_(bias)
+        return a @ b if bias is None else torch.addmm(bias, a, b)
 
     @staticmethod
-    def _convt_as_linear(conv: torch.nn.ConvTranspose2d) -> torch.Tensor:
-        """ConvTranspose2d(k=2, s=2) weight (Cin, Cout, 2, 2) as a (Cin, Cout*4) matrix."""
+    def _convt_as_linear(conv: torch.nn.ConvTranspose2d) -> tuple[torch.Tensor, torch.Tensor]:
+        """ConvTranspose2d(k=2, s=2): weight (Cin, Cout, 2, 2) -> (Cin, 4*Cout) with columns (dy, dx, Cout)."""
         w = conv.weight
-        return w.reshape(w.shape[0], -1).contiguous()
+        cin, cout = w.shape[:2]
+        return w.permute(0, 2, 3, 1).reshape(cin, 4 * cout).contiguous(), conv.bias.repeat(4)
