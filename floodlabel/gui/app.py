@@ -1,0 +1,39 @@
+"""Application set-up: the QApplication, the app icon from resources/, and the window factory used by
+`floodlabel gui` and by the tests."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication
+
+from floodlabel.gui.start_window import StartWindow
+
+RESOURCES_DIR = Path(__file__).resolve().parents[2] / "resources"
+"""The repository's resources/ folder (present in a source checkout and an editable install)."""
+
+ICON_FILE = "floodlabel.svg"
+
+
+def create_app(argv: list[str] | None = None) -> QApplication:
+    """The process's QApplication (created on first call), named and with the app icon."""
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(argv if argv is not None else sys.argv[:1])
+    app.setApplicationName("FloodLabel")
+    app.setOrganizationName("FloodLabel")
+    app.setWindowIcon(app_icon())
+    return app
+
+
+def create_start_window(data: str | Path | None = None, model: str | None = None) -> StartWindow:
+    """The launch window (not shown yet). `data`: dataset folder to open; `model`: --model name or .pth path."""
+    return StartWindow(data=data, model=model, icon=app_icon())
+
+
+def app_icon() -> QIcon:
+    """The water-drop icon, or an empty QIcon when resources/ is not shipped (e.g. a non-editable wheel)."""
+    path = RESOURCES_DIR / ICON_FILE
+    return QIcon(str(path)) if path.is_file() else QIcon()

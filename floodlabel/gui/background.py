@@ -1,0 +1,127 @@
+"""Run core calls off the UI thread and report back through Qt signals (queued onto the UI thread).
+
+The work runs in a daemon `threading.Thread`, not a QThread or the global QThreadPool: closing the app while a
+download waits on a stalled network must neither abort the process ("QThread destroyed while still running") nor
+block exit until the socket times out.
+
+Results cross to the UI thread through the signals of a parentless relay QObject that the worker thread keeps alive,
+so a worker never emits on a deleted object (emitting on a QObject that the UI thread is destroying segfaults).
+Connect the signals to methods of widgets: the slots then run queued on the UI thread, and Qt drops the connection
+when the widget is deleted. Do not connect lambdas that touch widgets: they would run in the worker thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, Signal
+
+from floodlabel.core.errors import FloodLabelError
+
+
+class BackgroundCall:
+    """Calls `fn()` once in a daemon thread; `succeeded(result)` or `failed(message)` is emitted when it is done.
+
+    `message` is one line: the FloodLabelError text, or "TypeName: text" for anything unexpected.
+    `relay` is the QObject the signals belong to (what `QObject.sender()` returns in a slot).
+    """
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self._fn = fn
+        self.relay = _CallRelay()
+        self.succeeded = self.relay.succeeded
+        self.failed = self.relay.failed
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, args=(self.relay,), name="floodlabel-background",
+                                        daemon=True)
+        self._thread.start()
+
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self, relay: _CallRelay) -> None:
+        try:
+            result = self._fn()
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one line in the window
+            relay.failed.emit(one_line_error(exc))
+        else:
+            relay.succeeded.emit(result)
+
+
+class DownloadTask:
+    """Downloads one registered SAM checkpoint with `core.model_download.download_model` in a daemon thread.
+
+    Signals: progress(bytes_done, bytes_total; total 0 when unknown), finished(path of the verified checkpoint),
+    failed(one-line message), cancelled(). Progress is emitted at most once per whole percent (or per MiB when the
+    size is unknown).
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.relay = _DownloadRelay()
+        self.progress = self.relay.progress
+        self.finished = self.relay.finished
+        self.failed = self.relay.failed
+        self.cancelled = self.relay.cancelled
+        self._cancel = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_step = -1
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, args=(self.relay,),
+                                        name=f"floodlabel-download-{self.name}", daemon=True)
+        self._thread.start()
+
+    def cancel(self) -> None:
+        """Ask the transfer to stop; it does within one 256 KiB chunk (the partial file is kept for resuming)."""
+        self._cancel.set()
+
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self, relay: _DownloadRelay) -> None:
+        try:
+            from floodlabel.core.model_download import download_model  # imports torch: keep it off the UI thread
+
+            path = download_model(self.name, progress=False, progress_callback=self._on_progress,
+                                  cancel_event=self._cancel)
+        except Exception as exc:  # noqa: BLE001
+            if self._cancel.is_set():
+                relay.cancelled.emit()
+            else:
+                relay.failed.emit(one_line_error(exc))
+        else:
+            relay.finished.emit(str(Path(path)))
+
+    def _on_progress(self, done: int, total: int) -> None:
+        step = done * 100 // total if total else done >> 20
+        if step != self._last_step or done == total:
+            self._last_step = step
+            self.relay.progress.emit(done, total)
+
+
+def one_line_error(exc: BaseException) -> str:
+    """The text a user sees for an exception: FloodLabelError messages as they are, others prefixed by type."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, FloodLabelError):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# ----------------------------------------------------------------------------------------------------- helpers
+
+
+class _CallRelay(QObject):
+    succeeded = Signal(object)
+    failed = Signal(str)
+
+
+class _DownloadRelay(QObject):
+    progress = Signal("qlonglong", "qlonglong")
+    finished = Signal(str)
+    failed = Signal(str)
+    cancelled = Signal()

@@ -1,0 +1,118 @@
+"""`floodlabel eval` end to end through floodlabel.cli.main, with the classic backend on small synthetic scenes."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+from image_factories import mask_png, save
+from synthetic_scenes import make_flood_scene
+
+import floodlabel.cli as cli
+from floodlabel.core.eval_report import CSV_COLUMNS
+
+H, W = 160, 240
+
+
+@pytest.fixture(autouse=True)
+def eval_only_cli(monkeypatch):
+    """cli.py imports every command module; the gui one may not exist yet in this checkout."""
+    if importlib.util.find_spec("floodlabel.commands.gui_command") is None:
+        monkeypatch.setattr(cli, "COMMAND_MODULES", ("eval",))
+
+
+@pytest.fixture
+def data(tmp_path):
+    """Two synthetic scenes plus one pair whose mask has another size."""
+    root = tmp_path / "data"
+    for i, kind in enumerate(("lake", "river")):
+        image, mask = make_flood_scene(H, W, seed=i, kind=kind)
+        save(root / "Image" / f"{i}.png", image, "PNG")
+        mask_png(root / "Mask" / f"{i}.png", mask * 255)
+    save(root / "Image" / "odd.png", np.zeros((H, W, 3), np.uint8), "PNG")
+    mask_png(root / "Mask" / "odd.png", np.zeros((H // 2, W), np.uint8))
+    return root
+
+
+def read_csv(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.reader(f))
+
+
+def test_eval_prints_tables_and_writes_the_csv(data, tmp_path, capsys):
+    out_csv = tmp_path / "out" / "results.csv"
+    code = cli.main(["eval", str(data), "--model", "classic", "--prompt", "both", "--max-clicks", "2",
+                     "--csv", str(out_csv)])
+    out = capsys.readouterr().out
+    assert code == 0
+    lines = out.splitlines()
+    header = lines[0].split()
+    assert header[:4] == ["MODEL", "PROMPT", "N", "IoU"] and "NoC@85" in header and "NoC@90" in header
+    point, box = lines[1].split(), lines[2].split()
+    assert point[:3] == ["classic", "point", "2"] and box[:3] == ["classic", "box", "2"]
+    assert "±" in lines[1] and box[-3:-1] == ["-", "-"]  # no NoC on the box row
+    assert "Failures (IoU < 0.5), worst first:" in out
+    assert "Skipped: 1" in out and f"odd  size mismatch: image {W}x{H}, mask {W}x{H // 2}" in out
+    assert str(out_csv) in out
+
+    rows = read_csv(out_csv)
+    assert tuple(rows[0]) == CSV_COLUMNS
+    body = [dict(zip(rows[0], r)) for r in rows[1:]]
+    assert [(r["model"], r["prompt"], r["stem"]) for r in body] == [
+        ("classic", "point", "0"), ("classic", "box", "0"), ("classic", "point", "1"), ("classic", "box", "1")]
+    for r in body:
+        assert 0.0 <= float(r["iou"]) <= 1.0 and r["model_id"] == "classic-grabcut-v1"
+        if r["prompt"] == "point":
+            assert int(r["noc85"]) in (1, 2) and len(r["click_ious"].split()) in (1, 2)
+            assert float(r["click_ious"].split()[0]) == pytest.approx(float(r["iou"]), abs=1e-6)
+        else:
+            assert r["noc85"] == r["noc90"] == r["click_ious"] == ""
+    assert not list(out_csv.parent.glob("*.tmp"))  # atomic write left no temp file
+
+
+def test_default_csv_no_noc_and_json(data, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["eval", str(data), "-m", "classic", "--prompt", "box", "--no-noc", "--limit", "1", "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["csv"] == str(tmp_path / "floodlabel-eval.csv")
+    assert [(s["model"], s["prompt"], s["n"]) for s in report["summary"]] == [("classic", "box", 1)]
+    assert "noc" not in report["summary"][0] and report["noc"] is False
+    assert set(report["summary"][0]["iou"]) == {"mean", "std"}
+    assert report["skipped"] == [{"stem": "odd", "reason": f"size mismatch: image {W}x{H}, mask {W}x{H // 2}"}]
+    rows = read_csv(tmp_path / "floodlabel-eval.csv")
+    assert len(rows) == 2 and rows[1][2:4] == ["box", "0"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["eval", "{missing}", "--model", "classic"], "does not exist"),
+    (["eval", "{data}", "--model", "nonsense"], "unknown model"),
+    (["eval", "{data}", "--model", "vit_b"], "not downloaded"),
+    (["eval", "{data}", "--model", "classic", "--model", "{tmp}/nope.pth"], "checkpoint not found"),
+    (["eval", "{data}/Image", "--model", "classic"], "no mask folder"),
+])
+def test_bad_input_is_one_line_and_exit_2(data, tmp_path, capsys, args, message):
+    argv = [a.format(missing=tmp_path / "missing", data=data, tmp=tmp_path) for a in args]
+    code = cli.main(argv + ["--csv", str(tmp_path / "never.csv")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("floodlabel: error:") and message in err
+    assert not (tmp_path / "never.csv").exists()
+
+
+def test_unwritable_csv_fails_before_the_run(data, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code = cli.main(["eval", str(data), "--model", "classic", "--csv", str(blocker / "out.csv")])
+    assert code == 2 and "cannot write the CSV" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", [["--max-clicks", "0"], ["--limit", "x"], ["--prompt", "lasso"], []])
+def test_argument_errors_exit_2(data, bad, capsys):
+    argv = ["eval", str(data)] + (["--model", "classic"] if bad else []) + bad
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2

@@ -1,0 +1,354 @@
+"""The launch window (offscreen Qt): model status and download, dataset overview, the `gui` command's set-up.
+
+`floodlabel gui` through cli.main is not run here (it would block in the event loop); the window factory is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+
+import pooch.core
+import pytest
+from PySide6.QtCore import Qt, QTimer
+
+import floodlabel.core.model_download as model_download
+import floodlabel.gui.app as gui_app
+import floodlabel.runtime
+from floodlabel.commands import gui_command
+from floodlabel.core import model_registry as reg
+from floodlabel.core.errors import DownloadError
+from floodlabel.core.paths import models_dir
+from floodlabel.gui import qt_platform
+from floodlabel.gui.app import create_start_window
+from floodlabel.gui.background import one_line_error
+from tests.image_factories import make_dataset
+
+VIT_B = reg.MODELS["vit_b"]
+
+
+@pytest.fixture
+def window(qtbot):
+    def make(**kwargs):
+        w = create_start_window(**kwargs)
+        qtbot.addWidget(w)
+        w.show()
+        qtbot.waitExposed(w)
+        return w
+
+    return make
+
+
+def _table(w) -> dict[str, tuple[str, str]]:
+    t = w.model_panel.table
+    return {t.item(i, 0).text(): (t.item(i, 1).text(), t.item(i, 2).text()) for i in range(t.rowCount())}
+
+
+# ------------------------------------------------------------------------------------------------ model panel
+
+
+def test_window_opens_with_classic_fallback_and_says_how_to_get_sam(window):
+    w = window()
+    panel = w.model_panel
+    assert w.windowTitle() == "FloodLabel" and not w.windowIcon().isNull()
+    assert "classic (offline, no weights)" in panel.backend_label.text()
+    assert _table(w) == {"vit_b": ("375 MB", "no"), "vit_l": ("1.25 GB", "no"), "vit_h": ("2.56 GB", "no")}
+    howto = panel.howto_label.text()
+    for needed in ("floodlabel models download vit_b", VIT_B.url, reg.BASE_URL_ENV, "--model", str(models_dir())):
+        assert needed in howto
+    assert panel.download_button.isEnabled() and panel.download_button.text() == "Download vit_b (375 MB)"
+    assert not panel.cancel_button.isEnabled() and not panel.progress_bar.isVisible()
+    assert not panel.warning_label.isVisible()
+    assert "floodlabel stats" in w.centralWidget().findChildren(type(panel.howto_label))[-1].text()
+
+
+def test_compute_line_fills_in_after_the_window_shows(window, qtbot):
+    w = window()
+    assert "Allocator:" in w.compute_label.text()
+    qtbot.waitUntil(lambda: "checking" not in w.compute_label.text(), timeout=60_000)
+    assert re.search(r"Compute: (cpu|cuda\S*), encoder (fp32|bf16), decoder (fp32|bf16)", w.compute_label.text())
+
+
+def test_fake_downloaded_checkpoint_is_listed_and_used(window):
+    (models_dir() / VIT_B.filename).write_bytes(b"x" * 1234)
+    w = window()
+    assert _table(w)["vit_b"] == ("1 kB", "yes") and _table(w)["vit_l"][1] == "no"
+    assert "SAM vit_b" in w.model_panel.backend_label.text()
+    assert not w.model_panel.download_button.isEnabled()
+    assert w.model_panel.download_button.text() == "vit_b downloaded"
+
+
+def test_requested_model_that_is_missing_falls_back_with_a_warning(window, tmp_path):
+    w = window(model=str(tmp_path / "nope.pth"))
+    assert "classic" in w.model_panel.backend_label.text()
+    assert w.model_panel.warning_label.isVisible()
+    assert "checkpoint not found" in w.model_panel.warning_label.text()
+
+
+def test_requested_checkpoint_file_is_used(window, tmp_path):
+    ckpt = tmp_path / "my_sam.pth"
+    ckpt.write_bytes(b"weights")
+    w = window(model=str(ckpt))
+    assert f"SAM checkpoint {ckpt}" in w.model_panel.backend_label.text()
+
+
+def test_mirror_from_the_environment_is_named(window, monkeypatch):
+    monkeypatch.setenv(reg.BASE_URL_ENV, "http://mirror.example/sam")
+    w = window()
+    assert "http://mirror.example/sam/" in w.model_panel.howto_label.text()
+
+
+# ------------------------------------------------------------------------------------------------ download
+
+
+def test_download_reports_progress_and_refreshes_the_panel(window, qtbot, monkeypatch):
+    def fake_download(name, progress_callback=None, cancel_event=None, **_):
+        assert threading.current_thread() is not threading.main_thread()
+        for done in range(0, 101, 10):
+            progress_callback(done * 1000, 100_000)
+        path = reg.local_path(name)
+        path.write_bytes(b"sam")
+        return path
+
+    monkeypatch.setattr(model_download, "download_model", fake_download)
+    w = window()
+    panel = w.model_panel
+    with qtbot.waitSignal(panel.backend_changed, timeout=30_000) as changed:
+        qtbot.mouseClick(panel.download_button, Qt.MouseButton.LeftButton)
+    assert changed.args[0].model == "vit_b"
+    assert "Downloaded and verified" in panel.status_label.text()
+    assert _table(w)["vit_b"][1] == "yes"
+    assert "SAM vit_b" in panel.backend_label.text()
+    assert not panel.download_button.isEnabled() and not panel.cancel_button.isEnabled()
+
+
+def test_download_can_be_cancelled_while_the_ui_stays_responsive(window, qtbot, monkeypatch):
+    halfway = threading.Event()
+
+    def fake_download(name, progress_callback=None, cancel_event=None, **_):
+        progress_callback(50_000, 100_000)
+        halfway.set()
+        if not cancel_event.wait(20):  # a long transfer, until cancelled
+            raise AssertionError("never cancelled")
+        raise DownloadError(f"download of {name} from {reg.download_url(name)} cancelled")
+
+    monkeypatch.setattr(model_download, "download_model", fake_download)
+    w = window()
+    panel = w.model_panel
+    panel.start_download()
+    assert not panel.download_button.isEnabled() and panel.cancel_button.isEnabled()
+    # the UI thread keeps running its event loop while the worker is busy: timers fire, progress arrives
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(10)
+    qtbot.waitUntil(lambda: panel.progress_bar.value() == 500 and len(ticks) >= 5, timeout=10_000)
+    assert halfway.is_set() and panel.task.is_running()
+    assert "50 kB of 100 kB" in panel.progress_bar.text()
+    qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.task is None, timeout=10_000)
+    timer.stop()
+    assert "cancelled" in panel.status_label.text() and "resume" in panel.status_label.text()
+    assert panel.download_button.isEnabled() and not panel.progress_bar.isVisible()
+    assert not reg.local_path("vit_b").exists()
+
+
+def test_download_error_is_one_line_in_the_window(window, qtbot, monkeypatch):
+    message = "cannot download https://dl.fbaipublicfiles.com/x.pth: host name could not be resolved"
+
+    def fake_download(name, **_):
+        raise DownloadError(message)
+
+    monkeypatch.setattr(model_download, "download_model", fake_download)
+    w = window()
+    panel = w.model_panel
+    panel.start_download()
+    qtbot.waitUntil(lambda: panel.task is None, timeout=10_000)  # finished, one way or another
+    assert panel.status_label.text() == (f"Download failed: {message}. "
+                                         "The app keeps working with the classic backend meanwhile.")
+    assert "Traceback" not in panel.status_label.text()
+    assert panel.download_button.isEnabled() and "classic" in panel.backend_label.text()
+
+
+def test_real_download_code_against_a_local_server_shows_the_checksum_error(window, qtbot, monkeypatch):
+    """The real `download_model` (pooch, progress, MD5) against 127.0.0.1: wrong bytes -> readable error, no file."""
+    body = b"not a checkpoint " * 60_000  # about 1 MB: several 256 KiB chunks of progress
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(body))
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    monkeypatch.setenv(reg.BASE_URL_ENV, f"http://127.0.0.1:{httpd.server_address[1]}/sam/")
+    monkeypatch.setattr(pooch.core, "time", SimpleNamespace(sleep=lambda s: None))  # no waits between retries
+    real_download, seen = model_download.download_model, []
+
+    def spy(name, progress_callback=None, **kwargs):
+        def record(done, total):
+            seen.append((done, total))
+            progress_callback(done, total)
+
+        return real_download(name, progress_callback=record, **kwargs)
+
+    monkeypatch.setattr(model_download, "download_model", spy)
+    try:
+        w = window()
+        panel = w.model_panel
+        panel.start_download()
+        qtbot.waitUntil(lambda: panel.task is None, timeout=30_000)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    message = panel.status_label.text().removeprefix("Download failed: ").split(". The app")[0]
+    assert "checksum mismatch" in message and VIT_B.md5 in message and "\n" not in message
+    assert seen and seen[-1] == (len(body), len(body))
+    assert "Download failed: cannot download http://127.0.0.1" in panel.status_label.text()
+    assert not reg.local_path("vit_b").exists()
+
+
+def test_one_line_error():
+    assert one_line_error(DownloadError("a\nb")) == "a"
+    assert one_line_error(ValueError("bad value")) == "ValueError: bad value"
+    assert one_line_error(KeyError()) == "KeyError"
+
+
+# ------------------------------------------------------------------------------------------------ dataset panel
+
+
+def test_dataset_argument_shows_the_counts(window, qtbot, tmp_path):
+    root = make_dataset(tmp_path / "flood", images={"1": (40, 30), "2": (40, 30), "3": (40, 30), "10": (50, 30)},
+                        masks={"1": (40, 30), "2": (40, 30), "10": (40, 30), "11": (40, 30)})
+    w = window(data=root)
+    panel = w.dataset_panel
+    qtbot.waitUntil(lambda: panel.summary is not None, timeout=10_000)
+    values = {k: v.text() for k, v in panel.values.items()}
+    assert values == {"pairs": "3 of 4 images", "images_without_masks": "1", "masks_without_images": "1",
+                      "size_mismatches": "1", "other": "none"}
+    assert panel.examples_label.text() == "10: 50×30 image, 40×30 mask"
+    assert str(root) in panel.path_label.text() and not panel.error_label.isVisible()
+
+
+def test_only_a_few_size_mismatches_are_listed(window, qtbot, tmp_path):
+    sizes = {str(i): (20 + i, 20) for i in range(5)}
+    root = make_dataset(tmp_path / "mismatched", images=sizes, masks={s: (10, 10) for s in sizes})
+    w = window()
+    panel = w.dataset_panel
+    with qtbot.waitSignal(panel.summary_ready, timeout=10_000):
+        panel.open_folder(root)
+    lines = panel.examples_label.text().splitlines()
+    assert panel.values["size_mismatches"].text() == "5"
+    assert lines[:3] == ["0: 20×20 image, 10×10 mask", "1: 21×20 image, 10×10 mask", "2: 22×20 image, 10×10 mask"]
+    assert lines[3].startswith("… and 2 more") and "floodlabel stats" in lines[3] and len(lines) == 4
+
+
+def test_folder_of_images_only_says_there_is_no_mask_folder(window, qtbot, tmp_path):
+    root = make_dataset(tmp_path / "photos", images={"a": (20, 20), "b": (20, 20)}, masks={}, image_dir=".")
+    w = window()
+    panel = w.dataset_panel
+    with qtbot.waitSignal(panel.summary_ready, timeout=10_000):
+        panel.open_folder(root)
+    assert panel.values["pairs"].text() == "0 of 2 images"
+    assert panel.values["images_without_masks"].text() == "2 (no mask folder found)"
+
+
+@pytest.mark.parametrize("make_bad, expected", [
+    (lambda p: p / "missing", "does not exist"),
+    (lambda p: (p / "empty").mkdir() or p / "empty", "no images found"),
+])
+def test_bad_folder_shows_an_error_label(window, qtbot, tmp_path, make_bad, expected):
+    good = make_dataset(tmp_path / "good", images={"1": (20, 20)}, masks={"1": (20, 20)})
+    w = window()
+    panel = w.dataset_panel
+    with qtbot.waitSignal(panel.summary_ready, timeout=10_000):
+        panel.open_folder(good)
+    with qtbot.waitSignal(panel.failed, timeout=10_000) as failed:
+        panel.open_folder(make_bad(tmp_path))
+    assert expected in failed.args[0].lower() and "Traceback" not in failed.args[0]
+    assert panel.error_label.isVisible() and panel.error_label.text().startswith("Cannot open this folder: ")
+    assert panel.summary is None and panel.values["pairs"].text() == "–"
+
+
+# ------------------------------------------------------------------------------------------------ gui command
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    gui_command.register(parser.add_subparsers(dest="command"))
+    return parser.parse_args(argv)
+
+
+def test_gui_command_arguments():
+    args = _parse(["gui", "/data/flood", "--model", "vit_l"])
+    assert (args.data, args.model, args.func) == ("/data/flood", "vit_l", gui_command.run)
+    assert (_parse(["gui"]).data, _parse(["gui"]).model) == (None, None)
+
+
+def test_gui_command_without_a_display_exits_2_with_one_line(monkeypatch, capsys):
+    for name in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(floodlabel.runtime, "ensure_fast_allocator", lambda: None)  # no re-exec of pytest
+    monkeypatch.setattr(qt_platform.sys, "platform", "linux")
+    assert gui_command.run(_parse(["gui"])) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("floodlabel: cannot open a window")
+    assert "libxcb-icccm4" in err and "QT_QPA_PLATFORM=offscreen" in err and "xvfb-run" in err
+
+
+def test_gui_command_shows_the_window_and_returns_the_event_loop_status(qtbot, monkeypatch, tmp_path):
+    """run() wiring, with the event loop stubbed: a real QApplication.exec() here would leave pytest-qt's
+    application quitting, after which queued cross-thread signals are no longer delivered to later tests."""
+    monkeypatch.setattr(floodlabel.runtime, "ensure_fast_allocator", lambda: None)
+    windows = []
+
+    def factory(data=None, model=None):
+        w = create_start_window(data, model)
+        qtbot.addWidget(w)
+        windows.append(w)
+        return w
+
+    class App:
+        def exec(self):
+            return 0 if windows and windows[0].isVisible() else 1
+
+    monkeypatch.setattr(gui_app, "create_start_window", factory)
+    monkeypatch.setattr(gui_app, "create_app", lambda argv=None: App())
+    assert gui_command.run(_parse(["gui", str(tmp_path), "--model", "classic"])) == 0
+    assert "as asked by --model" in windows[0].model_panel.backend_label.text()
+    qtbot.waitUntil(lambda: windows[0].dataset_panel.error_label.isVisible(), timeout=10_000)  # no images there
+
+
+def test_platform_problem_cases(monkeypatch):
+    monkeypatch.setattr(qt_platform.sys, "platform", "linux")
+    assert qt_platform.platform_problem({"QT_QPA_PLATFORM": "offscreen"}) is None
+    assert qt_platform.platform_problem({"WAYLAND_DISPLAY": "wayland-0"}) is None
+    assert "neither DISPLAY nor WAYLAND_DISPLAY" in qt_platform.platform_problem({})
+    assert "WAYLAND_DISPLAY is not set" in qt_platform.platform_problem({"QT_QPA_PLATFORM": "wayland"})
+    monkeypatch.setattr(qt_platform, "missing_xcb_library", lambda: "libxcb-icccm.so.4")
+    msg = qt_platform.platform_problem({"DISPLAY": ":0"})
+    assert "needs libxcb-icccm.so.4 (package libxcb-icccm4)" in msg
+    monkeypatch.setattr(qt_platform, "missing_xcb_library", lambda: None)
+    monkeypatch.setattr(qt_platform, "x_display_reachable", lambda d: False)
+    assert "X display :0 cannot be reached" in qt_platform.platform_problem({"DISPLAY": ":0"})
+    monkeypatch.setattr(qt_platform, "x_display_reachable", lambda d: True)
+    assert qt_platform.platform_problem({"DISPLAY": ":0"}) is None
+
+
+# ----------------------------------------------------------------------------------------------------- helpers
+
+
+def _handler(body: bytes):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):  # noqa: N802 (http.server API)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    assert hashlib.md5(body).hexdigest() != VIT_B.md5
+    return Handler
