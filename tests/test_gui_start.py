@@ -18,7 +18,6 @@ from PySide6.QtCore import Qt, QTimer
 
 import floodlabel.core.model_download as model_download
 import floodlabel.gui.app as gui_app
-import floodlabel.runtime
 from floodlabel.commands import gui_command
 from floodlabel.core import model_registry as reg
 from floodlabel.core.errors import DownloadError
@@ -287,7 +286,6 @@ def test_gui_command_arguments():
 def test_gui_command_without_a_display_exits_2_with_one_line(monkeypatch, capsys):
     for name in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(floodlabel.runtime, "ensure_fast_allocator", lambda: None)  # no re-exec of pytest
     monkeypatch.setattr(qt_platform.sys, "platform", "linux")
     assert gui_command.run(_parse(["gui"])) == 2
     err = capsys.readouterr().err.strip()
@@ -298,7 +296,6 @@ def test_gui_command_without_a_display_exits_2_with_one_line(monkeypatch, capsys
 def test_gui_command_shows_the_window_and_returns_the_event_loop_status(qtbot, monkeypatch, tmp_path):
     """run() wiring, with the event loop stubbed: a real QApplication.exec() here would leave pytest-qt's
     application quitting, after which queued cross-thread signals are no longer delivered to later tests."""
-    monkeypatch.setattr(floodlabel.runtime, "ensure_fast_allocator", lambda: None)
     windows = []
 
     def factory(data=None, model=None):

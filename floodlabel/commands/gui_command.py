@@ -24,9 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from floodlabel.gui.qt_platform import platform_problem
-    from floodlabel.runtime import ensure_fast_allocator
 
-    ensure_fast_allocator()  # may re-execute the process with jemalloc preloaded (before torch is imported)
+    # the fast allocator is set up by cli.entry() before this runs (it may re-execute the process)
     problem = platform_problem()  # Qt aborts the process if its platform plugin fails: check first
     if problem:
         print(f"floodlabel: {problem}", file=sys.stderr)

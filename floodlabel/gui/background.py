@@ -36,20 +36,19 @@ class BackgroundCall:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, args=(self.relay,), name="floodlabel-background",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name="floodlabel-background", daemon=True)
         self._thread.start()
 
     def is_running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def _run(self, relay: _CallRelay) -> None:
+    def _run(self) -> None:
         try:
             result = self._fn()
         except Exception as exc:  # noqa: BLE001 - every failure becomes one line in the window
-            relay.failed.emit(one_line_error(exc))
+            self.relay.failed.emit(one_line_error(exc))
         else:
-            relay.succeeded.emit(result)
+            self.relay.succeeded.emit(result)
 
 
 class DownloadTask:
@@ -72,8 +71,7 @@ class DownloadTask:
         self._last_step = -1
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, args=(self.relay,),
-                                        name=f"floodlabel-download-{self.name}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"floodlabel-download-{self.name}", daemon=True)
         self._thread.start()
 
     def cancel(self) -> None:
@@ -83,7 +81,7 @@ class DownloadTask:
     def is_running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def _run(self, relay: _DownloadRelay) -> None:
+    def _run(self) -> None:
         try:
             from floodlabel.core.model_download import download_model  # imports torch: keep it off the UI thread
 
@@ -91,11 +89,11 @@ class DownloadTask:
                                   cancel_event=self._cancel)
         except Exception as exc:  # noqa: BLE001
             if self._cancel.is_set():
-                relay.cancelled.emit()
+                self.relay.cancelled.emit()
             else:
-                relay.failed.emit(one_line_error(exc))
+                self.relay.failed.emit(one_line_error(exc))
         else:
-            relay.finished.emit(str(Path(path)))
+            self.relay.finished.emit(str(Path(path)))
 
     def _on_progress(self, done: int, total: int) -> None:
         step = done * 100 // total if total else done >> 20
