@@ -12,8 +12,9 @@ This module evaluates the same network with the same weights, reordered so that 
        image->token:  softmax(x (Wq_h k_h^T) + bq_h k_h^T) and  sum_h A_h (v_h Wo_h)
    This is exact algebra (the key bias shifts every score of a row equally, so softmax ignores it); only float
    rounding differs.
-3. The big products (upscaling convolutions, image-token attention) optionally run in bfloat16 (`dtype`), which the
-   CPU's avx512_bf16 executes about twice as fast; everything else, including softmax statistics, stays float32.
+3. The mask head (the two upscaling transposed convolutions, their LayerNorm/GELU and the hypernetwork product) can
+   run in bfloat16 (`dtype`), which CPUs with avx512_bf16 execute about twice as fast. The attention products stay
+   float32: at T x 4096 their bf16 conversions cost more than they save.
 
 Frames: point and box coordinates given here are already in SAM's 1024 *input* frame; the output is low-res mask
 logits (C, 256, 256) over the padded 1024x1024 input, and the predicted IoU per candidate.
@@ -182,9 +183,9 @@ class FastSamDecoder:
         d = D // h
         wk = attn.k_proj.weight.view(h, d, -1)  # (h, d, C)
         qk = torch.einsum("thd,hdc->htc", q.view(T, h, d), wk).reshape(h * T, -1) / math.sqrt(d)  # (hT, C)
-        scores = self._mm(qk, k_in.t())  # (hT, N)
+        scores = qk @ k_in.t()  # (hT, N)
         a = torch.softmax(scores, dim=-1)
-        ax = self._mm(a, v_in).view(h, T, -1)  # (h, T, C)
+        ax = (a @ v_in).view(h, T, -1)  # (h, T, C)
         wv = attn.v_proj.weight.view(h, d, -1)  # (h, d, C)
         out = torch.einsum("htc,hdc->thd", ax, wv).reshape(T, D) + attn.v_proj.bias  # rows of a sum to 1
         return attn.out_proj(out)
@@ -208,11 +209,11 @@ class FastSamDecoder:
             wq = attn.q_proj.weight.view(h, d, -1)  # (h, d, C)
             m = torch.bmm(kh, wq).reshape(h * T, -1)  # (hT, C)
             bias = torch.bmm(kh, attn.q_proj.bias.view(h, d, 1)).reshape(h * T, 1)
-            scores = self._mm(m, q_in.t(), bias=bias).view(h, T, -1)
+            scores = torch.addmm(bias, m, q_in.t()).view(h, T, -1)
         a = torch.softmax(scores.mul_(1.0 / math.sqrt(d)), dim=1).view(h * T, -1)  # (hT, N)
         wo = attn.out_proj.weight.view(-1, h, d)  # (C, h, d)
         vo = torch.einsum("thd,chd->htc", v.view(T, h, d), wo).reshape(h * T, -1)  # (hT, C)
-        return self._mm(a.t(), vo, bias=attn.out_proj.bias)
+        return torch.addmm(attn.out_proj.bias, a.t(), vo)
 
     # ------------------------------------------------------------------ mask head
     def _masks(self, keys: torch.Tensor, mask_tokens: torch.Tensor, first: int) -> torch.Tensor:
@@ -237,16 +238,6 @@ class FastSamDecoder:
         m = ((hyper @ z.t()) if c > 1 else (z @ hyper.t()).t()).float()  # (C, 65536)
         m = m.view(c, g, g, 2, 2, 2, 2).permute(0, 1, 3, 5, 2, 4, 6).reshape(c, 4 * g, 4 * g)
         return m
-
-    def _mm(
-        self, a: torch.Tensor, b: torch.Tensor, lp_weight: torch.Tensor | None = None, bias: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """bias + a @ b in the compute dtype; the result is float32."""
-        if self.dtype != torch.float32:
-            a, b = a.to(self.dtype), (lp_weight if lp_weight is not None else b.to(self.dtype))
-            out = (a @ b).float()
-            return out if bias is None else out.add_(bias)
-        return a @ b if bias is None else torch.addmm(bias, a, b)
 
     @staticmethod
     def _convt_as_linear(conv: torch.nn.ConvTranspose2d) -> tuple[torch.Tensor, torch.Tensor]:
