@@ -77,7 +77,8 @@ def test_fast_decoder_matches_sam_predictor(checkpoint, image, reference, name):
     ref_masks, ref_scores, ref_logits = _reference_predict(reference, prompt)
     assert pred.masks.shape == (3, 360, 600) and pred.masks.dtype == bool
     assert pred.scores.shape == (3,) and pred.low_res_logits.shape == (3, 256, 256)
-    np.testing.assert_allclose(pred.low_res_logits, ref_logits, atol=1e-4)
+    # the image covers low-res rows/cols [0, 154) x [0, 256); the padding below is not computed (see decoder)
+    np.testing.assert_allclose(pred.low_res_logits[:, :154], ref_logits[:, :154], atol=1e-4)
     np.testing.assert_allclose(pred.scores, ref_scores, atol=1e-5)
     # one-pass cv2 upscaling vs SAM's two-pass torch upscaling: masks differ only where the logit is near 0
     ref_full, _, _ = _reference_predict(reference, prompt, return_logits=True)
@@ -94,7 +95,7 @@ def test_single_mask_and_mask_input(checkpoint, image, reference):
     pred = seg.predict(emb, PROMPTS["pos+neg"], multimask=False, mask_input=refine)
     _, ref_scores, ref_logits = _reference_predict(reference, PROMPTS["pos+neg"], False, refine)
     assert pred.masks.shape == (1, 360, 600)
-    np.testing.assert_allclose(pred.low_res_logits, ref_logits, atol=1e-4)
+    np.testing.assert_allclose(pred.low_res_logits[:, :154], ref_logits[:, :154], atol=1e-4)
     np.testing.assert_allclose(pred.scores, ref_scores, atol=1e-5)
 
 

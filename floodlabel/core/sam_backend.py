@@ -96,7 +96,7 @@ class SamSegmenter:
         mask_t = None
         if mask_input is not None:
             mask_t = torch.as_tensor(np.asarray(mask_input, np.float32).reshape(1, 1, 256, 256), device=self.device)
-        low_res, iou = self.decoder.decode(state, coords, labels, box, mask_t, multimask)
+        low_res, iou = self.decoder.decode(state, coords, labels, box, mask_t, multimask, embedding.input_size)
         return low_res.float().cpu().numpy(), iou.float().cpu().numpy()
 
     def _image_state(self, embedding: Embedding):

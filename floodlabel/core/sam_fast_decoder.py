@@ -88,10 +88,14 @@ class FastSamDecoder:
         box: torch.Tensor | None,
         mask_input: torch.Tensor | None = None,
         multimask: bool = True,
+        input_size: tuple[int, int] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One prompt in the 1024 input frame -> (low-res logits (C, 256, 256), iou (C,)), C = 3 or 1.
 
         coords: (N, 2) float32 (x, y); labels: (N,) 1/0; box: (4,) x0 y0 x1 y1; mask_input: (1, 1, 256, 256) logits.
+        input_size: (h, w) of the image inside the padded 1024 input. When given, the mask head runs only over the
+        64x64 grid cells that the image covers (plus one for interpolation), and the low-res logits of the padding
+        beyond them repeat the nearest computed ones; SAM computes logits there that no mask ever uses.
         """
         sparse = self._sparse_embeddings(coords, labels, box)  # (S, 256)
         if mask_input is not None:
@@ -100,7 +104,8 @@ class FastSamDecoder:
         tokens = torch.cat([self._out_tokens, sparse], 0)  # (T, 256)
         hs, keys = self._transformer(state, tokens)
         first, last = (1, 4) if multimask else (0, 1)
-        masks = self._masks(keys, hs[1 + first: 1 + last], first)  # (C, 256, 256)
+        rows, cols = (64, 64) if input_size is None else (_grid_cells(input_size[0]), _grid_cells(input_size[1]))
+        masks = self._masks(keys, hs[1 + first: 1 + last], first, rows, cols)  # (C, 256, 256)
         iou = self.dec.iou_prediction_head(hs[0:1])[0, first:last]  # (C,)
         return masks, iou
 
@@ -135,18 +140,18 @@ class FastSamDecoder:
         for i, layer in enumerate(tr.layers):
             queries = self._self_attn(layer, queries, query_pe, skip_pe=(i == 0 and layer.skip_first_layer_pe))
             q = queries + query_pe
-            kp = None if i == 0 else keys + st.pe  # image tokens + positional encoding, (4096, 256)
+            kp = None if i == 0 else self._lp(keys + st.pe)  # image tokens + positional encoding, (4096, 256)
             if i == 0:
                 attn = self._t2i_projected(layer.cross_attn_token_to_image, q, st.k1, st.v1)
             else:
-                attn = self._t2i(layer.cross_attn_token_to_image, q, kp, keys)
+                attn = self._t2i(layer.cross_attn_token_to_image, q, kp, self._lp(keys))
             queries = layer.norm2(queries + attn)
             queries = layer.norm3(queries + layer.mlp(queries))
             q = queries + query_pe
             attn = self._i2t(layer.cross_attn_image_to_token, kp, q, queries, q_heads=st.q1 if i == 0 else None)
             keys = layer.norm4(attn.add_(keys))
         q = queries + query_pe
-        attn = self._t2i(tr.final_attn_token_to_image, q, keys + st.pe, keys)
+        attn = self._t2i(tr.final_attn_token_to_image, q, self._lp(keys + st.pe), self._lp(keys))
         queries = tr.norm_final_attn(queries + attn)
         return queries, keys
 
@@ -183,9 +188,9 @@ class FastSamDecoder:
         d = D // h
         wk = attn.k_proj.weight.view(h, d, -1)  # (h, d, C)
         qk = torch.einsum("thd,hdc->htc", q.view(T, h, d), wk).reshape(h * T, -1) / math.sqrt(d)  # (hT, C)
-        scores = qk @ k_in.t()  # (hT, N)
-        a = torch.softmax(scores, dim=-1)
-        ax = (a @ v_in).view(h, T, -1)  # (h, T, C)
+        scores = qk.to(k_in.dtype) @ k_in.t()  # (hT, N)
+        a = torch.softmax(scores.float(), dim=-1)
+        ax = (a.to(v_in.dtype) @ v_in).float().view(h, T, -1)  # (h, T, C)
         wv = attn.v_proj.weight.view(h, d, -1)  # (h, d, C)
         out = torch.einsum("htc,hdc->thd", ax, wv).reshape(T, D) + attn.v_proj.bias  # rows of a sum to 1
         return attn.out_proj(out)
@@ -209,35 +214,43 @@ class FastSamDecoder:
             wq = attn.q_proj.weight.view(h, d, -1)  # (h, d, C)
             m = torch.bmm(kh, wq).reshape(h * T, -1)  # (hT, C)
             bias = torch.bmm(kh, attn.q_proj.bias.view(h, d, 1)).reshape(h * T, 1)
-            scores = torch.addmm(bias, m, q_in.t()).view(h, T, -1)
+            scores = (m.to(q_in.dtype) @ q_in.t()).float().add_(bias).view(h, T, -1)
         a = torch.softmax(scores.mul_(1.0 / math.sqrt(d)), dim=1).view(h * T, -1)  # (hT, N)
         wo = attn.out_proj.weight.view(-1, h, d)  # (C, h, d)
         vo = torch.einsum("thd,chd->htc", v.view(T, h, d), wo).reshape(h * T, -1)  # (hT, C)
         return torch.addmm(attn.out_proj.bias, a.t(), vo)
 
     # ------------------------------------------------------------------ mask head
-    def _masks(self, keys: torch.Tensor, mask_tokens: torch.Tensor, first: int) -> torch.Tensor:
+    def _masks(self, keys: torch.Tensor, mask_tokens: torch.Tensor, first: int, rows: int = 64, cols: int = 64):
         """keys: (4096, 256) final image tokens; mask_tokens: (C, 256). Returns (C, 256, 256) logits.
 
         The two stride-2 transposed convolutions are per-pixel linear maps whose output columns are ordered
         (sub-pixel dy, dx, channel), so each result reshapes into rows of pixels without a copy; rows end up
-        ordered (gy, gx, dy1, dx1, dy2, dx2) and one small permute at the end restores the 256x256 raster.
+        ordered (gy, gx, dy1, dx1, dy2, dx2) and one small permute at the end restores the raster. Only the top-left
+        rows x cols grid cells are computed; the rest of the 256x256 output repeats the nearest computed logits.
         """
         g = 64
         lp = self.dtype
+        if rows < g or cols < g:
+            keys = keys.view(g, g, -1)[:rows, :cols].reshape(rows * cols, -1)
         if lp == torch.float32:
-            y = torch.addmm(self._ct1_b, keys, self._ct1_w).view(-1, 64)  # (4096*4, 64)
+            y = torch.addmm(self._ct1_b, keys, self._ct1_w).view(-1, 64)  # (cells*4, 64)
         else:  # stays in the low-precision dtype until the mask logits (conversions cost more than the products)
             y = torch.addmm(self._ct1_b_lp, keys.to(lp), self._ct1_w_lp).view(-1, 64)
         y = F.gelu(F.layer_norm(y, (64,), self._ln_w.to(lp), self._ln_b.to(lp), self._ln_eps))
-        z = F.gelu(torch.addmm(self._ct2_b.to(lp), y, self._ct2_w_lp)).view(-1, 32)  # (65536, 32)
+        z = F.gelu(torch.addmm(self._ct2_b.to(lp), y, self._ct2_w_lp)).view(-1, 32)  # (cells*16, 32)
         hyper = torch.stack(
             [self.dec.output_hypernetworks_mlps[first + i](mask_tokens[i]) for i in range(len(mask_tokens))]
         ).to(lp)  # (C, 32)
         c = len(mask_tokens)
-        m = ((hyper @ z.t()) if c > 1 else (z @ hyper.t()).t()).float()  # (C, 65536)
-        m = m.view(c, g, g, 2, 2, 2, 2).permute(0, 1, 3, 5, 2, 4, 6).reshape(c, 4 * g, 4 * g)
+        m = ((hyper @ z.t()) if c > 1 else (z @ hyper.t()).t()).float()  # (C, cells*16)
+        m = m.view(c, rows, cols, 2, 2, 2, 2).permute(0, 1, 3, 5, 2, 4, 6).reshape(c, 4 * rows, 4 * cols)
+        if rows < g or cols < g:
+            m = F.pad(m[None], (0, 4 * (g - cols), 0, 4 * (g - rows)), mode="replicate")[0]
         return m
+
+    def _lp(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.dtype == torch.float32 else x.to(self.dtype)
 
     @staticmethod
     def _convt_as_linear(conv: torch.nn.ConvTranspose2d) -> tuple[torch.Tensor, torch.Tensor]:
@@ -245,3 +258,9 @@ class FastSamDecoder:
         w = conv.weight
         cin, cout = w.shape[:2]
         return w.permute(0, 2, 3, 1).reshape(cin, 4 * cout).contiguous(), conv.bias.repeat(4)
+
+
+def _grid_cells(extent: int) -> int:
+    """64x64 grid cells (16 input pixels each) needed to upscale an image extent (1024-frame pixels) bilinearly."""
+    low_res = -(-extent // 4)  # 256-frame rows or columns the image covers
+    return min(64, low_res // 4 + 1)
