@@ -6,8 +6,8 @@
 vit_b is built with random weights (seeded): the timings of random and real weights are the same. Rows:
 - click latency (one point, multimask, masks at the original size), median and p95: FloodLabel's SamSegmenter.predict
   vs SamPredictor.predict, interleaved click by click, on 893x551 and 4000x3000 images;
-- image embedding: FloodLabel's launch configuration (fast allocator preloaded where installed, bf16 autocast on
-  CPUs with native bf16) vs torch defaults (glibc malloc, fp32), each in its own fresh process;
+- image embedding: FloodLabel's launch configuration (glibc malloc tuned, bf16 autocast on CPUs with native bf16)
+  vs torch defaults (default glibc malloc, fp32), each in its own fresh process;
 - embedding cache: disk hit and memory hit vs a cold embedding;
 - agreement with SamPredictor on the same clicks (mask pixels, predicted IoU), which bounds what the speed-ups change.
 """
@@ -121,16 +121,10 @@ def _run_embed_worker(config: str, n: int) -> dict:
     env = dict(os.environ)
     cmd = [sys.executable, "-m", "benchmarks.bench_engine", "--worker", "embed", "--config", config,
            "--embeds", str(n)]
+    env.pop("LD_PRELOAD", None)
     if config == "baseline":
-        env.pop("LD_PRELOAD", None)
         env["FLOODLABEL_ALLOCATOR"] = "system"
         env["FLOODLABEL_PRECISION"] = "fp32"
-    else:
-        from floodlabel.runtime import find_fast_allocator
-
-        lib = find_fast_allocator()
-        if lib:
-            env["LD_PRELOAD"] = str(lib)
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -142,10 +136,10 @@ def _embed_worker(config: str, n: int) -> int:
     from floodlabel.core.embedding_cache import EmbeddingCache, image_key
     from floodlabel.core.sam_backend import SamSegmenter
     from floodlabel.core.sam_checkpoint import LoadedSam, SamArchitecture
-    from floodlabel.runtime import allocator_status, tune_glibc_malloc
+    from floodlabel.runtime import allocator_status, tune_allocator
 
     if config == "floodlabel":
-        tune_glibc_malloc() if not os.environ.get("LD_PRELOAD") else None
+        tune_allocator()  # what `floodlabel` does at start-up
         cfg = default_compute_config()
     else:
         cfg = ComputeConfig("cpu", torch.float32, torch.float32)

@@ -29,19 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# commands that run the SAM image encoder get the fast allocator (see floodlabel/runtime.py)
-ENCODER_COMMANDS = ("gui", "eval")
-
-
 def entry() -> int:
-    """Console-script entry point: process set-up, then `main`. Tests call `main` directly."""
-    argv = sys.argv[1:]
-    command = next((a for a in argv if not a.startswith("-")), "gui")
-    if command in ENCODER_COMMANDS:
-        from floodlabel.runtime import ensure_fast_allocator
+    """Console-script entry point: process set-up (malloc tuned for the SAM encoder), then `main`."""
+    from floodlabel.runtime import tune_allocator
 
-        ensure_fast_allocator()
-    return main(argv)
+    tune_allocator()
+    return main(sys.argv[1:])
 
 
 def main(argv: list[str] | None = None) -> int:

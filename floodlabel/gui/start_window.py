@@ -37,7 +37,7 @@ class StartWindow(QMainWindow):
             self.setWindowIcon(icon)
         self.model_panel = ModelPanel(model)
         self.dataset_panel = DatasetPanel()
-        self.compute_label = QLabel(f"Allocator: {allocator_status()}   ·   Compute: checking …")
+        self.compute_label = QLabel(f"{allocator_status().capitalize()}   ·   Compute: checking …")
         self.compute_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._compute_call: BackgroundCall | None = None
         self._build(icon)
@@ -58,7 +58,7 @@ class StartWindow(QMainWindow):
         super().closeEvent(event)
 
     def _show_compute(self, text: str) -> None:
-        self.compute_label.setText(f"Allocator: {allocator_status()}   ·   Compute: {text}")
+        self.compute_label.setText(f"{allocator_status().capitalize()}   ·   Compute: {text}")
 
     def _compute_failed(self, message: str) -> None:
         self._show_compute(f"unavailable ({message})")
