@@ -139,3 +139,15 @@ def test_model_id_names_architecture_and_weights(checkpoint, tmp_path):
     other = tiny_sam_checkpoint(tmp_path / "other.pth", seed=4)
     b = SamSegmenter.from_checkpoint(other, FP32)
     assert a.model_id.startswith("sam-custom-") and a.model_id != b.model_id
+
+
+def test_masks_are_built_lazily_per_candidate(checkpoint, image):
+    seg = SamSegmenter.from_checkpoint(checkpoint, FP32)
+    pred = seg.predict(seg.embed(image), PROMPTS["point"])
+    calls = []
+    build = pred._mask_fn
+    pred._mask_fn = lambda i: calls.append(i) or build(i)
+    shown = pred.mask(pred.best)
+    assert calls == [pred.best]
+    assert np.array_equal(pred.masks[pred.best], shown) and pred.masks.shape == (3, 360, 600)
+    assert sorted(calls) == [0, 1, 2]  # each candidate built once

@@ -239,11 +239,11 @@ def _evaluate_pair(session, model: str, pair: ImagePair, kinds: list[str], noc: 
         if kind == "point":
             pred = session.predict(emb, point_prompt(gt), multimask=True)
             best = pred.best
-            mask, score, logits = pred.masks[best], float(pred.scores[best]), pred.low_res_logits[best]
+            mask, score, logits = pred.mask(best), float(pred.scores[best]), pred.low_res_logits[best]
             clicks = _click_session(session, emb, gt, mask, logits, max_clicks) if noc else None
         else:
             pred = session.predict(emb, box_prompt(gt), multimask=False)
-            mask, score, clicks = pred.masks[0], float(pred.scores[0]), None
+            mask, score, clicks = pred.mask(0), float(pred.scores[0]), None
         rows.append(ImageResult(model, kind, pair.stem, mask_metrics(mask, gt), score, clicks))
     return None
 
@@ -260,7 +260,7 @@ def _click_session(session, emb, gt: np.ndarray, first_mask: np.ndarray, first_l
             return first_mask
         pred = session.predict(emb, prompt, multimask=False, mask_input=state["logits"])
         state["logits"] = pred.low_res_logits[0]
-        return pred.masks[0]
+        return pred.mask(0)
 
     return clicks_to_reach(predict, gt, NOC_THRESHOLDS, max_clicks)
 

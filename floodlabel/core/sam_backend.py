@@ -74,10 +74,15 @@ class SamSegmenter:
         output_size: tuple[int, int] | None = None,
         mask_input: np.ndarray | None = None,
     ) -> Prediction:
-        """Decode one prompt (original-frame pixels) into C = 3 (multimask) or 1 candidate masks."""
+        """Decode one prompt (original-frame pixels) into C = 3 (multimask) or 1 candidate masks.
+
+        Masks are upscaled lazily, per candidate: showing the best one costs one upscale, not three.
+        """
         low_res, scores = self.predict_low_res(embedding, prompt, multimask, mask_input)
-        masks = logits_to_masks(low_res, embedding.input_size, output_size or embedding.original_size)
-        return Prediction(masks, scores, low_res)
+        size = output_size or embedding.original_size
+        return Prediction.lazy(
+            scores, low_res, lambda i: logits_to_masks(low_res[i: i + 1], embedding.input_size, size)[0]
+        )
 
     def predict_low_res(
         self,

@@ -8,6 +8,7 @@ Coordinate frames used across backends:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -37,24 +38,58 @@ class Embedding:
     extra: dict = field(default_factory=dict)
 
 
-@dataclass
 class Prediction:
     """What `predict` returns.
 
     masks:          (C, H, W) bool at the original size (or the requested output size); C = 3 with
-                    multimask, else 1.
+                    multimask, else 1. A backend may compute them lazily: `mask(i)` builds only candidate i
+                    (the one on screen), `masks` builds all of them; each is computed once.
     scores:         (C,) float32, the model's quality estimate of each mask (SAM's predicted IoU).
     low_res_logits: (C, 256, 256) float32 mask logits in the low-res frame (> 0 means water).
     """
 
-    masks: np.ndarray
-    scores: np.ndarray
-    low_res_logits: np.ndarray
+    def __init__(
+        self,
+        masks: np.ndarray | None,
+        scores: np.ndarray,
+        low_res_logits: np.ndarray,
+        mask_fn: Callable[[int], np.ndarray] | None = None,
+    ) -> None:
+        if masks is None and mask_fn is None:
+            raise ValueError("a Prediction needs masks or a mask_fn")
+        self.scores = scores
+        self.low_res_logits = low_res_logits
+        self._masks = masks
+        self._mask_fn = mask_fn
+        self._built: dict[int, np.ndarray] = {}
+
+    @classmethod
+    def lazy(cls, scores: np.ndarray, low_res_logits: np.ndarray, mask_fn: Callable[[int], np.ndarray]) -> "Prediction":
+        """mask_fn(i) -> (H, W) bool mask of candidate i, called at most once per candidate."""
+        return cls(None, scores, low_res_logits, mask_fn)
+
+    def __len__(self) -> int:
+        return len(self.scores)
 
     @property
     def best(self) -> int:
         """Index of the highest-scoring candidate."""
         return int(np.argmax(self.scores))
+
+    def mask(self, i: int) -> np.ndarray:
+        """(H, W) bool mask of candidate i."""
+        if self._masks is not None:
+            return self._masks[i]
+        if i not in self._built:
+            self._built[i] = self._mask_fn(i)
+        return self._built[i]
+
+    @property
+    def masks(self) -> np.ndarray:
+        """(C, H, W) bool, all candidates."""
+        if self._masks is None:
+            self._masks = np.stack([self.mask(i) for i in range(len(self))])
+        return self._masks
 
 
 @runtime_checkable
