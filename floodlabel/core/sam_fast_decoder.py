@@ -12,9 +12,10 @@ This module evaluates the same network with the same weights, reordered so that 
        image->token:  softmax(x (Wq_h k_h^T) + bq_h k_h^T) and  sum_h A_h (v_h Wo_h)
    This is exact algebra (the key bias shifts every score of a row equally, so softmax ignores it); only float
    rounding differs.
-3. The mask head (the two upscaling transposed convolutions, their LayerNorm/GELU and the hypernetwork product) can
-   run in bfloat16 (`dtype`), which CPUs with avx512_bf16 execute about twice as fast. The attention products stay
-   float32: at T x 4096 their bf16 conversions cost more than they save.
+3. With `dtype=torch.bfloat16` the image-token stream (4096 x 256: residual adds, LayerNorm, the products with the
+   few prompt tokens) and the mask head (upscaling convolutions, GELU, hypernetwork product) run in bf16, which CPUs
+   with avx512_bf16 execute about twice as fast and which halves the memory traffic of these memory-bound steps.
+   The prompt tokens, softmax statistics and the layer-1 cache stay float32.
 
 Frames: point and box coordinates given here are already in SAM's 1024 *input* frame; the output is low-res mask
 logits (C, 256, 256) over the padded 1024x1024 input, and the predicted IoU per candidate.
@@ -33,9 +34,10 @@ from segment_anything.modeling.transformer import Attention, TwoWayAttentionBloc
 
 @dataclass
 class ImageState:
-    """Per-image tensors, computed once by `FastSamDecoder.prepare` (all float32 unless noted).
+    """Per-image tensors, computed once by `FastSamDecoder.prepare`.
 
-    src: (4096, 256) image tokens + no-mask embedding.   pe: (4096, 256) dense positional encoding.
+    src: (4096, 256) image tokens + no-mask embedding, and pe: (4096, 256) dense positional encoding, both in the
+    compute dtype (the image-token stream stays in it).
     k1, v1: (4096, 128) layer-1 token->image key/value projections.   q1: (8, 16, 4096) layer-1 image->token
     queries per head.
     """
@@ -71,6 +73,9 @@ class FastSamDecoder:
             self._ct1_w_lp = self._ct1_w.to(dtype)
             self._ct1_b_lp = self._ct1_b.to(dtype)
             self._ct2_w_lp = self._ct2_w.to(dtype)
+            self._pe_lp = self._pe.to(dtype)
+            # LayerNorm parameters of the image-token stream, in the compute dtype
+            self._norm4 = [(l.norm4.weight.to(dtype), l.norm4.bias.to(dtype), l.norm4.eps) for l in dec.transformer.layers]
 
     # ------------------------------------------------------------------ public API
     @torch.inference_mode()
@@ -100,7 +105,7 @@ class FastSamDecoder:
         sparse = self._sparse_embeddings(coords, labels, box)  # (S, 256)
         if mask_input is not None:
             dense = self.pe_enc.mask_downscaling(mask_input.float()).flatten(2).transpose(1, 2)[0]
-            state = self._layer1_state(state.src - self._no_mask + dense)
+            state = self._layer1_state(state.src.float() - self._no_mask + dense)
         tokens = torch.cat([self._out_tokens, sparse], 0)  # (T, 256)
         hs, keys = self._transformer(state, tokens)
         first, last = (1, 4) if multimask else (0, 1)
@@ -130,7 +135,7 @@ class FastSamDecoder:
         h = i2t.num_heads
         q1 = i2t.q_proj(kp)  # (N, D)
         q1 = q1.view(len(q1), h, -1).permute(1, 2, 0).contiguous()  # (h, d, N)
-        return ImageState(src=src, pe=self._pe, k1=t2i.k_proj(kp), v1=t2i.v_proj(src), q1=q1)
+        return ImageState(src=src.to(self.dtype), pe=self._pe_lp, k1=t2i.k_proj(kp), v1=t2i.v_proj(src), q1=q1)
 
     def _transformer(self, st: ImageState, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         tr = self.dec.transformer
@@ -140,18 +145,18 @@ class FastSamDecoder:
         for i, layer in enumerate(tr.layers):
             queries = self._self_attn(layer, queries, query_pe, skip_pe=(i == 0 and layer.skip_first_layer_pe))
             q = queries + query_pe
-            kp = None if i == 0 else self._lp(keys + st.pe)  # image tokens + positional encoding, (4096, 256)
+            kp = None if i == 0 else keys + st.pe  # image tokens + positional encoding, (4096, 256)
             if i == 0:
                 attn = self._t2i_projected(layer.cross_attn_token_to_image, q, st.k1, st.v1)
             else:
-                attn = self._t2i(layer.cross_attn_token_to_image, q, kp, self._lp(keys))
+                attn = self._t2i(layer.cross_attn_token_to_image, q, kp, keys)
             queries = layer.norm2(queries + attn)
             queries = layer.norm3(queries + layer.mlp(queries))
             q = queries + query_pe
             attn = self._i2t(layer.cross_attn_image_to_token, kp, q, queries, q_heads=st.q1 if i == 0 else None)
-            keys = layer.norm4(attn.add_(keys))
+            keys = F.layer_norm(attn.add_(keys), (keys.shape[1],), *self._norm4[i][:2], self._norm4[i][2])
         q = queries + query_pe
-        attn = self._t2i(tr.final_attn_token_to_image, q, self._lp(keys + st.pe), self._lp(keys))
+        attn = self._t2i(tr.final_attn_token_to_image, q, keys + st.pe, keys)
         queries = tr.norm_final_attn(queries + attn)
         return queries, keys
 
@@ -218,7 +223,8 @@ class FastSamDecoder:
         a = torch.softmax(scores.mul_(1.0 / math.sqrt(d)), dim=1).view(h * T, -1)  # (hT, N)
         wo = attn.out_proj.weight.view(-1, h, d)  # (C, h, d)
         vo = torch.einsum("thd,chd->htc", v.view(T, h, d), wo).reshape(h * T, -1)  # (hT, C)
-        return torch.addmm(attn.out_proj.bias, a.t(), vo)
+        lp = self.dtype
+        return torch.addmm(attn.out_proj.bias.to(lp), a.t().to(lp), vo.to(lp))
 
     # ------------------------------------------------------------------ mask head
     def _masks(self, keys: torch.Tensor, mask_tokens: torch.Tensor, first: int, rows: int = 64, cols: int = 64):
@@ -236,7 +242,7 @@ class FastSamDecoder:
         if lp == torch.float32:
             y = torch.addmm(self._ct1_b, keys, self._ct1_w).view(-1, 64)  # (cells*4, 64)
         else:  # stays in the low-precision dtype until the mask logits (conversions cost more than the products)
-            y = torch.addmm(self._ct1_b_lp, keys.to(lp), self._ct1_w_lp).view(-1, 64)
+            y = torch.addmm(self._ct1_b_lp, keys, self._ct1_w_lp).view(-1, 64)
         y = F.gelu(F.layer_norm(y, (64,), self._ln_w.to(lp), self._ln_b.to(lp), self._ln_eps))
         z = F.gelu(torch.addmm(self._ct2_b.to(lp), y, self._ct2_w_lp)).view(-1, 32)  # (cells*16, 32)
         hyper = torch.stack(
@@ -248,9 +254,6 @@ class FastSamDecoder:
         if rows < g or cols < g:
             m = F.pad(m[None], (0, 4 * (g - cols), 0, 4 * (g - rows)), mode="replicate")[0]
         return m
-
-    def _lp(self, x: torch.Tensor) -> torch.Tensor:
-        return x if self.dtype == torch.float32 else x.to(self.dtype)
 
     @staticmethod
     def _convt_as_linear(conv: torch.nn.ConvTranspose2d) -> tuple[torch.Tensor, torch.Tensor]:
