@@ -22,15 +22,19 @@ if [ ! -x "$VENV/bin/python" ]; then
     PY="$(find_python)"
     echo "[floodlabel] creating virtual environment in $VENV" >&2
     "$PY" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
 fi
 
-STAMP="$VENV/.install-stamp"
-WANT="$(cat "$REPO/pyproject.toml" | sha256sum | cut -d' ' -f1)-$EXTRAS"
+STAMP="$VENV/.install-stamp${EXTRAS:+-$EXTRAS}"
+WANT="$(sha256sum < "$REPO/pyproject.toml" | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || ! grep -qx -- "$WANT" "$STAMP"; then
-    echo "[floodlabel] installing dependencies (first run takes a few minutes)" >&2
+    echo "[floodlabel] installing dependencies into .venv (first run: a few minutes; log in .venv/install.log)" >&2
     SPEC="$REPO"
     [ -n "$EXTRAS" ] && SPEC="$REPO[$EXTRAS]"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$SPEC"
+    if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -e "$SPEC" > "$VENV/install.log" 2>&1; then
+        tail -n 30 "$VENV/install.log" >&2
+        echo "[floodlabel] installing the dependencies failed; the full log is $VENV/install.log" >&2
+        exit 1
+    fi
     echo "$WANT" > "$STAMP"
 fi
