@@ -23,33 +23,31 @@ def logits_to_masks(
 ) -> np.ndarray:
     """low_res: (C, 256, 256) float32 logits; input_size: (h, w) of the image inside the 1024 frame;
     output_size: (H, W) of the wanted masks. Returns (C, H, W) bool (logit > threshold)."""
-    h, w = input_size
     H, W = output_size
     out = np.empty((len(low_res), H, W), bool)
     for c in range(len(low_res)):
-        big = cv2.resize(np.ascontiguousarray(low_res[c], np.float32), (INPUT_SIZE, INPUT_SIZE),
-                         interpolation=cv2.INTER_LINEAR)[:h, :w]
+        big = _input_frame(low_res[c], input_size)
         if threshold:
             big -= threshold
         peak = float(np.abs(big).max())
         scale = 32000.0 / peak if peak > 0 else 1.0  # use the full int16 range whatever the logit magnitude
         fixed = (big * scale).astype(np.int16)
-        if (h, w) != (H, W):
+        if fixed.shape != (H, W):
             fixed = cv2.resize(fixed, (W, H), interpolation=cv2.INTER_LINEAR)
         np.greater(fixed, 0, out=out[c])
     return out
 
 
 def upscale_logits(low_res: np.ndarray, input_size: tuple[int, int], output_size: tuple[int, int]) -> np.ndarray:
-    """(C, 256, 256) float32 logits -> (C, H, W) float32 logits in the output frame."""
-    return np.stack(list(_upscaled(low_res, input_size, output_size)))
-
-
-def _upscaled(low_res: np.ndarray, input_size: tuple[int, int], output_size: tuple[int, int]):
-    h, w = input_size
+    """(C, 256, 256) float32 logits -> (C, H, W) float32 logits in the output frame (no fixed point)."""
     H, W = output_size
-    for c in range(len(low_res)):
-        big = cv2.resize(np.ascontiguousarray(low_res[c], np.float32), (INPUT_SIZE, INPUT_SIZE),
-                         interpolation=cv2.INTER_LINEAR)
-        crop = big[:h, :w]
-        yield crop if (h, w) == (H, W) else cv2.resize(crop, (W, H), interpolation=cv2.INTER_LINEAR)
+    frames = [_input_frame(logits, input_size) for logits in low_res]
+    return np.stack([f if f.shape == (H, W) else cv2.resize(f, (W, H), interpolation=cv2.INTER_LINEAR)
+                     for f in frames])
+
+
+def _input_frame(logits: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
+    """(256, 256) logits -> (h, w) float32 logits over the unpadded image in the 1024 input frame."""
+    h, w = input_size
+    big = cv2.resize(np.ascontiguousarray(logits, np.float32), (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_LINEAR)
+    return big[:h, :w]
