@@ -156,3 +156,19 @@ def test_list_models_rows(tiny_ckpt):
     rows = {r.name: r for r in reg.list_models()}
     assert rows["vit_l"].downloaded and rows["vit_l"].size_bytes == tiny_ckpt.stat().st_size
     assert not rows["vit_b"].downloaded
+
+
+def test_checkpoint_read_errors_are_one_clear_line(tmp_path):
+    import pickle
+
+    from floodlabel.core.errors import ModelError
+    from floodlabel.core.sam_checkpoint import read_state_dict
+
+    csv = tmp_path / "results.csv"
+    csv.write_text("a,b\n1,2\n")
+    with pytest.raises(ModelError, match="not a PyTorch checkpoint file"):
+        read_state_dict(csv)
+    evil = tmp_path / "evil.pth"
+    evil.write_bytes(pickle.dumps({"a": print}, protocol=4))
+    with pytest.raises(ModelError, match="refusing to run its code"):
+        read_state_dict(evil)

@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import re
+import warnings
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -114,16 +116,31 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise ModelError(f"checkpoint not found: {p}")
     if p.stat().st_size == 0:
         raise ModelError(f"checkpoint is empty (0 bytes): {p}")
+    with open(p, "rb") as f:
+        magic = f.read(4)
+    if not (magic.startswith(b"PK\x03\x04") or magic[:1] == b"\x80"):  # torch zip archive / legacy pickle
+        raise ModelError(f"{p} is not a PyTorch checkpoint file")
     try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, pickle with code, random bytes, ...
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"cannot read checkpoint {p}: {reason[:200]}") from None
+        with warnings.catch_warnings():  # torch warns about unusual pickle protocols before failing cleanly
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Weights only load failed" in str(exc):
+            raise ModelError(f"{p} holds objects other than tensors; refusing to run its code (weights_only)") from None
+        raise ModelError(f"cannot read checkpoint {p}: {_first_line(exc)}") from None
+    except Exception as exc:  # truncated zip, random bytes, ...
+        reason = "truncated or corrupt file" if "zip archive" in str(exc) else _first_line(exc)
+        raise ModelError(f"cannot read checkpoint {p}: {reason}") from None
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(f"{p} is not a SAM checkpoint (not a state dict of tensors)")
     return state
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
 def infer_architecture(state: dict[str, torch.Tensor], source: object = "checkpoint") -> SamArchitecture:
