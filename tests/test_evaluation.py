@@ -285,3 +285,16 @@ def test_tiny_sam_end_to_end_and_second_run_hits_the_disk_cache(tmp_path, monkey
     assert (stats.misses, stats.disk_hits) == (0, 1) and len(encoded) == 1  # the encoder did not run again
     # float16 on disk: the same predictions up to a few boundary pixels
     assert [r.iou for r in second.rows] == pytest.approx([r.iou for r in first.rows], abs=0.02)
+
+
+def test_truncated_checkpoint_is_rejected_before_any_work(tmp_path):
+    from floodlabel.core.errors import ModelError
+    from floodlabel.core.evaluation import validate_models
+    from tiny_sam import tiny_sam_checkpoint
+
+    good = tiny_sam_checkpoint(tmp_path / "tiny.pth")
+    validate_models(["classic", str(good)])
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(good.read_bytes()[:100_000])
+    with pytest.raises(ModelError, match="truncated or corrupt"):
+        validate_models(["classic", str(cut)])

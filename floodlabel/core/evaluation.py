@@ -41,6 +41,7 @@ from floodlabel.core.errors import DatasetError, ImageReadError, ModelError
 from floodlabel.core.images import read_image, read_mask
 from floodlabel.core.metrics import MaskMetrics, MetricsSummary, aggregate, mask_metrics
 from floodlabel.core.model_registry import CLASSIC, resolve_checkpoint
+from floodlabel.core.sam_checkpoint import check_checkpoint_file
 from floodlabel.core.prompts import Prompt
 
 PROMPT_KINDS = ("point", "box")
@@ -190,7 +191,7 @@ def validate_models(models: Sequence[str]) -> None:
         raise ModelError("no model given")
     for model in models:
         if model != CLASSIC:
-            resolve_checkpoint(model)
+            check_checkpoint_file(resolve_checkpoint(model))
 
 
 def plan_pairs(dataset: FloodDataset) -> tuple[list[ImagePair], list[Skipped]]:

@@ -16,6 +16,7 @@ import os
 import pickle
 import re
 import warnings
+import zipfile
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -116,10 +117,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise ModelError(f"checkpoint not found: {p}")
     if p.stat().st_size == 0:
         raise ModelError(f"checkpoint is empty (0 bytes): {p}")
-    with open(p, "rb") as f:
-        magic = f.read(4)
-    if not (magic.startswith(b"PK\x03\x04") or magic[:1] == b"\x80"):  # torch zip archive / legacy pickle
-        raise ModelError(f"{p} is not a PyTorch checkpoint file")
+    check_checkpoint_file(p)
     try:
         with warnings.catch_warnings():  # torch warns about unusual pickle protocols before failing cleanly
             warnings.simplefilter("ignore", UserWarning)
@@ -136,6 +134,28 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(f"{p} is not a SAM checkpoint (not a state dict of tensors)")
     return state
+
+
+def check_checkpoint_file(path: str | os.PathLike) -> None:
+    """Cheap validity check without reading the weights: a PyTorch file whose zip directory is intact.
+
+    Catches wrong files and truncated downloads in milliseconds, even for vit_h (2.5 GB). Raises ModelError.
+    """
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise ModelError(f"cannot read checkpoint {p}: {exc.strerror or exc}") from None
+    if magic[:1] == b"\x80":  # legacy (non-zip) torch.save pickle: nothing cheap to check
+        return
+    if not magic.startswith(b"PK\x03\x04"):
+        raise ModelError(f"{p} is not a PyTorch checkpoint file")
+    try:
+        with zipfile.ZipFile(p) as archive:
+            archive.infolist()
+    except (zipfile.BadZipFile, OSError):
+        raise ModelError(f"cannot read checkpoint {p}: truncated or corrupt file") from None
 
 
 def _first_line(exc: BaseException) -> str:
