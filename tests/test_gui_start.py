@@ -290,7 +290,7 @@ def test_gui_command_without_a_display_exits_2_with_one_line(monkeypatch, capsys
     assert gui_command.run(_parse(["gui"])) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith("floodlabel: cannot open a window")
-    assert "libxcb-icccm4" in err and "QT_QPA_PLATFORM=offscreen" in err and "xvfb-run" in err
+    assert "no display" in err and "xvfb-run" in err
 
 
 def test_gui_command_shows_the_window_and_returns_the_event_loop_status(qtbot, monkeypatch, tmp_path):

@@ -13,8 +13,8 @@ import re
 import sys
 from pathlib import Path
 
-INSTALL_HINT = ("Debian/Ubuntu: sudo apt install libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0; "
-                "or set QT_QPA_PLATFORM=offscreen, or run under xvfb-run")
+INSTALL_HINT = "Debian/Ubuntu: sudo apt install libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0"
+NO_DISPLAY_HINT = "start it from a desktop session, or under a virtual screen: xvfb-run -a floodlabel (package xvfb)"
 
 # platforms that need no display server
 HEADLESS_PLATFORMS = ("offscreen", "minimal", "minimalegl", "vnc", "linuxfb", "eglfs", "vkkhrdisplay")
@@ -59,7 +59,8 @@ def platform_problem(environ: os._Environ | dict[str, str] | None = None) -> str
     display, wayland = env.get("DISPLAY", "").strip(), env.get("WAYLAND_DISPLAY", "").strip()
     if not choices:
         choices = (["wayland"] if wayland else []) + (["xcb"] if display else [])
-    problems = []
+    problems: list[str] = []
+    needs_libraries = False
     for platform in choices:
         if platform == "wayland":
             if wayland:
@@ -73,6 +74,7 @@ def platform_problem(environ: os._Environ | dict[str, str] | None = None) -> str
             if missing is not None:
                 package = DEBIAN_PACKAGES.get(missing)
                 problems.append(f"Qt's X11 support needs {missing}" + (f" (package {package})" if package else ""))
+                needs_libraries = True
             elif x_display_reachable(display) is False:
                 problems.append(f"the X display {display} cannot be reached")
             else:
@@ -80,7 +82,7 @@ def platform_problem(environ: os._Environ | dict[str, str] | None = None) -> str
         else:
             return None  # a platform we don't know how to check: let Qt try it
     reason = "; ".join(problems) if problems else "no display (neither DISPLAY nor WAYLAND_DISPLAY is set)"
-    return f"cannot open a window: {reason}. {INSTALL_HINT}"
+    return f"cannot open a window: {reason}. {INSTALL_HINT if needs_libraries else NO_DISPLAY_HINT}"
 
 
 def missing_xcb_library() -> str | None:
