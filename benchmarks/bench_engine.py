@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((f"click {label} median", _ms(np.median(base)), _ms(np.median(ours)), _ratio(base, ours, 50)))
         rows.append((f"click {label} p95", _ms(np.percentile(base, 95)), _ms(np.percentile(ours, 95)),
                      _ratio(base, ours, 95)))
-        rows.append((f"  all 3 masks, median", _ms(np.median(base)), _ms(np.median(ours_all)),
+        rows.append(("  all 3 masks, median", _ms(np.median(base)), _ms(np.median(ours_all)),
                      _ratio(base, ours_all, 50)))
         agreement.append(f"{label}: {agree}")
     del sam
