@@ -26,7 +26,7 @@ def _best(pred) -> np.ndarray:
 
 def test_implements_segmenter_protocol(seg):
     assert isinstance(seg, Segmenter)
-    assert seg.model_id == "classic-grabcut-v1"
+    assert seg.model_id == "classic-grabcut-v2"
 
 
 @pytest.mark.parametrize("kind,seed,threshold", [("lake", 0, 0.9), ("lake", 3, 0.9), ("river", 1, 0.85)])

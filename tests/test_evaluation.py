@@ -245,7 +245,7 @@ def test_bad_models_and_datasets_fail_before_any_work(tmp_path, monkeypatch):
 def test_classic_backend_end_to_end(tmp_path):
     gts = write_scenes(tmp_path, n=2)
     result = evaluate(open_dataset(tmp_path), ["classic"], ["both"], max_clicks=3)
-    assert result.model_ids == {"classic": "classic-grabcut-v1"} and not result.skipped
+    assert result.model_ids == {"classic": "classic-grabcut-v2"} and not result.skipped
     assert [(r.stem, r.prompt) for r in result.rows] == [("0", "point"), ("0", "box"), ("1", "point"), ("1", "box")]
     # the rows are the scores of exactly what the backend predicts for the automatic prompts
     session = SegmentationSession.open("classic")
