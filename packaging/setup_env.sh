@@ -21,7 +21,12 @@ find_python() {
 if [ ! -x "$VENV/bin/python" ]; then
     PY="$(find_python)"
     echo "[floodlabel] creating virtual environment in $VENV" >&2
-    "$PY" -m venv "$VENV"
+    if ! "$PY" -m venv "$VENV"; then
+        rm -rf "$VENV"
+        echo "[floodlabel] could not create a virtual environment with $PY;" \
+             "on Debian/Ubuntu install the venv module: sudo apt install python3.11-venv" >&2
+        exit 1
+    fi
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
 fi
 
