@@ -40,6 +40,8 @@ GROW_DISK = 0.10  # radius of the probable-foreground disk around a positive poi
 NEGATIVE_REACH = 0.12  # how far the colour region of a negative point may reach
 COLOUR_TOLERANCE = (14, 6, 6)  # floodFill tolerance per Lab channel (8-bit Lab), from the seed's colour
 SIMILAR_COLOUR_DIST = 20.0  # weighted Lab distance (8-bit Lab) to the clicked colour for probable foreground
+BOX_SMOOTH_SHARE = 0.6  # box without points: the smoothest 60% of the box starts as probable water, the rest as
+#                        probable background (water is smooth; trees, roofs and rubble are textured)
 MIN_BOX_SIDE = 2.0  # work pixels; a thinner box is treated as a positive point at its centre
 
 
@@ -56,7 +58,7 @@ class ClassicSegmenter:
     = share of the whole GrabCut foreground the candidate keeps (so the full water area beats one piece).
     """
 
-    model_id = "classic-grabcut-v2"  # v2: wider colour-similar seed region for points (real photos: IoU 0.53 -> 0.59)
+    model_id = "classic-grabcut-v2"  # v2: wider colour seed for points, texture prior in boxes (see benchmarks note)
     cacheable = False  # embed is a resize (milliseconds): the embedding cache would only cost disk
 
     def embed(self, image: np.ndarray) -> Embedding:
@@ -160,6 +162,11 @@ def _grabcut_init(
         if x0 == 0 and y0 == 0 and x1 == w and y1 == h:  # whole image: GrabCut still needs background samples
             border = max(1, round(0.01 * long_side))
             init[:border, :] = init[-border:, :] = init[:, :border] = init[:, -border:] = cv2.GC_PR_BGD
+        if not len(pos):
+            inside = init == cv2.GC_PR_FGD
+            if inside.sum() >= 50:
+                texture = _local_std(lab[..., 0])
+                init[inside & (texture > np.quantile(texture[inside], BOX_SMOOTH_SHARE))] = cv2.GC_PR_BGD
     else:
         grow_r = max(3, round(GROW_DISK * long_side))
         for x, y in pos:
@@ -273,6 +280,13 @@ def _score(lab: np.ndarray, mask: np.ndarray, fg: np.ndarray, pos: np.ndarray, n
 
 
 # --- soft maps and frames ------------------------------------------------------------------------
+
+
+def _local_std(channel: np.ndarray) -> np.ndarray:
+    """(h, w) float32 standard deviation of a uint8 channel over 7x7 neighbourhoods (a texture measure)."""
+    x = channel.astype(np.float32)
+    mean = cv2.blur(x, (7, 7))
+    return np.sqrt(np.maximum(cv2.blur(x * x, (7, 7)) - mean * mean, 0))
 
 
 def _smoothed_lab(work: np.ndarray) -> np.ndarray:
