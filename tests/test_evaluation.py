@@ -298,3 +298,9 @@ def test_truncated_checkpoint_is_rejected_before_any_work(tmp_path):
     cut.write_bytes(good.read_bytes()[:100_000])
     with pytest.raises(ModelError, match="truncated or corrupt"):
         validate_models(["classic", str(cut)])
+    import torch
+
+    other = tmp_path / "resnet.pth"
+    torch.save({"conv1.weight": torch.zeros(4, 3, 3, 3)}, other)
+    with pytest.raises(ModelError, match="not a SAM checkpoint"):
+        validate_models(["classic", str(other)])

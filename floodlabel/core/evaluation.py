@@ -40,8 +40,7 @@ from floodlabel.core.embedding_cache import CacheStats
 from floodlabel.core.errors import DatasetError, ImageReadError, ModelError
 from floodlabel.core.images import read_image, read_mask
 from floodlabel.core.metrics import MaskMetrics, MetricsSummary, aggregate, mask_metrics
-from floodlabel.core.model_registry import CLASSIC, resolve_checkpoint
-from floodlabel.core.sam_checkpoint import check_checkpoint_file
+from floodlabel.core.model_registry import CLASSIC, checkpoint_architecture
 from floodlabel.core.prompts import Prompt
 
 PROMPT_KINDS = ("point", "box")
@@ -183,7 +182,8 @@ def evaluate(
 
 
 def validate_models(models: Sequence[str]) -> None:
-    """Cheap up-front check (no weights loaded): each is 'classic', a downloaded registered name or a file.
+    """Cheap up-front check: each is 'classic', or a downloaded registered name or file holding a SAM (tensor
+    shapes read through a memory map; no weights loaded).
 
     Raises ModelError for the first bad one, or when the list is empty.
     """
@@ -191,7 +191,7 @@ def validate_models(models: Sequence[str]) -> None:
         raise ModelError("no model given")
     for model in models:
         if model != CLASSIC:
-            check_checkpoint_file(resolve_checkpoint(model))
+            checkpoint_architecture(model)  # memory-mapped read of the tensor shapes: milliseconds
 
 
 def plan_pairs(dataset: FloodDataset) -> tuple[list[ImagePair], list[Skipped]]:

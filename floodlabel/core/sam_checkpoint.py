@@ -111,17 +111,18 @@ def build_sam(arch: SamArchitecture) -> Sam:
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """torch.load(weights_only=True); any failure becomes one ModelError naming the file and the reason."""
+    """torch.load(weights_only=True, memory-mapped); any failure becomes one ModelError naming file and reason."""
     p = Path(path)
     if not p.is_file():
         raise ModelError(f"checkpoint not found: {p}")
     if p.stat().st_size == 0:
         raise ModelError(f"checkpoint is empty (0 bytes): {p}")
-    check_checkpoint_file(p)
+    zip_format = check_checkpoint_file(p)
     try:
         with warnings.catch_warnings():  # torch warns about unusual pickle protocols before failing cleanly
             warnings.simplefilter("ignore", UserWarning)
-            state = torch.load(p, map_location="cpu", weights_only=True)
+            # memory-mapped: tensors are read when used, so checking shapes costs milliseconds even for vit_h
+            state = torch.load(p, map_location="cpu", weights_only=True, mmap=zip_format)
     except pickle.UnpicklingError as exc:
         if "Weights only load failed" in str(exc):
             raise ModelError(f"{p} holds objects other than tensors; refusing to run its code (weights_only)") from None
@@ -136,10 +137,11 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return state
 
 
-def check_checkpoint_file(path: str | os.PathLike) -> None:
+def check_checkpoint_file(path: str | os.PathLike) -> bool:
     """Cheap validity check without reading the weights: a PyTorch file whose zip directory is intact.
 
     Catches wrong files and truncated downloads in milliseconds, even for vit_h (2.5 GB). Raises ModelError.
+    Returns True for the zip format (which torch.load can memory-map), False for a legacy pickle file.
     """
     p = Path(path)
     try:
@@ -148,7 +150,7 @@ def check_checkpoint_file(path: str | os.PathLike) -> None:
     except OSError as exc:
         raise ModelError(f"cannot read checkpoint {p}: {exc.strerror or exc}") from None
     if magic[:1] == b"\x80":  # legacy (non-zip) torch.save pickle: nothing cheap to check
-        return
+        return False
     if not magic.startswith(b"PK\x03\x04"):
         raise ModelError(f"{p} is not a PyTorch checkpoint file")
     try:
@@ -156,6 +158,7 @@ def check_checkpoint_file(path: str | os.PathLike) -> None:
             archive.infolist()
     except (zipfile.BadZipFile, OSError):
         raise ModelError(f"cannot read checkpoint {p}: truncated or corrupt file") from None
+    return True
 
 
 def _first_line(exc: BaseException) -> str:
