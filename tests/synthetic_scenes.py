@@ -19,6 +19,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from floodlabel.core.auto_prompts import bounding_box as core_bounding_box
+from floodlabel.core.metrics import mask_metrics
+
 KINDS = ("lake", "river", "scattered")
 
 WATER_RGB = (112, 118, 112)  # muddy grey-brown-blue
@@ -53,24 +56,28 @@ def make_flood_scene(
 
 
 def interior_point(mask: np.ndarray) -> tuple[float, float]:
-    """(x, y) of the mask pixel farthest from the mask's border (deep inside the largest region)."""
+    """(x, y) of the mask pixel farthest from the mask's border (deep inside the largest region).
+
+    Kept apart from core.auto_prompts.interior_point on purpose: the classic-backend tests were calibrated on this
+    (5x5-mask approximate distance) point, and the core's precise transform breaks ties on other pixels.
+    """
     dist = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
     y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
     return float(x), float(y)
 
 
 def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[float, float, float, float]:
-    """(x0, y0, x1, y1) around the mask's True pixels, grown by margin and clipped to the image."""
-    ys, xs = np.nonzero(mask)
+    """(x0, y0, x1, y1) around the mask's True pixels (core.auto_prompts.bounding_box), grown by margin and
+    clipped to the image."""
+    x0, y0, x1, y1 = core_bounding_box(mask)
     h, w = mask.shape
-    return (float(max(xs.min() - margin, 0)), float(max(ys.min() - margin, 0)),
-            float(min(xs.max() + 1 + margin, w)), float(min(ys.max() + 1 + margin, h)))
+    return (float(max(x0 - margin, 0)), float(max(y0 - margin, 0)),
+            float(min(x1 + margin, w)), float(min(y1 + margin, h)))
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two bool masks (1.0 when both are empty)."""
-    union = np.logical_or(a, b).sum()
-    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+    """Intersection over union of two bool masks (1.0 when both are empty; core.metrics)."""
+    return mask_metrics(a, b).iou
 
 
 # --- helpers -------------------------------------------------------------------------------------

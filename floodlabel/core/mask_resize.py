@@ -14,8 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-LOW_RES = 256
-INPUT_SIZE = 1024
+INPUT_SIZE = 1024  # SAM's input frame (padded square)
 
 
 def logits_to_masks(

@@ -67,12 +67,10 @@ class FastSamDecoder:
             self._no_mask = self.pe_enc.no_mask_embed.weight.reshape(1, -1)  # (1, 256)
             self._out_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], 0)  # (5, 256)
             up = dec.output_upscaling  # ConvT(256->64, k2 s2), LayerNorm2d(64), GELU, ConvT(64->32, k2 s2), GELU
-            self._ct1_w, self._ct1_b = self._convt_as_linear(up[0])  # (256, 4*64), (4*64,)
-            self._ln_w, self._ln_b, self._ln_eps = up[1].weight, up[1].bias, up[1].eps
-            self._ct2_w, self._ct2_b = self._convt_as_linear(up[3])  # (64, 4*32), (4*32,)
-            self._ct1_w_lp = self._ct1_w.to(dtype)
-            self._ct1_b_lp = self._ct1_b.to(dtype)
-            self._ct2_w_lp = self._ct2_w.to(dtype)
+            # mask-head parameters, in the compute dtype
+            self._ct1_w, self._ct1_b = (t.to(dtype) for t in self._convt_as_linear(up[0]))  # (256, 4*64), (4*64,)
+            self._ln_w, self._ln_b, self._ln_eps = up[1].weight.to(dtype), up[1].bias.to(dtype), up[1].eps
+            self._ct2_w, self._ct2_b = (t.to(dtype) for t in self._convt_as_linear(up[3]))  # (64, 4*32), (4*32,)
             self._pe_lp = self._pe.to(dtype)
             # LayerNorm parameters of the image-token stream, in the compute dtype
             self._norm4 = [(l.norm4.weight.to(dtype), l.norm4.bias.to(dtype), l.norm4.eps) for l in dec.transformer.layers]
@@ -236,18 +234,15 @@ class FastSamDecoder:
         rows x cols grid cells are computed; the rest of the 256x256 output repeats the nearest computed logits.
         """
         g = 64
-        lp = self.dtype
         if rows < g or cols < g:
             keys = keys.view(g, g, -1)[:rows, :cols].reshape(rows * cols, -1)
-        if lp == torch.float32:
-            y = torch.addmm(self._ct1_b, keys, self._ct1_w).view(-1, 64)  # (cells*4, 64)
-        else:  # stays in the low-precision dtype until the mask logits (conversions cost more than the products)
-            y = torch.addmm(self._ct1_b_lp, keys, self._ct1_w_lp).view(-1, 64)
-        y = F.gelu(F.layer_norm(y, (64,), self._ln_w.to(lp), self._ln_b.to(lp), self._ln_eps))
-        z = F.gelu(torch.addmm(self._ct2_b.to(lp), y, self._ct2_w_lp)).view(-1, 32)  # (cells*16, 32)
+        # keys are already in the compute dtype; everything stays in it until the mask logits
+        y = torch.addmm(self._ct1_b, keys, self._ct1_w).view(-1, 64)  # (cells*4, 64)
+        y = F.gelu(F.layer_norm(y, (64,), self._ln_w, self._ln_b, self._ln_eps))
+        z = F.gelu(torch.addmm(self._ct2_b, y, self._ct2_w)).view(-1, 32)  # (cells*16, 32)
         hyper = torch.stack(
             [self.dec.output_hypernetworks_mlps[first + i](mask_tokens[i]) for i in range(len(mask_tokens))]
-        ).to(lp)  # (C, 32)
+        ).to(self.dtype)  # (C, 32)
         c = len(mask_tokens)
         m = ((hyper @ z.t()) if c > 1 else (z @ hyper.t()).t()).float()  # (C, cells*16)
         m = m.view(c, rows, cols, 2, 2, 2, 2).permute(0, 1, 3, 5, 2, 4, 6).reshape(c, 4 * rows, 4 * cols)
