@@ -9,8 +9,9 @@ from image_factories import block_colours, blocks, jpeg_with_orientation, mask_p
 from PIL import Image, ImageFile
 
 from floodlabel.core import images
-from floodlabel.core.errors import ImageReadError
-from floodlabel.core.images import image_size, read_image, read_mask
+from floodlabel.core.errors import AmbiguousMaskError, ImageReadError
+from floodlabel.core.images import (MASK_LABELS_01, MASK_THRESHOLDED, image_size, read_image, read_mask,
+                                    read_mask_reading)
 
 
 def _check_rgb(a: np.ndarray, shape: tuple[int, int]) -> None:
@@ -264,3 +265,57 @@ def test_image_size_reads_only_the_header(tmp_path, monkeypatch):
     monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
     assert image_size(paths[0]) == (32, 48)
     assert image_size(paths[1]) == (32, 16)
+
+
+# ---- 0/1 label masks and ambiguous masks ---------------------------------------------------------------------
+
+
+def test_zero_one_mask_reads_one_as_water(tmp_path):
+    values = np.array([[0, 1, 1], [0, 0, 1]], np.uint8)
+    reading = read_mask_reading(mask_png(tmp_path / "m.png", values))
+    assert reading.encoding == MASK_LABELS_01
+    np.testing.assert_array_equal(reading.water, values == 1)
+    np.testing.assert_array_equal(read_mask(tmp_path / "m.png"), values == 1)
+    m16 = np.array([[0, 1, 1, 0]], np.uint16)
+    np.testing.assert_array_equal(read_mask(save(tmp_path / "m16.png", m16, "PNG")), [[False, True, True, False]])
+
+
+def test_zero_one_palette_mask_reads_index_one_as_water(tmp_path):
+    values = np.array([[0, 1, 1], [1, 0, 0]], np.uint8)
+    dark = Image.fromarray(values, "P")
+    dark.putpalette([0, 0, 0, 1, 1, 1])  # both indices drawn (nearly) black: a label mask
+    reading = read_mask_reading(save(tmp_path / "dark.png", dark, "PNG"))
+    assert reading.encoding == MASK_LABELS_01
+    np.testing.assert_array_equal(reading.water, values == 1)
+    shown = Image.fromarray(values, "P")
+    shown.putpalette([0, 0, 0, 255, 255, 255])  # index 1 drawn white: both readings agree, an ordinary mask
+    reading = read_mask_reading(save(tmp_path / "shown.png", shown, "PNG"))
+    assert reading.encoding == MASK_THRESHOLDED
+    np.testing.assert_array_equal(reading.water, values == 1)
+    reversed_ = Image.fromarray(values, "P")
+    reversed_.putpalette([255, 255, 255, 0, 0, 0])  # index 0 bright, index 1 dark: never guessed
+    assert "index 0 is drawn bright" in _read_error(save(tmp_path / "rev.png", reversed_, "PNG"), read_mask)
+
+
+@pytest.mark.parametrize("values", [[[0, 1, 2]], [[0, 2, 2]], [[0, 100, 127]]])
+def test_class_index_masks_are_ambiguous(tmp_path, values):
+    path = mask_png(tmp_path / "m.png", np.array(values, np.uint8))
+    with pytest.raises(AmbiguousMaskError) as info:
+        read_mask(path)
+    assert isinstance(info.value, ImageReadError)
+    assert "ambiguous mask" in info.value.reason and "{" + ", ".join(map(str, sorted(set(values[0])))) + "}" in \
+        info.value.reason
+
+
+def test_palette_class_indices_drawn_dark_are_ambiguous(tmp_path):
+    im = Image.fromarray(np.array([[0, 1, 2]], np.uint8), "P")
+    im.putpalette([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    assert "palette indices {0, 1, 2}" in _read_error(save(tmp_path / "p.png", im, "PNG"), read_mask)
+
+
+def test_blank_and_anti_aliased_masks_stay_thresholded(tmp_path):
+    blank = read_mask_reading(mask_png(tmp_path / "blank.png", np.zeros((2, 2), np.uint8)))
+    assert blank.encoding == MASK_THRESHOLDED and not blank.water.any()
+    soft = read_mask_reading(mask_png(tmp_path / "soft.png", np.array([[0, 1, 2, 255]], np.uint8)))
+    assert soft.encoding == MASK_THRESHOLDED
+    np.testing.assert_array_equal(soft.water, [[False, False, False, True]])

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from image_factories import make_dataset, mask_png, save, water_mask
 
+from PIL import Image
+
 from floodlabel.cli import main
 from floodlabel.core.dataset_stats import compute_stats
 from floodlabel.core.datasets import open_dataset
@@ -15,13 +17,14 @@ from floodlabel.core.datasets import open_dataset
 
 @pytest.fixture
 def flood(tmp_path):
-    """Kaggle layout: pairs 1 (10x10, 30% water), 2 (20x10, 75% water), 3 (size mismatch), 4 (no mask), and a mask
-    without image 9 (10x10, 0% water). Anti-aliased edge values (<= 127) are not water."""
+    """Kaggle layout: pairs 1 (10x10, 30% water), 2 (20x10, 75% water), 3 (size mismatch), 4 (no mask), and a blank
+    mask without image 9 (10x10, 0% water). Anti-aliased edge values (<= 127) are not water. (A mask with only
+    values <= 127 that is neither blank nor 0/1 is ambiguous: see test_zero_one_and_ambiguous_masks.)"""
     root = make_dataset(tmp_path / "flood", images={"1": (10, 10), "2": (20, 10), "3": (12, 8), "4": (10, 10)},
                         masks={"3": (8, 12)}, metadata=False)
     mask_png(root / "Mask" / "1.png", water_mask(10, 10, water_pixels=30, soft_pixels=10))
     mask_png(root / "Mask" / "2.png", water_mask(10, 20, water_pixels=150, soft_pixels=20))
-    mask_png(root / "Mask" / "9.png", water_mask(10, 10, water_pixels=0, soft_pixels=5))
+    mask_png(root / "Mask" / "9.png", np.zeros((10, 10), np.uint8))
     return root
 
 
@@ -119,3 +122,32 @@ def test_compute_stats_reports_progress(flood):
     stats = compute_stats(open_dataset(flood), progress=progress)
     assert seen == [("image headers", 4), ("masks", 4)]
     assert stats.masks_measured == 4
+
+
+def test_zero_one_and_ambiguous_masks(tmp_path, capsys):
+    """A 0/1 mask and a 0/1 palette mask are read with 1 = water and counted apart; a {0, 1, 2} mask is reported
+    as ambiguous, not measured."""
+    root = make_dataset(tmp_path / "flood", images={"a": (10, 10), "b": (10, 10), "c": (10, 10), "d": (10, 10)},
+                        masks={}, metadata=False)
+    mask_png(root / "Mask" / "a.png", water_mask(10, 10, water_pixels=40))  # ordinary 0/255: 40%
+    zero_one = np.zeros((10, 10), np.uint8)
+    zero_one.flat[:25] = 1
+    mask_png(root / "Mask" / "b.png", zero_one)  # 0/1: 25%
+    palette = Image.fromarray(np.where(np.arange(100).reshape(10, 10) < 60, 1, 0).astype(np.uint8), "P")
+    palette.putpalette([0, 0, 0, 1, 1, 1])
+    save(root / "Mask" / "c.png", palette, "PNG")  # 0/1 palette indices: 60%
+    classes = np.zeros((10, 10), np.uint8)
+    classes[:3], classes[3:5] = 1, 2
+    mask_png(root / "Mask" / "d.png", classes)  # {0, 1, 2}: ambiguous
+    data = json.loads(_run(capsys, root, "--json")[1])
+    assert data["masks_0_1"] == ["b", "c"]
+    assert [(p["path"].rsplit("/", 1)[-1], p["reason"]) for p in data["ambiguous_masks"]] == [
+        ("d.png", "ambiguous mask: its values {0, 1, 2} are neither 0/1 nor 0/255 (class indices?), "
+                  "so which one is water cannot be told")]
+    assert data["unreadable"] == [] and data["problem_count"] == 1
+    assert data["masks_measured"] == 3
+    assert data["water_ratio_mean"] == pytest.approx((0.40 + 0.25 + 0.60) / 3)
+    assert data["water_ratio_min"] == pytest.approx(0.25) and data["water_ratio_max"] == pytest.approx(0.60)
+    out = _run(capsys, root)[1]
+    assert "0/1 masks (1 = water)       2:  b, c" in out
+    assert "ambiguous masks             1" in out

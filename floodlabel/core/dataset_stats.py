@@ -2,7 +2,8 @@
 
 Water ratios are computed over *every readable mask*, whether or not its photo is present or has the same size:
 a mask's water fraction describes the annotation alone (the data's SOURCE.md computes them the same way).
-A pixel is water when mask > 127 (see images.read_mask). Two averages are given:
+A pixel is water when mask > 127, or 1 in a 0/1 label mask (see images.read_mask); 0/1 masks are counted apart, and
+masks whose values do not say which is water (e.g. {0, 1, 2}) are listed as ambiguous. Two averages are given:
 - mean of per-mask fractions (each mask weighs the same);
 - pooled over all pixels (total water pixels / total mask pixels; large masks weigh more).
 Image sizes (unique sizes, width and height ranges) are over the photos present, after EXIF orientation,
@@ -20,8 +21,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from floodlabel.core.datasets import FloodDataset, SizeMismatch
-from floodlabel.core.errors import ImageReadError
-from floodlabel.core.images import read_mask
+from floodlabel.core.errors import AmbiguousMaskError, ImageReadError
+from floodlabel.core.images import MASK_LABELS_01, read_mask_reading
 
 T = TypeVar("T")
 Progress = Callable[[Iterable[T], int, str], Iterable[T]]
@@ -45,6 +46,8 @@ class DatasetStats:
     masks_without_images: list[str]
     size_mismatches: list[SizeMismatch]
     unreadable: list[tuple[str, str]]
+    ambiguous_masks: list[tuple[str, str]] = field(default_factory=list)
+    masks_0_1: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     metadata_rows: int | None = None
     metadata_problems: list[str] = field(default_factory=list)
@@ -58,23 +61,31 @@ class DatasetStats:
     water_ratio_min: float | None = None
     water_ratio_median: float | None = None
     water_ratio_max: float | None = None
+    image_sizes: list[tuple[int, int]] = field(default_factory=list, repr=False)
+    """(width, height) of every readable photo, in dataset order (for plots; left out of to_json)."""
+    water_ratios: list[float] = field(default_factory=list, repr=False)
+    """Water fraction of every readable mask, in `dataset.masks` order (for plots; left out of to_json)."""
 
     @property
     def problem_count(self) -> int:
         return (len(self.images_without_masks) + len(self.masks_without_images) + len(self.size_mismatches)
-                + len(self.unreadable) + len(self.duplicates) + len(self.metadata_problems))
+                + len(self.unreadable) + len(self.ambiguous_masks) + len(self.duplicates) + len(self.metadata_problems))
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (size mismatches as {"stem", "image_size", "mask_size"})."""
         out = asdict(self)
+        del out["image_sizes"], out["water_ratios"]
         out["problem_count"] = self.problem_count
         out["unreadable"] = [{"path": p, "reason": r} for p, r in self.unreadable]
+        out["ambiguous_masks"] = [{"path": p, "reason": r} for p, r in self.ambiguous_masks]
         return out
 
 
 def compute_stats(dataset: FloodDataset, progress: Progress | None = None) -> DatasetStats:
     """Read every image header and decode every mask of `dataset`; unreadable files become problems."""
     unreadable: dict[str, str] = {}
+    ambiguous: dict[str, str] = {}
+    masks_0_1: list[str] = []
 
     sizes: list[tuple[int, int]] = []
     for pair in _wrap(progress, dataset.pairs, "image headers"):
@@ -89,10 +100,15 @@ def compute_stats(dataset: FloodDataset, progress: Progress | None = None) -> Da
     fractions, water_pixels, total_pixels = [], 0, 0
     with ThreadPoolExecutor(MASK_READ_THREADS) as pool:
         for path, result in _wrap(progress, zip(masks, pool.map(_count_water, masks)), "masks", len(masks)):
+            if isinstance(result, AmbiguousMaskError):
+                ambiguous[str(path)] = result.reason
+                continue
             if isinstance(result, ImageReadError):
                 unreadable[str(path)] = result.reason
                 continue
-            water, total = result
+            water, total, encoding = result
+            if encoding == MASK_LABELS_01:
+                masks_0_1.append(path.stem)
             fractions.append(water / total)
             water_pixels += water
             total_pixels += total
@@ -108,11 +124,15 @@ def compute_stats(dataset: FloodDataset, progress: Progress | None = None) -> Da
         masks_without_images=[p.stem for p in dataset.masks_without_images],
         size_mismatches=list(dataset.size_mismatches),
         unreadable=sorted(unreadable.items()),
+        ambiguous_masks=sorted(ambiguous.items()),
+        masks_0_1=masks_0_1,
         duplicates=[str(p) for p in dataset.duplicates],
         metadata_rows=len(dataset.metadata) if dataset.metadata is not None else None,
         metadata_problems=dataset.metadata_problems(),
         unique_image_sizes=len(set(sizes)),
         masks_measured=len(fractions),
+        image_sizes=sizes,
+        water_ratios=fractions,
     )
     if sizes:
         stats.width_range = (min(w for w, _ in sizes), max(w for w, _ in sizes))
@@ -144,6 +164,9 @@ def format_stats(stats: DatasetStats) -> str:
         lines.append(f"    {m.stem:<12} image {_size(m.image_size):>11}   mask {_size(m.mask_size):>11}")
     lines.append(f"  unreadable files         {len(stats.unreadable):>4}")
     lines += [f"    {path}: {reason}" for path, reason in stats.unreadable]
+    if stats.ambiguous_masks:
+        lines.append(f"  ambiguous masks          {len(stats.ambiguous_masks):>4}")
+        lines += [f"    {path}: {reason}" for path, reason in stats.ambiguous_masks]
     if stats.duplicates:
         lines += _listed("same-stem files skipped", stats.duplicates)
     if stats.metadata_problems:
@@ -157,6 +180,8 @@ def format_stats(stats: DatasetStats) -> str:
                   f"  height         {stats.height_range[0]} - {stats.height_range[1]} px"]
 
     lines += ["", f"Water ratio (mask > 127, over {WATER_SCOPE}: {stats.masks_measured})"]
+    if stats.masks_0_1:
+        lines += _listed("0/1 masks (1 = water)", stats.masks_0_1)
     if stats.water_ratio_mean is None:
         lines.append("  no masks to measure")
     else:
@@ -173,13 +198,14 @@ def format_stats(stats: DatasetStats) -> str:
 # helpers
 
 
-def _count_water(path: Path) -> tuple[int, int] | ImageReadError:
-    """(water pixels, all pixels) of one mask, or the error (returned, so one bad file doesn't stop the pool)."""
+def _count_water(path: Path) -> tuple[int, int, str] | ImageReadError:
+    """(water pixels, all pixels, encoding) of one mask, or the error (returned, so one bad file doesn't stop the
+    pool)."""
     try:
-        mask = read_mask(path)
+        reading = read_mask_reading(path)
     except ImageReadError as exc:
         return exc
-    return int(np.count_nonzero(mask)), int(mask.size)
+    return int(np.count_nonzero(reading.water)), int(reading.water.size), reading.encoding
 
 
 def _wrap(progress: Progress | None, items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:

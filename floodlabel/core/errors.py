@@ -14,6 +14,10 @@ class ImageReadError(FloodLabelError):
         super().__init__(f"cannot read image {self.path}: {reason}")
 
 
+class AmbiguousMaskError(ImageReadError):
+    """A mask whose values do not say which pixels are water (e.g. {0, 1, 2} class indices)."""
+
+
 class DatasetError(FloodLabelError):
     """A dataset folder cannot be opened (missing, empty, not a folder)."""
 

@@ -16,12 +16,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
-from floodlabel.core.errors import ImageReadError
+from floodlabel.core.errors import AmbiguousMaskError, ImageReadError
 
 MAX_IMAGE_PIXELS = 1_000_000_000
 """Largest image (width * height) read_image / read_mask accept: 1e9 px is 3 GB as RGB uint8."""
@@ -30,6 +31,11 @@ Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS  # Pillow's default (~89 Mpx, error at
 
 MASK_THRESHOLD = 127
 """A mask pixel is water when its 8-bit value is > MASK_THRESHOLD (masks are anti-aliased greyscale)."""
+
+MASK_THRESHOLDED = "0/255"
+"""How read_mask_reading read a mask: brightness > MASK_THRESHOLD is water (0/255 and anti-aliased masks)."""
+MASK_LABELS_01 = "0/1"
+"""How read_mask_reading read a mask: a 0/1 label mask (uint8 values or palette indices), 1 is water."""
 
 PathLike = str | os.PathLike[str]
 
@@ -61,6 +67,14 @@ def read_image(path: PathLike) -> np.ndarray:
             raise ImageReadError(path, f"cannot convert {im.mode} image to RGB ({_describe(exc)})") from exc
 
 
+@dataclass(frozen=True)
+class MaskReading:
+    """A decoded mask and how its values were read (MASK_THRESHOLDED or MASK_LABELS_01)."""
+
+    water: np.ndarray
+    encoding: str
+
+
 def read_mask(path: PathLike, size: tuple[int, int] | None = None) -> np.ndarray:
     """Decode a mask into an (H, W) bool array: True = water. EXIF orientation is applied.
 
@@ -69,16 +83,28 @@ def read_mask(path: PathLike, size: tuple[int, int] | None = None) -> np.ndarray
     first. With an alpha channel (LA, RGBA, palette transparency) a pixel must also be opaque (alpha > 127):
     "white where water, transparent elsewhere" masks work.
 
+    0/1 label masks (every value 0 or 1, as uint8 values or as palette indices drawn in dark colours) read 1 as
+    water. A mask in which nothing is > 127 but which is not blank and not 0/1 (e.g. {0, 1, 2} class indices)
+    raises AmbiguousMaskError (an ImageReadError): which value is water is never guessed.
+
     size: the expected (width, height), e.g. the photo's `image_size`. A mask of another size raises
     ImageReadError; masks are never resized silently.
     """
+    return read_mask_reading(path, size).water
+
+
+def read_mask_reading(path: PathLike, size: tuple[int, int] | None = None) -> MaskReading:
+    """read_mask, also saying how the values were read (MaskReading.encoding)."""
     with _open_decoded(path) as im:
         if size is not None and tuple(im.size) != tuple(size):
             raise ImageReadError(path, f"mask is {im.width}x{im.height} but the image is {size[0]}x{size[1]}")
         try:
-            return _mask_array(im)
+            water, encoding = _mask_array(im)
+        except _Ambiguous as exc:
+            raise AmbiguousMaskError(path, str(exc)) from None
         except Exception as exc:
             raise ImageReadError(path, f"cannot read {im.mode} image as a mask ({_describe(exc)})") from exc
+        return MaskReading(water, encoding)
 
 
 def image_size(path: PathLike) -> tuple[int, int]:
@@ -195,19 +221,77 @@ def _scale_to_uint8(values: np.ndarray) -> np.ndarray:
     return np.rint((values - lo) * (255.0 / (hi - lo))).astype(np.uint8)
 
 
-def _mask_array(im: Image.Image) -> np.ndarray:
-    """(H, W) bool water mask from a decoded PIL image (rules in read_mask's docstring)."""
+class _Ambiguous(Exception):
+    """A mask whose values cannot be told apart as water / not water (message: why)."""
+
+
+def _mask_array(im: Image.Image) -> tuple[np.ndarray, str]:
+    """(H, W) bool water mask and its encoding from a decoded PIL image (rules in read_mask's docstring)."""
     mode = im.mode
-    if mode in _SIXTEEN_BIT_MODES or mode in ("I", "F"):
-        return _scale_to_uint8(_pil_to_array(im)) > MASK_THRESHOLD
-    if mode in ("L", "1"):
-        return _pil_to_array(im if mode == "L" else im.convert("L")) > MASK_THRESHOLD
+    if mode in _SIXTEEN_BIT_MODES or mode == "I":
+        raw = _pil_to_array(im)
+        return _levels_to_water(raw, _scale_to_uint8(raw))
+    if mode == "F":
+        return _scale_to_uint8(_pil_to_array(im)) > MASK_THRESHOLD, MASK_THRESHOLDED
+    if mode == "1":
+        return _pil_to_array(im.convert("L")) > MASK_THRESHOLD, MASK_THRESHOLDED
+    if mode == "L":
+        values = _pil_to_array(im)
+        return _levels_to_water(values, values)
     if mode in ("LA", "La"):
         values = _pil_to_array(im)
-        return (values[:, :, 0] > MASK_THRESHOLD) & (values[:, :, 1] > MASK_THRESHOLD)
-    has_alpha = mode in ("RGBA", "RGBa", "PA") or (mode == "P" and "transparency" in im.info)
+        water, encoding = _levels_to_water(values[:, :, 0], values[:, :, 0])
+        return water & (values[:, :, 1] > MASK_THRESHOLD), encoding
+    if mode == "P":
+        return _palette_mask(im)
+    has_alpha = mode in ("RGBA", "RGBa", "PA")
+    values = _pil_to_array(_convert(im, "RGBA" if has_alpha else "RGB"))
+    brightest = values[:, :, :3].max(axis=2)
+    water, encoding = _levels_to_water(brightest, brightest)
+    if has_alpha:
+        water &= values[:, :, 3] > MASK_THRESHOLD
+    return water, encoding
+
+
+def _levels_to_water(raw: np.ndarray, scaled: np.ndarray) -> tuple[np.ndarray, str]:
+    """raw: the stored integer values; scaled: the same on the 8-bit scale. Threshold, 0/1, or ambiguous."""
+    water = scaled > MASK_THRESHOLD
+    if water.any():
+        return water, MASK_THRESHOLDED
+    top = int(raw.max(initial=0))
+    if top == 0:
+        return water, MASK_THRESHOLDED  # blank: no water either way
+    if top == 1 and int(raw.min(initial=0)) >= 0:
+        return raw == 1, MASK_LABELS_01
+    raise _Ambiguous(f"ambiguous mask: its values {_value_list(raw)} are neither 0/1 nor 0/255 (class indices?), "
+                     "so which one is water cannot be told")
+
+
+def _palette_mask(im: Image.Image) -> tuple[np.ndarray, str]:
+    """A palette mask: by its colours (as an RGB mask), or by its indices when they are only 0 and 1."""
+    indices = _pil_to_array(im)
+    has_alpha = "transparency" in im.info
     values = _pil_to_array(_convert(im, "RGBA" if has_alpha else "RGB"))
     water = values[:, :, :3].max(axis=2) > MASK_THRESHOLD
     if has_alpha:
         water &= values[:, :, 3] > MASK_THRESHOLD
-    return water
+    used = np.flatnonzero(np.bincount(indices.ravel(), minlength=256))
+    if set(used.tolist()) <= {0, 1} and 1 in used:
+        bright = np.zeros(256, bool)
+        bright[indices[water]] = True
+        if bright[1] and not bright[0]:
+            return water, MASK_THRESHOLDED  # index 1 is drawn as water: both readings agree
+        if bright[0] and not bright[1]:
+            raise _Ambiguous("ambiguous mask: palette indices 0/1, but index 0 is drawn bright and index 1 dark, "
+                             "so which one is water cannot be told")
+        return indices == 1, MASK_LABELS_01
+    if not water.any() and len(used) > 1:
+        raise _Ambiguous(f"ambiguous mask: palette indices {_value_list(indices)} are all drawn dark "
+                         "(class indices?), so which one is water cannot be told")
+    return water, MASK_THRESHOLDED
+
+
+def _value_list(values: np.ndarray, shown: int = 6) -> str:
+    unique = np.unique(values).tolist()
+    text = ", ".join(str(v) for v in unique[:shown])
+    return "{" + text + (", ..." if len(unique) > shown else "") + "}"
