@@ -1,0 +1,571 @@
+"""The annotation window: the image list, the canvas (prediction and ground truth side by side), SAM's candidates,
+live metrics, tools, and the model and dataset status in docks.
+
+All model work goes through `SegmentationController` (workers, latest request wins); this file lays out widgets,
+turns actions into controller calls and renders what the controller emits.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QIcon, QKeySequence
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow,
+                               QMenu, QPushButton, QSlider, QToolBar, QVBoxLayout, QWidget)
+
+from floodlabel.core.annotation import Stroke
+from floodlabel.core.datasets import open_dataset
+from floodlabel.core.errors import FloodLabelError
+from floodlabel.core.model_registry import CLASSIC, MODELS, is_downloaded
+from floodlabel.gui import recent
+from floodlabel.gui.candidate_strip import CandidateStrip
+from floodlabel.gui.canvas import MaskCanvas
+from floodlabel.gui.dataset_view import DatasetView
+from floodlabel.gui.geometry_probe import install_geometry_probe
+from floodlabel.gui.help_dialog import HelpDialog
+from floodlabel.gui.image_list import ImageListDock
+from floodlabel.gui.metrics_panel import MetricsPanel
+from floodlabel.gui.model_panel import ModelPanel
+from floodlabel.gui.model_status import CLASSIC_LABEL, choose_backend
+from floodlabel.gui.segmentation_controller import SegmentationController
+
+TOOLS = {"prompt": "Points: left click adds water, right click adds not-water; Shift+drag draws a box; "
+                   "drag pans, wheel zooms",
+         "box": "Box: drag a box around the water; the mask follows while you drag",
+         "brush": "Brush: paint water onto the mask ([ and ] change the size)",
+         "erase": "Eraser: remove water from the mask ([ and ] change the size)"}
+BRUSH_SIZES = (2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128)
+"""Brush radii to step through with [ and ], in original-image pixels."""
+
+
+class AnnotationWindow(QMainWindow):
+    """`data`: a dataset folder (None: the last folder used, else the bundled sample). `model`: --model value."""
+
+    def __init__(self, data: str | Path | None = None, model: str | None = None, icon: QIcon | None = None,
+                 session=None) -> None:
+        super().__init__()
+        if icon is not None and not icon.isNull():
+            self.setWindowIcon(icon)
+        self.settings = QSettings()
+        self.controller = SegmentationController(self)
+        self.canvas = MaskCanvas()
+        self.candidates = CandidateStrip()
+        self.metrics_panel = MetricsPanel()
+        self.image_list = ImageListDock(self)
+        self.dataset_view = DatasetView()
+        self.model_panel = ModelPanel(model)
+        self.model_combo = QComboBox()
+        self.banner = QLabel()
+        self.embed_label = QLabel()
+        self.embed_cancel = QPushButton("Cancel")
+        self.message_label = QLabel()
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
+        self.dataset = None
+        self.folder: Path | None = None
+        self.tool = "prompt"
+        self.brush_radius = 16.0
+        self._stroke_points: list[tuple[float, float]] = []
+        self._stroke_mode = "paint"
+        self._embed_t0 = 0.0
+        self._embed_timer = QTimer(self, interval=100)
+        self._requested_model = model
+        self._model = ""
+
+        self._build_actions()
+        self._build_layout()
+        self._connect()
+        self._restore_settings()
+        self.probe = install_geometry_probe(self, view=self.canvas.main_viewport,
+                                            image_to_screen=self._image_to_screen, ready=self._ready)
+        if session is not None:
+            self._model = session.model_id
+            self.controller.set_session(session)
+        else:
+            self.use_model(self._initial_model())
+        self.open_folder(recent.startup_folder(data))
+
+    # ------------------------------------------------------------------------------------------------ public
+
+    def open_folder(self, folder: str | Path) -> bool:
+        """List `folder` (names only: milliseconds) and show its first image. A bad folder gives a message."""
+        try:
+            dataset = open_dataset(folder)
+        except FloodLabelError as exc:
+            self.show_message(f"Cannot open {folder}: {exc}")
+            return False
+        self.folder = Path(folder)
+        self.dataset = dataset
+        recent.add_recent_folder(str(folder))
+        self._fill_recent_menu()
+        self.controller.set_dataset(dataset)
+        self.image_list.set_dataset(dataset)
+        self.dataset_view.set_dataset(dataset)
+        if dataset.pairs:
+            self.select_image(0)
+        else:
+            self.show_message(f"{folder} has no images.")
+        return True
+
+    def select_image(self, row: int) -> None:
+        if self.dataset is None or not 0 <= row < len(self.dataset.pairs):
+            return
+        if self.image_list.current_row() != row:
+            self.image_list.select_row(row)  # emits row_selected → here again
+            if self.controller.row == row:
+                return
+        if self.controller.row == row and self.controller.item is not None:
+            return
+        self.canvas.set_image(None)
+        self.canvas.set_mask(None)
+        self.canvas.set_gt(None)
+        self.candidates.clear()
+        self.controller.select(row)
+        self._update_title()
+
+    def next_image(self) -> None:
+        self.select_image(self.controller.row + 1)
+
+    def previous_image(self) -> None:
+        self.select_image(self.controller.row - 1)
+
+    def use_model(self, model: str) -> None:
+        """Load `model` in the background; the current image is re-embedded and its prompts kept."""
+        self._model = model
+        self._select_combo(model)
+        self.banner.setVisible(model == CLASSIC)
+        self.statusBar().showMessage(f"Loading {model} …")
+        self.controller.open_session(model)
+
+    def set_tool(self, tool: str) -> None:
+        self.tool = tool
+        self.canvas.set_tool(tool)
+        self.tool_actions[tool].setChecked(True)
+        self.statusBar().showMessage(TOOLS[tool])
+
+    def show_message(self, text: str) -> None:
+        """A non-modal message line above the canvas (worker errors, bad files); the window stays usable."""
+        self.message_label.setText(html.escape(text))
+        self.message_label.setVisible(True)
+
+    # ------------------------------------------------------------------------------------------------ controller
+
+    def _on_image_loaded(self, item) -> None:
+        self.message_label.setVisible(False)
+        self.canvas.set_image(item.image)
+        self.canvas.set_gt(item.gt)
+        self._update_title()
+        if item.gt is None:
+            self.image_list.set_problem(self.controller.row, item.gt_problem)
+        if self.probe:
+            self.probe.update()
+
+    def _on_image_failed(self, row: int, message: str) -> None:
+        self.image_list.set_problem(row, f"unreadable: {message}")
+        self.show_message(f"Cannot show this image: {message}")
+
+    def _on_embedding_started(self) -> None:
+        self._embed_t0 = time.perf_counter()
+        self._embed_timer.start()
+        self._tick_embedding()
+        self.embed_cancel.setVisible(True)
+
+    def _tick_embedding(self) -> None:
+        self.embed_label.setText(f"Encoding the image with {self.controller.session.model_id.split(':')[0]} … "
+                                 f"{time.perf_counter() - self._embed_t0:.1f} s (click already: your clicks apply "
+                                 f"when it is ready)")
+
+    def _on_embedding_ready(self, seconds: float) -> None:
+        self._embed_timer.stop()
+        self.embed_cancel.setVisible(False)
+        self.embed_label.setText(f"Ready ({seconds:.1f} s)" if seconds else "Ready (cached)")
+        if self.probe:
+            self.probe.update()
+
+    def _on_embedding_stopped(self, why: str) -> None:
+        self._embed_timer.stop()
+        self.embed_cancel.setVisible(False)
+        self.embed_label.setText("Encoding cancelled: select the image again to encode it" if why == "cancelled"
+                                 else f"Encoding failed: {why}")
+
+    def _on_session_ready(self, model_id: str) -> None:
+        self.statusBar().showMessage(f"Model ready: {model_id}", 4000)
+        self.auto_action.setEnabled(self.controller.session is not None
+                                    and getattr(self.controller.session.segmenter, "cacheable", True))
+
+    def _on_session_failed(self, message: str) -> None:
+        self.show_message(f"Cannot load {self._model}: {message}. Using the classic backend.")
+        if self._model != CLASSIC:
+            self.use_model(CLASSIC)
+
+    def _on_markers(self, points, labels, box, pending: bool) -> None:
+        self.canvas.set_markers(points, labels, box, pending)
+
+    def _on_metrics(self, metrics, has_gt: bool) -> None:
+        self.metrics_panel.set_metrics(metrics, has_gt)
+        if has_gt:
+            self.image_list.set_iou(self.controller.row, None if metrics is None else metrics.iou)
+        ann = self.controller.annotation
+        if ann is not None and ann.version > 0:
+            self.image_list.set_status(self.controller.row, "in progress")
+
+    def _on_history(self, can_undo: bool, can_redo: bool) -> None:
+        self.undo_action.setEnabled(can_undo)
+        self.redo_action.setEnabled(can_redo)
+
+    # ------------------------------------------------------------------------------------------------ canvas
+
+    def _on_point(self, x: float, y: float, positive: bool) -> None:
+        if self.tool == "prompt":
+            self.controller.add_point(x, y, positive)
+
+    def _on_box_changed(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        self.canvas.set_markers(*self._markers_with_box((x0, y0, x1, y1)))
+        self.controller.preview_box((x0, y0, x1, y1))
+
+    def _on_box_finished(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        if abs(x1 - x0) < 2 and abs(y1 - y0) < 2:
+            return
+        self.controller.set_box((x0, y0, x1, y1))
+
+    def _on_hover(self, x: float, y: float) -> None:
+        if self.tool == "prompt":
+            self.controller.hover(x, y)
+
+    def _on_stroke_started(self, mode: str, x: float, y: float) -> None:
+        self._stroke_mode = mode
+        self._stroke_points = [(x, y)]
+        self.canvas.draw_stroke_segment(mode, self.brush_radius, (x, y), (x, y))
+
+    def _on_stroke_moved(self, x: float, y: float) -> None:
+        if not self._stroke_points:
+            return
+        self.canvas.draw_stroke_segment(self._stroke_mode, self.brush_radius, self._stroke_points[-1], (x, y))
+        self._stroke_points.append((x, y))
+
+    def _on_stroke_finished(self) -> None:
+        if self._stroke_points:
+            points = np.asarray(self._stroke_points, np.float32)
+            self._stroke_points = []
+            self.controller.add_stroke(Stroke(self._stroke_mode, self.brush_radius, points))
+
+    # ------------------------------------------------------------------------------------------------ actions
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of flood photos",
+                                                  str(self.folder) if self.folder else "")
+        if folder:
+            self.open_folder(folder)
+
+    def _change_brush(self, step: int) -> None:
+        sizes = BRUSH_SIZES
+        i = min(range(len(sizes)), key=lambda k: abs(sizes[k] - self.brush_radius))
+        self.brush_radius = float(sizes[max(0, min(len(sizes) - 1, i + step))])
+        self.canvas.set_brush_radius(self.brush_radius)
+        self.statusBar().showMessage(f"Brush radius: {self.brush_radius:g} px", 2000)
+
+    def _on_opacity(self, value: int) -> None:
+        self.canvas.set_opacity(value / 100)
+
+    def _on_model_combo(self, index: int) -> None:
+        model = self.model_combo.itemData(index)
+        if model and model != self._model:
+            self.use_model(model)
+
+    def _on_backend_changed(self, choice) -> None:
+        self._fill_models()
+        if choice.is_sam and self._model == CLASSIC:
+            self.use_model(choice.model)  # a download just finished
+
+    def _show_models_dock(self) -> None:
+        self.models_dock.show()
+        self.models_dock.raise_()
+
+    # ------------------------------------------------------------------------------------------------ Qt events
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("view/opacity", self.opacity_slider.value())
+        self.settings.setValue("model/last", self._model)
+        self.model_panel.cancel_download()
+        self.controller.shutdown()
+        super().closeEvent(event)
+
+    # ------------------------------------------------------------------------------------------------ set-up
+
+    def _connect(self) -> None:
+        c, v = self.controller, self.canvas
+        c.image_loaded.connect(self._on_image_loaded)
+        c.image_failed.connect(self._on_image_failed)
+        c.embedding_started.connect(self._on_embedding_started)
+        c.embedding_ready.connect(self._on_embedding_ready)
+        c.embedding_stopped.connect(self._on_embedding_stopped)
+        c.session_ready.connect(self._on_session_ready)
+        c.session_failed.connect(self._on_session_failed)
+        c.markers_changed.connect(self._on_markers)
+        c.mask_changed.connect(v.set_mask)
+        c.candidates_changed.connect(self.candidates.set_candidates)
+        c.metrics_changed.connect(self._on_metrics)
+        c.clicks_changed.connect(self.metrics_panel.set_clicks)
+        c.history_changed.connect(self._on_history)
+        c.message.connect(self.show_message)
+        v.point_clicked.connect(self._on_point)
+        v.box_changed.connect(self._on_box_changed)
+        v.box_finished.connect(self._on_box_finished)
+        v.hovered.connect(self._on_hover)
+        v.hover_left.connect(c.hover_left)
+        v.stroke_started.connect(self._on_stroke_started)
+        v.stroke_moved.connect(self._on_stroke_moved)
+        v.stroke_finished.connect(self._on_stroke_finished)
+        self.candidates.chosen.connect(c.choose_candidate)
+        self.image_list.row_selected.connect(self.select_image)
+        self.embed_cancel.clicked.connect(c.cancel_embedding)
+        self._embed_timer.timeout.connect(self._tick_embedding)
+        self.opacity_slider.valueChanged.connect(self._on_opacity)
+        self.model_combo.activated.connect(self._on_model_combo)
+        self.model_panel.backend_changed.connect(self._on_backend_changed)
+
+    def _build_actions(self) -> None:
+        def action(text: str, slot, shortcut=None, checkable: bool = False, tip: str = "") -> QAction:
+            a = QAction(text, self)
+            if shortcut is not None:
+                a.setShortcuts(shortcut if isinstance(shortcut, list) else [QKeySequence(shortcut)])
+            a.setCheckable(checkable)
+            if tip:
+                a.setStatusTip(tip)
+                a.setToolTip(f"{tip} ({a.shortcut().toString()})" if a.shortcut().toString() else tip)
+            (a.toggled if checkable else a.triggered).connect(slot)
+            self.addAction(a)  # shortcuts work whatever has focus
+            return a
+
+        c = self.controller
+        self.open_action = action("&Open folder…", self.choose_folder, QKeySequence.StandardKey.Open,
+                                  tip="Open a folder of flood photos")
+        self.next_action = action("&Next image", self.next_image,
+                                  [QKeySequence("PgDown"), QKeySequence("Ctrl+Right")], tip="Next image")
+        self.prev_action = action("&Previous image", self.previous_image,
+                                  [QKeySequence("PgUp"), QKeySequence("Ctrl+Left")], tip="Previous image")
+        self.undo_action = action("&Undo", c.undo, QKeySequence.StandardKey.Undo, tip="Undo the last step")
+        self.redo_action = action("&Redo", c.redo, [QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")],
+                                  tip="Redo")
+        self.drop_action = action("&Drop prompts", c.drop_prompts, "Escape",
+                                  tip="Remove the points and the box (brush strokes stay)")
+        self.clear_action = action("&Clear mask", c.clear, "Ctrl+Backspace",
+                                   tip="Empty the mask: prompts and strokes (undo brings them back)")
+        self.auto_action = action("&Auto", c.run_auto, "A",
+                                  tip="Automatic mask generation: every SAM segment containing a positive point")
+        self.fit_action = action("&Fit to window", self.canvas.fit, "F", tip="Fit the image to the view")
+        self.overlay_action = action("Show &mask overlay", self.canvas.set_overlay_visible, "O", checkable=True,
+                                     tip="Show or hide the predicted mask")
+        self.outline_action = action("Show &GT outline", self.canvas.set_gt_outline_visible, "G", checkable=True,
+                                     tip="Outline the ground truth on the prediction view")
+        self.gt_view_action = action("Show ground-truth &view", self.canvas.set_gt_view_visible, "Shift+G",
+                                     checkable=True, tip="Show the ground truth beside the prediction")
+        self.hover_action = action("&Hover preview", self._set_hover, "H", checkable=True,
+                                   tip="Before the first click, show the mask a click would give")
+        self.help_action = action("&Keyboard shortcuts…", lambda: HelpDialog(self).exec(), "F1",
+                                  tip="Shortcuts and how the brush works")
+        self.models_action = action("&Models…", self._show_models_dock, tip="SAM checkpoints and downloads")
+        self.quit_action = action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        action("Smaller brush", lambda: self._change_brush(-1), "[")
+        action("Larger brush", lambda: self._change_brush(+1), "]")
+        for i in range(3):
+            action(f"Candidate {i + 1}", lambda _=False, i=i: c.choose_candidate(i), str(i + 1))
+        self.accept_action = action("&Accept", lambda: None, "Return",
+                                    tip="Accept the mask (arrives with the project store)")
+        self.accept_action.setEnabled(False)
+
+        self.tool_actions: dict[str, QAction] = {}
+        group = QActionGroup(self)
+        for tool, (text, key) in {"prompt": ("Points", "V"), "box": ("Box", "B"), "brush": ("Brush", "D"),
+                                  "erase": ("Eraser", "E")}.items():
+            a = action(text, lambda checked, t=tool: checked and self.set_tool(t), key, checkable=True,
+                       tip=TOOLS[tool])
+            group.addAction(a)
+            self.tool_actions[tool] = a
+        for a in (self.overlay_action, self.gt_view_action, self.hover_action):
+            a.setChecked(True)
+
+    def _build_layout(self) -> None:
+        menu = self.menuBar()
+        file_menu = menu.addMenu("&File")
+        file_menu.addAction(self.open_action)
+        self.recent_menu = QMenu("Open &recent", self)
+        file_menu.addMenu(self.recent_menu)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        edit = menu.addMenu("&Edit")
+        for a in (self.undo_action, self.redo_action, None, self.drop_action, self.clear_action, None,
+                  self.accept_action):
+            edit.addSeparator() if a is None else edit.addAction(a)
+        tools = menu.addMenu("&Tools")
+        for a in (*self.tool_actions.values(), None, self.auto_action, self.hover_action):
+            tools.addSeparator() if a is None else tools.addAction(a)
+        view = menu.addMenu("&View")
+        for a in (self.fit_action, self.overlay_action, self.outline_action, self.gt_view_action):
+            view.addAction(a)
+        self.view_menu = view
+        go = menu.addMenu("&Go")
+        go.addAction(self.prev_action)
+        go.addAction(self.next_action)
+        model_menu = menu.addMenu("&Model")
+        model_menu.addAction(self.models_action)
+        help_menu = menu.addMenu("&Help")
+        help_menu.addAction(self.help_action)
+
+        bar = QToolBar("Tools")
+        bar.setObjectName("tools")
+        for a in (self.open_action, None, self.prev_action, self.next_action, None, *self.tool_actions.values(),
+                  None, self.undo_action, self.redo_action, self.clear_action, self.auto_action, None,
+                  self.fit_action, self.overlay_action, self.outline_action, self.hover_action, None,
+                  self.accept_action):
+            bar.addSeparator() if a is None else bar.addAction(a)
+        bar.addSeparator()
+        bar.addWidget(QLabel(" Opacity "))
+        self.opacity_slider.setRange(10, 100)
+        self.opacity_slider.setValue(50)
+        self.opacity_slider.setMaximumWidth(110)
+        bar.addWidget(self.opacity_slider)
+        bar.addSeparator()
+        bar.addWidget(QLabel(" Model "))
+        self.model_combo.setMinimumContentsLength(18)
+        bar.addWidget(self.model_combo)
+        self.addToolBar(bar)
+        self._fill_models()
+
+        self.banner.setText(
+            "<b>No SAM checkpoint yet</b>: using the offline classic backend (OpenCV GrabCut), which is rougher. "
+            "Get SAM ViT-B (375 MB) with <a href='models'>Model → Models… → Download</a>, or run "
+            "<code>floodlabel models download vit_b</code>, or start with <code>--model path/to/sam.pth</code>.")
+        self.banner.setWordWrap(True)
+        self.banner.setStyleSheet("background: #fff4d6; color: #5a4500; padding: 6px; border: 1px solid #e6c66b;")
+        self.banner.linkActivated.connect(lambda _: self._show_models_dock())
+        self.banner.setVisible(False)
+        self.message_label.setWordWrap(True)
+        self.message_label.setStyleSheet("background: #fde7e7; color: #8a1c1c; padding: 4px;")
+        self.message_label.setVisible(False)
+
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.message_label)
+        layout.addWidget(self.canvas, 1)
+        self.setCentralWidget(central)
+
+        self.image_list.setObjectName("images")
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.image_list)
+
+        side = QWidget()
+        side_layout = QVBoxLayout(side)
+        side_layout.addWidget(QLabel("<b>SAM's candidates</b> (1 / 2 / 3)"))
+        side_layout.addWidget(self.candidates)
+        side_layout.addWidget(self.metrics_panel)
+        side_layout.addStretch(1)
+        self.mask_dock = QDockWidget("Mask", self)
+        self.mask_dock.setObjectName("mask")
+        self.mask_dock.setWidget(side)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.mask_dock)
+
+        self.dataset_dock = QDockWidget("Dataset", self)
+        self.dataset_dock.setObjectName("dataset")
+        self.dataset_dock.setWidget(self.dataset_view)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dataset_dock)
+        self.models_dock = QDockWidget("Models", self)
+        self.models_dock.setObjectName("models")
+        self.models_dock.setWidget(self.model_panel)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.models_dock)
+        self.tabifyDockWidget(self.dataset_dock, self.models_dock)
+        self.dataset_dock.raise_()
+        for dock in (self.image_list, self.mask_dock, self.dataset_dock, self.models_dock):
+            self.view_menu.addAction(dock.toggleViewAction())
+
+        status = self.statusBar()
+        status.addPermanentWidget(self.embed_label)
+        status.addPermanentWidget(self.embed_cancel)
+        self.embed_cancel.setVisible(False)
+        self._fill_recent_menu()
+        self.set_tool("prompt")
+        self.resize(1280, 760)
+
+    def _fill_models(self) -> None:
+        self.model_combo.clear()
+        for name in MODELS:
+            self.model_combo.addItem(name if is_downloaded(name) else f"{name} (not downloaded)", name)
+            if not is_downloaded(name):
+                self.model_combo.model().item(self.model_combo.count() - 1).setEnabled(False)
+        if self._requested_model and self._requested_model not in MODELS and self._requested_model != CLASSIC:
+            self.model_combo.addItem(Path(self._requested_model).name, self._requested_model)
+        self.model_combo.addItem(CLASSIC_LABEL, CLASSIC)
+        self._select_combo(self._model)
+
+    def _select_combo(self, model: str) -> None:
+        i = self.model_combo.findData(model)
+        if i >= 0:
+            self.model_combo.setCurrentIndex(i)
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for folder in recent.recent_folders():
+            a = self.recent_menu.addAction(folder)
+            a.triggered.connect(lambda _=False, f=folder: self.open_folder(f))
+        self.recent_menu.setEnabled(bool(self.recent_menu.actions()))
+
+    def _restore_settings(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        state = self.settings.value("window/state")
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        opacity = self.settings.value("view/opacity", 50)
+        try:
+            self.opacity_slider.setValue(int(opacity))
+        except (TypeError, ValueError):
+            pass
+        self._on_opacity(self.opacity_slider.value())
+
+    def _initial_model(self) -> str:
+        if self._requested_model:
+            choice = choose_backend(self._requested_model)
+            if choice.warning:
+                self.show_message(choice.warning)
+            return choice.model
+        last = self.settings.value("model/last", "")
+        if isinstance(last, str) and last and choose_backend(last).model == last:
+            return last
+        return choose_backend(None).model
+
+    def _set_hover(self, on: bool) -> None:
+        self.controller.hover_enabled = on
+
+    def _markers_with_box(self, box):
+        ann = self.controller.annotation
+        if ann is None:
+            return np.zeros((0, 2)), np.zeros(0, int), np.asarray(box, float), True
+        return ann.prompt.points, ann.prompt.labels, np.asarray(box, float), self.controller.embedding is None
+
+    def _update_title(self) -> None:
+        if self.dataset is None or self.controller.row < 0:
+            self.setWindowTitle("FloodLabel")
+            return
+        pair = self.dataset.pairs[self.controller.row]
+        self.setWindowTitle(f"{pair.image.name} ({self.controller.row + 1} / {len(self.dataset.pairs)}) — FloodLabel")
+
+    def _ready(self) -> bool:
+        return self.controller.embedding is not None
+
+    def _image_to_screen(self):
+        item = self.controller.item
+        if item is None:
+            return []
+        h, w = item.original_size
+        out = []
+        for ix, iy in ((w * 0.25, h * 0.25), (w * 0.75, h * 0.3), (w * 0.5, h * 0.75)):
+            p = self.canvas.main_viewport.mapToGlobal(self.canvas.widget_pos(ix, iy))
+            out.append([ix, iy, p.x(), p.y()])
+        return out
