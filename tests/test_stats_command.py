@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from image_factories import make_dataset, mask_png, save, water_mask
+from image_factories import make_dataset, mask_png, save, truncated_copy, water_mask
 
 from PIL import Image
 
@@ -120,8 +120,12 @@ def test_compute_stats_reports_progress(flood):
         return items
 
     stats = compute_stats(open_dataset(flood), progress=progress)
-    assert seen == [("image headers", 4), ("masks", 4)]
+    assert seen == [("images", 4), ("masks", 4)]
     assert stats.masks_measured == 4
+    seen.clear()
+    stats = compute_stats(open_dataset(flood), progress=progress, decode=False)
+    assert seen == [("image headers", 4), ("mask headers", 1)]
+    assert stats.masks_measured == 0 and stats.water_ratio_mean is None
 
 
 def test_zero_one_and_ambiguous_masks(tmp_path, capsys):
@@ -151,3 +155,28 @@ def test_zero_one_and_ambiguous_masks(tmp_path, capsys):
     out = _run(capsys, root)[1]
     assert "0/1 masks (1 = water)       2:  b, c" in out
     assert "ambiguous masks             1" in out
+
+
+def test_truncated_files_fail_by_default_and_pass_quick(flood, capsys):
+    """A truncated JPEG and a truncated PNG mask have readable headers: only decoding finds them."""
+    photo = flood / "Image" / "1.jpg"
+    save(photo, np.random.default_rng(0).integers(0, 256, (10, 10, 3), dtype=np.uint8), "JPEG", quality=95)
+    truncated_copy(photo, photo, keep=0.8)  # the header survives, the scan data does not
+    mask = flood / "Mask" / "2.png"
+    noisy = (np.random.default_rng(1).random((10, 20)) > 0.5).astype(np.uint8) * 255
+    mask_png(mask, noisy)
+    truncated_copy(mask, mask, keep=0.7)
+    data = json.loads(_run(capsys, flood, "--json")[1])
+    reasons = {p["path"].rsplit("/", 1)[-1]: p["reason"] for p in data["unreadable"]}
+    assert set(reasons) == {"1.jpg", "2.png"}
+    assert all("truncated" in r for r in reasons.values()), reasons
+    assert data["decoded"] is True and data["problem_count"] == 5
+    assert data["masks_measured"] == 3  # 1, 3, 9 (2 is truncated)
+    assert data["unique_image_sizes"] == 3  # over the decoded photos 2 (20x10), 3 (12x8), 4 (10x10)
+    assert data["width_range"] == [10, 20] and data["height_range"] == [8, 10]
+    quick = json.loads(_run(capsys, flood, "--json", "--quick")[1])
+    assert quick["decoded"] is False and quick["unreadable"] == [] and quick["problem_count"] == 3
+    assert quick["masks_measured"] == 0 and quick["water_ratio_mean"] is None
+    assert quick["unique_image_sizes"] == 3 and quick["width_range"] == [10, 20]
+    out = _run(capsys, flood, "--quick")[1]
+    assert "Water ratio: not measured (--quick reads file headers only" in out

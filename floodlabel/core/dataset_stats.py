@@ -6,8 +6,12 @@ A pixel is water when mask > 127, or 1 in a 0/1 label mask (see images.read_mask
 masks whose values do not say which is water (e.g. {0, 1, 2}) are listed as ambiguous. Two averages are given:
 - mean of per-mask fractions (each mask weighs the same);
 - pooled over all pixels (total water pixels / total mask pixels; large masks weigh more).
-Image sizes (unique sizes, width and height ranges) are over the photos present, after EXIF orientation,
-read from file headers.
+Image sizes (unique sizes, width and height ranges) are over the photos present, after EXIF orientation.
+
+By default every image and mask is fully decoded (as the window and `eval` will decode them), so truncated or
+corrupt files are listed as unreadable with their reason, and the decoded masks give the water ratios.
+`decode=False` (`stats --quick`) reads file headers only: sizes and pairing problems, no water ratio; a truncated
+file can pass.
 """
 
 from __future__ import annotations
@@ -22,14 +26,14 @@ import numpy as np
 
 from floodlabel.core.datasets import FloodDataset, SizeMismatch
 from floodlabel.core.errors import AmbiguousMaskError, ImageReadError
-from floodlabel.core.images import MASK_LABELS_01, read_mask_reading
+from floodlabel.core.images import MASK_LABELS_01, read_image, read_mask_reading
 
 T = TypeVar("T")
 Progress = Callable[[Iterable[T], int, str], Iterable[T]]
 """progress(items, total, description) -> the same items, e.g. wrapped in a tqdm bar."""
 
 WATER_SCOPE = "all readable masks"
-MASK_READ_THREADS = 2  # Pillow releases the GIL while decoding PNGs
+MASK_READ_THREADS = 2  # Pillow releases the GIL while decoding PNGs and JPEGs
 
 
 @dataclass
@@ -54,6 +58,8 @@ class DatasetStats:
     unique_image_sizes: int = 0
     width_range: tuple[int, int] | None = None
     height_range: tuple[int, int] | None = None
+    decoded: bool = True
+    """False for a header-only (--quick) run: files were not decoded, no water ratio."""
     water_scope: str = WATER_SCOPE
     masks_measured: int = 0
     water_ratio_mean: float | None = None
@@ -81,37 +87,53 @@ class DatasetStats:
         return out
 
 
-def compute_stats(dataset: FloodDataset, progress: Progress | None = None) -> DatasetStats:
-    """Read every image header and decode every mask of `dataset`; unreadable files become problems."""
+def compute_stats(dataset: FloodDataset, progress: Progress | None = None, decode: bool = True) -> DatasetStats:
+    """Decode every image and mask of `dataset` (decode=False: read their headers only); unreadable files become
+    problems with their reason."""
     unreadable: dict[str, str] = {}
     ambiguous: dict[str, str] = {}
     masks_0_1: list[str] = []
-
-    sizes: list[tuple[int, int]] = []
-    for pair in _wrap(progress, dataset.pairs, "image headers"):
-        try:
-            sizes.append(dataset.image_size(pair.image))
-        except ImageReadError as exc:
-            unreadable[exc.path] = exc.reason
-    for exc in dataset.unreadable:  # headers of masks (the images' were read above)
-        unreadable.setdefault(exc.path, exc.reason)
-
     masks = dataset.masks
+    sizes: list[tuple[int, int]] = []
     fractions, water_pixels, total_pixels = [], 0, 0
-    with ThreadPoolExecutor(MASK_READ_THREADS) as pool:
-        for path, result in _wrap(progress, zip(masks, pool.map(_count_water, masks)), "masks", len(masks)):
-            if isinstance(result, AmbiguousMaskError):
-                ambiguous[str(path)] = result.reason
-                continue
-            if isinstance(result, ImageReadError):
-                unreadable[str(path)] = result.reason
-                continue
-            water, total, encoding = result
-            if encoding == MASK_LABELS_01:
-                masks_0_1.append(path.stem)
-            fractions.append(water / total)
-            water_pixels += water
-            total_pixels += total
+
+    if not decode:
+        for pair in _wrap(progress, dataset.pairs, "image headers"):
+            try:
+                sizes.append(dataset.image_size(pair.image))
+            except ImageReadError as exc:
+                unreadable[exc.path] = exc.reason
+        for path in _wrap(progress, dataset.masks_without_images, "mask headers"):
+            try:
+                dataset.image_size(path)  # paired masks' headers are read by size_mismatches below
+            except ImageReadError as exc:
+                unreadable[exc.path] = exc.reason
+    else:
+        images = [p.image for p in dataset.pairs]
+        with ThreadPoolExecutor(MASK_READ_THREADS) as pool:
+            for path, result in _wrap(progress, zip(images, pool.map(_decode_image, images)), "images",
+                                      len(images)):
+                if isinstance(result, ImageReadError):
+                    unreadable[str(path)] = result.reason
+                    continue
+                sizes.append(result)
+                dataset._sizes[path] = result  # the decoded size: size_mismatches below reads no header again
+            for path, result in _wrap(progress, zip(masks, pool.map(_count_water, masks)), "masks", len(masks)):
+                if isinstance(result, AmbiguousMaskError):
+                    ambiguous[str(path)] = result.reason
+                    continue
+                if isinstance(result, ImageReadError):
+                    unreadable[str(path)] = result.reason
+                    continue
+                water, total, encoding, size = result
+                dataset._sizes[path] = size
+                if encoding == MASK_LABELS_01:
+                    masks_0_1.append(path.stem)
+                fractions.append(water / total)
+                water_pixels += water
+                total_pixels += total
+    for exc in dataset.unreadable:  # headers that size_mismatches could not read (files not listed above)
+        unreadable.setdefault(exc.path, exc.reason)
 
     stats = DatasetStats(
         root=str(dataset.root),
@@ -130,6 +152,7 @@ def compute_stats(dataset: FloodDataset, progress: Progress | None = None) -> Da
         metadata_rows=len(dataset.metadata) if dataset.metadata is not None else None,
         metadata_problems=dataset.metadata_problems(),
         unique_image_sizes=len(set(sizes)),
+        decoded=decode,
         masks_measured=len(fractions),
         image_sizes=sizes,
         water_ratios=fractions,
@@ -179,6 +202,9 @@ def format_stats(stats: DatasetStats) -> str:
         lines += [f"  width          {stats.width_range[0]} - {stats.width_range[1]} px",
                   f"  height         {stats.height_range[0]} - {stats.height_range[1]} px"]
 
+    if not stats.decoded:
+        lines += ["", "Water ratio: not measured (--quick reads file headers only; truncated files can pass)"]
+        return "\n".join(lines)
     lines += ["", f"Water ratio (mask > 127, over {WATER_SCOPE}: {stats.masks_measured})"]
     if stats.masks_0_1:
         lines += _listed("0/1 masks (1 = water)", stats.masks_0_1)
@@ -198,14 +224,24 @@ def format_stats(stats: DatasetStats) -> str:
 # helpers
 
 
-def _count_water(path: Path) -> tuple[int, int, str] | ImageReadError:
-    """(water pixels, all pixels, encoding) of one mask, or the error (returned, so one bad file doesn't stop the
-    pool)."""
+def _decode_image(path: Path) -> tuple[int, int] | ImageReadError:
+    """(width, height) of a fully decoded photo, or the error (returned, so one bad file doesn't stop the pool)."""
+    try:
+        rgb = read_image(path)
+    except ImageReadError as exc:
+        return exc
+    return rgb.shape[1], rgb.shape[0]
+
+
+def _count_water(path: Path) -> tuple[int, int, str, tuple[int, int]] | ImageReadError:
+    """(water pixels, all pixels, encoding, (width, height)) of one mask, or the error (returned, so one bad file
+    doesn't stop the pool)."""
     try:
         reading = read_mask_reading(path)
     except ImageReadError as exc:
         return exc
-    return int(np.count_nonzero(reading.water)), int(reading.water.size), reading.encoding
+    water = reading.water
+    return int(np.count_nonzero(water)), int(water.size), reading.encoding, (water.shape[1], water.shape[0])
 
 
 def _wrap(progress: Progress | None, items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
