@@ -33,6 +33,17 @@ def create_start_window(data: str | Path | None = None, model: str | None = None
     return StartWindow(data=data, model=model, icon=app_icon())
 
 
+def create_annotation_window(data: str | Path | None = None, model: str | None = None, session=None):
+    """The annotation window (not shown yet) on `data` (None: the last folder used, else the bundled sample).
+
+    `model`: --model name or .pth path (None: the last model used, else the first downloaded SAM, else classic);
+    `session`: an already opened SegmentationSession (tests and benchmarks).
+    """
+    from floodlabel.gui.annotation_window import AnnotationWindow
+
+    return AnnotationWindow(data=data, model=model, icon=app_icon(), session=session)
+
+
 def app_icon() -> QIcon:
     """The water-drop icon, or an empty QIcon when resources/ is not shipped (e.g. a non-editable wheel)."""
     path = RESOURCES_DIR / ICON_FILE
