@@ -180,3 +180,59 @@ def test_truncated_files_fail_by_default_and_pass_quick(flood, capsys):
     assert quick["unique_image_sizes"] == 3 and quick["width_range"] == [10, 20]
     out = _run(capsys, flood, "--quick")[1]
     assert "Water ratio: not measured (--quick reads file headers only" in out
+
+
+def test_formats_frames_and_files_that_are_not_images(tmp_path, capsys):
+    """GIF, animated GIF (first frame), multi-page TIFF (first page), BMP and WEBP photos are listed and decoded;
+    a text file named .png is unreadable; notes.txt is "not an image"; hidden files are ignored."""
+    root = tmp_path / "flood"
+    rng = np.random.default_rng(0)
+
+    def photo(w, h):
+        return Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+
+    save(root / "Image" / "gif.gif", photo(12, 10).quantize(64), "GIF")
+    frames = [photo(14, 10).quantize(64), photo(14, 10).quantize(64)]
+    frames[0].save(root / "Image" / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    pages = [photo(16, 10), photo(30, 20)]  # the first page is 16x10; the second's size is never reported
+    pages[0].save(root / "Image" / "pages.tif", save_all=True, append_images=pages[1:])
+    save(root / "Image" / "bmp.bmp", photo(18, 10), "BMP")
+    save(root / "Image" / "webp.webp", photo(20, 10), "WEBP", lossless=True)
+    (root / "Image" / "text.png").write_text("this is not a PNG\n")
+    (root / "Image" / "notes.txt").write_text("shot on 2023-05-01\n")
+    (root / "Image" / ".hidden.jpg").write_bytes(b"junk")
+    (root / "Image" / ".DS_Store").write_bytes(b"junk")
+    for stem, w in (("gif", 12), ("anim", 14), ("pages", 16), ("bmp", 18), ("webp", 20), ("text", 10)):
+        mask = np.zeros((10, w), np.uint8)
+        mask[:, : w // 2] = 255
+        mask_png(root / "Mask" / f"{stem}.png", mask)
+    gif_mask = Image.fromarray((np.arange(12)[None, :].repeat(10, 0) < 3).astype(np.uint8), "P")
+    gif_mask.putpalette([0, 0, 0, 255, 255, 255])
+    save(root / "Mask" / "gif.gif", gif_mask, "GIF")  # a GIF mask beside gif.png: the PNG wins the stem clash
+    (root / "Mask" / ".hidden.png").write_bytes(b"junk")
+
+    data = json.loads(_run(capsys, root, "--json")[1])
+    assert (data["images"], data["masks"], data["pairs"]) == (6, 6, 6)
+    assert data["masks_without_images"] == [] and data["images_without_masks"] == []
+    assert [p.rsplit("/", 1)[-1] for p in data["not_images"]] == ["notes.txt"]
+    assert [p.rsplit("/", 1)[-1] for p in data["duplicates"]] == ["gif.gif"]
+    assert [(p["path"].rsplit("/", 1)[-1], p["reason"]) for p in data["unreadable"]] == [
+        ("text.png", "not an image file, or a format Pillow cannot read")]
+    assert data["size_mismatches"] == []
+    assert data["problem_count"] == 3  # text.png unreadable, notes.txt, gif.gif skipped
+    assert data["unique_image_sizes"] == 5 and data["width_range"] == [12, 20] and data["height_range"] == [10, 10]
+    assert data["masks_measured"] == 6 and data["water_ratio_mean"] == pytest.approx(0.5)
+    out = _run(capsys, root)[1]
+    assert "not an image                1:  notes.txt" in out
+
+
+def test_read_image_takes_the_first_frame(tmp_path):
+    from floodlabel.core.images import read_image
+    first = np.zeros((10, 14, 3), np.uint8)
+    first[:, :7] = 255
+    second = np.full((10, 14, 3), 128, np.uint8)
+    frames = [Image.fromarray(first), Image.fromarray(second)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    np.testing.assert_array_equal(read_image(tmp_path / "anim.gif"), first)
+    frames[0].save(tmp_path / "pages.tif", save_all=True, append_images=frames[1:])
+    np.testing.assert_array_equal(read_image(tmp_path / "pages.tif"), first)

@@ -53,6 +53,7 @@ class DatasetStats:
     ambiguous_masks: list[tuple[str, str]] = field(default_factory=list)
     masks_0_1: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
+    not_images: list[str] = field(default_factory=list)
     metadata_rows: int | None = None
     metadata_problems: list[str] = field(default_factory=list)
     unique_image_sizes: int = 0
@@ -75,7 +76,8 @@ class DatasetStats:
     @property
     def problem_count(self) -> int:
         return (len(self.images_without_masks) + len(self.masks_without_images) + len(self.size_mismatches)
-                + len(self.unreadable) + len(self.ambiguous_masks) + len(self.duplicates) + len(self.metadata_problems))
+                + len(self.unreadable) + len(self.ambiguous_masks) + len(self.duplicates) + len(self.not_images)
+                + len(self.metadata_problems))
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (size mismatches as {"stem", "image_size", "mask_size"})."""
@@ -149,6 +151,7 @@ def compute_stats(dataset: FloodDataset, progress: Progress | None = None, decod
         ambiguous_masks=sorted(ambiguous.items()),
         masks_0_1=masks_0_1,
         duplicates=[str(p) for p in dataset.duplicates],
+        not_images=[str(p) for p in dataset.not_images],
         metadata_rows=len(dataset.metadata) if dataset.metadata is not None else None,
         metadata_problems=dataset.metadata_problems(),
         unique_image_sizes=len(set(sizes)),
@@ -192,6 +195,8 @@ def format_stats(stats: DatasetStats) -> str:
         lines += [f"    {path}: {reason}" for path, reason in stats.ambiguous_masks]
     if stats.duplicates:
         lines += _listed("same-stem files skipped", stats.duplicates)
+    if stats.not_images:
+        lines += _listed("not an image", [Path(p).name for p in stats.not_images])
     if stats.metadata_problems:
         lines.append(f"  metadata.csv problems    {len(stats.metadata_problems):>4}")
         lines += [f"    {p}" for p in stats.metadata_problems]

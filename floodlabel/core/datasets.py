@@ -6,7 +6,9 @@ Layouts understood (folder and extension names are case-insensitive):
 - A flat folder of images, optionally with one of the mask folder names inside it.
 - Explicit folders: open_dataset(image_dir=..., mask_dir=...).
 
-Opening a dataset only lists folders: nothing is decoded. Image sizes (for size mismatches) are read lazily from
+Every format Pillow can open is listed (JPEG, PNG, WEBP, TIFF, BMP, GIF, ...; multi-frame files are read as their
+first frame); other files in the image and mask folders are listed as `not_images`; hidden files (".name") are
+ignored. Opening a dataset only lists folders: nothing is decoded. Image sizes (for size mismatches) are read lazily from
 file headers. Pairs whose image and mask sizes differ are listed, never resized.
 """
 
@@ -19,11 +21,28 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from PIL import Image
+
 from floodlabel.core.errors import DatasetError, ImageReadError
 from floodlabel.core.images import image_size
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
-"""File extensions taken as images or masks (lower case; matched case-insensitively). Earlier wins a stem clash."""
+PREFERRED_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
+"""The usual photo and mask extensions, in the order that wins a stem clash (5.jpg over 5.png)."""
+
+# Pillow plugins that only identify a format (decoding needs an external handler or program): not listed.
+_UNDECODABLE_FORMATS = {"EPS", "BUFR", "GRIB", "HDF5", "WMF", "MPEG"}
+
+
+def _pillow_extensions() -> tuple[str, ...]:
+    formats = Image.registered_extensions()  # imports Pillow's plugins (~0.1 s, once)
+    others = sorted(ext for ext, fmt in formats.items()
+                    if fmt in Image.OPEN and fmt not in _UNDECODABLE_FORMATS and ext not in PREFERRED_EXTENSIONS)
+    return PREFERRED_EXTENSIONS + tuple(others)
+
+
+IMAGE_EXTENSIONS = _pillow_extensions()
+"""File extensions taken as images or masks (lower case; matched case-insensitively): PREFERRED_EXTENSIONS first,
+then every other extension of a format Pillow can open. Earlier wins a stem clash."""
 
 IMAGE_DIR_NAMES = ("image", "images", "img", "imgs")
 MASK_DIR_NAMES = ("mask", "masks", "label", "labels", "gt")
@@ -55,6 +74,7 @@ class FloodDataset:
     pairs: every image, naturally sorted by stem ("2" before "10"), each with its mask or None.
     masks_without_images: mask files whose stem has no image, naturally sorted.
     duplicates: files skipped because another file in the same folder has the same stem (e.g. 5.jpg and 5.png).
+    not_images: files in the image or mask folder whose extension is not an image format (e.g. notes.txt).
     metadata: (image file name, mask file name) rows of metadata.csv, or None when there is none.
     """
 
@@ -65,6 +85,7 @@ class FloodDataset:
     masks_without_images: list[Path]
     duplicates: list[Path] = field(default_factory=list)
     metadata: list[tuple[str, str]] | None = None
+    not_images: list[Path] = field(default_factory=list)
     _sizes: dict[Path, tuple[int, int]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -158,17 +179,20 @@ def open_dataset(root: str | os.PathLike[str] | None = None, *, image_dir: str |
         masks_at = (_existing_dir(mask_dir, "mask folder") if mask_dir is not None
                     else _find_subdir(root_at, MASK_DIR_NAMES))
 
-    images, image_dups = _list_images(images_at)
+    images, image_dups, image_others = _list_images(images_at)
     if not images:
-        raise DatasetError(f"no images found in {images_at} (looked for {', '.join(IMAGE_EXTENSIONS)})")
-    masks, mask_dups = _list_images(masks_at) if masks_at is not None else ({}, [])
+        raise DatasetError(f"no images found in {images_at} (looked for {', '.join(PREFERRED_EXTENSIONS)} "
+                           "and the other formats Pillow reads)")
+    masks, mask_dups, mask_others = _list_images(masks_at) if masks_at is not None else ({}, [], [])
 
     pairs = [ImagePair(stem, images[stem], masks.get(stem)) for stem in _natural_sorted(images)]
     orphans = [masks[stem] for stem in _natural_sorted(masks) if stem not in images]
     metadata_path = _find_file(root_at, METADATA_NAME)
+    not_images = [p for p in image_others + mask_others if p != metadata_path]  # a flat folder holds metadata.csv
     return FloodDataset(root=root_at, image_dir=images_at, mask_dir=masks_at, pairs=pairs,
                         masks_without_images=orphans, duplicates=image_dups + mask_dups,
-                        metadata=_read_metadata(metadata_path) if metadata_path else None)
+                        metadata=_read_metadata(metadata_path) if metadata_path else None,
+                        not_images=sorted(not_images))
 
 
 def natural_key(stem: str) -> tuple:
@@ -208,20 +232,26 @@ def _find_file(root: Path, name: str) -> Path | None:
     return next((Path(e.path) for e in _children(root) if e.name.casefold() == name and e.is_file()), None)
 
 
-def _list_images(folder: Path) -> tuple[dict[str, Path], list[Path]]:
-    """{stem: path} of the image files directly in `folder`, and files skipped as same-stem duplicates."""
+def _list_images(folder: Path) -> tuple[dict[str, Path], list[Path], list[Path]]:
+    """{stem: path} of the image files directly in `folder`, files skipped as same-stem duplicates, and the other
+    (non-hidden) files."""
     rank = {ext: i for i, ext in enumerate(IMAGE_EXTENSIONS)}
     by_stem: dict[str, list[Path]] = {}
+    others: list[Path] = []
     for entry in _children(folder):
         path = Path(entry.path)
-        if path.suffix.casefold() in rank and entry.is_file():
+        if not entry.is_file():
+            continue
+        if path.suffix.casefold() in rank:
             by_stem.setdefault(path.stem, []).append(path)
+        else:
+            others.append(path)
     chosen, skipped = {}, []
     for stem, paths in by_stem.items():
         paths.sort(key=lambda p: (rank[p.suffix.casefold()], p.name))
         chosen[stem] = paths[0]
         skipped += paths[1:]
-    return chosen, sorted(skipped)
+    return chosen, sorted(skipped), others
 
 
 def _natural_sorted(stems: dict[str, Path]) -> list[str]:
