@@ -28,3 +28,11 @@ class ModelError(FloodLabelError):
 
 class DownloadError(FloodLabelError):
     """A checkpoint download failed (network, checksum, interrupted transfer)."""
+
+
+class StoreError(FloodLabelError):
+    """The project store cannot do what was asked (read-only, locked, newer or corrupt database, disk full, ...)."""
+
+
+class ExportError(FloodLabelError):
+    """An export cannot be written (folder outside the chosen one, files it did not write, name clashes, ...)."""

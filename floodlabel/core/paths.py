@@ -30,3 +30,10 @@ def embeddings_dir() -> Path:
     d = cache_dir() / "embeddings"
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+def data_dir() -> Path:
+    """Root folder for user data (projects whose dataset folder is read-only). FLOODLABEL_DATA_DIR overrides it.
+    Not created here."""
+    override = os.environ.get("FLOODLABEL_DATA_DIR")
+    return Path(override) if override else Path(platformdirs.user_data_dir(APP_NAME))

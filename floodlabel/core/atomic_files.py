@@ -1,0 +1,87 @@
+"""Crash-safe file writes: a file is either its old content or its complete new content, never half of either.
+
+`write_atomic(path, data)`: the bytes go to a temporary file in the same folder, are fsynced, renamed over `path`
+with os.replace (atomic on POSIX and Windows), and the folder is fsynced so the rename itself survives a power cut.
+On any failure the temporary file is removed, the old file is untouched, and OSError propagates (the caller turns
+it into a readable message with `describe_os_error`).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from pathlib import Path
+
+TEMP_PREFIX = ".tmp-"
+"""Temporary files start with this; `remove_stale_temp_files` deletes leftovers of a killed process."""
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write `data` to `path` atomically and durably (see the module docstring). Raises OSError."""
+    target = Path(path)
+    temp = target.with_name(f"{TEMP_PREFIX}{secrets.token_hex(6)}-{target.name}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o644)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                if written <= 0:  # pragma: no cover - a zero-length write would loop forever
+                    raise OSError(errno.EIO, "write returned 0 bytes")
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, target)
+    except BaseException:
+        _remove_quietly(temp)
+        raise
+    fsync_dir(target.parent)
+
+
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
+    """fsync a folder so renames and deletions in it are durable (a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # Windows cannot open folders; NTFS journals renames itself
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:  # some file systems refuse fsync on folders
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temp_files(folder: str | os.PathLike[str]) -> int:
+    """Delete temporary files left in `folder` by a process killed mid-write; returns how many were removed."""
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        if entry.name.startswith(TEMP_PREFIX) and entry.is_file(follow_symlinks=False):
+            removed += _remove_quietly(Path(entry.path))
+    return removed
+
+
+def describe_os_error(exc: OSError) -> str:
+    """A short reason for a failed write: 'the disk is full', 'permission denied', or the system's message."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "the disk is full"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if exc.errno == errno.EROFS:
+        return "the file system is read-only"
+    return exc.strerror or str(exc)
+
+
+def _remove_quietly(path: Path) -> bool:
+    try:
+        path.unlink()
+        return True
+    except OSError:
+        return False

@@ -1,0 +1,619 @@
+"""The project store: what a user has labelled, kept crash-safe beside (or for) a dataset folder.
+
+A project folder holds `project.sqlite` (SQLite in WAL mode, fsync on every commit) and `masks/`. Per image, keyed
+by its path relative to the dataset folder (DATA) and the SHA-256 of its bytes, it keeps:
+- the status: new (no row) / in progress (autosaved prompts) / accepted;
+- the latest annotation state (any JSON-serialisable dict: prompts, chosen candidate, strokes, ...), autosaved;
+- at accept: the mask as a PNG at the image's native size after EXIF orientation (0/255, one channel), the
+  annotation state that made it, model id and checkpoint hash, metrics against GT, whether brush strokes were used.
+Autosaving an accepted image keeps it accepted (the accepted mask and state stay until the next accept);
+`ImageRecord.edited_since_accept` says that newer work exists.
+
+An image whose bytes changed since it was accepted (or autosaved) comes back with `changed=True`; it is never
+silently matched to the stored mask.
+
+Crash safety: a mask is written to a temporary file in masks/, fsynced, renamed to a new unique name and the folder
+fsynced; only then is the row committed, and the previous mask file is deleted after the commit. A row therefore
+never points to a missing or half-written file; leftovers of a killed process (temporary or unreferenced files) are
+removed the next time the project is opened for writing.
+
+One writer: the store holds an exclusive lock on `project.lock` for its lifetime. A second store on the same project
+(another window, another process) opens read-only: `read_only` is True, `read_only_reason` says why, and every write
+raises StoreError with that reason. A read-only project folder also opens read-only.
+
+Threads: one store may be used from several threads (calls are serialised on the database). `accept` encodes and
+fsyncs a PNG (about 50 ms for 4000x3000): call it off the UI thread. `statuses`, `counts` and `record` read the
+database only (`record` also hashes the image file once per file version).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from floodlabel.core import paths
+from floodlabel.core.atomic_files import describe_os_error, remove_stale_temp_files, write_atomic
+from floodlabel.core.errors import ImageReadError, StoreError
+from floodlabel.core.images import image_size
+
+SCHEMA_VERSION = 1
+"""Stored in PRAGMA user_version. A database with a larger number was made by a newer FloodLabel."""
+
+PROJECT_DIR_NAME = "floodlabel-project"
+DB_NAME = "project.sqlite"
+MASKS_DIR_NAME = "masks"
+LOCK_NAME = "project.lock"
+
+
+class Status(StrEnum):
+    NEW = "new"
+    IN_PROGRESS = "in progress"
+    ACCEPTED = "accepted"
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """What the store knows about one image. Times are Unix seconds. Sizes are (width, height).
+
+    annotation_state: the latest state (from `save_progress` or `accept`). accepted_state: the state at accept.
+    image_hash: SHA-256 of the image bytes when last saved; current_hash: of the file now (None: file missing).
+    changed: the file's bytes differ from those the accepted mask (or the autosaved state) was made on.
+    """
+
+    rel_path: str
+    status: Status
+    image_path: Path
+    image_hash: str
+    current_hash: str | None
+    annotation_state: dict[str, Any] | None
+    updated_at: float
+    accepted_state: dict[str, Any] | None = None
+    accepted_image_hash: str | None = None
+    mask_path: Path | None = None
+    mask_size: tuple[int, int] | None = None
+    mask_sha256: str | None = None
+    model_id: str | None = None
+    checkpoint_hash: str | None = None
+    metrics: dict[str, Any] | None = None
+    strokes_used: bool = False
+    accepted_at: float | None = None
+    created_at: float = 0.0
+    edited_since_accept: bool = False
+    _mask_cache: list = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def accepted(self) -> bool:
+        return self.status is Status.ACCEPTED
+
+    @property
+    def image_missing(self) -> bool:
+        return self.current_hash is None
+
+    @property
+    def changed(self) -> bool:
+        reference = self.accepted_image_hash if self.accepted else self.image_hash
+        return self.current_hash is not None and self.current_hash != reference
+
+    @property
+    def mask_missing(self) -> bool:
+        return self.mask_path is not None and not self.mask_path.is_file()
+
+    def load_mask(self) -> np.ndarray:
+        """The accepted mask as an (H, W) bool array (True = water), checked against its stored SHA-256.
+
+        Raises StoreError when the image is not accepted, or its mask file was deleted or damaged outside FloodLabel.
+        """
+        if self._mask_cache:
+            return self._mask_cache[0]
+        if self.mask_path is None:
+            raise StoreError(f"{self.rel_path} has no accepted mask (status: {self.status})")
+        mask = read_mask_png(self.mask_path, self.rel_path, self.mask_sha256)
+        self._mask_cache.append(mask)
+        return mask
+
+
+def default_project_dir(data_root: str | os.PathLike[str]) -> Path:
+    """`<DATA>/floodlabel-project` when that folder is (or can be made) writable, else a folder named after DATA
+    under the user data folder (platformdirs; FLOODLABEL_DATA_DIR overrides)."""
+    data = Path(data_root).expanduser().resolve()
+    inside = data / PROJECT_DIR_NAME
+    if _dir_is_writable(inside if inside.is_dir() else data):
+        return inside
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", data.name) or "data"
+    return paths.data_dir() / "projects" / f"{safe}-{hashlib.sha256(str(data).encode()).hexdigest()[:8]}"
+
+
+def is_project_dir(path: str | os.PathLike[str]) -> bool:
+    """True when `path` is a project folder (holds project.sqlite)."""
+    return (Path(path) / DB_NAME).is_file()
+
+
+class ProjectStore:
+    """A project: statuses, annotation states and accepted masks of the images of one dataset folder.
+
+    data_root: the dataset folder (DATA). None: read from the project (when opening a project folder directly).
+    project_dir: None = `default_project_dir(data_root)`.
+    read_only: open for reading only (no lock taken; works while another process writes, e.g. for export).
+    create: create the project when it does not exist (otherwise StoreError).
+    """
+
+    def __init__(self, data_root: str | os.PathLike[str] | None = None,
+                 project_dir: str | os.PathLike[str] | None = None, *, read_only: bool = False,
+                 create: bool = True) -> None:
+        if data_root is None and project_dir is None:
+            raise StoreError("no dataset folder or project folder given")
+        self.project_dir = Path(project_dir).expanduser().resolve() if project_dir is not None \
+            else default_project_dir(data_root)  # type: ignore[arg-type]
+        self.db_path = self.project_dir / DB_NAME
+        self.masks_dir = self.project_dir / MASKS_DIR_NAME
+        self.read_only = read_only
+        self.read_only_reason = "opened read-only" if read_only else ""
+        self._lock = threading.RLock()
+        self._file_lock = None
+        self._hashes: dict[tuple, str] = {}
+        self._conn: sqlite3.Connection | None = None
+        exists = self.db_path.is_file()
+        if not exists and (read_only or not create):
+            raise StoreError(f"no FloodLabel project at {self.project_dir}")
+        if not read_only:
+            self._take_writer_lock(exists)
+        try:
+            self._conn = self._connect()
+            self._check_or_create_schema()
+            self.data_root = self._resolve_data_root(data_root)
+            if not self.read_only:
+                self._remove_leftovers()
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------------------------------------ reading
+
+    def statuses(self) -> dict[str, Status]:
+        """{relative path: status} of every image with a row (images not listed are new). Database only."""
+        rows = self._query("SELECT rel_path, status FROM images")
+        return {rel: Status(status) for rel, status in rows}
+
+    def counts(self, rel_paths: Iterable[str] | None = None) -> dict[Status, int]:
+        """How many images have each status. rel_paths: the dataset's images (those without a row count as new);
+        None: only stored rows (new = 0)."""
+        stored = self.statuses()
+        counts = dict.fromkeys(Status, 0)
+        keys = stored if rel_paths is None else [self._rel(p) for p in rel_paths]
+        for rel in keys:
+            counts[stored.get(rel, Status.NEW)] += 1
+        return counts
+
+    def record(self, rel_path: str | os.PathLike[str]) -> ImageRecord | None:
+        """Everything stored for one image (None when it is new). Hashes the image file to set `changed`."""
+        rel = self._rel(rel_path)
+        rows = self._query(f"SELECT {_COLUMNS} FROM images WHERE rel_path = ?", (rel,))
+        return self._to_record(rows[0]) if rows else None
+
+    def records(self, status: Status | None = None) -> list[ImageRecord]:
+        """Records of every stored image (or those with `status`), sorted by relative path."""
+        where, params = ("WHERE status = ?", (str(status),)) if status else ("", ())
+        rows = self._query(f"SELECT {_COLUMNS} FROM images {where} ORDER BY rel_path", params)
+        return [self._to_record(row) for row in rows]
+
+    def image_path(self, rel_path: str | os.PathLike[str]) -> Path:
+        return self.data_root / self._rel(rel_path)
+
+    def image_hash(self, rel_path: str | os.PathLike[str]) -> str | None:
+        """SHA-256 (hex) of the image file's bytes; None when it is missing. Cached per (size, mtime, inode)."""
+        path = self.image_path(rel_path)
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+        if key not in self._hashes:
+            try:
+                self._hashes[key] = _sha256_file(path)
+            except OSError:
+                return None
+        return self._hashes[key]
+
+    def problems(self) -> list[str]:
+        """One line per stored image that needs attention: image missing or changed, accepted mask missing."""
+        lines = []
+        for rec in self.records():
+            if rec.image_missing:
+                lines.append(f"{rec.rel_path}: the image file is missing")
+            elif rec.changed:
+                lines.append(f"{rec.rel_path}: the image changed since it was {rec.status}")
+            if rec.mask_missing:
+                lines.append(f"{rec.rel_path}: the accepted mask {rec.mask_path} was deleted")
+        return lines
+
+    # ------------------------------------------------------------------------------------------------ writing
+
+    def save_progress(self, rel_path: str | os.PathLike[str], annotation_state: dict[str, Any] | None) -> None:
+        """Autosave the current annotation state. A new image becomes "in progress"; an accepted one stays accepted
+        (its accepted mask is kept) and is marked `edited_since_accept`."""
+        self._require_writable()
+        rel = self._rel(rel_path)
+        state = _to_json(annotation_state, "annotation state")
+        image_hash, st = self._hash_and_stat(rel)
+        now = time.time()
+        self._execute(
+            "INSERT INTO images (rel_path, status, image_hash, image_bytes, image_mtime_ns, state_json, "
+            "created_at, updated_at, edited_since_accept) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0) "
+            "ON CONFLICT(rel_path) DO UPDATE SET image_hash = excluded.image_hash, "
+            "image_bytes = excluded.image_bytes, image_mtime_ns = excluded.image_mtime_ns, "
+            "state_json = excluded.state_json, updated_at = excluded.updated_at, "
+            "edited_since_accept = (status = 'accepted')",
+            (rel, str(Status.IN_PROGRESS), image_hash, st.st_size, st.st_mtime_ns, state, now, now))
+
+    def accept(self, rel_path: str | os.PathLike[str], mask: np.ndarray,
+               annotation_state: dict[str, Any] | None = None, *, model_id: str | None = None,
+               checkpoint_hash: str | None = None, metrics: dict[str, Any] | None = None,
+               strokes_used: bool | None = None) -> ImageRecord:
+        """Store `mask` ((H, W) bool, the image's native size after EXIF orientation) as the image's accepted mask,
+        with the annotation state that made it, the model and the metrics. Durable when it returns.
+
+        strokes_used: None = True when annotation_state has a non-empty "strokes" list.
+        Raises StoreError (read-only, wrong size, disk full, ...); the previous accepted mask is then unchanged.
+        """
+        self._require_writable()
+        rel = self._rel(rel_path)
+        mask = np.asarray(mask)
+        if mask.ndim != 2:
+            raise StoreError(f"a mask must be a 2-D (height, width) array, got shape {mask.shape}")
+        mask = mask if mask.dtype == bool else mask != 0
+        try:
+            width, height = image_size(self.image_path(rel))
+        except ImageReadError as exc:
+            raise StoreError(f"cannot accept {rel}: {exc.reason}") from exc
+        if mask.shape != (height, width):
+            raise StoreError(f"cannot accept {rel}: the mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
+                             f"{width}x{height} (after EXIF orientation)")
+        state = _to_json(annotation_state, "annotation state")
+        metrics_json = _to_json(metrics, "metrics")
+        if strokes_used is None:
+            strokes_used = bool(isinstance(annotation_state, dict) and annotation_state.get("strokes"))
+        image_hash, st = self._hash_and_stat(rel)
+
+        png = encode_mask_png(mask)
+        name = f"{_safe_stem(rel)}-{secrets.token_hex(6)}.png"
+        try:
+            write_atomic(self.masks_dir / name, png)
+        except OSError as exc:
+            raise StoreError(f"cannot save the mask of {rel} in {self.masks_dir}: {describe_os_error(exc)}; "
+                             "the previously accepted mask is unchanged") from exc
+        now = time.time()
+        try:
+            with self._lock:
+                old = self._query("SELECT mask_file FROM images WHERE rel_path = ?", (rel,))
+                self._execute(
+                    "INSERT INTO images (rel_path, status, image_hash, image_bytes, image_mtime_ns, state_json, "
+                    "created_at, updated_at, edited_since_accept, accepted_state_json, accepted_image_hash, "
+                    "mask_file, mask_sha256, mask_width, mask_height, model_id, checkpoint_hash, metrics_json, "
+                    "strokes_used, accepted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT(rel_path) DO UPDATE SET status = excluded.status, "
+                    "image_hash = excluded.image_hash, image_bytes = excluded.image_bytes, "
+                    "image_mtime_ns = excluded.image_mtime_ns, state_json = excluded.state_json, "
+                    "updated_at = excluded.updated_at, edited_since_accept = 0, "
+                    "accepted_state_json = excluded.accepted_state_json, "
+                    "accepted_image_hash = excluded.accepted_image_hash, mask_file = excluded.mask_file, "
+                    "mask_sha256 = excluded.mask_sha256, mask_width = excluded.mask_width, "
+                    "mask_height = excluded.mask_height, model_id = excluded.model_id, "
+                    "checkpoint_hash = excluded.checkpoint_hash, metrics_json = excluded.metrics_json, "
+                    "strokes_used = excluded.strokes_used, accepted_at = excluded.accepted_at",
+                    (rel, str(Status.ACCEPTED), image_hash, st.st_size, st.st_mtime_ns, state, now, now, state,
+                     image_hash, f"{MASKS_DIR_NAME}/{name}", hashlib.sha256(png).hexdigest(), width, height,
+                     model_id, checkpoint_hash, metrics_json, int(strokes_used), now))
+        except BaseException:
+            _unlink_quietly(self.masks_dir / name)
+            raise
+        if old and old[0][0] and old[0][0] != f"{MASKS_DIR_NAME}/{name}":
+            _unlink_quietly(self.project_dir / old[0][0])  # a leftover after a crash here is removed at next open
+        record = self.record(rel)
+        assert record is not None
+        record._mask_cache.append(mask)
+        return record
+
+    # ------------------------------------------------------------------------------------------------ lifetime
+
+    def close(self) -> None:
+        """Close the database and release the writer lock. Safe to call twice."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            if self._file_lock is not None:
+                self._file_lock.release()
+                self._file_lock = None
+
+    def __enter__(self) -> ProjectStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        mode = f"read-only: {self.read_only_reason}" if self.read_only else "writable"
+        return f"ProjectStore({str(self.project_dir)!r}, {mode})"
+
+    # ------------------------------------------------------------------------------------------------ helpers
+
+    def _take_writer_lock(self, exists: bool) -> None:
+        from filelock import FileLock, Timeout
+
+        try:
+            self.masks_dir.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(self.project_dir / LOCK_NAME, timeout=0)
+            lock.acquire()
+        except Timeout:
+            self._become_read_only(exists, "another FloodLabel window or command is using this project; it is "
+                                           "open read-only until that one closes")
+        except OSError as exc:
+            self._become_read_only(exists, f"the project folder is not writable ({describe_os_error(exc)})")
+        else:
+            self._file_lock = lock
+
+    def _become_read_only(self, exists: bool, reason: str) -> None:
+        if not exists:
+            raise StoreError(f"cannot create a FloodLabel project at {self.project_dir}: {reason}")
+        self.read_only = True
+        self.read_only_reason = reason
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            if not self.read_only:
+                return sqlite3.connect(self.db_path, timeout=10, isolation_level=None, check_same_thread=False)
+            uri = self.db_path.as_uri()
+            try:
+                conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=10, isolation_level=None,
+                                       check_same_thread=False)
+                conn.execute("PRAGMA user_version").fetchone()
+                return conn
+            except sqlite3.OperationalError:  # WAL files cannot be created in a read-only folder
+                return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None,
+                                       check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the project database {self.db_path}: {exc}") from exc
+
+    def _check_or_create_schema(self) -> None:
+        conn = self._conn
+        assert conn is not None
+        damaged = (f"{self.db_path} is damaged or is not a FloodLabel project database; it was left as it is "
+                   "(move it away to start a new project)")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{damaged} ({exc})") from exc
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.db_path} was made by a newer FloodLabel (project format {version}, this "
+                             f"version reads up to {SCHEMA_VERSION}); update FloodLabel to open it")
+        if version == 0 and tables:
+            raise StoreError(damaged)
+        try:
+            if version == 0:
+                if self.read_only:
+                    raise StoreError(f"{self.db_path} is an empty project database and the project is read-only")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+            elif not self.read_only:
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            check = conn.execute("PRAGMA quick_check").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{damaged} ({exc})") from exc
+        if check != "ok":
+            raise StoreError(f"{damaged} (integrity check: {check})")
+        if not {"images", "meta"} <= {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}:
+            raise StoreError(damaged)
+
+    def _resolve_data_root(self, data_root: str | os.PathLike[str] | None) -> Path:
+        stored = dict(self._query("SELECT key, value FROM meta"))
+        if data_root is None:
+            if "data_root" not in stored:
+                raise StoreError(f"the project {self.project_dir} does not say which dataset folder it belongs to")
+            return (self.project_dir / stored["data_root"]).resolve()
+        root = Path(data_root).expanduser().resolve()
+        value = os.path.relpath(root, self.project_dir) if self.project_dir.is_relative_to(root) else str(root)
+        if stored.get("data_root") != value and not self.read_only:
+            self._execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('data_root', ?)", (value,))
+        return root
+
+    def _remove_leftovers(self) -> None:
+        """Temporary files and masks no row points to: what a process killed mid-accept can leave behind."""
+        remove_stale_temp_files(self.masks_dir)
+        referenced = {Path(f).name for (f,) in self._query("SELECT mask_file FROM images WHERE mask_file IS NOT NULL")}
+        try:
+            names = os.listdir(self.masks_dir)
+        except OSError:
+            return
+        for name in names:
+            if name.endswith(".png") and name not in referenced and _MASK_NAME.fullmatch(name):
+                _unlink_quietly(self.masks_dir / name)
+
+    def _require_writable(self) -> None:
+        if self.read_only:
+            raise StoreError(f"the project {self.project_dir} is read-only: {self.read_only_reason}")
+        if self._conn is None:
+            raise StoreError("the project store is closed")
+
+    def _rel(self, rel_path: str | os.PathLike[str]) -> str:
+        path = Path(rel_path)
+        if path.is_absolute():
+            try:
+                path = path.resolve().relative_to(self.data_root)
+            except ValueError:
+                raise StoreError(f"{rel_path} is not inside the dataset folder {self.data_root}") from None
+        if ".." in path.parts or not path.parts:
+            raise StoreError(f"bad image path {str(rel_path)!r}: give a path inside the dataset folder")
+        return path.as_posix()
+
+    def _hash_and_stat(self, rel: str) -> tuple[str, os.stat_result]:
+        path = self.image_path(rel)
+        try:
+            st = path.stat()
+        except OSError as exc:
+            raise StoreError(f"cannot read the image {path}: {describe_os_error(exc)}") from exc
+        image_hash = self.image_hash(rel)
+        if image_hash is None:
+            raise StoreError(f"cannot read the image {path}")
+        return image_hash, st
+
+    def _current_hash(self, rel: str, stored_hash: str, size: int | None, mtime_ns: int | None) -> str | None:
+        """The image's hash now; trusts the stored hash while the file's size and mtime are those recorded."""
+        path = self.image_path(rel)
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        if size == st.st_size and mtime_ns == st.st_mtime_ns:
+            return stored_hash
+        return self.image_hash(rel)
+
+    def _to_record(self, row: tuple) -> ImageRecord:
+        (rel, status, image_hash, image_bytes, mtime_ns, state_json, created_at, updated_at, edited,
+         accepted_state_json, accepted_image_hash, mask_file, mask_sha256, mask_w, mask_h, model_id,
+         checkpoint_hash, metrics_json, strokes_used, accepted_at) = row
+        return ImageRecord(
+            rel_path=rel, status=Status(status), image_path=self.image_path(rel), image_hash=image_hash,
+            current_hash=self._current_hash(rel, image_hash, image_bytes, mtime_ns),
+            annotation_state=_from_json(state_json), updated_at=updated_at,
+            accepted_state=_from_json(accepted_state_json), accepted_image_hash=accepted_image_hash,
+            mask_path=self.project_dir / mask_file if mask_file else None,
+            mask_size=(mask_w, mask_h) if mask_file else None, mask_sha256=mask_sha256, model_id=model_id,
+            checkpoint_hash=checkpoint_hash, metrics=_from_json(metrics_json), strokes_used=bool(strokes_used),
+            accepted_at=accepted_at, created_at=created_at, edited_since_accept=bool(edited))
+
+    def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        with self._lock:
+            if self._conn is None:
+                raise StoreError("the project store is closed")
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read the project database {self.db_path}: {exc}") from exc
+
+    def _execute(self, sql: str, params: tuple = ()) -> None:
+        """One statement in its own transaction, committed (and fsynced) when this returns."""
+        with self._lock:
+            self._require_writable()
+            assert self._conn is not None
+            try:
+                self._conn.execute(sql, params)
+            except sqlite3.Error as exc:
+                reason = "the disk is full" if "full" in str(exc) else str(exc)
+                raise StoreError(f"cannot write the project database {self.db_path}: {reason}") from exc
+
+
+def encode_mask_png(mask: np.ndarray) -> bytes:
+    """An (H, W) bool mask as PNG bytes: 8-bit greyscale, 0 = background, 255 = water."""
+    import cv2
+
+    pixels = np.ascontiguousarray(mask, dtype=bool).view(np.uint8) * np.uint8(255)
+    ok, data = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, 1,
+                                             cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE])
+    if not ok:  # pragma: no cover - cv2 fails only on absurd sizes
+        raise StoreError(f"cannot encode a {mask.shape[1]}x{mask.shape[0]} mask as PNG")
+    return data.tobytes()
+
+
+def read_mask_png(path: Path, rel_path: str, sha256: str | None = None) -> np.ndarray:
+    """Read a stored mask PNG as (H, W) bool; StoreError when it is missing, damaged or not the one stored."""
+    import cv2
+
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise StoreError(f"the accepted mask of {rel_path} ({path}) is missing: it was deleted outside FloodLabel; "
+                         "accept the image again to restore it") from None
+    except OSError as exc:
+        raise StoreError(f"cannot read the accepted mask of {rel_path} ({path}): {describe_os_error(exc)}") from exc
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise StoreError(f"the accepted mask of {rel_path} ({path}) was changed or damaged outside FloodLabel; "
+                         "accept the image again to restore it")
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if pixels is None or pixels.ndim != 2:
+        raise StoreError(f"the accepted mask of {rel_path} ({path}) is not a single-channel PNG")
+    return pixels > 127
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# module helpers
+
+_COLUMNS = ("rel_path, status, image_hash, image_bytes, image_mtime_ns, state_json, created_at, updated_at, "
+            "edited_since_accept, accepted_state_json, accepted_image_hash, mask_file, mask_sha256, mask_width, "
+            "mask_height, model_id, checkpoint_hash, metrics_json, strokes_used, accepted_at")
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE images (
+    rel_path TEXT PRIMARY KEY,                -- POSIX path relative to the dataset folder
+    status TEXT NOT NULL CHECK (status IN ('in progress', 'accepted')),
+    image_hash TEXT NOT NULL,                 -- SHA-256 of the image bytes at the last save
+    image_bytes INTEGER, image_mtime_ns INTEGER,
+    state_json TEXT,                          -- latest annotation state (autosave or accept)
+    created_at REAL NOT NULL, updated_at REAL NOT NULL,
+    edited_since_accept INTEGER NOT NULL DEFAULT 0,
+    accepted_state_json TEXT, accepted_image_hash TEXT,
+    mask_file TEXT, mask_sha256 TEXT, mask_width INTEGER, mask_height INTEGER,
+    model_id TEXT, checkpoint_hash TEXT, metrics_json TEXT, strokes_used INTEGER, accepted_at REAL,
+    CHECK (status != 'accepted' OR mask_file IS NOT NULL)
+);
+"""
+
+_MASK_NAME = re.compile(r"[A-Za-z0-9._-]+-[0-9a-f]{12}\.png")
+
+
+def _safe_stem(rel: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(rel).stem)[:60] or "image"
+
+
+def _to_json(value: Any, what: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"the {what} cannot be saved as JSON: {exc}") from exc
+
+
+def _from_json(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _dir_is_writable(folder: Path) -> bool:
+    """True when a file can be created in `folder` (tried, not guessed from permission bits)."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
