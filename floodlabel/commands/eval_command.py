@@ -42,10 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from floodlabel.core.compute_config import environment_overrides
     from floodlabel.core.datasets import open_dataset
     from floodlabel.core.eval_report import format_failures, format_skipped, format_summary, to_json, write_csv
     from floodlabel.core.evaluation import evaluate, plan_pairs, validate_models
 
+    environment_overrides()  # a bad FLOODLABEL_DEVICE / FLOODLABEL_PRECISION -> one line + exit 2, before any work
     dataset = open_dataset(args.data)
     validate_models(args.models)  # bad model -> one line + exit 2 before any image is read
     plan_pairs(dataset)  # no masks / no pairs -> one line + exit 2

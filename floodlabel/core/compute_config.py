@@ -4,6 +4,9 @@ FLOODLABEL_DEVICE     cpu | cuda | cuda:N        (default: cuda when available, 
 FLOODLABEL_PRECISION  fp32 | bf16                (default: bf16 on CPUs with native bf16 (avx512_bf16/AMX) and on
                                                   CUDA GPUs that support it; fp32 elsewhere)
 
+Any other value of either variable raises ComputeConfigError (one line naming the accepted values); the CLI prints
+it and exits with status 2.
+
 bf16 applies to the image encoder (autocast) and the big products of the mask decoder; their effect on masks is
 measured in benchmarks/bench_engine.py and bounded in tests/test_sam_backend.py.
 """
@@ -12,10 +15,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
+
+from floodlabel.core.errors import FloodLabelError
+
+PRECISIONS = ("fp32", "bf16")
+_DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")
+
+
+class ComputeConfigError(FloodLabelError):
+    """FLOODLABEL_DEVICE or FLOODLABEL_PRECISION has a value that is not accepted."""
 
 
 @dataclass(frozen=True)
@@ -35,12 +48,35 @@ class ComputeConfig:
         return f"{self.device}, encoder {names[self.encoder_dtype]}, decoder {names[self.decoder_dtype]}"
 
 
+def environment_overrides() -> tuple[str | None, str | None]:
+    """(device, precision) from FLOODLABEL_DEVICE / FLOODLABEL_PRECISION, None where unset or empty.
+
+    Raises ComputeConfigError for any other value than cpu | cuda | cuda:N and fp32 | bf16 (case and surrounding
+    spaces ignored). Reads only the environment: no torch call, no device check.
+    """
+    device = os.environ.get("FLOODLABEL_DEVICE", "").strip().lower() or None
+    precision = os.environ.get("FLOODLABEL_PRECISION", "").strip().lower() or None
+    if device is not None and not _DEVICE_PATTERN.fullmatch(device):
+        raise ComputeConfigError(f"FLOODLABEL_DEVICE={os.environ['FLOODLABEL_DEVICE']!r} is not accepted: "
+                                 "use cpu, cuda or cuda:N (N = GPU index), or leave it unset")
+    if precision is not None and precision not in PRECISIONS:
+        raise ComputeConfigError(f"FLOODLABEL_PRECISION={os.environ['FLOODLABEL_PRECISION']!r} is not accepted: "
+                                 f"use {' or '.join(PRECISIONS)}, or leave it unset")
+    return device, precision
+
+
 def default_compute_config() -> ComputeConfig:
-    """The fast configuration for this machine, unless the environment says otherwise."""
-    device = os.environ.get("FLOODLABEL_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
-    precision = os.environ.get("FLOODLABEL_PRECISION", "").lower()
-    if precision not in ("", "fp32", "bf16"):
-        precision = ""
+    """The fast configuration for this machine, unless the environment says otherwise (ComputeConfigError for a
+    value that is not accepted, or a CUDA device torch cannot see)."""
+    device, precision = environment_overrides()
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device.startswith("cuda"):
+        index = int(device.partition(":")[2] or 0)
+        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            seen = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            raise ComputeConfigError(f"FLOODLABEL_DEVICE={device} but torch sees {seen} CUDA GPU(s): "
+                                     "use cpu, or a GPU that is there")
     if not precision:
         precision = "bf16" if native_bf16(device) else "fp32"
     enc = torch.bfloat16 if precision == "bf16" else torch.float32
