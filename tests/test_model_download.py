@@ -7,7 +7,11 @@ import hashlib
 import json
 import re
 import socket
+import subprocess
+import sys
+import textwrap
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
@@ -85,6 +89,7 @@ class FileServer:
     requests: list[tuple[str, str | None]] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
     url: str = ""
+    gate: threading.Event | None = None  # when set up, bodies wait until it is set
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -111,6 +116,8 @@ class _Handler(BaseHTTPRequestHandler):
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         self.end_headers()
+        if state.gate is not None:
+            state.gate.wait(60)
         try:
             self.wfile.write(body[: len(body) // 2] if mode == "truncate" else body)
         except (BrokenPipeError, ConnectionResetError):  # the client cancelled
@@ -329,6 +336,88 @@ def test_unknown_name_raises_model_error(server):
     with pytest.raises(ModelError, match="unknown model"):
         download_model("vit_z", base_url=server.url, progress=False)
     assert server.requests == []
+
+
+def test_retries_are_one_plain_message_not_pooch_log_lines(server, tiny_spec, no_retry_wait, capsys):
+    server.plan = ["500", "ok"]
+    messages = []
+    path = download_model("tiny", base_url=server.url, progress=False, retries=2, message_callback=messages.append)
+    assert _md5(path) == tiny_spec.md5
+    assert messages == ["download of tiny failed; retrying (2 attempts left)"]
+    out, err = capsys.readouterr()
+    assert "Downloading" not in err and "Failed to download" not in err and "Will attempt" not in err
+
+
+_CHILD = textwrap.dedent("""
+    import sys
+    from floodlabel.core import model_registry as reg
+    from floodlabel.core.model_download import download_model
+    url, md5, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    reg.MODELS["tiny"] = reg.ModelSpec("tiny", "{file}", reg.OFFICIAL_BASE_URL + "{file}", md5, size, "tiny", "custom")
+    path = download_model("tiny", base_url=url, progress=False, retries=0,
+                          message_callback=lambda m: print("MESSAGE", m, file=sys.stderr, flush=True))
+    print(path)
+""").format(file=TINY_FILE)
+
+
+def test_two_processes_one_download(server, tiny_spec, tiny_bytes, tmp_path):
+    """Two processes download the same model: exactly one transfer; the second says so, waits, gets the file."""
+    server.gate = threading.Event()
+    script = tmp_path / "child.py"
+    script.write_text(_CHILD)
+    args = [sys.executable, str(script), server.url, tiny_spec.md5, str(len(tiny_bytes))]
+    logs = [tmp_path / "a.err", tmp_path / "b.err"]
+    first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=logs[0].open("w"), text=True)
+    try:
+        _wait_for(lambda: server.requests, "the first download's request")
+        second = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=logs[1].open("w"), text=True)
+        _wait_for(lambda: "MESSAGE" in logs[1].read_text(), "the second process's message")
+        server.gate.set()
+        outs = [p.communicate(timeout=120) for p in (first, second)]
+    finally:
+        server.gate.set()
+        for p in (first, locals().get("second")):
+            if p is not None and p.poll() is None:
+                p.kill()
+    assert [p.returncode for p in (first, second)] == [0, 0], [log.read_text() for log in logs]
+    assert [o.strip() for o, _ in outs] == [str(reg.local_path("tiny"))] * 2
+    assert len(server.requests) == 1  # exactly one transfer
+    assert _md5(reg.local_path("tiny")) == tiny_spec.md5 and _leftovers() == [TINY_FILE]
+    message = logs[1].read_text().strip()
+    assert message.startswith("MESSAGE another download of tiny is running") and "waiting for it" in message
+    assert "MESSAGE" not in logs[0].read_text()
+
+
+def test_cancel_while_waiting_for_another_download(tiny_spec, server):
+    import filelock
+
+    from floodlabel.core.paths import cache_dir
+
+    (cache_dir() / "locks").mkdir(exist_ok=True)
+    held = filelock.FileLock(cache_dir() / "locks" / f"{TINY_FILE}.lock")
+    held.acquire()
+    try:
+        cancel = threading.Event()
+        messages = []
+
+        def on_message(line):
+            messages.append(line)
+            cancel.set()
+
+        with pytest.raises(DownloadError, match="cancelled"):
+            download_model("tiny", base_url=server.url, progress=False, cancel_event=cancel,
+                           message_callback=on_message)
+    finally:
+        held.release()
+    assert len(messages) == 1 and server.requests == []
+
+
+def _wait_for(condition, what, timeout_s=60.0):
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
 
 
 # ------------------------------------------------------------------------------------------------ CLI

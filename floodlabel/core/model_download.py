@@ -9,28 +9,43 @@ Resume: pooch itself doesn't resume, so our downloader keeps the bytes received 
 for the rest with an HTTP `Range` header on the next attempt (pooch retry, a later call, or after a cancel). A server
 that ignores `Range` (answers 200) gets a full download. A completed `.part` is moved into pooch's temporary file, so a
 checksum failure discards it and the next attempt starts from zero.
+
+One downloader per model: a file lock (`filelock`, in `<cache>/locks/<filename>.lock`, outside the models folder)
+is held around the whole fetch, so two processes never write one `.part`. The second one says that another
+download is running (on stderr with progress=True, and through `message_callback`), waits for it, and then finds
+the verified file in place (no second transfer); cancelling works while waiting.
+
+pooch's own log lines ("Downloading file ...", "Failed to download ... Will attempt again ...") are not printed:
+retries reach the caller as one plain message through `message_callback` (and stderr with progress=True).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Callable
 
+import filelock
 import pooch
 import requests
 from tqdm import tqdm
 
 from floodlabel.core.errors import DownloadError, ModelError
 from floodlabel.core.model_registry import download_url, get_spec, local_path
-from floodlabel.core.paths import models_dir
+from floodlabel.core.paths import cache_dir, models_dir
 from floodlabel.core.sam_checkpoint import infer_architecture, read_state_dict
 
 ProgressCallback = Callable[[int, int], None]
 """Called as (bytes_done, bytes_total) while downloading; bytes_total is 0 when the server doesn't say."""
+MessageCallback = Callable[[str], None]
+"""Called with one plain line: another download of the model is running (waiting for it), or a retry."""
+LOCK_POLL_S = 0.2  # how often a waiting downloader checks its cancel event
 
 CHUNK_BYTES = 256 * 1024
 TIMEOUT_S = (15.0, 60.0)  # (connect, between reads)
@@ -43,12 +58,14 @@ def download_model(
     progress_callback: ProgressCallback | None = None,
     cancel_event: threading.Event | None = None,
     retries: int = 3,
+    message_callback: MessageCallback | None = None,
 ) -> Path:
     """Fetch the checkpoint of registered model `name` into models_dir() and return its path.
 
     `base_url` (else env FLOODLABEL_MODEL_BASE_URL, else the official URL) gets the file name appended.
     `progress` shows a tqdm bar on stderr. Setting `cancel_event` stops the transfer within one chunk.
-    An already cached file whose MD5 matches is returned without downloading.
+    An already cached file whose MD5 matches is returned without downloading. While another process downloads
+    the same model, this call says so (message_callback; stderr with progress) and waits for it.
 
     Raises ModelError for an unknown name, or when the downloaded file is not a SAM of the expected architecture
     (the file is removed); DownloadError (one line: URL and reason) for network errors, HTTP errors, checksum
@@ -66,8 +83,13 @@ def download_model(
         urls={spec.filename: url},
         retry_if_failed=max(0, retries),
     )
+    say = _messenger(progress, message_callback)
     try:
-        store.fetch(spec.filename, downloader=downloader)
+        with _one_downloader(final, name, say, cancel_event):
+            with _pooch_messages(name, say):
+                store.fetch(spec.filename, downloader=downloader)
+            if downloader.called:  # still under the lock: a waiting downloader never sees a file about to go
+                _check_architecture(final, spec.architecture, url)
     except _Cancelled:
         raise DownloadError(f"download of {name} from {url} cancelled") from None
     except _HttpStatusError as exc:
@@ -80,8 +102,6 @@ def download_model(
         raise DownloadError(f"cannot download {url}: {_network_reason(exc)}") from None
     except OSError as exc:
         raise DownloadError(f"cannot download {url}: cannot write to {models_dir()}: {exc.strerror or exc}") from None
-    if downloader.called:
-        _check_architecture(final, spec.architecture, url)
     return final
 
 
@@ -90,6 +110,69 @@ def download_model(
 
 class _Cancelled(Exception):
     """Raised inside the downloader when cancel_event is set (not retried by pooch)."""
+
+
+def _messenger(progress: bool, callback: MessageCallback | None) -> MessageCallback:
+    def say(line: str) -> None:
+        if progress:
+            tqdm.write(f"floodlabel: {line}", file=sys.stderr)
+        if callback is not None:
+            callback(line)
+    return say
+
+
+@contextlib.contextmanager
+def _one_downloader(final: Path, name: str, say: MessageCallback,
+                    cancel_event: threading.Event | None) -> Iterator[None]:
+    """Hold the model's download lock; if another process holds it, say so and wait (cancellable)."""
+    locks = cache_dir() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(locks / f"{final.name}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        say(f"another download of {name} is running (lock {lock.lock_file}); waiting for it to finish")
+        while True:
+            if cancel_event is not None and cancel_event.is_set():
+                raise _Cancelled() from None
+            try:
+                lock.acquire(timeout=LOCK_POLL_S)
+                break
+            except filelock.Timeout:
+                continue
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+class _PoochRelay(logging.Handler):
+    """Turns pooch's retry log lines into one plain message; drops the rest ("Downloading file ...")."""
+
+    def __init__(self, name: str, say: MessageCallback) -> None:
+        super().__init__(logging.INFO)
+        self.model, self.say = name, say
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        again = re.search(r"Will attempt the download again (\d+) more time", text)
+        if again:
+            self.say(f"download of {self.model} failed; retrying ({again.group(1)} attempts left)")
+
+
+@contextlib.contextmanager
+def _pooch_messages(name: str, say: MessageCallback) -> Iterator[None]:
+    logger = pooch.get_logger()
+    saved = logger.handlers[:], logger.propagate, logger.level
+    relay = _PoochRelay(name, say)
+    logger.handlers[:] = [relay]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.handlers[:], logger.propagate = saved[0], saved[1]
+        logger.setLevel(saved[2])
 
 
 class _HttpStatusError(Exception):
