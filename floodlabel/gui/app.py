@@ -9,12 +9,15 @@ from pathlib import Path
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
+import floodlabel.resources
 from floodlabel.gui.start_window import StartWindow
 
-RESOURCES_DIR = Path(__file__).resolve().parents[2] / "resources"
-"""The repository's resources/ folder (present in a source checkout and an editable install)."""
+RESOURCES_DIR = Path(floodlabel.resources.__file__).resolve().parent
+"""The package floodlabel.resources: resources/ at the top of the repository, shipped as package data in the wheel
+(see setup.py); in a checkout or an editable install it is the repository's resources/ folder itself."""
 
 ICON_FILE = "floodlabel.svg"
+SAMPLE_DIR_NAME = "sample"
 
 
 def create_app(argv: list[str] | None = None) -> QApplication:
@@ -45,6 +48,12 @@ def create_annotation_window(data: str | Path | None = None, model: str | None =
 
 
 def app_icon() -> QIcon:
-    """The water-drop icon, or an empty QIcon when resources/ is not shipped (e.g. a non-editable wheel)."""
+    """The water-drop icon (an empty QIcon if the file were missing)."""
     path = RESOURCES_DIR / ICON_FILE
     return QIcon(str(path)) if path.is_file() else QIcon()
+
+
+def sample_dataset_dir() -> Path:
+    """The bundled sample dataset (SYNTHETIC scenes in the Kaggle layout: Image/*.jpg, Mask/*.png; see its
+    README.txt and packaging/make_sample.py)."""
+    return RESOURCES_DIR / SAMPLE_DIR_NAME
