@@ -1,9 +1,11 @@
 """`floodlabel` command line: the core features without a window.
 
-    floodlabel                 open the app (same as `floodlabel gui`)
+    floodlabel                 open the app (same as `floodlabel gui`): the last folder, or the bundled sample
+    floodlabel DATA            open the app on a dataset folder (same as `floodlabel gui DATA`)
     floodlabel stats DIR       dataset statistics
     floodlabel models ...      list / download / locate SAM checkpoints
     floodlabel eval DATA ...   evaluate models with automatic prompts
+    floodlabel export DATA --out DIR   export accepted masks (PNG, COCO)
 
 Expected errors print one line on stderr and exit with status 2; set FLOODLABEL_DEBUG=1 for tracebacks.
 """
@@ -17,7 +19,7 @@ import sys
 
 from floodlabel import __version__
 
-COMMAND_MODULES = ("gui", "stats", "models", "eval")
+COMMAND_MODULES = ("gui", "stats", "models", "eval", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(f"floodlabel.commands.{name}_command").register(sub)
     return parser
+
+
+def with_default_command(argv: list[str]) -> list[str]:
+    """`floodlabel DATA ...` means `floodlabel gui DATA ...` when DATA is an existing path and not a command name."""
+    if argv and argv[0] not in COMMAND_MODULES and not argv[0].startswith("-") and os.path.exists(argv[0]):
+        return ["gui", *argv]
+    return argv
 
 
 def entry() -> int:
@@ -41,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     from floodlabel.core.errors import FloodLabelError
 
     parser = build_parser()
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(with_default_command(sys.argv[1:] if argv is None else list(argv)))
     if args.command is None:
         args = parser.parse_args(["gui"])
     try:

@@ -17,6 +17,19 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     return d
 
 
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path_factory):
+    """Every test gets its own QSettings folder (INI files), so nothing reads or writes the user's settings."""
+    from PySide6.QtCore import QSettings
+
+    d = tmp_path_factory.mktemp("settings")
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
+        for scope in (QSettings.Scope.UserScope, QSettings.Scope.SystemScope):
+            QSettings.setPath(fmt, scope, str(d))
+    return d
+
+
 # tests import helpers such as tiny_sam and synthetic_scenes from this folder
 import sys
 from pathlib import Path

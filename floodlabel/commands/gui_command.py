@@ -1,4 +1,6 @@
-"""`floodlabel gui [DATA] [--model NAME|PATH]`: open the app window (the default command).
+"""`floodlabel gui [DATA] [--model NAME|PATH]`: open the app window (the default command; `floodlabel DATA` too).
+
+Without DATA the app opens the most recent folder that still exists, else the bundled sample (gui/recent.py).
 
 Qt is imported only inside `run`: cli.py imports every command module to build its parser.
 """
@@ -15,7 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Open the FloodLabel window. Works without any SAM checkpoint: it then uses the offline "
                     "classic (OpenCV) backend and shows how to download one.")
     parser.add_argument("data", metavar="DATA", nargs="?", default=None,
-                        help="dataset folder to open (Kaggle Image/ + Mask/, images/ + masks/, or a folder of images)")
+                        help="dataset folder to open (Kaggle Image/ + Mask/, images/ + masks/, or a folder of "
+                             "images; default: the last folder opened, else the bundled sample)")
     parser.add_argument("--model", metavar="NAME|PATH", default=None,
                         help="vit_b, vit_l, vit_h, classic, or a SAM .pth file "
                              "(default: the first downloaded of vit_b, vit_l, vit_h, else classic)")
@@ -32,8 +35,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     from floodlabel.gui.app import create_app, create_start_window
+    from floodlabel.gui.recent import startup_folder
 
     app = create_app(["floodlabel"])  # program name: the X11 WM_CLASS, also under `python -m floodlabel`
-    window = create_start_window(args.data, args.model)
+    window = create_start_window(startup_folder(args.data), args.model)
     window.show()
     return app.exec()
