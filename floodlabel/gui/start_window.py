@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QMainWindow, QVBox
 from floodlabel import __version__
 from floodlabel.gui.background import BackgroundCall
 from floodlabel.gui.dataset_panel import DatasetPanel
+from floodlabel.gui.geometry_probe import install_geometry_probe
 from floodlabel.gui.model_panel import ModelPanel
 from floodlabel.runtime import allocator_status
 
@@ -44,6 +45,7 @@ class StartWindow(QMainWindow):
         self.resize(max(1000, self.sizeHint().width()), max(600, self.sizeHint().height()))
         if data is not None:
             self.dataset_panel.open_folder(data)
+        install_geometry_probe(self, widgets={"open_folder": self.dataset_panel.open_button})  # tests only
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt API)
         super().showEvent(event)
