@@ -52,6 +52,7 @@ class AnnotationWindow(QMainWindow):
             self.setWindowIcon(icon)
         self.settings = QSettings()
         self.controller = SegmentationController(self)
+        self.controller.next_row = lambda row: self._neighbour(row, +1)
         self.canvas = MaskCanvas()
         self.candidates = CandidateStrip()
         self.metrics_panel = MetricsPanel()
@@ -114,9 +115,7 @@ class AnnotationWindow(QMainWindow):
         if self.dataset is None or not 0 <= row < len(self.dataset.pairs):
             return
         if self.image_list.current_row() != row:
-            self.image_list.select_row(row)  # emits row_selected → here again
-            if self.controller.row == row:
-                return
+            self.image_list.select_row(row, emit=False)
         if self.controller.row == row and self.controller.item is not None:
             return
         self.canvas.set_image(None)
@@ -127,10 +126,15 @@ class AnnotationWindow(QMainWindow):
         self._update_title()
 
     def next_image(self) -> None:
-        self.select_image(self.controller.row + 1)
+        """The next image in the list's order (so a list sorted by IoU is a review queue)."""
+        nxt = self._neighbour(self.controller.row, +1)
+        if nxt is not None:
+            self.select_image(nxt)
 
     def previous_image(self) -> None:
-        self.select_image(self.controller.row - 1)
+        prev = self._neighbour(self.controller.row, -1)
+        if prev is not None:
+            self.select_image(prev)
 
     def use_model(self, model: str) -> None:
         """Load `model` in the background; the current image is re-embedded and its prompts kept."""
@@ -158,8 +162,9 @@ class AnnotationWindow(QMainWindow):
         self.canvas.set_image(item.image)
         self.canvas.set_gt(item.gt)
         self._update_title()
-        if item.gt is None:
-            self.image_list.set_problem(self.controller.row, item.gt_problem)
+        pair = self.dataset.pairs[self.controller.row]
+        if item.gt is None and pair.mask is not None:
+            self.image_list.set_problem(self.controller.row, f"GT unusable: {item.gt_problem}")
         if self.probe:
             self.probe.update()
 
@@ -555,6 +560,13 @@ class AnnotationWindow(QMainWindow):
             return
         pair = self.dataset.pairs[self.controller.row]
         self.setWindowTitle(f"{pair.image.name} ({self.controller.row + 1} / {len(self.dataset.pairs)}) — FloodLabel")
+
+    def _neighbour(self, row: int, step: int) -> int | None:
+        order = self.image_list.visible_rows()
+        if not order:
+            return None
+        i = order.index(row) + step if row in order else 0
+        return order[i] if 0 <= i < len(order) else None
 
     def _ready(self) -> bool:
         return self.controller.embedding is not None

@@ -81,6 +81,7 @@ class SegmentationController(QObject):
         self.metrics: MaskMetrics | None = None
         self.auto_mask: np.ndarray | None = None  # Auto's proposal (native), shown until the prompt changes
         self.last_click_time = 0.0
+        self.next_row: Callable[[int], int | None] = lambda row: row + 1  # the image to pre-encode after `row`
 
         self.loader = LatestRequestWorker("floodlabel-loader")
         self.loader.done.connect(self._on_loaded)
@@ -432,8 +433,8 @@ class SegmentationController(QObject):
     def _prefetch_next(self) -> None:
         """Pre-encode the next image (cache only) while the user works on this one."""
         ds, session = self.dataset, self.session
-        nxt = self.row + 1
-        if ds is None or session is None or nxt >= len(ds.pairs) or nxt in self._prefetched_rows:
+        nxt = self.next_row(self.row)
+        if ds is None or session is None or nxt is None or not 0 <= nxt < len(ds.pairs) or nxt in self._prefetched_rows:
             return
         if getattr(session.segmenter, "cacheable", True) is False:
             return  # classic: embedding is a resize, nothing to gain

@@ -1,0 +1,343 @@
+"""The annotation window driven as a user would drive it (offscreen Qt), with the tiny seeded SAM and synthetic scenes.
+
+Clicks and drags are real Qt mouse events sent to the canvas's viewport at the widget position of an image pixel.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QEvent, QPoint, QPointF, QSettings, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+
+from floodlabel.core.engine import SegmentationSession
+from floodlabel.core.metrics import mask_metrics
+from synthetic_scenes import interior_point, make_flood_scene
+from tiny_sam import tiny_sam_checkpoint
+
+SCENES = (("a_lake", 240, 320, "lake"), ("b_river", 200, 300, "river"), ("c_scattered", 260, 200, "scattered"))
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path, monkeypatch):
+    """QSettings in a temporary folder: tests never read or write the user's settings."""
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    yield
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return tiny_sam_checkpoint(tmp_path_factory.mktemp("sam") / "tiny.pth", seed=0)
+
+
+@pytest.fixture
+def data(tmp_path):
+    """Image/ + Mask/ with three synthetic scenes; returns (folder, {stem: (image, mask)})."""
+    root = tmp_path / "floods"
+    (root / "Image").mkdir(parents=True)
+    (root / "Mask").mkdir()
+    scenes = {}
+    for i, (stem, h, w, kind) in enumerate(SCENES):
+        image, mask = make_flood_scene(h, w, seed=i, kind=kind)
+        Image.fromarray(image).save(root / "Image" / f"{stem}.png")
+        Image.fromarray(mask.astype(np.uint8) * 255).save(root / "Mask" / f"{stem}.png")
+        scenes[stem] = (image, mask)
+    return root, scenes
+
+
+@pytest.fixture
+def session(checkpoint, tmp_path):
+    return SegmentationSession.open(str(checkpoint), cache_dir=tmp_path / "cache")
+
+
+@pytest.fixture
+def window(qtbot):
+    from floodlabel.gui.annotation_window import AnnotationWindow
+
+    made = []
+
+    def make(folder, session=None, model=None):
+        w = AnnotationWindow(folder, model=model, session=session)
+        qtbot.addWidget(w)
+        w.resize(1280, 760)
+        w.show()
+        qtbot.waitExposed(w)
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.close()
+
+
+def wait_ready(qtbot, w, timeout=20000):
+    qtbot.waitUntil(lambda: w.controller.embedding is not None and w.controller.item is not None, timeout=timeout)
+
+
+def click(w, x, y, button=Qt.MouseButton.LeftButton):
+    QTest.mouseClick(w.canvas.main_viewport, button, Qt.KeyboardModifier.NoModifier, w.canvas.widget_pos(x, y))
+
+
+def drag(w, p0, p1, modifiers=Qt.KeyboardModifier.NoModifier, steps=5):
+    """A left-button drag from image point p0 to p1 with real press / move / release events."""
+    vp = w.canvas.main_viewport
+    a, b = w.canvas.widget_pos(*p0), w.canvas.widget_pos(*p1)
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, modifiers, a)
+    for k in range(1, steps + 1):
+        pos = QPointF(a + (b - a) * (k / steps))
+        ev = QMouseEvent(QEvent.Type.MouseMove, pos, vp.mapToGlobal(pos), Qt.MouseButton.NoButton,
+                         Qt.MouseButton.LeftButton, modifiers)
+        QApplication.sendEvent(vp, ev)
+        QTest.qWait(5)
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, modifiers, b)
+
+
+def wait_mask(qtbot, w, timeout=10000):
+    qtbot.waitUntil(lambda: w.controller.native_mask is not None and not w.controller.decoder.pending, timeout=timeout)
+    QTest.qWait(50)  # let any last queued result land
+
+
+# ------------------------------------------------------------------------------------------------------------ tests
+
+
+def test_opens_on_first_image_and_a_click_segments_with_live_iou(qtbot, window, data, session):
+    folder, scenes = data
+    w = window(folder, session=session)
+    wait_ready(qtbot, w)
+    assert "a_lake.png (1 / 3)" in w.windowTitle()
+    image, gt = scenes["a_lake"]
+    x, y = interior_point(gt)
+    ex, ey = w.canvas.image_pos(w.canvas.widget_pos(x, y))  # the click lands on a whole screen pixel
+    click(w, x, y)
+    wait_mask(qtbot, w)
+    ann = w.controller.annotation
+    assert ann.click_count == 1 and ann.prompt.labels.tolist() == [1]
+    assert abs(ann.prompt.points[0, 0] - ex) <= 1.0 and abs(ann.prompt.points[0, 1] - ey) <= 1.0
+    mask = w.controller.native_mask
+    assert mask.shape == gt.shape and mask.dtype == bool
+    # the shown IoU is the IoU of the mask that would be saved, recomputed independently here
+    expected = mask_metrics(mask, gt).iou
+    assert w.metrics_panel.iou_label.text() == f"{expected:.3f}"
+    # the overlay on screen shows the same mask (view size == image size for small images)
+    assert np.array_equal(w.canvas.overlay_array().astype(bool), mask)
+
+
+def test_right_click_adds_a_negative_point_and_undo_redo(qtbot, window, data, session):
+    folder, scenes = data
+    w = window(folder, session=session)
+    wait_ready(qtbot, w)
+    gt = scenes["a_lake"][1]
+    x, y = interior_point(gt)
+    click(w, x, y)
+    wait_mask(qtbot, w)
+    first = w.controller.native_mask.copy()
+    click(w, 5, 5, Qt.MouseButton.RightButton)
+    qtbot.waitUntil(lambda: len(w.controller.annotation.prompt.points) == 2)
+    wait_mask(qtbot, w)
+    assert w.controller.annotation.prompt.labels.tolist() == [1, 0]
+    QTest.keyClick(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: len(w.controller.annotation.prompt.points) == 1)
+    wait_mask(qtbot, w)
+    assert np.array_equal(w.controller.native_mask, first)
+    QTest.keyClick(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(lambda: len(w.controller.annotation.prompt.points) == 2)
+
+
+def test_box_drag_follows_the_box_and_commits_on_release(qtbot, window, data, session):
+    folder, scenes = data
+    w = window(folder, session=session)
+    wait_ready(qtbot, w)
+    previews = []
+    w.canvas.box_changed.connect(lambda *b: previews.append(b))
+    drag(w, (40, 30), (260, 200), Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(lambda: w.controller.annotation.prompt.box is not None)
+    wait_mask(qtbot, w)
+    assert len(previews) >= 2  # the mask was asked for while dragging
+    box = w.controller.annotation.prompt.box
+    assert np.allclose(box, [40, 30, 260, 200], atol=2.5)  # screen pixels are ~1.7 image pixels here
+    assert w.controller.native_mask is not None
+
+
+def test_clicks_before_the_embedding_is_ready_are_kept_and_applied(qtbot, window, data, session):
+    folder, scenes = data
+    gate = threading.Event()
+    real = session.embedding
+
+    def slow_embedding(image, key=None, checkpoint=None):
+        gate.wait(20)
+        return real(image, key, checkpoint=checkpoint)
+
+    session.embedding = slow_embedding
+    w = window(folder, session=session)
+    qtbot.waitUntil(lambda: w.controller.item is not None, timeout=10000)
+    assert w.controller.embedding is None
+    gt = scenes["a_lake"][1]
+    x, y = interior_point(gt)
+    click(w, x, y)
+    qtbot.waitUntil(lambda: w.controller.annotation.click_count == 1)
+    assert w.controller.native_mask is None  # nothing decoded yet, the click is pending
+    assert "Encoding" in w.embed_label.text()
+    gate.set()
+    wait_ready(qtbot, w)
+    wait_mask(qtbot, w)
+    assert w.controller.annotation.click_count == 1
+
+
+def test_candidates_keys_pick_and_undo_covers_the_choice(qtbot, window, data, session):
+    folder, scenes = data
+    w = window(folder, session=session)
+    wait_ready(qtbot, w)
+    x, y = interior_point(scenes["a_lake"][1])
+    click(w, x, y)
+    wait_mask(qtbot, w)
+    pred = w.controller.shown.prediction
+    target = (pred.best + 1) % 3
+    QTest.keyClick(w, Qt.Key(Qt.Key.Key_1 + target))
+    qtbot.waitUntil(lambda: w.controller.annotation.candidate == target)
+    wait_mask(qtbot, w)
+    assert np.array_equal(w.controller.native_mask, pred.mask(target))
+    assert [b.isChecked() for b in w.candidates.buttons].index(True) == target
+    QTest.keyClick(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: w.controller.annotation.candidate is None)
+
+
+def test_brush_and_eraser_strokes_change_the_mask_and_undo(qtbot, window, data, session):
+    folder, scenes = data
+    w = window(folder, session=session)
+    wait_ready(qtbot, w)
+    x, y = interior_point(scenes["a_lake"][1])
+    click(w, x, y)
+    wait_mask(qtbot, w)
+    before = w.controller.native_mask.copy()
+    w.set_tool("brush")
+    drag(w, (10, 200), (100, 200))
+    qtbot.waitUntil(lambda: len(w.controller.annotation.strokes) == 1)
+    painted = w.controller.native_mask
+    assert painted[200, 50] and (painted & ~before).sum() > 0
+    w.set_tool("erase")
+    drag(w, (x - 20, y), (x + 20, y))
+    qtbot.waitUntil(lambda: len(w.controller.annotation.strokes) == 2)
+    assert not w.controller.native_mask[int(y), int(x)]
+    # strokes are overrides: picking another candidate keeps the painted line
+    QTest.keyClick(w, Qt.Key.Key_3)
+    qtbot.waitUntil(lambda: w.controller.annotation.candidate == 2)
+    wait_mask(qtbot, w)
+    assert w.controller.native_mask[200, 50]
+    for _ in range(3):
+        QTest.keyClick(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: not w.controller.annotation.strokes)
+    wait_mask(qtbot, w)
+    assert np.array_equal(w.controller.native_mask, before)
+
+
+def test_escape_drops_prompts_and_clear_empties(qtbot, window, data, session):
+    folder, scenes = data
+    w = window(folder, session=session)
+    wait_ready(qtbot, w)
+    x, y = interior_point(scenes["a_lake"][1])
+    click(w, x, y)
+    wait_mask(qtbot, w)
+    QTest.keyClick(w, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: w.controller.annotation.prompt.is_empty)
+    assert w.controller.native_mask is None
+    QTest.keyClick(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: not w.controller.annotation.prompt.is_empty)
+    wait_mask(qtbot, w)
+    QTest.keyClick(w, Qt.Key.Key_Backspace, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: w.controller.annotation.prompt.is_empty)
+    assert w.controller.native_mask is None and w.canvas.overlay_array() is None or \
+        not w.canvas.overlay_array().any()
+
+
+def test_next_image_and_a_broken_file_is_a_red_row(qtbot, window, data, session):
+    folder, scenes = data
+    (folder / "Image" / "b_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    w = window(folder, session=session)
+    wait_ready(qtbot, w)
+    rows = {p.stem: i for i, p in enumerate(w.dataset.pairs)}
+    w.select_image(rows["b_broken"])
+    qtbot.waitUntil(lambda: w.message_label.isVisible(), timeout=10000)
+    problem, is_error = w.image_list.model.problem(rows["b_broken"])
+    assert is_error and "unreadable" in problem.lower()
+    w.select_image(rows["b_river"])
+    wait_ready(qtbot, w)
+    assert "b_river.png" in w.windowTitle()
+    gt = scenes["b_river"][1]
+    click(w, *interior_point(gt))
+    wait_mask(qtbot, w)
+    assert w.controller.native_mask.shape == gt.shape
+
+
+def test_hover_previews_before_the_first_click(qtbot, window, data, session):
+    folder, scenes = data
+    w = window(folder, session=session)
+    wait_ready(qtbot, w)
+    x, y = interior_point(scenes["a_lake"][1])
+    w.canvas.hovered.emit(x, y)
+    qtbot.waitUntil(lambda: w.controller.shown is not None and w.controller.shown.kind == "hover", timeout=5000)
+    assert w.canvas.overlay_array() is not None and w.canvas.overlay_array().any()
+    assert w.controller.annotation.prompt.is_empty  # a preview is not a step
+
+
+def test_without_a_checkpoint_the_classic_backend_and_the_banner(qtbot, window, data):
+    folder, scenes = data
+    w = window(folder)
+    qtbot.waitUntil(lambda: w.controller.session is not None, timeout=20000)
+    assert w.controller.session.model_id.startswith("classic")
+    assert w.banner.isVisible() and "floodlabel models download vit_b" in w.banner.text()
+    wait_ready(qtbot, w)
+    click(w, *interior_point(scenes["a_lake"][1]))
+    wait_mask(qtbot, w, timeout=20000)
+
+
+def test_a_failing_worker_leaves_a_message_and_a_usable_window(qtbot, window, data, session):
+    folder, scenes = data
+    real = session.predict
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("decoder exploded")
+        return real(*args, **kwargs)
+
+    session.predict = flaky
+    w = window(folder, session=session)
+    wait_ready(qtbot, w)
+    x, y = interior_point(scenes["a_lake"][1])
+    click(w, x, y)
+    qtbot.waitUntil(lambda: w.message_label.isVisible(), timeout=5000)
+    assert "decoder exploded" in w.message_label.text()
+    click(w, x + 3, y + 3)
+    wait_mask(qtbot, w)
+    assert w.controller.native_mask is not None
+
+
+def test_floodlabel_data_opens_the_window_on_the_first_image(qtbot, data, monkeypatch, checkpoint):
+    from floodlabel import cli
+    from floodlabel.commands import gui_command
+
+    folder, _ = data
+    opened = {}
+
+    def fake_exec(args):
+        from floodlabel.gui.app import create_annotation_window, create_app
+
+        create_app()
+        w = create_annotation_window(args.data, args.model)
+        qtbot.addWidget(w)
+        opened["window"] = w
+        return 0
+
+    monkeypatch.setattr(gui_command, "run", fake_exec)
+    assert cli.main([str(folder), "--model", str(checkpoint)]) == 0
+    w = opened["window"]
+    qtbot.waitUntil(lambda: w.controller.item is not None, timeout=20000)
+    assert w.controller.row == 0 and "a_lake.png" in w.windowTitle()
+    w.close()
