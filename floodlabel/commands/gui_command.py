@@ -34,10 +34,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"floodlabel: {problem}", file=sys.stderr)
         return 2
 
-    from floodlabel.gui.app import create_app, create_start_window
-    from floodlabel.gui.recent import startup_folder
+    from floodlabel.gui.app import create_annotation_window, create_app
 
     app = create_app(["floodlabel"])  # program name: the X11 WM_CLASS, also under `python -m floodlabel`
-    window = create_start_window(startup_folder(args.data), args.model)
+    window = create_annotation_window(args.data, args.model)  # None: the last folder used, else the sample
     window.show()
     return app.exec()
