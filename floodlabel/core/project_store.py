@@ -132,8 +132,23 @@ def default_project_dir(data_root: str | os.PathLike[str]) -> Path:
     inside = data / PROJECT_DIR_NAME
     if _dir_is_writable(inside if inside.is_dir() else data):
         return inside
+    return _user_project_dir(data)
+
+
+def _user_project_dir(data: Path) -> Path:
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", data.name) or "data"
     return paths.data_dir() / "projects" / f"{safe}-{hashlib.sha256(str(data).encode()).hexdigest()[:8]}"
+
+
+def find_project_dir(data_root: str | os.PathLike[str]) -> Path | None:
+    """The existing project of a dataset folder: `<DATA>/floodlabel-project`, else the user-data-folder one; None
+    when there is neither. ProjectStore(data_root) opens this one when it exists."""
+    data = Path(data_root).expanduser().resolve()
+    inside = data / PROJECT_DIR_NAME
+    if is_project_dir(inside):
+        return inside
+    fallback = _user_project_dir(data)
+    return fallback if is_project_dir(fallback) else None
 
 
 def is_project_dir(path: str | os.PathLike[str]) -> bool:
@@ -145,7 +160,7 @@ class ProjectStore:
     """A project: statuses, annotation states and accepted masks of the images of one dataset folder.
 
     data_root: the dataset folder (DATA). None: read from the project (when opening a project folder directly).
-    project_dir: None = `default_project_dir(data_root)`.
+    project_dir: None = the dataset's existing project (`find_project_dir`), else `default_project_dir(data_root)`.
     read_only: open for reading only (no lock taken; works while another process writes, e.g. for export).
     create: create the project when it does not exist (otherwise StoreError).
     """
@@ -155,8 +170,10 @@ class ProjectStore:
                  create: bool = True) -> None:
         if data_root is None and project_dir is None:
             raise StoreError("no dataset folder or project folder given")
-        self.project_dir = Path(project_dir).expanduser().resolve() if project_dir is not None \
-            else default_project_dir(data_root)  # type: ignore[arg-type]
+        if project_dir is None:
+            assert data_root is not None
+            project_dir = find_project_dir(data_root) or default_project_dir(data_root)
+        self.project_dir = Path(project_dir).expanduser().resolve()
         self.db_path = self.project_dir / DB_NAME
         self.masks_dir = self.project_dir / MASKS_DIR_NAME
         self.read_only = read_only
@@ -531,8 +548,11 @@ def encode_mask_png(mask: np.ndarray) -> bytes:
 
 def read_mask_png(path: Path, rel_path: str, sha256: str | None = None) -> np.ndarray:
     """Read a stored mask PNG as (H, W) bool; StoreError when it is missing, damaged or not the one stored."""
-    import cv2
+    return decode_mask_png(read_mask_bytes(path, rel_path, sha256), path, rel_path)
 
+
+def read_mask_bytes(path: Path, rel_path: str, sha256: str | None = None) -> bytes:
+    """A stored mask PNG's bytes, checked against its SHA-256; StoreError when missing, unreadable or changed."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -543,6 +563,13 @@ def read_mask_png(path: Path, rel_path: str, sha256: str | None = None) -> np.nd
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
         raise StoreError(f"the accepted mask of {rel_path} ({path}) was changed or damaged outside FloodLabel; "
                          "accept the image again to restore it")
+    return data
+
+
+def decode_mask_png(data: bytes, path: Path, rel_path: str) -> np.ndarray:
+    """PNG bytes of a stored mask -> (H, W) bool (pixels > 127). StoreError when not a single-channel PNG."""
+    import cv2
+
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None or pixels.ndim != 2:
         raise StoreError(f"the accepted mask of {rel_path} ({path}) is not a single-channel PNG")

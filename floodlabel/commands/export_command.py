@@ -1,0 +1,86 @@
+"""`floodlabel export PROJECT_OR_DATA --out DIR [--format png,coco] [--project DIR] [--overwrite]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export", help="export accepted masks as PNG files and COCO JSON",
+        description="Write the accepted masks of a project into DIR: DIR/Mask/<image stem>.png (0/255 greyscale, "
+                    "the image's native size), DIR/coco.json (RLE segmentations, category 'water') and a link "
+                    "DIR/Image to the images, so that `floodlabel stats DIR` and `floodlabel eval DIR` read the "
+                    "export as a dataset. Files the export did not write are never overwritten without "
+                    "--overwrite. Works while the app has the project open.")
+    parser.add_argument("source", metavar="PROJECT_OR_DATA",
+                        help="a project folder (holds project.sqlite) or the dataset folder whose project to export")
+    parser.add_argument("--out", required=True, metavar="DIR", help="export folder (created if needed)")
+    parser.add_argument("--format", default="png,coco", metavar="FORMATS",
+                        help="comma-separated: png, coco (default: png,coco)")
+    parser.add_argument("--project", metavar="DIR",
+                        help="the project folder, when it is not the default one of PROJECT_OR_DATA")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace files in DIR that an earlier export did not write")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from floodlabel.core.export import export_project
+    from floodlabel.core.project_store import ProjectStore
+
+    with _open_store(args.source, args.project) as store:
+        bar = tqdm(total=0, desc="export", unit="mask", file=sys.stderr, leave=False, disable=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        try:
+            result = export_project(store, args.out, formats=args.format.split(","), overwrite=args.overwrite,
+                                    progress=progress)
+        finally:
+            bar.close()
+        assert isinstance(store, ProjectStore)
+    print(f"Exported {result.exported} accepted mask(s) to {result.out_dir}")
+    if result.masks:
+        print(f"  masks:  {result.out_dir / 'Mask'}")
+    if result.coco_path:
+        print(f"  COCO:   {result.coco_path}")
+    if result.image_link:
+        print(f"  images: {result.image_link} -> {result.image_link.readlink()}")
+    if result.removed:
+        print(f"  removed {len(result.removed)} mask(s) of an earlier export whose image is no longer accepted")
+    for note in result.notes:
+        print(f"floodlabel: note: {note}", file=sys.stderr)
+    for rel_path, reason in result.skipped:
+        print(f"floodlabel: warning: skipped {rel_path}: {reason}", file=sys.stderr)
+    if result.skipped:
+        print(f"floodlabel: error: {len(result.skipped)} accepted image(s) were not exported (listed above)",
+              file=sys.stderr)
+        return 2
+    return 0
+
+
+def _open_store(source: str, project: str | None):
+    """The project read-only: an export never changes it, and works beside a window that has it open."""
+    from floodlabel.core.errors import StoreError
+    from floodlabel.core.project_store import ProjectStore, find_project_dir, is_project_dir
+
+    if project is not None:
+        data_root = None if is_project_dir(source) else source
+        return ProjectStore(data_root, project, read_only=True)
+    if is_project_dir(source):
+        return ProjectStore(project_dir=source, read_only=True)
+    if not Path(source).is_dir():
+        raise StoreError(f"{source} is not a folder")
+    found = find_project_dir(source)
+    if found is None:
+        raise StoreError(f"{source} has no FloodLabel project yet (accept some images in the app first, or pass "
+                         "--project DIR)")
+    return ProjectStore(source, found, read_only=True)
