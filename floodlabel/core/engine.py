@@ -9,7 +9,9 @@ Modelled on labelme's AI session: it owns the model and the cache; widgets and w
 
 from __future__ import annotations
 
+import inspect
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -59,11 +61,22 @@ class SegmentationSession:
             return None
         return self.cache.get(self.model_id, key or image_key(image))
 
-    def embedding(self, image: np.ndarray, key: str | None = None) -> Embedding:
-        """image: (H, W, 3) uint8 RGB. key: its content hash if already known (see embedding_cache.image_key)."""
+    def embedding(
+        self, image: np.ndarray, key: str | None = None, checkpoint: Callable[[], None] | None = None
+    ) -> Embedding:
+        """image: (H, W, 3) uint8 RGB. key: its content hash if already known (see embedding_cache.image_key).
+
+        checkpoint: passed to the encoder of segmenters whose embed accepts one (SAM: called between encoder
+        blocks; it may raise core.cancel.Cancelled, which caches nothing); others (classic) ignore it.
+        """
         if self.cache is None:
-            return self.segmenter.embed(image)
-        return self.cache.get_or_compute(self.model_id, key or image_key(image), lambda: self.segmenter.embed(image))
+            return self._embed(image, checkpoint)
+        return self.cache.get_or_compute(self.model_id, key or image_key(image), lambda: self._embed(image, checkpoint))
+
+    def _embed(self, image: np.ndarray, checkpoint: Callable[[], None] | None) -> Embedding:
+        if checkpoint is not None and _accepts_checkpoint(self.segmenter):
+            return self.segmenter.embed(image, checkpoint=checkpoint)
+        return self.segmenter.embed(image)
 
     def predict(
         self,
@@ -74,3 +87,11 @@ class SegmentationSession:
         mask_input: np.ndarray | None = None,
     ) -> Prediction:
         return self.segmenter.predict(embedding, prompt, multimask, output_size, mask_input)
+
+
+def _accepts_checkpoint(segmenter: Segmenter) -> bool:
+    """Whether segmenter.embed takes a `checkpoint` keyword (the Segmenter protocol does not require one)."""
+    try:
+        return "checkpoint" in inspect.signature(segmenter.embed).parameters
+    except (TypeError, ValueError):
+        return False

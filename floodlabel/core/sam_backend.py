@@ -13,6 +13,7 @@ predict(): FastSamDecoder (same network, reordered; see sam_fast_decoder.py) + o
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +51,12 @@ class SamSegmenter:
         return self.loaded.architecture.name
 
     # ------------------------------------------------------------------ embedding
-    def embed(self, image: np.ndarray) -> Embedding:
-        """image: (H, W, 3) uint8 RGB, original frame -> features (1, 256, 64, 64) float32 on the CPU."""
+    def embed(self, image: np.ndarray, checkpoint: Callable[[], None] | None = None) -> Embedding:
+        """image: (H, W, 3) uint8 RGB, original frame -> features (1, 256, 64, 64) float32 on the CPU.
+
+        checkpoint: called before the encoder and between its transformer blocks (vit_b: 14 calls). It may raise
+        (core.cancel.Cancelled) to abandon the work, or block to pause it; the features are the same either way.
+        """
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
         original_size = (int(image.shape[0]), int(image.shape[1]))
@@ -61,9 +66,27 @@ class SamSegmenter:
         with self._embed_lock, torch.inference_mode():
             x = self.model.preprocess(x.float())  # normalise and pad to 1024x1024
             with self.config.encoder_autocast():
-                features = self.model.image_encoder(x)
+                features = self._encode(x, checkpoint)
             features = features.float().cpu()
         return Embedding(features, original_size, input_size, self.model_id)
+
+    def _encode(self, x: torch.Tensor, checkpoint: Callable[[], None] | None) -> torch.Tensor:
+        """image_encoder(x) for x (1, 3, 1024, 1024), run block by block when there is a checkpoint to call.
+
+        The steps are ImageEncoderViT.forward's, in its order, so the result is identical (tests check it).
+        """
+        encoder = self.model.image_encoder
+        if checkpoint is None or not hasattr(encoder, "blocks"):
+            return encoder(x)
+        checkpoint()
+        x = encoder.patch_embed(x)  # (1, 64, 64, C)
+        if encoder.pos_embed is not None:
+            x = x + encoder.pos_embed
+        for block in encoder.blocks:
+            checkpoint()
+            x = block(x)
+        checkpoint()
+        return encoder.neck(x.permute(0, 3, 1, 2))  # (1, 256, 64, 64)
 
     # ------------------------------------------------------------------ decoding
     def predict(
