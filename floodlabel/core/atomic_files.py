@@ -17,8 +17,10 @@ TEMP_PREFIX = ".tmp-"
 """Temporary files start with this; `remove_stale_temp_files` deletes leftovers of a killed process."""
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write `data` to `path` atomically and durably (see the module docstring). Raises OSError."""
+def write_atomic(path: str | os.PathLike[str], data: bytes, *, sync_dir: bool = True) -> None:
+    """Write `data` to `path` atomically and durably (see the module docstring). Raises OSError.
+
+    sync_dir=False leaves the folder's fsync to the caller (one `fsync_dir` after many files)."""
     target = Path(path)
     temp = target.with_name(f"{TEMP_PREFIX}{secrets.token_hex(6)}-{target.name}")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o644)
@@ -37,7 +39,8 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     except BaseException:
         _remove_quietly(temp)
         raise
-    fsync_dir(target.parent)
+    if sync_dir:
+        fsync_dir(target.parent)
 
 
 def fsync_dir(folder: str | os.PathLike[str]) -> None:

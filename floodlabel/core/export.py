@@ -129,6 +129,9 @@ def export_project(store: ProjectStore, out_dir: str | os.PathLike[str], *, form
         result.removed = _remove_stale(out, manifest, written, formats)
         if "png" in formats and link_images:
             result.image_link = _link_images(out, exportable, manifest, result.notes)
+        for folder in (out / MASK_DIR_NAME, out):
+            if folder.is_dir():
+                fsync_dir(folder)
     except BaseException:
         try:
             manifest.save(out)  # what was written so far stays the export's own
@@ -213,7 +216,7 @@ def _check_targets(out: Path, targets: Iterable[str], manifest: _Manifest, overw
 
 def _write(out: Path, name: str, data: bytes, manifest: _Manifest) -> None:
     try:
-        write_atomic(out / name, data)
+        write_atomic(out / name, data, sync_dir=False)  # the folders are fsynced once, before the manifest
     except OSError as exc:
         raise ExportError(f"cannot write {out / name}: {describe_os_error(exc)}; files written so far are listed "
                           f"in {out / MANIFEST_NAME}") from exc
