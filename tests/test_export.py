@@ -270,3 +270,14 @@ def test_export_beside_an_open_writer(project, tmp_path, capsys):
         assert main(["export", str(data), "--out", str(tmp_path / "out")]) == 0
         writer.accept("Image/3.jpg", np.ones((30, 40), bool))
     assert "Exported 2" in capsys.readouterr().out
+
+
+def test_cli_project_option(tmp_path, capsys):
+    data, elsewhere = tmp_path / "DATA", tmp_path / "myproject"
+    save(data / "1.png", np.zeros((6, 5, 3), np.uint8), "PNG")
+    with ProjectStore(data, elsewhere) as store:
+        store.accept("1.png", np.eye(6, 5, dtype=bool))
+    assert main(["export", str(data), "--project", str(elsewhere), "--out", str(tmp_path / "out")]) == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / "Mask" / "1.png")) == 255, np.eye(6, 5, dtype=bool))
+    assert main(["export", str(data), "--out", str(tmp_path / "o2")]) == 2  # not the default location
+    assert "no FloodLabel project yet" in capsys.readouterr().err
