@@ -11,7 +11,7 @@ import pytest
 from image_factories import jpeg_with_orientation, save
 from PIL import Image
 
-from floodlabel.core import atomic_files, project_store
+from floodlabel.core import atomic_files, project_location, project_store
 from floodlabel.core.errors import FloodLabelError, StoreError
 from floodlabel.core.project_store import (DB_NAME, PROJECT_DIR_NAME, SCHEMA_VERSION, ProjectStore, Status,
                                            default_project_dir)
@@ -173,7 +173,7 @@ def test_bad_input_to_accept(data):
 
 def test_default_location_falls_back_to_user_data_dir(data, monkeypatch, tmp_path):
     assert default_project_dir(data) == data / PROJECT_DIR_NAME
-    monkeypatch.setattr(project_store, "_dir_is_writable", lambda folder: False)  # root can write anywhere
+    monkeypatch.setattr(project_location, "_dir_is_writable", lambda folder: False)  # root can write anywhere
     fallback = default_project_dir(data)
     assert fallback.is_relative_to(os.environ["FLOODLABEL_DATA_DIR"]) and fallback.name.startswith("DATA-")
     with ProjectStore(data) as store:

@@ -44,16 +44,20 @@ from typing import Any
 
 import numpy as np
 
-from floodlabel.core import paths
 from floodlabel.core.atomic_files import describe_os_error, remove_stale_temp_files, write_atomic
 from floodlabel.core.errors import ImageReadError, StoreError
 from floodlabel.core.images import image_size
+from floodlabel.core.mask_files import decode_mask_png, encode_mask_png, read_mask_bytes, read_mask_png
+from floodlabel.core.project_location import (DB_NAME, PROJECT_DIR_NAME, default_project_dir, find_project_dir,
+                                              is_project_dir)
+
+__all__ = ["DB_NAME", "PROJECT_DIR_NAME", "SCHEMA_VERSION", "ImageRecord", "ProjectStore", "Status",
+           "decode_mask_png", "default_project_dir", "encode_mask_png", "find_project_dir", "is_project_dir",
+           "read_mask_bytes", "read_mask_png"]
 
 SCHEMA_VERSION = 1
 """Stored in PRAGMA user_version. A database with a larger number was made by a newer FloodLabel."""
 
-PROJECT_DIR_NAME = "floodlabel-project"
-DB_NAME = "project.sqlite"
 MASKS_DIR_NAME = "masks"
 LOCK_NAME = "project.lock"
 
@@ -123,37 +127,6 @@ class ImageRecord:
         mask = read_mask_png(self.mask_path, self.rel_path, self.mask_sha256)
         self._mask_cache.append(mask)
         return mask
-
-
-def default_project_dir(data_root: str | os.PathLike[str]) -> Path:
-    """`<DATA>/floodlabel-project` when that folder is (or can be made) writable, else a folder named after DATA
-    under the user data folder (platformdirs; FLOODLABEL_DATA_DIR overrides)."""
-    data = Path(data_root).expanduser().resolve()
-    inside = data / PROJECT_DIR_NAME
-    if _dir_is_writable(inside if inside.is_dir() else data):
-        return inside
-    return _user_project_dir(data)
-
-
-def _user_project_dir(data: Path) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", data.name) or "data"
-    return paths.data_dir() / "projects" / f"{safe}-{hashlib.sha256(str(data).encode()).hexdigest()[:8]}"
-
-
-def find_project_dir(data_root: str | os.PathLike[str]) -> Path | None:
-    """The existing project of a dataset folder: `<DATA>/floodlabel-project`, else the user-data-folder one; None
-    when there is neither. ProjectStore(data_root) opens this one when it exists."""
-    data = Path(data_root).expanduser().resolve()
-    inside = data / PROJECT_DIR_NAME
-    if is_project_dir(inside):
-        return inside
-    fallback = _user_project_dir(data)
-    return fallback if is_project_dir(fallback) else None
-
-
-def is_project_dir(path: str | os.PathLike[str]) -> bool:
-    """True when `path` is a project folder (holds project.sqlite)."""
-    return (Path(path) / DB_NAME).is_file()
 
 
 class ProjectStore:
@@ -534,50 +507,6 @@ class ProjectStore:
                 raise StoreError(f"cannot write the project database {self.db_path}: {reason}") from exc
 
 
-def encode_mask_png(mask: np.ndarray) -> bytes:
-    """An (H, W) bool mask as PNG bytes: 8-bit greyscale, 0 = background, 255 = water."""
-    import cv2
-
-    pixels = np.ascontiguousarray(mask, dtype=bool).view(np.uint8) * np.uint8(255)
-    params = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
-    if hasattr(cv2, "IMWRITE_PNG_FILTER"):  # no per-row filter search: 3.5x faster on masks, and smaller (OpenCV 4.11+)
-        params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
-    ok, data = cv2.imencode(".png", pixels, params)
-    if not ok:  # pragma: no cover - cv2 fails only on absurd sizes
-        raise StoreError(f"cannot encode a {mask.shape[1]}x{mask.shape[0]} mask as PNG")
-    return data.tobytes()
-
-
-def read_mask_png(path: Path, rel_path: str, sha256: str | None = None) -> np.ndarray:
-    """Read a stored mask PNG as (H, W) bool; StoreError when it is missing, damaged or not the one stored."""
-    return decode_mask_png(read_mask_bytes(path, rel_path, sha256), path, rel_path)
-
-
-def read_mask_bytes(path: Path, rel_path: str, sha256: str | None = None) -> bytes:
-    """A stored mask PNG's bytes, checked against its SHA-256; StoreError when missing, unreadable or changed."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise StoreError(f"the accepted mask of {rel_path} ({path}) is missing: it was deleted outside FloodLabel; "
-                         "accept the image again to restore it") from None
-    except OSError as exc:
-        raise StoreError(f"cannot read the accepted mask of {rel_path} ({path}): {describe_os_error(exc)}") from exc
-    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
-        raise StoreError(f"the accepted mask of {rel_path} ({path}) was changed or damaged outside FloodLabel; "
-                         "accept the image again to restore it")
-    return data
-
-
-def decode_mask_png(data: bytes, path: Path, rel_path: str) -> np.ndarray:
-    """PNG bytes of a stored mask -> (H, W) bool (pixels > 127). StoreError when not a single-channel PNG."""
-    import cv2
-
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if pixels is None or pixels.ndim != 2:
-        raise StoreError(f"the accepted mask of {rel_path} ({path}) is not a single-channel PNG")
-    return pixels > 127
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # module helpers
 
@@ -628,17 +557,6 @@ def _sha256_file(path: Path) -> str:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _dir_is_writable(folder: Path) -> bool:
-    """True when a file can be created in `folder` (tried, not guessed from permission bits)."""
-    import tempfile
-
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            return True
-    except OSError:
-        return False
 
 
 def _unlink_quietly(path: Path) -> None:
