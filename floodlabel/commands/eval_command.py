@@ -1,10 +1,12 @@
-"""`floodlabel eval DATA --model M [--model M2 ...] --prompt point|box|both`: score models with automatic prompts."""
+"""`floodlabel eval DATA --model M [--model M2 ...] --prompt point|box|auto|both|all [--jobs N]`: score models with
+automatic prompts."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
 
 DEFAULT_CSV = "floodlabel-eval.csv"
 
@@ -14,7 +16,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "eval", help="evaluate models with automatic prompts made from the ground truth",
         description="Score each model on every image/mask pair of DATA with prompts made from the ground truth: "
                     "'point' = one positive click at the water's interior point (best of SAM's 3 candidates by "
-                    "predicted score), 'box' = the water's bounding box, 'both' = both, each reported as its own "
+                    "predicted score), 'box' = the water's bounding box, 'auto' = no prompt at all: SAM's "
+                    "automatic mask generation (a 16x16 grid of points), its segments lying at least half in the "
+                    "ground-truth water united (an upper bound of what AMG gives; the seed notebook's automatic "
+                    "mode; SAM only), 'both' = point and box, 'all' = point, box and auto, each reported as its own "
                     "row. Reports IoU, Dice, precision, recall (mean ± std), NoC@85/90 (simulated clicks, "
                     "measured with point prompts) and failures (IoU < 0.5). Pairs whose image and mask sizes "
                     "differ, unreadable files and empty masks are skipped and listed, never resized.")
@@ -24,9 +29,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", "-m", dest="models", action="append", required=True, metavar="MODEL",
                         help="'classic', a downloaded SAM name (vit_b, vit_l, vit_h) or a .pth checkpoint; "
                              "repeat to compare models")
-    parser.add_argument("--prompt", choices=("point", "box", "both"), default="both",
-                        help="automatic prompt kind; 'both' gives a point row and a box row per model "
-                             "(default: both)")
+    parser.add_argument("--prompt", choices=("point", "box", "auto", "both", "all"), default="both",
+                        help="automatic prompt kind: point, box, auto (SAM's automatic mask generation, segments "
+                             "chosen by the ground truth: no user input); 'both' = point + box rows, 'all' = point, "
+                             "box and auto rows per model (default: both)")
+    parser.add_argument("--jobs", "-j", type=_positive_int, default=None, metavar="N",
+                        help="worker processes per model (default: every core for classic, whose work per image "
+                             "is single-threaded; 1 for SAM, whose encoder already uses every core)")
     parser.add_argument("--csv", metavar="PATH", default=DEFAULT_CSV,
                         help=f"per-image results, one row per model, prompt and image (default: ./{DEFAULT_CSV})")
     parser.add_argument("--no-noc", dest="noc", action="store_false",
@@ -54,17 +63,21 @@ def run(args: argparse.Namespace) -> int:
     _check_writable(args.csv)  # fail now, not after a long run
 
     bar = None
+    line = _ProgressLines() if not sys.stderr.isatty() else None
 
     def progress(done: int, total: int) -> None:
         nonlocal bar
+        if line is not None:  # a log file or CI: plain lines every few images or seconds
+            line(done, total)
+            return
         if bar is None:
-            bar = tqdm(total=total, desc="eval", unit="img", file=sys.stderr, leave=False, disable=None)
+            bar = tqdm(total=total, desc="eval", unit="img", file=sys.stderr, leave=False)
         bar.n = done
         bar.refresh()
 
     try:
         result = evaluate(dataset, args.models, [args.prompt], noc=args.noc, max_clicks=args.max_clicks,
-                          limit=args.limit, progress=progress)
+                          limit=args.limit, progress=progress, jobs=args.jobs)
     finally:
         if bar is not None:
             bar.close()
@@ -81,6 +94,38 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(f"Per-image results ({len(result.rows)} rows): {csv_path}")
     return 0
+
+
+class _ProgressLines:
+    """`eval: 12/97 images (12%), 1m05s elapsed, about 8m left` on stderr when stderr is not a terminal: at the
+    start, then every EVERY_IMAGES images or EVERY_S seconds (checked as images finish), and at the end."""
+
+    EVERY_IMAGES, EVERY_S = 5, 30.0
+
+    def __init__(self) -> None:
+        self.start = self.last_time = time.monotonic()
+        self.last_done = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        due = (self.last_done < 0 or done == total or done - self.last_done >= self.EVERY_IMAGES
+               or now - self.last_time >= self.EVERY_S)
+        if not due or done == self.last_done:
+            return
+        self.last_done, self.last_time = done, now
+        elapsed = now - self.start
+        text = f"eval: {done}/{total} images ({100 * done // max(total, 1)}%), {_duration(elapsed)} elapsed"
+        if 0 < done < total:
+            text += f", about {_duration(elapsed / done * (total - done))} left"
+        print(text, file=sys.stderr, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    return f"{minutes}m{seconds:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 def _check_writable(path: str) -> None:

@@ -8,6 +8,8 @@ Protocol (per model, per image; every coordinate in original-image pixels):
   so the model returns 3 candidates (multimask=True) and the one with the highest *predicted* score is kept, as
   SAM's authors recommend; the GT never picks the candidate (no oracle).
 - box:   the GT's half-open bounding box (`auto_prompts.box_prompt`), multimask=False (a box is not ambiguous).
+- auto:  no prompt at all: SAM's automatic mask generation, its segments chosen by the GT (`eval_auto`; an upper
+  bound of what AMG gives for water, as the seed notebook's automatic mode). SAM only: classic has no auto row.
 - Scores per image: IoU, Dice, precision, recall (`metrics.mask_metrics`); summary = mean ± population std per
   (model, prompt). A failure is an image with IoU < FAILURE_IOU; failures are listed worst first.
 - NoC (`click_simulation.clicks_to_reach`, RITM / SAM protocol): interaction 1 is the point prompt above (its
@@ -23,6 +25,9 @@ reason, never resized. Models are validated up front (a missing checkpoint raise
 then loaded lazily one at a time; each image is read once per model and embedded once per model through the
 session, so SAM embeddings go through the disk cache (a second run does not run the encoder). Cancellation is
 checked between images; the partial result comes back with `cancelled=True`.
+
+jobs: worker processes per model (`eval_parallel`; default: the cores for classic, 1 for SAM). Results are
+identical to a serial run.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from floodlabel.core.metrics import MaskMetrics, MetricsSummary, aggregate, mask
 from floodlabel.core.model_registry import CLASSIC, checkpoint_architecture
 from floodlabel.core.prompts import Prompt
 
-PROMPT_KINDS = ("point", "box")
+PROMPT_KINDS = ("point", "box", "auto")
 FAILURE_IOU = 0.5
 NOC_THRESHOLDS = DEFAULT_THRESHOLDS  # (0.85, 0.90)
 
@@ -110,6 +115,8 @@ class EvaluationResult:
         for model in self.models:
             for kind in self.prompt_kinds:
                 rows = [r for r in self.rows if r.model == model and r.prompt == kind]
+                if kind == "auto" and model == CLASSIC:
+                    continue  # classic has no automatic mask generation: no row rather than an empty one
                 clicks = [r.clicks for r in rows if r.clicks is not None]
                 noc = noc_summary(clicks, NOC_THRESHOLDS) if self.noc and kind == "point" else None
                 out.append(SummaryRow(model, kind, aggregate([r.metrics for r in rows]), noc,
@@ -133,12 +140,14 @@ def evaluate(
     limit: int | None = None,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    jobs: int | None = None,
 ) -> EvaluationResult:
     """Evaluate each model on the dataset's pairs (protocol in the module docstring).
 
     models: 'classic', registered SAM names or checkpoint paths; duplicates are dropped.
     prompt_kinds: any of 'point', 'box' ('both' means both); each kind is its own summary row.
     limit: evaluate only the first `limit` evaluable pairs (natural stem order).
+    jobs: worker processes per model (None: eval_parallel.default_jobs, i.e. cores for classic, 1 for SAM).
     Raises ModelError (unknown name, missing checkpoint) or DatasetError (no masks, no pairs) before any work.
     """
     models = list(dict.fromkeys(str(m) for m in models))
@@ -160,6 +169,13 @@ def evaluate(
     for model in models:
         if cancel is not None and cancel.is_set():
             break
+        model_jobs = jobs if jobs is not None else _default_jobs(model, len(pairs))
+        if model_jobs > 1 and len(pairs) > 1:
+            from floodlabel.core.eval_parallel import evaluate_model_parallel
+
+            done = evaluate_model_parallel(model, pairs, kinds, result.noc, max_clicks, model_jobs, result,
+                                           bad_stems, done, total, progress, cancel)
+            continue
         session = SegmentationSession.open(model)
         result.model_ids[model] = session.model_id
         for pair in pairs:
@@ -242,6 +258,13 @@ def _evaluate_pair(session, model: str, pair: ImagePair, kinds: list[str], noc: 
             best = pred.best
             mask, score, logits = pred.mask(best), float(pred.scores[best]), pred.low_res_logits[best]
             clicks = _click_session(session, emb, gt, mask, logits, max_clicks) if noc else None
+        elif kind == "auto":
+            from floodlabel.core.eval_auto import auto_water_prediction, supports_auto
+
+            if not supports_auto(session):
+                continue  # classic: no automatic mask generation (no auto row for it)
+            mask, score = auto_water_prediction(session, image, emb, gt)
+            clicks = None
         else:
             pred = session.predict(emb, box_prompt(gt), multimask=False)
             mask, score, clicks = pred.mask(0), float(pred.scores[0]), None
@@ -266,12 +289,19 @@ def _click_session(session, emb, gt: np.ndarray, first_mask: np.ndarray, first_l
     return clicks_to_reach(predict, gt, NOC_THRESHOLDS, max_clicks)
 
 
+def _default_jobs(model: str, pairs: int) -> int:
+    from floodlabel.core.eval_parallel import default_jobs
+
+    return default_jobs(model, pairs)
+
+
 def _expand_kinds(prompt_kinds: Sequence[str]) -> list[str]:
+    groups = {"both": ["point", "box"], "all": list(PROMPT_KINDS)}
     kinds: list[str] = []
     for kind in prompt_kinds:
-        if kind not in (*PROMPT_KINDS, "both"):
-            raise ValueError(f"prompt kind must be 'point', 'box' or 'both', not {kind!r}")
-        kinds += list(PROMPT_KINDS) if kind == "both" else [kind]
+        if kind not in (*PROMPT_KINDS, *groups):
+            raise ValueError(f"prompt kind must be 'point', 'box', 'auto', 'both' or 'all', not {kind!r}")
+        kinds += groups.get(kind, [kind])
     kinds = [k for k in PROMPT_KINDS if k in kinds]
     if not kinds:
         raise ValueError("no prompt kind given")
