@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QIcon, QKeySequence
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow,
+from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QFrame, QScrollArea, QHBoxLayout, QLabel, QMainWindow,
                                QMenu, QPushButton, QSlider, QToolBar, QVBoxLayout, QWidget)
 
 from floodlabel.core.annotation import Stroke
@@ -424,22 +424,19 @@ class AnnotationWindow(QMainWindow):
 
         bar = QToolBar("Tools")
         bar.setObjectName("tools")
+        short = {self.open_action: "Open", self.prev_action: "◀ Prev", self.next_action: "Next ▶",
+                 self.clear_action: "Clear", self.fit_action: "Fit", self.overlay_action: "Overlay",
+                 self.outline_action: "GT outline", self.hover_action: "Hover"}
+        for a, text in short.items():
+            a.setIconText(text)
         for a in (self.open_action, None, self.prev_action, self.next_action, None, *self.tool_actions.values(),
                   None, self.undo_action, self.redo_action, self.clear_action, self.auto_action, None,
                   self.fit_action, self.overlay_action, self.outline_action, self.hover_action, None,
                   self.accept_action):
             bar.addSeparator() if a is None else bar.addAction(a)
-        bar.addSeparator()
-        bar.addWidget(QLabel(" Opacity "))
+        self.addToolBar(bar)
         self.opacity_slider.setRange(10, 100)
         self.opacity_slider.setValue(50)
-        self.opacity_slider.setMaximumWidth(110)
-        bar.addWidget(self.opacity_slider)
-        bar.addSeparator()
-        bar.addWidget(QLabel(" Model "))
-        self.model_combo.setMinimumContentsLength(18)
-        bar.addWidget(self.model_combo)
-        self.addToolBar(bar)
         self._fill_models()
 
         self.banner.setText(
@@ -467,7 +464,15 @@ class AnnotationWindow(QMainWindow):
 
         side = QWidget()
         side_layout = QVBoxLayout(side)
-        side_layout.addWidget(QLabel("<b>SAM's candidates</b> (1 / 2 / 3)"))
+        model_row = QHBoxLayout()
+        model_row.addWidget(QLabel("Model"))
+        model_row.addWidget(self.model_combo, 1)
+        side_layout.addLayout(model_row)
+        opacity_row = QHBoxLayout()
+        opacity_row.addWidget(QLabel("Opacity"))
+        opacity_row.addWidget(self.opacity_slider, 1)
+        side_layout.addLayout(opacity_row)
+        side_layout.addWidget(QLabel("<b>SAM's candidates</b> (keys 1 / 2 / 3)"))
         side_layout.addWidget(self.candidates)
         side_layout.addWidget(self.metrics_panel)
         side_layout.addStretch(1)
@@ -478,14 +483,24 @@ class AnnotationWindow(QMainWindow):
 
         self.dataset_dock = QDockWidget("Dataset", self)
         self.dataset_dock.setObjectName("dataset")
-        self.dataset_dock.setWidget(self.dataset_view)
+        scroll = QScrollArea()
+        scroll.setWidget(self.dataset_view)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.dataset_dock.setWidget(scroll)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dataset_dock)
         self.models_dock = QDockWidget("Models", self)
         self.models_dock.setObjectName("models")
-        self.models_dock.setWidget(self.model_panel)
+        scroll = QScrollArea()
+        scroll.setWidget(self.model_panel)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.models_dock.setWidget(scroll)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.models_dock)
         self.tabifyDockWidget(self.dataset_dock, self.models_dock)
         self.dataset_dock.raise_()
+        self.resizeDocks([self.image_list, self.mask_dock], [250, 330], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.mask_dock, self.dataset_dock], [420, 300], Qt.Orientation.Vertical)
         for dock in (self.image_list, self.mask_dock, self.dataset_dock, self.models_dock):
             self.view_menu.addAction(dock.toggleViewAction())
 
@@ -495,7 +510,13 @@ class AnnotationWindow(QMainWindow):
         self.embed_cancel.setVisible(False)
         self._fill_recent_menu()
         self.set_tool("prompt")
-        self.resize(1280, 760)
+        screen = self.screen().availableGeometry() if self.screen() is not None else None
+        if screen is not None and screen.width() > 0:
+            self.setGeometry(screen.adjusted(0, 0, 0, 0) if screen.width() < 1500 else
+                             screen.adjusted(screen.width() // 20, screen.height() // 20,
+                                             -screen.width() // 20, -screen.height() // 20))
+        else:
+            self.resize(1280, 760)
 
     def _fill_models(self) -> None:
         self.model_combo.clear()
