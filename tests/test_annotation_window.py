@@ -341,3 +341,24 @@ def test_floodlabel_data_opens_the_window_on_the_first_image(qtbot, data, monkey
     qtbot.waitUntil(lambda: w.controller.item is not None, timeout=20000)
     assert w.controller.row == 0 and "a_lake.png" in w.windowTitle()
     w.close()
+
+
+def test_auto_proposes_a_water_mask_in_a_worker(qtbot, window, data, session, monkeypatch):
+    from floodlabel.gui import segmentation_controller
+
+    monkeypatch.setattr(segmentation_controller, "AUTO_POINTS_PER_SIDE", 2)  # 4 prompts: seconds, not minutes
+    folder, scenes = data
+    w = window(folder, session=session)
+    wait_ready(qtbot, w)
+    w.run_auto()  # no positive point yet: a clear message, the window stays usable
+    qtbot.waitUntil(lambda: w.message_label.isVisible(), timeout=10000)
+    assert "Click on water first" in w.message_label.text()
+    h, wd = scenes["a_lake"][1].shape
+    click(w, wd / 2, h / 2)
+    wait_mask(qtbot, w)
+    w.run_auto()
+    assert w.auto_cancel.isVisible()
+    qtbot.waitUntil(lambda: not w.controller.auto_running and not w.auto_cancel.isVisible(), timeout=60000)
+    auto = w.controller.auto_mask
+    assert auto is not None and auto.shape == (h, wd)
+    assert np.array_equal(w.controller.native_mask, auto)

@@ -73,6 +73,9 @@ class AnnotationWindow(QMainWindow):
         self._stroke_mode = "paint"
         self._embed_t0 = 0.0
         self._embed_timer = QTimer(self, interval=100)
+        self._auto_timer = QTimer(self, interval=200)
+        self.auto_label = QLabel()
+        self.auto_cancel = QPushButton("Cancel Auto")
         self._requested_model = model
         self._model = ""
 
@@ -143,6 +146,22 @@ class AnnotationWindow(QMainWindow):
         self.banner.setVisible(model == CLASSIC)
         self.statusBar().showMessage(f"Loading {model} …")
         self.controller.open_session(model)
+
+    def run_auto(self) -> None:
+        """Start automatic mask generation; progress and Cancel appear in the status bar."""
+        self.controller.run_auto()
+        if self.controller.auto_running:
+            self.auto_cancel.setVisible(True)
+            self._auto_timer.start()
+            self._tick_auto()
+
+    def _tick_auto(self) -> None:
+        if self.controller.auto_running:
+            self.auto_label.setText(f"Auto: {100 * self.controller.auto_progress:.0f}%")
+            return
+        self._auto_timer.stop()
+        self.auto_label.setText("")
+        self.auto_cancel.setVisible(False)
 
     def set_tool(self, tool: str) -> None:
         self.tool = tool
@@ -330,6 +349,8 @@ class AnnotationWindow(QMainWindow):
         self.image_list.row_selected.connect(self.select_image)
         self.embed_cancel.clicked.connect(c.cancel_embedding)
         self._embed_timer.timeout.connect(self._tick_embedding)
+        self._auto_timer.timeout.connect(self._tick_auto)
+        self.auto_cancel.clicked.connect(c.cancel_auto)
         self.opacity_slider.valueChanged.connect(self._on_opacity)
         self.model_combo.activated.connect(self._on_model_combo)
         self.model_panel.backend_changed.connect(self._on_backend_changed)
@@ -361,7 +382,7 @@ class AnnotationWindow(QMainWindow):
                                   tip="Remove the points and the box (brush strokes stay)")
         self.clear_action = action("&Clear mask", c.clear, "Ctrl+Backspace",
                                    tip="Empty the mask: prompts and strokes (undo brings them back)")
-        self.auto_action = action("&Auto", c.run_auto, "A",
+        self.auto_action = action("&Auto", self.run_auto, "A",
                                   tip="Automatic mask generation: every SAM segment containing a positive point")
         self.fit_action = action("&Fit to window", self.canvas.fit, "F", tip="Fit the image to the view")
         self.overlay_action = action("Show &mask overlay", self.canvas.set_overlay_visible, "O", checkable=True,
@@ -505,6 +526,9 @@ class AnnotationWindow(QMainWindow):
             self.view_menu.addAction(dock.toggleViewAction())
 
         status = self.statusBar()
+        status.addPermanentWidget(self.auto_label)
+        status.addPermanentWidget(self.auto_cancel)
+        self.auto_cancel.setVisible(False)
         status.addPermanentWidget(self.embed_label)
         status.addPermanentWidget(self.embed_cancel)
         self.embed_cancel.setVisible(False)

@@ -11,6 +11,7 @@ mask that would be saved): the decode worker builds it after the view mask when 
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -27,6 +28,9 @@ from floodlabel.core.metrics import MaskMetrics, mask_metrics
 from floodlabel.core.prompts import Prompt
 from floodlabel.gui.background import BackgroundCall
 from floodlabel.gui.workers import EmbedWorker, LatestRequestWorker
+
+AUTO_POINTS_PER_SIDE = 8
+"""Auto's point grid (8 x 8 = 64 prompts; SAM's default 32 x 32 takes minutes per image on a 2-core CPU)."""
 
 PREFETCH_PAUSE_S = 1.5
 """After a click, hover or stroke, the prefetch encoder waits this long before it resumes (2 cores: clicks first)."""
@@ -95,6 +99,8 @@ class SegmentationController(QObject):
         self.embedder.cancelled.connect(self._on_embed_cancelled)
         self._session_call: BackgroundCall | None = None
         self._auto_call: BackgroundCall | None = None
+        self._auto_cancel: threading.Event | None = None
+        self.auto_progress = 0.0
         self._request = 0
         self._embed_started = 0.0
         self._prefetched_rows: set[int] = set()
@@ -202,22 +208,39 @@ class SegmentationController(QObject):
         self.embedder.cancel()
 
     def run_auto(self) -> None:
-        """Automatic mask generation in a worker; its water mask is shown until the prompt changes."""
-        if self.item is None or self.session is None or self.annotation is None:
+        """Automatic mask generation in a worker (progress in `auto_progress`, `cancel_auto()` stops it); its water
+        mask (every AMG segment containing a positive point) is shown until the prompt changes."""
+        if self.item is None or self.session is None or self.annotation is None or self.auto_running:
             return
         from floodlabel.core.auto_water import auto_water_mask
+        from floodlabel.core.cancel import Cancelled
 
-        session, image, prompt = self.session, self.item.image, self.annotation.prompt
-        call = BackgroundCall(lambda: auto_water_mask(session, image, prompt))
+        session, image, emb, prompt = self.session, self.item.image, self.embedding, self.annotation.prompt
+        cancel = threading.Event()
+        self.auto_progress = 0.0
+
+        def on_progress(fraction: float) -> None:
+            self.auto_progress = fraction  # read by the window's timer; a float assignment is atomic
+
+        def checkpoint() -> None:
+            if cancel.is_set():
+                raise Cancelled("Auto cancelled")
+
+        call = BackgroundCall(lambda: auto_water_mask(session, image, emb, prompt, progress=on_progress,
+                                                      checkpoint=checkpoint, points_per_side=AUTO_POINTS_PER_SIDE))
         call.succeeded.connect(self._on_auto)
-        call.failed.connect(self.message)
-        self._auto_call = call
+        call.failed.connect(self._on_auto_failed)
+        self._auto_call, self._auto_cancel = call, cancel
         self._auto_key = (self.row, self._prompt_key(prompt))
         call.start()
 
     @property
     def auto_running(self) -> bool:
         return self._auto_call is not None and self._auto_call.is_running()
+
+    def cancel_auto(self) -> None:
+        if self._auto_cancel is not None:
+            self._auto_cancel.set()
 
     def current_native_mask(self) -> np.ndarray | None:
         """(H, W) bool: the mask that would be saved (model mask with strokes applied), None before any step."""
@@ -346,6 +369,10 @@ class SegmentationController(QObject):
     def _on_decode_failed(self, request_id: int, message: str) -> None:
         if request_id == self._request:
             self.message.emit(f"Decoding failed: {message}")
+
+    def _on_auto_failed(self, message: str) -> None:
+        if "cancelled" not in message.lower():
+            self.message.emit(f"Auto: {message}")
 
     def _on_auto(self, mask: np.ndarray) -> None:
         if (self.row, self._prompt_key(self.annotation.prompt if self.annotation else Prompt())) != self._auto_key:
