@@ -85,6 +85,10 @@ class AnnotationWindow(QMainWindow):
         self._restore_settings()
         self.probe = install_geometry_probe(self, view=self.canvas.main_viewport,
                                             image_to_screen=self._image_to_screen, ready=self._ready)
+        if self.probe is not None:  # test hook only: keep the geometry file current through layout changes
+            self._probe_timer = QTimer(self, interval=300)
+            self._probe_timer.timeout.connect(self.probe.update)
+            self._probe_timer.start()
         if session is not None:
             self._model = session.model_id
             self.controller.set_session(session)
