@@ -359,6 +359,78 @@ def test_auto_proposes_a_water_mask_in_a_worker(qtbot, window, data, session, mo
     w.run_auto()
     assert w.auto_cancel.isVisible()
     qtbot.waitUntil(lambda: not w.controller.auto_running and not w.auto_cancel.isVisible(), timeout=60000)
-    auto = w.controller.auto_mask
+    auto = w.controller.fixed_mask
     assert auto is not None and auto.shape == (h, wd)
     assert np.array_equal(w.controller.native_mask, auto)
+
+
+# ------------------------------------------------------------------------------------------- accept and the store
+
+
+def test_accept_stores_the_native_mask_moves_on_and_reopening_restores(qtbot, window, data, session):
+    from floodlabel.core.project_store import ProjectStore
+
+    folder, scenes = data
+    w = window(folder, session=session)
+    wait_ready(qtbot, w)
+    gt = scenes["a_lake"][1]
+    click(w, *interior_point(gt))
+    wait_mask(qtbot, w)
+    w.set_tool("brush")
+    drag(w, (10, 200), (60, 200))
+    qtbot.waitUntil(lambda: len(w.controller.annotation.strokes) == 1)
+    saved = w.controller.native_mask.copy()
+    state = w.controller.annotation.to_dict()
+    QTest.keyClick(w, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: "b_river.png" in w.windowTitle(), timeout=5000)  # the next image not accepted
+    qtbot.waitUntil(lambda: "Accepted 1 / 3" in w.project_label.text(), timeout=5000)
+    assert w.image_list.model.row(0).status == "accepted"
+    w.close()
+
+    with ProjectStore(folder, read_only=True) as store:
+        record = store.record("Image/a_lake.png")
+        assert record.accepted and np.array_equal(record.load_mask(), saved)
+        assert record.accepted_state["strokes"] == state["strokes"]
+        assert record.metrics["iou"] == pytest.approx(mask_metrics(saved, gt).iou)
+
+    w2 = window(folder, session=session)
+    wait_ready(qtbot, w2)
+    assert "Accepted 1 / 3" in w2.project_label.text()
+    qtbot.waitUntil(lambda: w2.controller.native_mask is not None, timeout=5000)
+    assert np.array_equal(w2.controller.native_mask, saved)  # the accepted mask is the current mask again
+    assert len(w2.controller.annotation.strokes) == 1 and w2.controller.annotation.click_count == 1
+
+
+def test_in_progress_work_is_autosaved_and_restored(qtbot, window, data, session):
+    from floodlabel.core.project_store import ProjectStore
+
+    folder, scenes = data
+    w = window(folder, session=session)
+    wait_ready(qtbot, w)
+    x, y = interior_point(scenes["a_lake"][1])
+    click(w, x, y)
+    wait_mask(qtbot, w)
+
+    def saved_points():
+        with ProjectStore(folder, read_only=True) as store:
+            record = store.record("Image/a_lake.png")
+            return None if record is None else record.annotation_state["prompt"]["points"]
+
+    qtbot.waitUntil(lambda: saved_points() is not None, timeout=3000)  # within a second or so, no accept needed
+    assert len(saved_points()) == 1
+    w.close()
+    w2 = window(folder, session=session)
+    wait_ready(qtbot, w2)
+    assert w2.controller.annotation.prompt.points.shape == (1, 2)
+    wait_mask(qtbot, w2)
+    assert w2.image_list.model.row(0).status == "in progress"
+
+
+def test_a_second_window_on_the_same_project_is_read_only(qtbot, window, data, session):
+    folder, _ = data
+    w = window(folder, session=session)
+    wait_ready(qtbot, w)
+    w2 = window(folder, session=session)
+    assert w2.store is not None and w2.store.read_only
+    assert not w2.accept_action.isEnabled() and "read-only" in w2.project_label.text()
+    assert w2.message_label.isVisible()

@@ -298,7 +298,7 @@ def test_gui_command_shows_the_window_and_returns_the_event_loop_status(qtbot, m
     application quitting, after which queued cross-thread signals are no longer delivered to later tests."""
     windows = []
 
-    def factory(data=None, model=None):
+    def factory(data=None, model=None, project=None):
         w = _annotation_window(data, model)
         qtbot.addWidget(w)
         windows.append(w)

@@ -22,6 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", metavar="NAME|PATH", default=None,
                         help="vit_b, vit_l, vit_h, classic, or a SAM .pth file "
                              "(default: the first downloaded of vit_b, vit_l, vit_h, else classic)")
+    parser.add_argument("--project", metavar="DIR", default=None,
+                        help="project folder for accepted masks (default: DATA/floodlabel-project, or a folder "
+                             "under the user data folder when DATA is read-only)")
     parser.set_defaults(func=run)
 
 
@@ -37,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from floodlabel.gui.app import create_annotation_window, create_app
 
     app = create_app(["floodlabel"])  # program name: the X11 WM_CLASS, also under `python -m floodlabel`
-    window = create_annotation_window(args.data, args.model)  # None: the last folder used, else the sample
+    # data None: the last folder used, else the bundled sample
+    window = create_annotation_window(args.data, args.model, project=getattr(args, "project", None))
     window.show()
     return app.exec()

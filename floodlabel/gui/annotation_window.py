@@ -32,6 +32,7 @@ from floodlabel.gui.metrics_panel import MetricsPanel
 from floodlabel.gui.model_panel import ModelPanel
 from floodlabel.gui.model_status import CLASSIC_LABEL, choose_backend
 from floodlabel.gui.segmentation_controller import SegmentationController
+from floodlabel.gui.store_link import StoreLink
 
 TOOLS = {"prompt": "Points: left click adds water, right click adds not-water; Shift+drag draws a box; "
                    "drag pans, wheel zooms",
@@ -46,7 +47,7 @@ class AnnotationWindow(QMainWindow):
     """`data`: a dataset folder (None: the last folder used, else the bundled sample). `model`: --model value."""
 
     def __init__(self, data: str | Path | None = None, model: str | None = None, icon: QIcon | None = None,
-                 session=None) -> None:
+                 session=None, project: str | Path | None = None) -> None:
         super().__init__()
         if icon is not None and not icon.isNull():
             self.setWindowIcon(icon)
@@ -77,6 +78,11 @@ class AnnotationWindow(QMainWindow):
         self.auto_label = QLabel()
         self.auto_cancel = QPushButton("Cancel Auto")
         self._requested_model = model
+        self._requested_project = project
+        self.store: StoreLink | None = None
+        self.project_label = QLabel()
+        self._accept_waiting = False
+        self._accepted_rows: set[int] = set()
         self._model = ""
 
         self._build_actions()
@@ -109,8 +115,10 @@ class AnnotationWindow(QMainWindow):
         self.dataset = dataset
         recent.add_recent_folder(str(folder))
         self._fill_recent_menu()
+        self._open_store(dataset.root)
         self.controller.set_dataset(dataset)
         self.image_list.set_dataset(dataset)
+        self._show_statuses()
         self.dataset_view.set_dataset(dataset)
         if dataset.pairs:
             self.select_image(0)
@@ -121,6 +129,8 @@ class AnnotationWindow(QMainWindow):
     def select_image(self, row: int) -> None:
         if self.dataset is None or not 0 <= row < len(self.dataset.pairs):
             return
+        if self.store is not None:
+            self.store.flush()  # the previous image's work is written before this one loads
         if self.image_list.current_row() != row:
             self.image_list.select_row(row, emit=False)
         if self.controller.row == row and self.controller.item is not None:
@@ -166,6 +176,37 @@ class AnnotationWindow(QMainWindow):
         self._auto_timer.stop()
         self.auto_label.setText("")
         self.auto_cancel.setVisible(False)
+
+    def accept_mask(self) -> None:
+        """Enter: store the mask that would be saved (native size) with its prompts, then the next image."""
+        c = self.controller
+        if self.store is None or c.item is None or c.annotation is None:
+            return
+        if self.store.read_only:
+            self.show_message(f"This project is read-only: {self.store.store.read_only_reason}")
+            return
+        if not c.native_ready():
+            self._accept_waiting = True  # the full-size mask is on its way from the decoder: accept when it lands
+            self.statusBar().showMessage("Preparing the full-size mask …")
+            return
+        self._accept_waiting = False
+        mask = c.native_mask.copy() if c.native_mask is not None else np.zeros(c.item.original_size, bool)
+        metrics = c.metrics.as_dict() if c.metrics is not None else None
+        rel = self.store.rel_path(c.item.path)
+        self.store.accept(rel, mask, c.annotation.to_dict(), c.session.model_id if c.session else None, metrics)
+        self.statusBar().showMessage(f"Saving {rel} …", 2000)
+        nxt = self._next_unaccepted(c.row)
+        if nxt is not None:
+            self.select_image(nxt)
+
+    def export_masks(self) -> None:
+        if self.store is None:
+            return
+        from floodlabel.gui.export_dialog import ExportDialog
+
+        self.store.flush()
+        self.store.wait_idle()
+        ExportDialog(self.store.store, parent=self).open()
 
     def set_tool(self, tool: str) -> None:
         self.tool = tool
@@ -237,12 +278,16 @@ class AnnotationWindow(QMainWindow):
         if has_gt:
             self.image_list.set_iou(self.controller.row, None if metrics is None else metrics.iou)
         ann = self.controller.annotation
-        if ann is not None and ann.version > 0:
+        if ann is not None and ann.version > 0 and self.controller.row not in self._accepted_rows:
             self.image_list.set_status(self.controller.row, "in progress")
 
     def _on_history(self, can_undo: bool, can_redo: bool) -> None:
+        """Called after every annotation change: undo/redo state and the in-progress autosave."""
         self.undo_action.setEnabled(can_undo)
         self.redo_action.setEnabled(can_redo)
+        ann, item = self.controller.annotation, self.controller.item
+        if self.store is not None and ann is not None and item is not None and ann.version > 0:
+            self.store.schedule_autosave(self.store.rel_path(item.path), ann.to_dict)
 
     # ------------------------------------------------------------------------------------------------ canvas
 
@@ -321,6 +366,9 @@ class AnnotationWindow(QMainWindow):
         self.settings.setValue("model/last", self._model)
         self.model_panel.cancel_download()
         self.controller.shutdown()
+        if self.store is not None:
+            self.store.close()  # waits for queued writes: an accepted mask is on disk before the window goes
+            self.store = None
         super().closeEvent(event)
 
     # ------------------------------------------------------------------------------------------------ set-up
@@ -338,6 +386,7 @@ class AnnotationWindow(QMainWindow):
         c.mask_changed.connect(v.set_mask)
         c.candidates_changed.connect(self.candidates.set_candidates)
         c.metrics_changed.connect(self._on_metrics)
+        c.metrics_changed.connect(self._on_native_ready)
         c.clicks_changed.connect(self.metrics_panel.set_clicks)
         c.history_changed.connect(self._on_history)
         c.message.connect(self.show_message)
@@ -405,9 +454,13 @@ class AnnotationWindow(QMainWindow):
         action("Larger brush", lambda: self._change_brush(+1), "]")
         for i in range(3):
             action(f"Candidate {i + 1}", lambda _=False, i=i: c.choose_candidate(i), str(i + 1))
-        self.accept_action = action("&Accept", lambda: None, "Return",
-                                    tip="Accept the mask (arrives with the project store)")
+        self.accept_action = action("&Accept", self.accept_mask, [QKeySequence("Return"), QKeySequence("Enter")],
+                                    tip="Save the mask at the image's size with its prompts, then go to the next "
+                                        "image not accepted yet")
         self.accept_action.setEnabled(False)
+        self.export_action = action("&Export masks…", self.export_masks, "Ctrl+E",
+                                    tip="Write the accepted masks as PNG files and COCO JSON")
+        self.export_action.setEnabled(False)
 
         self.tool_actions: dict[str, QAction] = {}
         group = QActionGroup(self)
@@ -426,6 +479,7 @@ class AnnotationWindow(QMainWindow):
         file_menu.addAction(self.open_action)
         self.recent_menu = QMenu("Open &recent", self)
         file_menu.addMenu(self.recent_menu)
+        file_menu.addAction(self.export_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         edit = menu.addMenu("&Edit")
@@ -530,6 +584,7 @@ class AnnotationWindow(QMainWindow):
             self.view_menu.addAction(dock.toggleViewAction())
 
         status = self.statusBar()
+        status.addWidget(self.project_label)
         status.addPermanentWidget(self.auto_label)
         status.addPermanentWidget(self.auto_cancel)
         self.auto_cancel.setVisible(False)
@@ -609,6 +664,72 @@ class AnnotationWindow(QMainWindow):
             return
         pair = self.dataset.pairs[self.controller.row]
         self.setWindowTitle(f"{pair.image.name} ({self.controller.row + 1} / {len(self.dataset.pairs)}) — FloodLabel")
+
+    def _open_store(self, root: Path) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        self.controller.restore_fn = None
+        try:
+            self.store = StoreLink.open(root, self._requested_project, parent=self)
+        except FloodLabelError as exc:
+            self.show_message(f"Masks cannot be saved for this folder: {exc}")
+            self.project_label.setText("No project: accepting is off")
+            self.accept_action.setEnabled(False)
+            self.export_action.setEnabled(False)
+            return
+        self.store.accepted.connect(self._on_accepted)
+        self.store.failed.connect(self.show_message)
+        self.controller.restore_fn = self.store.restore
+        self.accept_action.setEnabled(not self.store.read_only)
+        self.export_action.setEnabled(True)
+        if self.store.read_only:
+            self.show_message(f"Read-only: {self.store.store.read_only_reason}")
+
+    def _show_statuses(self) -> None:
+        if self.store is None or self.dataset is None:
+            return
+        statuses = self.store.statuses()
+        self._accepted_rows = set()
+        for row, pair in enumerate(self.dataset.pairs):
+            status = statuses.get(self.store.rel_path(pair.image))
+            if status is not None:
+                self.image_list.set_status(row, str(status))
+                if str(status) == "accepted":
+                    self._accepted_rows.add(row)
+        self._update_project_label(statuses)
+
+    def _update_project_label(self, statuses=None) -> None:
+        if self.store is None or self.dataset is None:
+            return
+        statuses = statuses if statuses is not None else self.store.statuses()
+        accepted = sum(1 for s in statuses.values() if str(s) == "accepted")
+        mode = " (read-only)" if self.store.read_only else ""
+        self.project_label.setText(f"Accepted {accepted} / {len(self.dataset.pairs)}   ·   "
+                                   f"Project: {self.store.store.project_dir}{mode}")
+
+    def _on_accepted(self, rel: str, record) -> None:
+        if self.dataset is None or self.store is None:
+            return
+        for row, pair in enumerate(self.dataset.pairs):
+            if self.store.rel_path(pair.image) == rel:
+                self.image_list.set_status(row, "accepted")
+                self._accepted_rows.add(row)
+        self.statusBar().showMessage(f"Accepted {rel}", 3000)
+        self._update_project_label()
+
+    def _on_native_ready(self, *_: object) -> None:
+        if self._accept_waiting:
+            self.accept_mask()
+
+    def _next_unaccepted(self, row: int) -> int | None:
+        order = self.image_list.visible_rows()
+        if row not in order:
+            return None
+        for r in order[order.index(row) + 1:] + order[:order.index(row)]:
+            if r not in self._accepted_rows:
+                return r
+        return None
 
     def _neighbour(self, row: int, step: int) -> int | None:
         order = self.image_list.visible_rows()

@@ -36,15 +36,17 @@ def create_start_window(data: str | Path | None = None, model: str | None = None
     return StartWindow(data=data, model=model, icon=app_icon())
 
 
-def create_annotation_window(data: str | Path | None = None, model: str | None = None, session=None):
+def create_annotation_window(data: str | Path | None = None, model: str | None = None, session=None,
+                             project: str | Path | None = None):
     """The annotation window (not shown yet) on `data` (None: the last folder used, else the bundled sample).
 
     `model`: --model name or .pth path (None: the last model used, else the first downloaded SAM, else classic);
-    `session`: an already opened SegmentationSession (tests and benchmarks).
+    `session`: an already opened SegmentationSession (tests and benchmarks). `project`: the project folder
+    (default: <DATA>/floodlabel-project, or one under the user data folder when DATA is not writable).
     """
     from floodlabel.gui.annotation_window import AnnotationWindow
 
-    return AnnotationWindow(data=data, model=model, icon=app_icon(), session=session)
+    return AnnotationWindow(data=data, model=model, icon=app_icon(), session=session, project=project)
 
 
 def app_icon() -> QIcon:

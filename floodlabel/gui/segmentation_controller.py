@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from pathlib import Path
+
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -83,7 +85,11 @@ class SegmentationController(QObject):
         self.shown: Decoded | None = None  # the prediction behind the shown mask
         self.native_mask: np.ndarray | None = None  # the mask that would be saved, (H, W) bool
         self.metrics: MaskMetrics | None = None
-        self.auto_mask: np.ndarray | None = None  # Auto's proposal (native), shown until the prompt changes
+        # a mask not made by the decoder: Auto's proposal or the accepted mask restored from the project store,
+        # (H, W) bool at the native size; shown until the prompt changes
+        self.fixed_mask: np.ndarray | None = None
+        self.restore_fn: Callable[[Path], tuple[dict | None, np.ndarray | None, str | None]] | None = None
+        self.restore_problem: str | None = None
         self.last_click_time = 0.0
         self.next_row: Callable[[int], int | None] = lambda row: row + 1  # the image to pre-encode after `row`
 
@@ -101,6 +107,7 @@ class SegmentationController(QObject):
         self._auto_call: BackgroundCall | None = None
         self._auto_cancel: threading.Event | None = None
         self.auto_progress = 0.0
+        self._native_pending = False
         self._request = 0
         self._embed_started = 0.0
         self._prefetched_rows: set[int] = set()
@@ -142,12 +149,19 @@ class SegmentationController(QObject):
         self.shown = None
         self.native_mask = None
         self.metrics = None
-        self.auto_mask = None
+        self.fixed_mask = None
         self.annotation = None
+        self._native_pending = False
         self.embedder.cancel()
         pair = self.dataset.pairs[row]
         self._request += 1
-        self.loader.submit(self._request, lambda: (row, load_image_item(pair)))
+        restore = self.restore_fn
+
+        def job() -> tuple[int, ImageItem, tuple]:
+            item = load_image_item(pair)
+            return row, item, restore(pair.image) if restore is not None else (None, None, None)
+
+        self.loader.submit(self._request, job)
 
     # ------------------------------------------------------------------------------------------------ steps
 
@@ -231,7 +245,7 @@ class SegmentationController(QObject):
         call.succeeded.connect(self._on_auto)
         call.failed.connect(self._on_auto_failed)
         self._auto_call, self._auto_cancel = call, cancel
-        self._auto_key = (self.row, self._prompt_key(prompt))
+        self._fixed_key = (self.row, self._prompt_key(prompt))
         call.start()
 
     @property
@@ -241,6 +255,10 @@ class SegmentationController(QObject):
     def cancel_auto(self) -> None:
         if self._auto_cancel is not None:
             self._auto_cancel.set()
+
+    def native_ready(self) -> bool:
+        """Whether `native_mask` matches what is on screen (False while the full-size mask is being decoded)."""
+        return not self._native_pending
 
     def current_native_mask(self) -> np.ndarray | None:
         """(H, W) bool: the mask that would be saved (model mask with strokes applied), None before any step."""
@@ -259,12 +277,16 @@ class SegmentationController(QObject):
     def _on_session_failed(self, message: str) -> None:
         self.session_failed.emit(message)
 
-    def _on_loaded(self, request_id: int, result: tuple[int, ImageItem]) -> None:
-        row, item = result
+    def _on_loaded(self, request_id: int, result: tuple[int, ImageItem, tuple]) -> None:
+        row, item, (state, mask, problem) = result
         if row != self.row:
             return
         self.item = item
-        self.annotation = Annotation(item.original_size)
+        self.annotation = _restored_annotation(state, item.original_size)
+        self.restore_problem = problem
+        if mask is not None and mask.shape == item.original_size:
+            self.fixed_mask = mask
+            self._fixed_key = (row, self._prompt_key(self.annotation.prompt))
         self.annotation.add_listener(self._on_annotation_changed)
         self.noc.reset()
         self.image_loaded.emit(item)
@@ -311,7 +333,7 @@ class SegmentationController(QObject):
     def _on_annotation_changed(self, annotation: Annotation | None) -> None:
         if annotation is None or annotation is not self.annotation:
             return
-        self.auto_mask = None if self._auto_stale() else self.auto_mask
+        self.fixed_mask = None if self._fixed_stale() else self.fixed_mask
         prompt = annotation.prompt
         self._emit_state()
         if prompt.is_empty or not annotation.has_model_mask:
@@ -340,6 +362,8 @@ class SegmentationController(QObject):
             pred.mask(chosen)  # upscale the shown candidate here, not on the UI thread
             return Decoded(kind, key, pred, chosen, size, candidate_thumbnails(pred, emb.input_size))
 
+        if kind == "prompt":
+            self._native_pending = True  # the saved mask follows this decode
         self._request += 1
         self.decoder.submit(self._request, job)
 
@@ -375,9 +399,9 @@ class SegmentationController(QObject):
             self.message.emit(f"Auto: {message}")
 
     def _on_auto(self, mask: np.ndarray) -> None:
-        if (self.row, self._prompt_key(self.annotation.prompt if self.annotation else Prompt())) != self._auto_key:
+        if (self.row, self._prompt_key(self.annotation.prompt if self.annotation else Prompt())) != self._fixed_key:
             return
-        self.auto_mask = mask
+        self.fixed_mask = mask
         self._show_mask()
 
     # ------------------------------------------------------------------------------------------------ rendering
@@ -393,8 +417,8 @@ class SegmentationController(QObject):
             self._emit_candidates(shown)
             return
         model_view = None
-        if self.auto_mask is not None:
-            model_view = _resize_mask(self.auto_mask, view)
+        if self.fixed_mask is not None:
+            model_view = _resize_mask(self.fixed_mask, view)
         elif shown is not None:
             model_view = shown.prediction.mask(self._chosen(shown))
         if model_view is None and not ann.strokes:
@@ -415,8 +439,8 @@ class SegmentationController(QObject):
         """Recompute the native mask (the one that would be saved) and its metrics against the GT."""
         ann, item, shown = self.annotation, self.item, self.shown
         native_size = item.original_size
-        if self.auto_mask is not None:
-            model_native = self.auto_mask
+        if self.fixed_mask is not None:
+            model_native = self.fixed_mask
         elif shown is None:
             model_native = None
         elif model_view is not None and model_view.shape == native_size:
@@ -426,7 +450,9 @@ class SegmentationController(QObject):
         else:
             if shown.kind == "native":  # another candidate was picked: decode it at the native size
                 self._request_native(shown)
+            self._native_pending = True
             return  # the native mask is on its way from the decode worker
+        self._native_pending = False
         if model_native is None and not ann.strokes:
             self.native_mask = None
         else:
@@ -478,14 +504,26 @@ class SegmentationController(QObject):
     def _embed_key(self, image_key: str) -> str:
         return f"{self.session.model_id if self.session else ''}:{image_key}"
 
-    def _auto_stale(self) -> bool:
-        if self.auto_mask is None or self.annotation is None:
+    def _fixed_stale(self) -> bool:
+        if self.fixed_mask is None or self.annotation is None:
             return False
-        return self._auto_key != (self.row, self._prompt_key(self.annotation.prompt))
+        return self._fixed_key != (self.row, self._prompt_key(self.annotation.prompt))
 
     @staticmethod
     def _prompt_key(prompt: Prompt) -> str:
         return repr(prompt.to_dict())
+
+
+def _restored_annotation(state: dict | None, original_size: tuple[int, int]) -> Annotation:
+    """The saved annotation when it belongs to an image of this size, else a new one."""
+    if state:
+        try:
+            annotation = Annotation.from_dict(state)
+        except (KeyError, TypeError, ValueError):
+            annotation = None
+        if annotation is not None and tuple(annotation.original_size) == tuple(original_size):
+            return annotation
+    return Annotation(original_size)
 
 
 def _resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
