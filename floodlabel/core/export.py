@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -46,6 +47,11 @@ Progress = Callable[[int, int], None]
 """progress(done, total): called before the first image and after each one."""
 
 
+class ExportCancelled(ExportError):
+    """The export stopped because its `cancel` event was set. Files written so far are complete and listed in the
+    manifest (they count as the export's own, so a later export replaces them without --overwrite)."""
+
+
 @dataclass
 class ExportResult:
     """What an export wrote. Paths are absolute. skipped: (relative image path, reason) of accepted images left out.
@@ -63,12 +69,14 @@ class ExportResult:
 
 def export_project(store: ProjectStore, out_dir: str | os.PathLike[str], *, formats: Iterable[str] = FORMATS,
                    overwrite: bool = False, progress: Progress | None = None,
-                   link_images: bool = True) -> ExportResult:
+                   link_images: bool = True, cancel: threading.Event | None = None) -> ExportResult:
     """Export every accepted image of `store` into `out_dir` (layout and safety rules in the module docstring).
 
     The store may be read-only (the export only reads it). Raises ExportError before writing any mask when a target
     lies outside out_dir, would replace a file the export did not write (unless overwrite), or two accepted images
     share a stem; ExportError when a write fails (disk full, permission), with the manifest of what was written.
+    cancel: checked before each file; once set, the export stops and raises ExportCancelled (a subclass of
+    ExportError). Every file written before is complete and in the manifest.
     """
     formats = _check_formats(formats)
     out = _prepare_out_dir(out_dir)
@@ -104,6 +112,7 @@ def export_project(store: ProjectStore, out_dir: str | os.PathLike[str], *, form
         if "png" in formats:
             (out / MASK_DIR_NAME).mkdir(exist_ok=True)
         for done, rec in enumerate(exportable, 1):
+            _check_cancel(cancel, out, manifest, written, result.exported, total)
             assert rec.mask_path is not None
             try:
                 data = read_mask_bytes(rec.mask_path, rec.rel_path, rec.mask_sha256)
@@ -123,6 +132,7 @@ def export_project(store: ProjectStore, out_dir: str | os.PathLike[str], *, form
             if progress:
                 progress(done, total)
         if coco is not None:
+            _check_cancel(cancel, out, manifest, written, result.exported, total)
             _write(out, COCO_NAME, coco.to_json().encode(), manifest)
             written.add(COCO_NAME)
             result.coco_path = out / COCO_NAME
@@ -144,6 +154,18 @@ def export_project(store: ProjectStore, out_dir: str | os.PathLike[str], *, form
 
 # ---------------------------------------------------------------------------------------------------------------
 # helpers
+
+
+def _check_cancel(cancel: threading.Event | None, out: Path, manifest: _Manifest, written: set[str],
+                  exported: int, total: int) -> None:
+    """Raise ExportCancelled when `cancel` is set; pending manifest entries of files not written (and absent) go."""
+    if cancel is None or not cancel.is_set():
+        return
+    for name, digest in list(manifest.files.items()):
+        if digest is None and name not in written and not (out / name).exists():
+            del manifest.files[name]
+    raise ExportCancelled(f"export cancelled after {exported} of {total} mask(s); the files written so far are "
+                          f"complete and listed in {out / MANIFEST_NAME}")
 
 
 def _check_formats(formats: Iterable[str]) -> tuple[str, ...]:
