@@ -434,3 +434,20 @@ def test_a_second_window_on_the_same_project_is_read_only(qtbot, window, data, s
     assert w2.store is not None and w2.store.read_only
     assert not w2.accept_action.isEnabled() and "read-only" in w2.project_label.text()
     assert w2.message_label.isVisible()
+
+
+def test_switching_model_re_embeds_and_keeps_the_prompts(qtbot, window, data, session, tmp_path):
+    folder, scenes = data
+    w = window(folder, session=session)
+    wait_ready(qtbot, w)
+    click(w, *interior_point(scenes["a_lake"][1]))
+    wait_mask(qtbot, w)
+    old_scores = w.controller.shown.prediction.scores.copy()
+    other = SegmentationSession.open(str(tiny_sam_checkpoint(tmp_path / "other.pth", seed=1)),
+                                     cache_dir=tmp_path / "cache2")
+    w.controller.set_session(other)
+    wait_ready(qtbot, w)
+    qtbot.waitUntil(lambda: w.controller.shown is not None
+                    and not np.allclose(w.controller.shown.prediction.scores, old_scores), timeout=10000)
+    assert w.controller.annotation.click_count == 1 and len(w.controller.annotation.prompt.points) == 1
+    assert w.controller.embedding.model_id == other.model_id

@@ -81,6 +81,7 @@ class AnnotationWindow(QMainWindow):
         self._requested_project = project
         self.store: StoreLink | None = None
         self.project_label = QLabel()
+        self.compute_label = QLabel()
         self._accept_waiting = False
         self._accepted_rows: set[int] = set()
         self._model = ""
@@ -262,6 +263,9 @@ class AnnotationWindow(QMainWindow):
 
     def _on_session_ready(self, model_id: str) -> None:
         self.statusBar().showMessage(f"Model ready: {model_id}", 4000)
+        config = getattr(self.controller.session.segmenter, "config", None)
+        self.compute_label.setText(f"{model_id.split(':')[0]} · {config.describe()}" if config is not None
+                                   else f"{CLASSIC_LABEL}")
         self.auto_action.setEnabled(self.controller.session is not None
                                     and getattr(self.controller.session.segmenter, "cacheable", True))
 
@@ -585,6 +589,7 @@ class AnnotationWindow(QMainWindow):
 
         status = self.statusBar()
         status.addWidget(self.project_label)
+        status.addPermanentWidget(self.compute_label)
         status.addPermanentWidget(self.auto_label)
         status.addPermanentWidget(self.auto_cancel)
         self.auto_cancel.setVisible(False)

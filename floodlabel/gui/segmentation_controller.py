@@ -127,6 +127,7 @@ class SegmentationController(QObject):
         """Use an already opened SegmentationSession (tests, benchmarks); re-embeds the current image."""
         self.session = session
         self.embedding = None
+        self.shown = None  # the old model's prediction: the prompts are decoded again with the new one
         self._prefetched_rows.clear()
         self.session_ready.emit(session.model_id)
         if self.item is not None:
@@ -182,10 +183,15 @@ class SegmentationController(QObject):
 
     def hover(self, x: float, y: float) -> None:
         """Hover preview: before the first prompt, show the mask a click here would give."""
-        if (self.hover_enabled and self.annotation is not None and self.embedding is not None
+        if (self.hover_enabled and self.fast_decoder and self.annotation is not None and self.embedding is not None
                 and self.annotation.prompt.is_empty and not self.annotation.strokes):
             self._interacting()
             self._decode("hover", Prompt.point(x, y))
+
+    @property
+    def fast_decoder(self) -> bool:
+        """SAM decodes in milliseconds; the classic backend runs GrabCut per prompt (too slow to follow the mouse)."""
+        return self.session is not None and getattr(self.session.segmenter, "cacheable", True) is not False
 
     def hover_left(self) -> None:
         if self.shown is not None and self.shown.kind == "hover":
