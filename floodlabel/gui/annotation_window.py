@@ -26,7 +26,7 @@ from floodlabel.gui.candidate_strip import CandidateStrip
 from floodlabel.gui.canvas import MaskCanvas
 from floodlabel.gui.dataset_view import DatasetView
 from floodlabel.gui.geometry_probe import install_geometry_probe
-from floodlabel.gui.help_dialog import HelpDialog
+from floodlabel.gui.help_dialog import ACTION_KEYS, show_help
 from floodlabel.gui.image_list import ImageListDock
 from floodlabel.gui.metrics_panel import MetricsPanel
 from floodlabel.gui.model_panel import ModelPanel
@@ -413,6 +413,9 @@ class AnnotationWindow(QMainWindow):
         self.model_panel.backend_changed.connect(self._on_backend_changed)
 
     def _build_actions(self) -> None:
+        def keys(action_id: str) -> list[QKeySequence]:
+            return [QKeySequence(k) for k in ACTION_KEYS[action_id]]  # one table for the actions and the help
+
         def action(text: str, slot, shortcut=None, checkable: bool = False, tip: str = "") -> QAction:
             a = QAction(text, self)
             if shortcut is not None:
@@ -426,51 +429,51 @@ class AnnotationWindow(QMainWindow):
             return a
 
         c = self.controller
-        self.open_action = action("&Open folder…", self.choose_folder, QKeySequence.StandardKey.Open,
+        self.open_action = action("&Open folder…", self.choose_folder, keys("open_folder"),
                                   tip="Open a folder of flood photos")
         self.next_action = action("&Next image", self.next_image,
-                                  [QKeySequence("PgDown"), QKeySequence("Ctrl+Right")], tip="Next image")
+                                  keys("next_image"), tip="Next image")
         self.prev_action = action("&Previous image", self.previous_image,
-                                  [QKeySequence("PgUp"), QKeySequence("Ctrl+Left")], tip="Previous image")
-        self.undo_action = action("&Undo", c.undo, QKeySequence.StandardKey.Undo, tip="Undo the last step")
-        self.redo_action = action("&Redo", c.redo, [QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")],
+                                  keys("previous_image"), tip="Previous image")
+        self.undo_action = action("&Undo", c.undo, keys("undo"), tip="Undo the last step")
+        self.redo_action = action("&Redo", c.redo, keys("redo"),
                                   tip="Redo")
-        self.drop_action = action("&Drop prompts", c.drop_prompts, "Escape",
+        self.drop_action = action("&Drop prompts", c.drop_prompts, keys("drop_prompts"),
                                   tip="Remove the points and the box (brush strokes stay)")
-        self.clear_action = action("&Clear mask", c.clear, "Ctrl+Backspace",
+        self.clear_action = action("&Clear mask", c.clear, keys("clear_mask"),
                                    tip="Empty the mask: prompts and strokes (undo brings them back)")
-        self.auto_action = action("&Auto", self.run_auto, "A",
+        self.auto_action = action("&Auto", self.run_auto, keys("auto"),
                                   tip="Automatic mask generation: every SAM segment containing a positive point")
-        self.fit_action = action("&Fit to window", self.canvas.fit, "F", tip="Fit the image to the view")
-        self.overlay_action = action("Show &mask overlay", self.canvas.set_overlay_visible, "O", checkable=True,
+        self.fit_action = action("&Fit to window", self.canvas.fit, keys("fit"), tip="Fit the image to the view")
+        self.overlay_action = action("Show &mask overlay", self.canvas.set_overlay_visible, keys("toggle_overlay"), checkable=True,
                                      tip="Show or hide the predicted mask")
-        self.outline_action = action("Show &GT outline", self.canvas.set_gt_outline_visible, "G", checkable=True,
+        self.outline_action = action("Show &GT outline", self.canvas.set_gt_outline_visible, keys("toggle_gt_outline"), checkable=True,
                                      tip="Outline the ground truth on the prediction view")
-        self.gt_view_action = action("Show ground-truth &view", self.canvas.set_gt_view_visible, "Shift+G",
+        self.gt_view_action = action("Show ground-truth &view", self.canvas.set_gt_view_visible, keys("toggle_gt_view"),
                                      checkable=True, tip="Show the ground truth beside the prediction")
-        self.hover_action = action("&Hover preview", self._set_hover, "H", checkable=True,
+        self.hover_action = action("&Hover preview", self._set_hover, keys("toggle_hover_preview"), checkable=True,
                                    tip="Before the first click, show the mask a click would give")
-        self.help_action = action("&Keyboard shortcuts…", lambda: HelpDialog(self).exec(), "F1",
+        self.help_action = action("&Keyboard shortcuts…", lambda: show_help(self), keys("help"),
                                   tip="Shortcuts and how the brush works")
         self.models_action = action("&Models…", self._show_models_dock, tip="SAM checkpoints and downloads")
         self.quit_action = action("&Quit", self.close, QKeySequence.StandardKey.Quit)
-        action("Smaller brush", lambda: self._change_brush(-1), "[")
-        action("Larger brush", lambda: self._change_brush(+1), "]")
+        action("Smaller brush", lambda: self._change_brush(-1), keys("brush_smaller"))
+        action("Larger brush", lambda: self._change_brush(+1), keys("brush_larger"))
         for i in range(3):
-            action(f"Candidate {i + 1}", lambda _=False, i=i: c.choose_candidate(i), str(i + 1))
-        self.accept_action = action("&Accept", self.accept_mask, [QKeySequence("Return"), QKeySequence("Enter")],
+            action(f"Candidate {i + 1}", lambda _=False, i=i: c.choose_candidate(i), keys(f"candidate_{i + 1}"))
+        self.accept_action = action("&Accept", self.accept_mask, keys("accept"),
                                     tip="Save the mask at the image's size with its prompts, then go to the next "
                                         "image not accepted yet")
         self.accept_action.setEnabled(False)
-        self.export_action = action("&Export masks…", self.export_masks, "Ctrl+E",
+        self.export_action = action("&Export masks…", self.export_masks, keys("export"),
                                     tip="Write the accepted masks as PNG files and COCO JSON")
         self.export_action.setEnabled(False)
 
         self.tool_actions: dict[str, QAction] = {}
         group = QActionGroup(self)
-        for tool, (text, key) in {"prompt": ("Points", "V"), "box": ("Box", "B"), "brush": ("Brush", "D"),
-                                  "erase": ("Eraser", "E")}.items():
-            a = action(text, lambda checked, t=tool: checked and self.set_tool(t), key, checkable=True,
+        for tool, (text, key) in {"prompt": ("Points", "prompt_tool"), "box": ("Box", "box_tool"),
+                                  "brush": ("Brush", "brush_tool"), "erase": ("Eraser", "eraser_tool")}.items():
+            a = action(text, lambda checked, t=tool: checked and self.set_tool(t), keys(key), checkable=True,
                        tip=TOOLS[tool])
             group.addAction(a)
             self.tool_actions[tool] = a

@@ -44,8 +44,10 @@ ACTION_KEYS: dict[str, tuple[str, ...]] = {
     "auto": ("A",),
     "next_image": ("PgDown", "Ctrl+Right"),
     "previous_image": ("PgUp", "Ctrl+Left"),
+    "toggle_gt_view": ("Shift+G",),
     "accept": ("Return", "Enter"),
     "open_folder": ("Ctrl+O",),
+    "export": ("Ctrl+E",),
     "help": ("F1",),
 }
 
@@ -70,8 +72,10 @@ ACTION_TEXT: dict[str, str] = {
     "auto": "Auto: water mask from the current points",
     "next_image": "Next image",
     "previous_image": "Previous image",
-    "accept": "Accept the mask and save it",
+    "toggle_gt_view": "Show or hide the ground-truth view beside the prediction",
+    "accept": "Accept the mask (saved at the image's size with its prompts), then the next image not accepted",
     "open_folder": "Open a dataset folder",
+    "export": "Export the accepted masks (PNG, COCO JSON)",
     "help": "This help",
 }
 
