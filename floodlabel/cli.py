@@ -6,6 +6,7 @@
     floodlabel models ...      list / download / locate SAM checkpoints
     floodlabel eval DATA ...   evaluate models with automatic prompts
     floodlabel export DATA --out DIR   export accepted masks (PNG, COCO)
+    floodlabel finetune DATA --out PATH   fine-tune SAM's mask decoder on cached embeddings
 
 Expected errors print one line on stderr and exit with status 2; set FLOODLABEL_DEBUG=1 for tracebacks.
 """
@@ -19,7 +20,7 @@ import sys
 
 from floodlabel import __version__
 
-COMMAND_MODULES = ("gui", "stats", "models", "eval", "export")
+COMMAND_MODULES = ("gui", "stats", "models", "eval", "export", "finetune")
 
 
 def build_parser() -> argparse.ArgumentParser:

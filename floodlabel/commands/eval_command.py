@@ -27,8 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="dataset folder (Kaggle Image/ + Mask/, images/ + masks/, or a folder of images "
                              "with a masks/ folder)")
     parser.add_argument("--model", "-m", dest="models", action="append", required=True, metavar="MODEL",
-                        help="'classic', a downloaded SAM name (vit_b, vit_l, vit_h) or a .pth checkpoint; "
-                             "repeat to compare models")
+                        help="'classic', a downloaded SAM name (vit_b, vit_l, vit_h), a .pth checkpoint or a "
+                             "fine-tuned decoder checkpoint; repeat to compare models (the first is the reference)")
+    parser.add_argument("--base", dest="bases", action="append", default=[], metavar="PATH",
+                        help="base SAM checkpoint of the fine-tuned --model files (default: found by SHA-256 where it "
+                             "was at training time or in the model folder)")
     parser.add_argument("--prompt", choices=("point", "box", "auto", "both", "all"), default="both",
                         help="automatic prompt kind: point, box, auto (SAM's automatic mask generation, segments "
                              "chosen by the ground truth: no user input); 'both' = point + box rows, 'all' = point, "
@@ -49,11 +52,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from floodlabel.core.training.decoder_checkpoint import given_bases
+
+    with given_bases(args.bases):  # fine-tuned --model files load onto these (or are refused, naming both)
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from floodlabel.core.compute_config import environment_overrides
     from floodlabel.core.datasets import open_dataset
-    from floodlabel.core.eval_report import format_failures, format_skipped, format_summary, to_json, write_csv
+    from floodlabel.core.eval_report import format_comparison, format_failures, format_skipped, format_summary, \
+        to_json, write_csv
     from floodlabel.core.evaluation import evaluate, plan_pairs, validate_models
 
     environment_overrides()  # a bad FLOODLABEL_DEVICE / FLOODLABEL_PRECISION -> one line + exit 2, before any work
@@ -88,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(format_summary(result))
     print()
+    comparison = format_comparison(result)
+    if comparison:
+        print(comparison)
+        print()
     print(format_failures(result))
     print()
     print(format_skipped(result))

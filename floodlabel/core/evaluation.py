@@ -177,7 +177,8 @@ def evaluate(
                                            bad_stems, done, total, progress, cancel)
             continue
         session = SegmentationSession.open(model)
-        result.model_ids[model] = session.model_id
+        loaded = getattr(session.segmenter, "loaded", None)  # SAM: a fine-tuned decoder shares its base's model_id
+        result.model_ids[model] = getattr(loaded, "weights_id", session.model_id)
         for pair in pairs:
             if cancel is not None and cancel.is_set():
                 break

@@ -134,10 +134,16 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
 
 
 def checkpoint_architecture(name_or_path: str | os.PathLike) -> SamArchitecture:
-    """Resolve, read (weights_only) and infer the architecture from tensor shapes. ModelError on a bad file."""
+    """Resolve, read (weights_only) and infer the architecture from tensor shapes. ModelError on a bad file.
+
+    A fine-tuned decoder checkpoint gives its base's architecture (the base must be found: see decoder_checkpoint).
+    """
     from floodlabel.core.sam_checkpoint import infer_architecture, read_state_dict  # torch: import only when needed
+    from floodlabel.core.training.decoder_checkpoint import base_architecture, is_decoder_checkpoint_file
 
     path = resolve_checkpoint(name_or_path)
+    if is_decoder_checkpoint_file(path):
+        return base_architecture(path)
     return infer_architecture(read_state_dict(path), path)
 
 

@@ -61,17 +61,28 @@ KNOWN_ARCHITECTURES: dict[str, SamArchitecture] = {
 
 @dataclass
 class LoadedSam:
-    """A SAM model in eval mode, its architecture, and a short content hash of its weights file."""
+    """A SAM model in eval mode, its architecture, and a short content hash of its weights file.
+
+    A fine-tuned decoder (core/training/decoder_checkpoint.py) loaded onto its base keeps the base's `path` and
+    `weights_hash` (so the same embeddings serve both) and sets `decoder_path` / `decoder_hash`.
+    """
 
     model: Sam
     architecture: SamArchitecture
     weights_hash: str
     path: Path
+    decoder_path: Path | None = None
+    decoder_hash: str | None = None
 
     @property
     def model_id(self) -> str:
-        """Keys embedding caches: architecture name + weights hash."""
+        """Keys embedding caches: architecture name + weights hash (a fine-tuned decoder keeps its base's)."""
         return f"sam-{self.architecture.name}-{self.weights_hash}"
+
+    @property
+    def weights_id(self) -> str:
+        """Names every weight that shapes a prediction: model_id, plus the fine-tuned decoder's hash if any."""
+        return self.model_id if self.decoder_hash is None else f"{self.model_id}+ft-{self.decoder_hash}"
 
 
 def build_sam(arch: SamArchitecture) -> Sam:
@@ -192,8 +203,15 @@ def infer_architecture(state: dict[str, torch.Tensor], source: object = "checkpo
 
 
 def load_sam(path: str | os.PathLike) -> LoadedSam:
-    """Read, validate and build a SAM from a checkpoint file. Raises ModelError on any problem."""
+    """Read, validate and build a SAM from a checkpoint file. Raises ModelError on any problem.
+
+    A fine-tuned decoder checkpoint is loaded onto its base, found by SHA-256 (decoder_checkpoint.load_finetuned).
+    """
     p = Path(path)
+    from floodlabel.core.training.decoder_checkpoint import is_decoder_checkpoint_file, load_finetuned
+
+    if is_decoder_checkpoint_file(p):
+        return load_finetuned(p)
     state = read_state_dict(p)
     arch = infer_architecture(state, p)
     model = build_sam(arch)

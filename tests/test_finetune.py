@@ -1,0 +1,176 @@
+"""Decoder fine-tuning with the tiny SAM on synthetic scenes: the loss falls, the best epoch is saved, progress
+events, cancel, a NaN loss, the encoder never runs in the loop, and `floodlabel finetune` + `eval` end to end."""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+
+import numpy as np
+import pytest
+import torch
+from image_factories import mask_png, save
+from synthetic_scenes import make_flood_scene
+from tiny_sam import tiny_sam_checkpoint
+
+import floodlabel.cli as cli
+from floodlabel.core.datasets import open_dataset
+from floodlabel.core.engine import SegmentationSession
+from floodlabel.core.training import losses
+from floodlabel.core.training.decoder_checkpoint import read_decoder_checkpoint
+from floodlabel.core.training.embeddings import TrainingError
+from floodlabel.core.training.examples import TrainingItem, items_from_dataset, make_target
+from floodlabel.core.training.finetune import FinetuneSettings, finetune
+
+H, W = 96, 128
+KINDS = ("lake", "river", "scattered")
+FAST = dict(lr=1e-3, batch_size=2)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on the shared 2-core machine a second thread mostly waits for a time slice."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def write_dataset(root, n):
+    for i in range(n):
+        image, mask = make_flood_scene(H, W, seed=i, kind=KINDS[i % 3])
+        save(root / "Image" / f"{i}.png", image, "PNG")
+        mask_png(root / "Mask" / f"{i}.png", mask * 255)
+    return root
+
+
+@pytest.fixture
+def setup(tmp_path):
+    """A 5-image dataset, the tiny SAM checkpoint, and a session on it (the test's isolated cache)."""
+    data = write_dataset(tmp_path / "data", 5)
+    ckpt = tiny_sam_checkpoint(tmp_path / "tiny.pth", seed=3)
+    items, skipped = items_from_dataset(open_dataset(data))
+    assert len(items) == 5 and not skipped
+    return items, SegmentationSession.open(ckpt), tmp_path
+
+
+def test_training_lowers_the_loss_and_saves_the_best_epoch(setup):
+    items, session, tmp = setup
+    events = []
+    encoder_calls = []
+    session.segmenter.model.image_encoder.register_forward_hook(lambda *a: encoder_calls.append(1))
+    result = finetune(items, session, tmp / "ft.pth", FinetuneSettings(epochs=3, val_fraction=0.4, **FAST),
+                      progress=events.append)
+    assert result.stopped is None and result.train_count == 3 and result.val_count == 2
+    assert len(encoder_calls) == 5 == result.embedded  # each image encoded once, before training; never in the loop
+    losses_ = [m.train_loss for m in result.metrics]
+    assert len(losses_) == 3 and losses_[-1] < losses_[0]
+    assert result.best_val_iou == max(m.val_iou for m in result.metrics)
+    assert [m.lr for m in result.metrics] == [1e-3] * 3
+    ckpt = read_decoder_checkpoint(result.checkpoint)
+    assert ckpt.best_epoch == result.best_epoch and len(ckpt.metrics) == 3
+    assert ckpt.base.model_id == session.model_id and ckpt.data["train"] == 3 and len(ckpt.data["hash"]) == 32
+    assert ckpt.settings["lr"] == 1e-3 and ckpt.prompt_encoder is None
+    phases = [e.phase for e in events]
+    assert phases[:5] == ["embedding"] * 5 and phases[-1] == "done" and phases.count("epoch") == 3
+    steps = [e for e in events if e.phase == "training"]
+    assert [e.step for e in steps] == list(range(1, 7)) and steps[-1].total == 6
+    assert all(np.isfinite(e.loss) and e.eta_s is not None for e in steps)
+    assert [e.epoch_metrics.epoch for e in events if e.phase == "epoch"] == [1, 2, 3]
+    # a second run with the same seed reads every embedding from the cache and repeats the first
+    again = finetune(items, SegmentationSession.open(session.segmenter.loaded.path), tmp / "again.pth",
+                     FinetuneSettings(epochs=1, val_fraction=0.4, **FAST))
+    assert again.embedded == 0 and again.metrics[0].train_loss == pytest.approx(losses_[0], rel=1e-4)
+
+
+def test_cancel_mid_epoch_keeps_the_best_checkpoint(setup):
+    items, session, tmp = setup
+    cancel = threading.Event()
+    saved = {}
+
+    def progress(event):
+        if event.phase == "epoch":
+            saved["decoder"] = read_decoder_checkpoint(tmp / "ft.pth").mask_decoder
+        if event.phase == "training" and event.epoch == 2:
+            cancel.set()  # after the first step of epoch 2
+
+    result = finetune(items, session, tmp / "ft.pth", FinetuneSettings(epochs=3, val_fraction=0.2, **FAST),
+                      progress=progress, cancel=cancel)
+    assert result.stopped == "cancelled" and len(result.metrics) == 1 and "cancelled at epoch 2" in result.message
+    ckpt = read_decoder_checkpoint(tmp / "ft.pth")
+    assert ckpt.best_epoch == 1 and all(torch.equal(ckpt.mask_decoder[k], v) for k, v in saved["decoder"].items())
+
+
+def test_nan_loss_stops_with_a_message_and_leaves_the_checkpoint(setup, monkeypatch):
+    items, session, tmp = setup
+    real = losses.mask_loss
+    calls = {"n": 0, "bytes": None}
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        out = real(*args, **kwargs)
+        return out * float("nan") if calls["n"] > 4 else out  # epoch 1 (2 steps x 2 examples) is fine
+
+    monkeypatch.setattr(losses, "mask_loss", poisoned)
+
+    def progress(event):
+        if event.phase == "epoch":
+            calls["bytes"] = (tmp / "ft.pth").read_bytes()
+
+    result = finetune(items, session, tmp / "ft.pth", FinetuneSettings(epochs=3, val_fraction=0.2, **FAST),
+                      progress=progress)
+    assert result.stopped == "diverged" and len(result.metrics) == 1
+    assert "epoch 2" in result.message and "not a number" in result.message and "is intact" in result.message
+    assert (tmp / "ft.pth").read_bytes() == calls["bytes"]  # untouched since epoch 1
+
+
+def test_cancel_while_embedding_and_too_few_items(setup):
+    items, session, tmp = setup
+    cancel = threading.Event()
+    result = finetune(items, session, tmp / "x.pth", FinetuneSettings(epochs=1),
+                      progress=lambda e: cancel.set(), cancel=cancel)
+    assert result.stopped == "cancelled" and result.checkpoint is None and not (tmp / "x.pth").exists()
+    with pytest.raises(TrainingError, match="at least 2"):
+        finetune(items[:1], session, tmp / "x.pth", FinetuneSettings(epochs=1))
+
+
+def test_recorded_prompts_reach_the_input_frame():
+    mask = np.zeros((300, 600), bool)
+    mask[100:200, 100:400] = True
+    from floodlabel.core.prompts import Prompt
+
+    t = make_target(mask, (512, 1024), [Prompt.point(300, 150).with_box((100, 100, 400, 200))])
+    coords, labels, box = t.recorded[0]
+    np.testing.assert_allclose(coords, [[300 * 1024 / 600, 150 * 1024 / 600]], rtol=1e-3)
+    np.testing.assert_allclose(box, np.array([100, 100, 400, 200]) * 1024 / 600, rtol=1e-3)
+    assert (t.rows, t.cols) == (128, 256) and t.water.sum() == pytest.approx(100 * 300 * (256 / 600) ** 2, rel=0.05)
+    item = TrainingItem("x.png", mask, (Prompt.point(1, 1),))
+    assert item.name == "x"
+
+
+@pytest.fixture
+def cli_commands(monkeypatch):
+    """cli.py imports every command module; some may not exist in this checkout."""
+    monkeypatch.setattr(cli, "COMMAND_MODULES", tuple(
+        m for m in cli.COMMAND_MODULES + ("finetune",)
+        if importlib.util.find_spec(f"floodlabel.commands.{m}_command") is not None))
+
+
+def test_cli_finetune_then_eval_comparison(tmp_path, capsys, cli_commands):
+    data = write_dataset(tmp_path / "data", 4)
+    base = tiny_sam_checkpoint(tmp_path / "tiny.pth", seed=3)
+    out = tmp_path / "ft.pth"
+    code = cli.main(["finetune", str(data), "--model", str(base), "--epochs", "2", "--lr", "1e-3", "--batch", "2",
+                     "--val-fraction", "0.25", "--seed", "1", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0 and out.is_file()
+    lines = text.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:3] == ["EPOCH", "TRAIN", "LOSS"])
+    assert [lines[header + k].split()[0] for k in (1, 2)] == ["1", "2"] and "Validation IoU: base" in text
+    code = cli.main(["eval", str(data), "--model", str(base), "--model", str(out), "--base", str(base),
+                     "--prompt", "box", "--no-noc", "--limit", "3", "--csv", str(tmp_path / "cmp.csv")])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "Comparison, prompt box: 3 images" in text and "Δ ft.pth" in text
+    assert "Per-image Δ IoU (ft.pth - tiny.pth), worst first (3 of 3" in text
+    assert "reduction" in text
