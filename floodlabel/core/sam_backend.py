@@ -8,11 +8,19 @@ Frames:
 
 embed():   image encoder, once per image; returns features (1, 256, 64, 64) float32.
 predict(): FastSamDecoder (same network, reordered; see sam_fast_decoder.py) + one-pass cv2 upscaling.
+
+Refinement: the fast decoder leaves the padding of the low-res logits uncomputed (copies of the nearest computed
+values), which no mask shows but which SAM's prompt encoder reads when the logits come back as mask_input. So every
+returned candidate's logits are remembered (content digest -> the mask head's input, last REFINE_MEMORY
+predictions per image); a mask_input equal to one of them is replaced by SAM's full-grid logits for it before
+decoding. Refinement from our own predictions thus sees exactly what SamPredictor's would.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,6 +35,9 @@ from floodlabel.core.sam_checkpoint import IMAGE_SIZE, LoadedSam, load_sam
 from floodlabel.core.sam_fast_decoder import FastSamDecoder
 from floodlabel.core.segmenter import Embedding, Prediction
 
+REFINE_MEMORY = 4
+"""Predictions per image whose full-grid logits can be completed when fed back as mask_input."""
+
 
 class SamSegmenter:
     """One SAM model: embed images, decode prompts. Thread-safe for one embed and one predict at a time each."""
@@ -40,6 +51,7 @@ class SamSegmenter:
         self.transform = ResizeLongestSide(IMAGE_SIZE)
         self.decoder = FastSamDecoder(self.model, dtype=self.config.decoder_dtype)
         self._decoder_key = f"fast-state-{id(self.decoder)}"
+        self._refine_key = f"refine-{id(self.decoder)}"
         self._embed_lock = threading.Lock()
 
     @classmethod
@@ -123,9 +135,25 @@ class SamSegmenter:
         coords, labels, box = self._to_input_frame(prompt, embedding.original_size)
         mask_t = None
         if mask_input is not None:
-            mask_t = torch.as_tensor(np.asarray(mask_input, np.float32).reshape(1, 1, 256, 256), device=self.device)
-        low_res, iou = self.decoder.decode(state, coords, labels, box, mask_t, multimask, embedding.input_size)
-        return low_res.float().cpu().numpy(), iou.float().cpu().numpy()
+            mask_t = self._refinement_input(embedding, np.asarray(mask_input, np.float32).reshape(256, 256))
+        low_res, iou, head = self.decoder.decode_with_head_input(state, coords, labels, box, mask_t, multimask,
+                                                                 embedding.input_size)
+        low_res = low_res.float().cpu().numpy()
+        if tuple(embedding.input_size) != (IMAGE_SIZE, IMAGE_SIZE):  # padding was left uncomputed: remember
+            memory = embedding.extra.setdefault(self._refine_key, OrderedDict())
+            for i in range(len(low_res)):
+                memory[_digest(low_res[i])] = (head, i)
+            while len(memory) > REFINE_MEMORY * 3:
+                memory.popitem(last=False)
+        return low_res, iou.float().cpu().numpy()
+
+    def _refinement_input(self, embedding: Embedding, logits: np.ndarray) -> torch.Tensor:
+        """mask_input as a (1, 1, 256, 256) tensor; SAM's full-grid logits when it is one of our predictions."""
+        known = embedding.extra.get(self._refine_key, {}).get(_digest(logits))
+        if known is not None:
+            head, index = known
+            return self.decoder.complete(head, index).float()[None, None]
+        return torch.as_tensor(logits, device=self.device)[None, None]
 
     def _image_state(self, embedding: Embedding):
         """Per-image decoder state, kept on the embedding (it belongs to this decoder's weights)."""
@@ -148,3 +176,8 @@ class SamSegmenter:
             b = self.transform.apply_boxes(prompt.box.reshape(1, 4).astype(np.float32), original_size)
             box = torch.as_tensor(b[0], dtype=torch.float32, device=self.device)
         return coords, labels, box
+
+
+def _digest(logits: np.ndarray) -> bytes:
+    """Content digest of (256, 256) float32 logits (about 0.1 ms)."""
+    return hashlib.blake2b(np.ascontiguousarray(logits, np.float32).tobytes(), digest_size=16).digest()

@@ -49,6 +49,16 @@ class ImageState:
     q1: torch.Tensor
 
 
+@dataclass
+class MaskHeadInput:
+    """What the mask head of one decode consumed: final image tokens (4096, 256), the candidates' mask tokens
+    (C, 256) and the index of the first one among SAM's four (0 single-mask, 1 multimask)."""
+
+    keys: torch.Tensor
+    mask_tokens: torch.Tensor
+    first: int
+
+
 class FastSamDecoder:
     """Evaluates `sam.prompt_encoder` + `sam.mask_decoder` for one prompt at a time, faster than the reference.
 
@@ -98,8 +108,15 @@ class FastSamDecoder:
         coords: (N, 2) float32 (x, y); labels: (N,) 1/0; box: (4,) x0 y0 x1 y1; mask_input: (1, 1, 256, 256) logits.
         input_size: (h, w) of the image inside the padded 1024 input. When given, the mask head runs only over the
         64x64 grid cells that the image covers (plus one for interpolation), and the low-res logits of the padding
-        beyond them repeat the nearest computed ones; SAM computes logits there that no mask ever uses.
+        beyond them repeat the nearest computed ones; SAM computes logits there that no mask shows, but that do
+        count when the logits are fed back as mask_input: `complete` computes them (see MaskHeadInput).
         """
+        masks, iou, _ = self.decode_with_head_input(state, coords, labels, box, mask_input, multimask, input_size)
+        return masks, iou
+
+    @torch.inference_mode()
+    def decode_with_head_input(self, state, coords, labels, box, mask_input=None, multimask=True, input_size=None):
+        """decode, also returning the mask head's input, from which `complete` gives SAM's full-grid logits."""
         sparse = self._sparse_embeddings(coords, labels, box)  # (S, 256)
         if mask_input is not None:
             dense = self.pe_enc.mask_downscaling(mask_input.float()).flatten(2).transpose(1, 2)[0]
@@ -110,7 +127,13 @@ class FastSamDecoder:
         rows, cols = (64, 64) if input_size is None else (_grid_cells(input_size[0]), _grid_cells(input_size[1]))
         masks = self._masks(keys, hs[1 + first: 1 + last], first, rows, cols)  # (C, 256, 256)
         iou = self.dec.iou_prediction_head(hs[0:1])[0, first:last]  # (C,)
-        return masks, iou
+        return masks, iou, MaskHeadInput(keys, hs[1 + first: 1 + last], first)
+
+    @torch.inference_mode()
+    def complete(self, head: MaskHeadInput, index: int) -> torch.Tensor:
+        """SAM's low-res logits (256, 256) of candidate `index` over the whole 64x64 grid, padding included: the
+        values SAM's MaskDecoder gives (the covered part equals what decode returned, up to rounding)."""
+        return self._masks(head.keys, head.mask_tokens[index: index + 1], head.first + index)[0]
 
     # ------------------------------------------------------------------ prompt encoder (sparse part)
     def _sparse_embeddings(self, coords, labels, box) -> torch.Tensor:
