@@ -42,6 +42,12 @@ class BackgroundCall:
     def is_running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until the call has returned (True) or `timeout` s passed (False)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.is_running()
+
     def _run(self) -> None:
         try:
             result = self._fn()

@@ -270,10 +270,16 @@ class SegmentationController(QObject):
         """(H, W) bool: the mask that would be saved (model mask with strokes applied), None before any step."""
         return self.native_mask
 
-    def shutdown(self) -> None:
-        self.embedder.cancel()
-        self.loader.stop()
-        self.decoder.stop()
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop every worker and wait (up to `timeout` s in all) until none runs model code: torch work still
+        running in a daemon thread when the interpreter exits can abort the process."""
+        self.cancel_auto()
+        for worker in (self.embedder, self.loader, self.decoder):
+            worker.stop()
+        deadline = time.monotonic() + timeout
+        for worker in (self.embedder, self.loader, self.decoder, self._auto_call, self._session_call):
+            if worker is not None:
+                worker.join(max(0.0, deadline - time.monotonic()))
 
     # ------------------------------------------------------------------------------------------------ slots
 

@@ -70,6 +70,12 @@ class LatestRequestWorker:
             self._pending = None
             self._cond.notify_all()
 
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread to end after `stop()` (True when it did). Torch code still running in a daemon
+        thread when the interpreter exits can abort the process ("terminate called without an active exception")."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
     def _loop(self) -> None:
         while True:
             with self._cond:
@@ -180,6 +186,11 @@ class EmbedWorker:
         """Whether a foreground job is pending or running."""
         with self._cond:
             return self._foreground is not None or (self._running is not None and self._running.foreground)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread to end after `stop()` (True when it did)."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def stop(self) -> None:
         """Cancel everything and end the thread (at the running job's next checkpoint)."""
