@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         image, mask = _scene(551, 893, i)
         images.append(image)
         key = f"bench-{i}"
-        session.cache.put(session.model_id, key, Embedding(torch.randn(1, 256, 64, 64), (551, 893), (632, 1024),
-                                                           session.model_id))
+        cache_id = getattr(session, "cache_model_id", session.model_id)  # the key the reader uses
+        session.cache.put(cache_id, key, Embedding(torch.randn(1, 256, 64, 64), (551, 893), (632, 1024), cache_id))
         items.append(PreparedItem(i, key, key, make_target(mask, (632, 1024)), mask_digest(mask), False))
     settings = FinetuneSettings(batch_size=args.batch)
     trainer = _Trainer(seg, settings, EmbeddingReader(session, seg.device))
