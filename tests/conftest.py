@@ -5,6 +5,11 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# belt and braces for the per-test QSettings folders below: Qt's default settings folder is a temporary one too,
+# set before any QSettings exists, so no test can write the user's ~/.config/FloodLabel
+import tempfile  # noqa: E402
+
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="floodlabel-test-config-")
 
 import pytest
 

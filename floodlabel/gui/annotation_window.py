@@ -21,7 +21,9 @@ from floodlabel.core.annotation import Stroke
 from floodlabel.core.datasets import open_dataset
 from floodlabel.core.errors import FloodLabelError
 from floodlabel.core.model_registry import CLASSIC, MODELS, is_downloaded
+from floodlabel.core.paths import data_dir
 from floodlabel.gui import recent
+from floodlabel.gui.app import sample_dataset_dir
 from floodlabel.gui.candidate_strip import CandidateStrip
 from floodlabel.gui.canvas import MaskCanvas
 from floodlabel.gui.dataset_view import DatasetView
@@ -678,8 +680,11 @@ class AnnotationWindow(QMainWindow):
             self.store.close()
             self.store = None
         self.controller.restore_fn = None
+        project = self._requested_project
+        if project is None and Path(root).resolve() == sample_dataset_dir().resolve():
+            project = data_dir() / "projects" / "bundled-sample"  # never write into the installed package
         try:
-            self.store = StoreLink.open(root, self._requested_project, parent=self)
+            self.store = StoreLink.open(root, project, parent=self)
         except FloodLabelError as exc:
             self.show_message(f"Masks cannot be saved for this folder: {exc}")
             self.project_label.setText("No project: accepting is off")
