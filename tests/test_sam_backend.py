@@ -155,3 +155,34 @@ def test_masks_are_built_lazily_per_candidate(checkpoint, image):
     assert calls == [pred.best]
     assert np.array_equal(pred.masks[pred.best], shown) and pred.masks.shape == (3, 360, 600)
     assert sorted(calls) == [0, 1, 2]  # each candidate built once
+
+
+def test_embedding_cache_is_keyed_by_encoder_precision(checkpoint, image, tmp_path):
+    """A bf16 session and an fp32 session on one cache folder never share an embedding; the same precision does."""
+    from floodlabel.core.embedding_cache import EmbeddingCache
+    from floodlabel.core.engine import SegmentationSession
+
+    def session(config):
+        return SegmentationSession(SamSegmenter.from_checkpoint(checkpoint, config), EmbeddingCache(tmp_path))
+
+    bf16, fp32 = session(BF16), session(FP32)
+    assert bf16.model_id == fp32.model_id  # same weights, same predictions' model
+    assert bf16.cache_model_id == f"{bf16.model_id}@enc-bf16-cpu"
+    assert fp32.cache_model_id == f"{fp32.model_id}@enc-fp32-cpu"
+
+    first = bf16.embedding(image)
+    assert fp32.cached_embedding(image) is None  # the bf16 features are not served to fp32
+    exact = fp32.embedding(image)
+    assert fp32.cache.stats.misses == 2 and fp32.cache.stats.disk_hits == 0  # the encoder ran in fp32
+    assert torch.equal(exact.features, fp32.segmenter.embed(image).features)
+    assert not torch.equal(exact.features, first.features)
+
+    again = session(BF16)  # same precision, another process's view: a disk hit
+    got = again.cached_embedding(image)
+    assert got is not None and again.cache.stats.disk_hits == 1
+    assert got.model_id == again.model_id  # carries the segmenter's id, so predict accepts it
+    assert torch.allclose(got.features, first.features, atol=1e-2)
+    again.predict(got, PROMPTS["point"])
+    got_fp32 = session(FP32).embedding(image)
+    assert torch.allclose(got_fp32.features, exact.features, atol=1e-2)
+    assert not torch.allclose(got_fp32.features, got.features, atol=0, rtol=0)

@@ -55,11 +55,17 @@ class SegmentationSession:
     def model_id(self) -> str:
         return self.segmenter.model_id
 
+    @property
+    def cache_model_id(self) -> str:
+        """The embedding cache's model key: the segmenter's `cache_model_id` where it has one (SAM: model_id plus
+        encoder precision and device type, which change the features), else model_id."""
+        return getattr(self.segmenter, "cache_model_id", None) or self.model_id
+
     def cached_embedding(self, image: np.ndarray, key: str | None = None) -> Embedding | None:
         """The embedding if memory or disk has it, else None (never runs the encoder)."""
         if self.cache is None:
             return None
-        return self.cache.get(self.model_id, key or image_key(image))
+        return self._own(self.cache.get(self.cache_model_id, key or image_key(image)))
 
     def embedding(
         self, image: np.ndarray, key: str | None = None, checkpoint: Callable[[], None] | None = None
@@ -71,7 +77,14 @@ class SegmentationSession:
         """
         if self.cache is None:
             return self._embed(image, checkpoint)
-        return self.cache.get_or_compute(self.model_id, key or image_key(image), lambda: self._embed(image, checkpoint))
+        return self._own(self.cache.get_or_compute(self.cache_model_id, key or image_key(image),
+                                                   lambda: self._embed(image, checkpoint)))
+
+    def _own(self, embedding: Embedding | None) -> Embedding | None:
+        """An embedding read from disk carries the cache key (cache_model_id); predict checks model_id."""
+        if embedding is not None and embedding.model_id != self.model_id:
+            embedding.model_id = self.model_id
+        return embedding
 
     def _embed(self, image: np.ndarray, checkpoint: Callable[[], None] | None) -> Embedding:
         if checkpoint is not None and _accepts_checkpoint(self.segmenter):

@@ -75,7 +75,7 @@ def prepare_embeddings(
                 skipped.append((item.name, "mask is empty (no water to prompt for)"))
             else:
                 key = image_key(image)
-                hit = cache.contains(session.model_id, key)
+                hit = cache.contains(session.cache_model_id, key)
                 emb = session.embedding(image, key)
                 target = make_target(mask, emb.input_size, item.prompts)
                 if not target.water.any():
@@ -92,7 +92,7 @@ class EmbeddingReader:
     """Reads prepared embeddings back from the cache folder as float32 tensors, one batch at a time."""
 
     def __init__(self, session, device: torch.device | str = "cpu") -> None:
-        self.model_id = session.model_id
+        self.model_id = session.cache_model_id  # the cache key (precision included), not the segmenter's id
         self.device = torch.device(device)
         self._cache = EmbeddingCache(session.cache.directory, max_disk_bytes=session.cache.max_disk_bytes,
                                      memory_items=0)
