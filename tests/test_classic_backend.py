@@ -11,9 +11,6 @@ from floodlabel.core.prompts import Prompt
 from floodlabel.core.segmenter import Segmenter
 from synthetic_scenes import bounding_box, interior_point, iou, make_flood_scene
 
-# Measured over seeds 0-9 at 240x320: best-scoring candidate IoU >= 0.97 (lake point), >= 0.93 (river point),
-# >= 0.93 (lake box); the thresholds below leave a margin.
-
 
 @pytest.fixture(scope="module")
 def seg() -> ClassicSegmenter:
@@ -29,21 +26,49 @@ def test_implements_segmenter_protocol(seg):
     assert seg.model_id == "classic-grabcut-v2"
 
 
-@pytest.mark.parametrize("kind,seed,threshold", [("lake", 0, 0.9), ("lake", 3, 0.9), ("river", 1, 0.85)])
-def test_point_in_water_segments_it(seg, kind, seed, threshold):
-    image, gt = make_flood_scene(240, 320, seed=seed, kind=kind)
-    pred = seg.predict(seg.embed(image), Prompt.point(*interior_point(gt)))
-    assert iou(_best(pred), gt) > threshold
+SEEDS = range(20)
+
+# Best-candidate IoU over seeds 0-19 of 120x160 scenes (small, so the 60 scenes take ~1.5 s), measured with
+# `classic-grabcut-v2` (OpenCV 4, this repository's synthetic_scenes):
+#   scene / prompt    mean    10% quantile   min (seed)
+#   lake / point      0.9722  0.9216         0.856 (19)
+#   river / point     0.9045  0.8294         0.700 (8)
+#   lake / box        0.9985  0.9967         0.989 (7)
+# (240x320 scenes score the same way: lake point 0.951 / 0.900, river point 0.901 / 0.848, lake box 0.994 / 0.980,
+# at 3x the time.) The thresholds below are these figures less 0.02 (mean) and 0.03 (quantile).
+SWEEPS = {
+    ("lake", "point"): (0.95, 0.89),
+    ("river", "point"): (0.88, 0.80),
+    ("lake", "box"): (0.978, 0.966),
+}
 
 
-def test_box_around_water_segments_it(seg):
-    image, gt = make_flood_scene(240, 320, seed=2, kind="lake")
-    pred = seg.predict(seg.embed(image), Prompt.from_box(bounding_box(gt, margin=5)))
-    assert iou(_best(pred), gt) > 0.85
-    outside = np.ones_like(gt)
-    x0, y0, x1, y1 = (int(v) for v in bounding_box(gt, margin=5))
-    outside[y0:y1, x0:x1] = False
-    assert not pred.masks[:, outside].any()  # nothing outside the box
+def _sweep(seg, kind: str, mode: str) -> np.ndarray:
+    scores = []
+    for seed in SEEDS:
+        image, gt = make_flood_scene(120, 160, seed=seed, kind=kind)
+        if mode == "point":
+            prompt = Prompt.point(*interior_point(gt))
+        else:
+            prompt = Prompt.from_box(bounding_box(gt, margin=5))
+        pred = seg.predict(seg.embed(image), prompt)
+        if mode == "box":
+            outside = np.ones_like(gt)
+            x0, y0, x1, y1 = (int(v) for v in bounding_box(gt, margin=5))
+            outside[y0:y1, x0:x1] = False
+            assert not pred.masks[:, outside].any(), f"seed {seed}: mask outside the box"
+        scores.append(iou(_best(pred), gt))
+    return np.array(scores)
+
+
+@pytest.mark.parametrize("kind,mode", list(SWEEPS))
+def test_quality_over_seeds(seg, kind, mode):
+    """A point in the water or a box around it segments the water: mean and 10% quantile over 20 seeds."""
+    scores = _sweep(seg, kind, mode)
+    mean_min, low_min = SWEEPS[kind, mode]
+    detail = f"{kind} {mode}: " + " ".join(f"{v:.3f}" for v in scores)
+    assert scores.mean() >= mean_min, detail
+    assert np.quantile(scores, 0.1) >= low_min, detail
 
 
 def test_negative_point_removes_a_region(seg):
