@@ -451,3 +451,25 @@ def test_switching_model_re_embeds_and_keeps_the_prompts(qtbot, window, data, se
                     and not np.allclose(w.controller.shown.prediction.scores, old_scores), timeout=10000)
     assert w.controller.annotation.click_count == 1 and len(w.controller.annotation.prompt.points) == 1
     assert w.controller.embedding.model_id == other.model_id
+
+
+def test_compare_view_shows_two_models_on_the_same_prompts(qtbot, window, data, session, tmp_path):
+    folder, scenes = data
+    other = str(tiny_sam_checkpoint(tmp_path / "b.pth", seed=1))
+    w = window(folder, session=session)
+    wait_ready(qtbot, w)
+    w.compare_with(other)
+    qtbot.waitUntil(lambda: w.compare.session is not None, timeout=20000)
+    gt = scenes["a_lake"][1]
+    click(w, *interior_point(gt))
+    wait_mask(qtbot, w)
+    qtbot.waitUntil(lambda: w.compare.result is not None, timeout=20000)
+    b = w.compare.result
+    assert b.key[1] == repr(w.controller.annotation.prompt.to_dict())  # the same prompt as A
+    assert b.view_mask.shape == gt.shape and b.metrics is not None
+    qtbot.waitUntil(lambda: "B: IoU" in w.compare_label.text(), timeout=5000)
+    assert w.canvas._compare_item.image is not None
+    expected_diff = w.controller.native_mask ^ b.view_mask
+    assert np.array_equal(w.canvas._diff_item.image.astype(bool), expected_diff)
+    w.compare_with(None)
+    qtbot.waitUntil(lambda: w.canvas._compare_item.image is None)

@@ -24,7 +24,9 @@ from floodlabel.core.model_registry import CLASSIC, MODELS, is_downloaded
 from floodlabel.core.paths import data_dir
 from floodlabel.gui import recent
 from floodlabel.gui.app import sample_dataset_dir
+from floodlabel.gui.background import BackgroundCall
 from floodlabel.gui.candidate_strip import CandidateStrip
+from floodlabel.gui.compare_controller import CompareController
 from floodlabel.gui.canvas import MaskCanvas
 from floodlabel.gui.dataset_view import DatasetView
 from floodlabel.gui.geometry_probe import install_geometry_probe
@@ -56,6 +58,11 @@ class AnnotationWindow(QMainWindow):
         self.settings = QSettings()
         self.controller = SegmentationController(self)
         self.controller.next_row = lambda row: self._neighbour(row, +1)
+        self.compare = CompareController(self.controller, self)
+        self.compare_combo = QComboBox()
+        self.compare_label = QLabel()
+        self._compare_call: BackgroundCall | None = None
+        self._compare_model = ""
         self.canvas = MaskCanvas()
         self.candidates = CandidateStrip()
         self.metrics_panel = MetricsPanel()
@@ -81,6 +88,7 @@ class AnnotationWindow(QMainWindow):
         self.auto_cancel = QPushButton("Cancel Auto")
         self._requested_model = model
         self._requested_project = project
+        self._extra_models: dict[str, str] = {}  # fine-tuned checkpoints made in this session: path -> label
         self.store: StoreLink | None = None
         self.project_label = QLabel()
         self.compute_label = QLabel()
@@ -211,6 +219,56 @@ class AnnotationWindow(QMainWindow):
         self.store.wait_idle()
         ExportDialog(self.store.store, parent=self).open()
 
+    def compare_with(self, model: str | None) -> None:
+        """Show model `model` (name or .pth; None or "" = off) beside the current one, on the same prompts."""
+        self._compare_model = model or ""
+        j = self.compare_combo.findData(self._compare_model)
+        if j >= 0:
+            self.compare_combo.setCurrentIndex(j)
+        if not model:
+            self.compare.set_session(None)
+            return
+        from floodlabel.core.engine import SegmentationSession
+
+        self.compare_label.setText(f"Loading {Path(model).name} …")
+        call = BackgroundCall(lambda: SegmentationSession.open(model))
+        call.succeeded.connect(self._on_compare_session)
+        call.failed.connect(lambda message: self.show_message(f"Cannot compare with {model}: {message}"))
+        self._compare_call = call
+        call.start()
+
+    def add_model(self, path: str, label: str) -> None:
+        """A new checkpoint (a fine-tune just finished): listed in the model and compare selectors."""
+        self._extra_models[path] = label
+        self._fill_models()
+
+    def _on_compare_combo(self, index: int) -> None:
+        model = self.compare_combo.itemData(index)
+        if model != self._compare_model:
+            self.compare_with(model)
+
+    def _on_compare_session(self, session) -> None:
+        if self.sender() is not (self._compare_call.relay if self._compare_call else None):
+            return
+        self.compare.set_session(session)
+
+    def _on_compared(self, b_mask, diff, b_metrics) -> None:
+        if b_mask is None:
+            self.canvas.set_compare(None)
+            self.compare_label.setText("")
+            return
+        a_metrics = self.controller.metrics
+        name_a = self.model_combo.currentText()
+        name_b = self.compare_combo.currentText()
+        iou_a = f" — IoU {a_metrics.iou:.3f}" if a_metrics is not None else ""
+        iou_b = f" — IoU {b_metrics.iou:.3f}" if b_metrics is not None else ""
+        self.canvas.set_compare(b_mask, diff, (f"A: {name_a}{iou_a}", f"B: {name_b}{iou_b}"))
+        if b_metrics is not None and a_metrics is not None:
+            self.compare_label.setText(f"B: IoU {b_metrics.iou:.3f} (A − B: {a_metrics.iou - b_metrics.iou:+.3f}), "
+                                       f"Dice {b_metrics.dice:.3f}. Pink: pixels where A and B differ.")
+        else:
+            self.compare_label.setText("Pink: pixels where A and B differ.")
+
     def set_tool(self, tool: str) -> None:
         self.tool = tool
         self.canvas.set_tool(tool)
@@ -281,6 +339,7 @@ class AnnotationWindow(QMainWindow):
 
     def _on_metrics(self, metrics, has_gt: bool) -> None:
         self.metrics_panel.set_metrics(metrics, has_gt)
+        self.compare.refresh()
         if has_gt:
             self.image_list.set_iou(self.controller.row, None if metrics is None else metrics.iou)
         ann = self.controller.annotation
@@ -372,6 +431,9 @@ class AnnotationWindow(QMainWindow):
         self.settings.setValue("model/last", self._model)
         self.model_panel.cancel_download()
         self.controller.shutdown()
+        self.compare.shutdown()
+        if self._compare_call is not None:
+            self._compare_call.join(5.0)
         if self.store is not None:
             self.store.close()  # waits for queued writes: an accepted mask is on disk before the window goes
             self.store = None
@@ -390,6 +452,10 @@ class AnnotationWindow(QMainWindow):
         c.session_failed.connect(self._on_session_failed)
         c.markers_changed.connect(self._on_markers)
         c.mask_changed.connect(v.set_mask)
+        c.mask_changed.connect(self.compare.update)
+        self.compare.changed.connect(self._on_compared)
+        self.compare.failed.connect(self.show_message)
+        self.compare_combo.activated.connect(self._on_compare_combo)
         c.candidates_changed.connect(self.candidates.set_candidates)
         c.metrics_changed.connect(self._on_metrics)
         c.metrics_changed.connect(self._on_native_ready)
@@ -563,6 +629,12 @@ class AnnotationWindow(QMainWindow):
         side_layout.addWidget(QLabel("<b>SAM's candidates</b> (keys 1 / 2 / 3)"))
         side_layout.addWidget(self.candidates)
         side_layout.addWidget(self.metrics_panel)
+        compare_row = QHBoxLayout()
+        compare_row.addWidget(QLabel("Compare with"))
+        compare_row.addWidget(self.compare_combo, 1)
+        side_layout.addLayout(compare_row)
+        self.compare_label.setWordWrap(True)
+        side_layout.addWidget(self.compare_label)
         side_layout.addStretch(1)
         self.mask_dock = QDockWidget("Mask", self)
         self.mask_dock.setObjectName("mask")
@@ -620,7 +692,17 @@ class AnnotationWindow(QMainWindow):
         if self._requested_model and self._requested_model not in MODELS and self._requested_model != CLASSIC:
             self.model_combo.addItem(Path(self._requested_model).name, self._requested_model)
         self.model_combo.addItem(CLASSIC_LABEL, CLASSIC)
+        for path, label in self._extra_models.items():
+            self.model_combo.addItem(label, path)
         self._select_combo(self._model)
+        self.compare_combo.clear()
+        self.compare_combo.addItem("(off)", "")
+        for i in range(self.model_combo.count()):
+            item = self.model_combo.model().item(i)
+            self.compare_combo.addItem(self.model_combo.itemText(i), self.model_combo.itemData(i))
+            self.compare_combo.model().item(i + 1).setEnabled(item.isEnabled())
+        j = self.compare_combo.findData(self._compare_model)
+        self.compare_combo.setCurrentIndex(max(0, j))
 
     def _select_combo(self, model: str) -> None:
         i = self.model_combo.findData(model)

@@ -38,6 +38,8 @@ GT_RGB = (255, 214, 0)          # ground truth (yellow), fill in the GT view and
 POSITIVE_RGB = (40, 220, 60)
 NEGATIVE_RGB = (240, 40, 40)
 BOX_RGB = (235, 70, 235)     # magenta: apart from the yellow GT outline
+COMPARE_RGB = (255, 128, 0)    # the second model's mask in compare mode (orange)
+DIFF_RGB = (255, 0, 160)       # pixels where the two compared models disagree
 MARKER_SIZE = 13                # screen pixels
 DEFAULT_OPACITY = 0.45
 
@@ -99,6 +101,12 @@ class MaskCanvas(QWidget):
         self._outline_item.setZValue(2)
         self._gt_overlay_item.setZValue(1)
         self._outline_item.setVisible(False)
+        self._compare_item = pg.ImageItem()   # compare mode: model B's mask in the right view
+        self._compare_item.setLookupTable(_lut(COMPARE_RGB, self._opacity))
+        self._compare_item.setZValue(1)
+        self._diff_item = pg.ImageItem()      # compare mode: A xor B on the main view
+        self._diff_item.setLookupTable(_lut(DIFF_RGB, 0.85))
+        self._diff_item.setZValue(1.5)
 
         self._markers = _InertScatter(size=MARKER_SIZE, pxMode=True)
         self._markers.setZValue(10)
@@ -117,11 +125,12 @@ class MaskCanvas(QWidget):
             item.setVisible(False)
 
         self.main_view.addItem(self._image_item)
-        for item in (self._overlay_item, self._outline_item, self._markers, self._box_item, self._drag_box_item,
-                     *self._cursor_items):
+        for item in (self._overlay_item, self._diff_item, self._outline_item, self._markers, self._box_item,
+                     self._drag_box_item, *self._cursor_items):
             self.main_view.addItem(item, ignoreBounds=True)
         self.gt_view.addItem(self._gt_image_item)
         self.gt_view.addItem(self._gt_overlay_item, ignoreBounds=True)
+        self.gt_view.addItem(self._compare_item, ignoreBounds=True)
         self._link_views(True)
 
         self._gt_title = QLabel("Ground truth")
@@ -129,7 +138,9 @@ class MaskCanvas(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
-        layout.addWidget(_pane(QLabel("Prediction"), self.main_graphics), 1)
+        self._main_title = QLabel("Prediction")
+        self._comparing = False
+        layout.addWidget(_pane(self._main_title, self.main_graphics), 1)
         layout.addWidget(self._gt_pane, 1)
 
     # ----- public API -------------------------------------------------------------------------------------------
@@ -178,6 +189,36 @@ class MaskCanvas(QWidget):
             self._overlay_owned = False
             return
         self._show_overlay(_as_uint8(mask), owned=False)
+
+    def set_compare(self, mask: np.ndarray | None, diff: np.ndarray | None = None,
+                    titles: tuple[str, str] | None = None) -> None:
+        """Compare mode: the right view shows model B's (h, w) bool mask (orange) instead of the ground truth, the
+        main view highlights `diff` (where A and B disagree, any size), and `titles` name both views.
+        `set_compare(None)` leaves compare mode (the right view shows the ground truth again)."""
+        comparing = mask is not None
+        if comparing:
+            self._show_item(self._compare_item, _as_uint8(mask))
+            if diff is not None:
+                self._show_item(self._diff_item, _as_uint8(diff))
+            else:
+                self._diff_item.clear()
+        else:
+            self._compare_item.clear()
+            self._diff_item.clear()
+        if comparing != self._comparing:
+            self._comparing = comparing
+            self._gt_overlay_item.setVisible(not comparing)
+        if titles is not None and comparing:
+            self._main_title.setText(titles[0])
+            self._gt_title.setText(titles[1])
+        elif not comparing:
+            self._main_title.setText("Prediction")
+            self._gt_title.setText("Ground truth" if self._gt_overlay_item.image is not None or
+                                   not self._image_size else "Ground truth: none for this image")
+
+    def _show_item(self, item: pg.ImageItem, array: np.ndarray) -> None:
+        item.setImage(array, autoLevels=False, levels=(0, 1))
+        item.setRect(self._extent())
 
     def set_gt(self, gt: np.ndarray | None) -> None:
         """Ground truth (H, W) bool (None = no GT): filled in the GT view and outlined on the main view.
@@ -247,6 +288,7 @@ class MaskCanvas(QWidget):
         self._opacity = float(np.clip(a, 0.0, 1.0))
         self._overlay_item.setLookupTable(_lut(WATER_RGB, self._opacity))
         self._gt_overlay_item.setLookupTable(_lut(GT_RGB, self._opacity))
+        self._compare_item.setLookupTable(_lut(COMPARE_RGB, self._opacity))
 
     def set_overlay_visible(self, b: bool) -> None:
         self._overlay_item.setVisible(bool(b))
@@ -428,7 +470,8 @@ class MaskCanvas(QWidget):
         self._overlay_owned = owned
 
     def _clear_overlays(self) -> None:
-        for item in (self._overlay_item, self._outline_item, self._gt_overlay_item):
+        for item in (self._overlay_item, self._outline_item, self._gt_overlay_item, self._compare_item,
+                     self._diff_item):
             item.clear()
         self._overlay_owned = False
         self._drag_box_item.setVisible(False)
