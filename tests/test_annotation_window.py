@@ -473,3 +473,21 @@ def test_compare_view_shows_two_models_on_the_same_prompts(qtbot, window, data, 
     assert np.array_equal(w.canvas._diff_item.image.astype(bool), expected_diff)
     w.compare_with(None)
     qtbot.waitUntil(lambda: w.canvas._compare_item.image is None)
+
+
+def test_show_image_with_prompt_applies_the_prompt(qtbot, window, data, session):
+    from floodlabel.core.prompts import Prompt
+
+    folder, scenes = data
+    w = window(folder, session=session)
+    wait_ready(qtbot, w)
+    scores = []
+    w.controller.scored.connect(lambda row, s: scores.append((row, s)))
+    gt = scenes["b_river"][1]
+    x, y = interior_point(gt)
+    w.show_image_with_prompt(1, Prompt.point(x, y).with_box((5, 5, 200, 150)))
+    wait_ready(qtbot, w)
+    wait_mask(qtbot, w)
+    ann = w.controller.annotation
+    assert "b_river.png" in w.windowTitle() and len(ann.prompt.points) == 1 and ann.prompt.box is not None
+    qtbot.waitUntil(lambda: any(row == 1 for row, _ in scores), timeout=5000)

@@ -219,6 +219,14 @@ class AnnotationWindow(QMainWindow):
         self.store.wait_idle()
         ExportDialog(self.store.store, parent=self).open()
 
+    def show_image_with_prompt(self, row: int, prompt) -> None:
+        """Open dataset row `row` with `prompt` (a core Prompt, original frame) as its prompts: e.g. the prompt an
+        evaluation used, so both compared models predict from it. Replaces that image's unsaved prompts."""
+        self.controller.pending_prompt = prompt
+        if self.controller.row == row:
+            self.controller.row = -1  # load it again so the prompt applies
+        self.select_image(row)
+
     def compare_with(self, model: str | None) -> None:
         """Show model `model` (name or .pth; None or "" = off) beside the current one, on the same prompts."""
         self._compare_model = model or ""

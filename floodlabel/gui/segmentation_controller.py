@@ -71,6 +71,7 @@ class SegmentationController(QObject):
     clicks_changed = Signal(int, object, object)  # clicks, click at IoU >= .85 (or None), at >= .90 (or None)
     history_changed = Signal(bool, bool)  # can undo, can redo
     message = Signal(str)  # an error to show in the window
+    scored = Signal(int, float)  # dataset row, the model's predicted IoU of the shown candidate (its confidence)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -90,6 +91,7 @@ class SegmentationController(QObject):
         self.fixed_mask: np.ndarray | None = None
         self.restore_fn: Callable[[Path], tuple[dict | None, np.ndarray | None, str | None]] | None = None
         self.restore_problem: str | None = None
+        self.pending_prompt: Prompt | None = None  # applied as steps when the next image loads (compare on dataset)
         self.last_click_time = 0.0
         self.next_row: Callable[[int], int | None] = lambda row: row + 1  # the image to pre-encode after `row`
 
@@ -299,6 +301,14 @@ class SegmentationController(QObject):
         if mask is not None and mask.shape == item.original_size:
             self.fixed_mask = mask
             self._fixed_key = (row, self._prompt_key(self.annotation.prompt))
+        if self.pending_prompt is not None:
+            prompt, self.pending_prompt = self.pending_prompt, None
+            self.annotation = Annotation(item.original_size)
+            self.fixed_mask = None
+            for (x, y), label in zip(prompt.points, prompt.labels):
+                self.annotation.add_point(float(x), float(y), bool(label))
+            if prompt.box is not None:
+                self.annotation.set_box(tuple(float(v) for v in prompt.box))
         self.annotation.add_listener(self._on_annotation_changed)
         self.noc.reset()
         self.image_loaded.emit(item)
@@ -386,6 +396,8 @@ class SegmentationController(QObject):
             return
         self.shown = result
         self._show_mask()
+        if result.kind == "prompt":
+            self.scored.emit(self.row, float(result.prediction.scores[self._chosen(result)]))
         if result.kind == "prompt" and result.size != self.item.original_size:
             self._request_native(result)
 
