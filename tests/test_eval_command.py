@@ -116,3 +116,58 @@ def test_argument_errors_exit_2(data, bad, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(argv)
     assert exc.value.code == 2
+
+
+def _independent_box_metrics(image_path, mask_path) -> dict[str, float]:
+    """IoU, Dice, precision, recall and score of the classic backend's box prediction, computed here from the files
+    with numpy only (not floodlabel's readers, prompt helpers or metrics)."""
+    from PIL import Image
+
+    from floodlabel.core.classic_backend import ClassicSegmenter
+    from floodlabel.core.prompts import Prompt
+
+    image = np.asarray(Image.open(image_path).convert("RGB"))
+    gt = np.asarray(Image.open(mask_path).convert("L")) > 127
+    ys, xs = np.nonzero(gt)
+    box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)  # half-open bounding box of the water
+    seg = ClassicSegmenter()
+    pred = seg.predict(seg.embed(image), Prompt.from_box(box), multimask=False)
+    mask = pred.masks[0]
+    tp = int((mask & gt).sum())
+    fp = int((mask & ~gt).sum())
+    fn = int((~mask & gt).sum())
+    assert tp > 0
+    return {"iou": tp / (tp + fp + fn), "dice": 2 * tp / (2 * tp + fp + fn), "precision": tp / (tp + fp),
+            "recall": tp / (tp + fn), "score": float(pred.scores[0])}
+
+
+def test_csv_and_json_values_match_independent_metrics(tmp_path, capsys):
+    data = tmp_path / "data"
+    # scenes whose box prediction is imperfect both ways (measured: scattered 1 has 7 false positive and 5 false
+    # negative pixels, river 0 has 484 false positives), so no figure is 0 or 1 by construction
+    for stem, (kind, seed) in {"a": ("scattered", 1), "b": ("river", 0)}.items():
+        image, mask = make_flood_scene(H, W, seed=seed, kind=kind)
+        save(data / "Image" / f"{stem}.png", image, "PNG")
+        mask_png(data / "Mask" / f"{stem}.png", mask * 255)
+    out_csv = tmp_path / "values.csv"
+    code = cli.main(["eval", str(data), "-m", "classic", "--prompt", "box", "--no-noc", "--json",
+                     "--csv", str(out_csv)])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    expected = {stem: _independent_box_metrics(data / "Image" / f"{stem}.png", data / "Mask" / f"{stem}.png")
+                for stem in ("a", "b")}
+    assert all(want["iou"] < 1 for want in expected.values())
+    assert expected["a"]["precision"] < 1 and expected["a"]["recall"] < 1
+
+    rows = read_csv(out_csv)
+    body = {r[3]: dict(zip(rows[0], r)) for r in rows[1:]}
+    assert sorted(body) == ["a", "b"]
+    for stem, want in expected.items():
+        for name, value in want.items():
+            assert float(body[stem][name]) == pytest.approx(value, abs=1e-6), (stem, name)
+
+    (summary,) = report["summary"]
+    assert (summary["model"], summary["prompt"], summary["n"]) == ("classic", "box", 2)
+    for name in ("iou", "dice", "precision", "recall"):
+        mean = np.mean([want[name] for want in expected.values()])
+        assert summary[name]["mean"] == pytest.approx(mean, abs=1e-9), name
