@@ -35,6 +35,45 @@ def isolated_settings(tmp_path_factory):
     return d
 
 
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """No test reaches the network: a socket connection to anything but loopback (127.0.0.0/8, ::1, localhost) or a
+    Unix socket raises OSError where it is made and fails the test at teardown (even if the code caught the error).
+    The fixture's value is the list of blocked addresses (a test of the guard itself may clear it)."""
+    import errno
+    import ipaddress
+    import socket
+
+    blocked: list[object] = []
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def check(sock, address):
+        if sock.family not in (socket.AF_INET, socket.AF_INET6) or not isinstance(address, tuple):
+            return
+        host = str(address[0])
+        try:
+            local = host == "localhost" or ipaddress.ip_address(host.split("%")[0]).is_loopback
+        except ValueError:
+            local = False
+        if not local:
+            blocked.append(address)
+            raise OSError(errno.ENETUNREACH, f"network disabled in tests: {address}")
+
+    def connect(sock, address):
+        check(sock, address)
+        return real_connect(sock, address)
+
+    def connect_ex(sock, address):
+        check(sock, address)
+        return real_connect_ex(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    yield blocked
+    if blocked:
+        pytest.fail(f"the test tried to reach the network: {blocked}", pytrace=False)
+
+
 # tests import helpers such as tiny_sam and synthetic_scenes from this folder
 import sys
 from pathlib import Path
