@@ -29,6 +29,7 @@ from floodlabel.gui.candidate_strip import CandidateStrip
 from floodlabel.gui.compare_controller import CompareController
 from floodlabel.gui.canvas import MaskCanvas
 from floodlabel.gui.dataset_view import DatasetView
+from floodlabel.gui.finetune_panel import FinetunePanel
 from floodlabel.gui.geometry_probe import install_geometry_probe
 from floodlabel.gui.help_dialog import ACTION_KEYS, show_help
 from floodlabel.gui.image_list import ImageListDock
@@ -69,6 +70,7 @@ class AnnotationWindow(QMainWindow):
         self.image_list = ImageListDock(self)
         self.dataset_view = DatasetView()
         self.model_panel = ModelPanel(model)
+        self.finetune_panel = FinetunePanel()
         self.model_combo = QComboBox()
         self.banner = QLabel()
         self.embed_label = QLabel()
@@ -130,6 +132,7 @@ class AnnotationWindow(QMainWindow):
         self.controller.set_dataset(dataset)
         self.image_list.set_dataset(dataset)
         self._show_statuses()
+        self._update_finetune_context()
         self.dataset_view.set_dataset(dataset)
         if dataset.pairs:
             self.select_image(0)
@@ -171,6 +174,7 @@ class AnnotationWindow(QMainWindow):
         self.banner.setVisible(model == CLASSIC)
         self.statusBar().showMessage(f"Loading {model} …")
         self.controller.open_session(model)
+        self._update_finetune_context()
 
     def run_auto(self) -> None:
         """Start automatic mask generation; progress and Cancel appear in the status bar."""
@@ -230,6 +234,7 @@ class AnnotationWindow(QMainWindow):
     def compare_with(self, model: str | None) -> None:
         """Show model `model` (name or .pth; None or "" = off) beside the current one, on the same prompts."""
         self._compare_model = model or ""
+        self.image_list.clear_agreement()  # A↔B values of another B
         j = self.compare_combo.findData(self._compare_model)
         if j >= 0:
             self.compare_combo.setCurrentIndex(j)
@@ -245,10 +250,45 @@ class AnnotationWindow(QMainWindow):
         self._compare_call = call
         call.start()
 
+    def open_compare_dataset(self) -> None:
+        """Model → Compare on dataset…: A = this model, B = the compared one (both changeable); non-modal."""
+        from floodlabel.gui.compare_dataset import CompareDatasetDialog
+
+        old = getattr(self, "compare_dataset_dialog", None)
+        if old is not None and old.dataset is self.dataset:
+            old.show()
+            old.raise_()
+            return
+        if self.dataset is None:
+            return
+        models = [(self.model_combo.itemText(i), self.model_combo.itemData(i)) for i in range(self.model_combo.count())
+                  if self.model_combo.model().item(i).isEnabled()]
+        dialog = CompareDatasetDialog(self.dataset, models, self._model, self._compare_model or None, parent=self)
+        dialog.open_image = lambda row, prompt: self._open_compared(dialog.model_a, dialog.model_b, row, prompt)
+        self.compare_dataset_dialog = dialog
+        dialog.show()
+
+    def _open_compared(self, a: str, b: str, row: int, prompt) -> None:
+        if a != self._model:
+            self.use_model(a)
+        if b != self._compare_model:
+            self.compare_with(b)
+        self.show_image_with_prompt(row, prompt)
+
     def add_model(self, path: str, label: str) -> None:
         """A new checkpoint (a fine-tune just finished): listed in the model and compare selectors."""
         self._extra_models[path] = label
         self._fill_models()
+
+    def _on_finetuned(self, path: str, best_val_iou: float) -> None:
+        self.add_model(path, f"{Path(path).stem} (val IoU {best_val_iou:.3f})")
+        self.statusBar().showMessage(f"Fine-tuned checkpoint ready: {path} — pick it in Model or Compare with", 8000)
+
+    def _update_finetune_context(self) -> None:
+        if not hasattr(self, "finetune_panel"):
+            return
+        store = self.store.store if self.store is not None else None
+        self.finetune_panel.set_context(self.dataset, store, self._model or None)
 
     def _on_compare_combo(self, index: int) -> None:
         model = self.compare_combo.itemData(index)
@@ -271,6 +311,11 @@ class AnnotationWindow(QMainWindow):
         iou_a = f" — IoU {a_metrics.iou:.3f}" if a_metrics is not None else ""
         iou_b = f" — IoU {b_metrics.iou:.3f}" if b_metrics is not None else ""
         self.canvas.set_compare(b_mask, diff, (f"A: {name_a}{iou_a}", f"B: {name_b}{iou_b}"))
+        if self.compare.result is not None and self.controller.native_mask is not None \
+                and self.controller.native_ready():
+            from floodlabel.core.metrics import agreement
+
+            self.image_list.set_agreement(self.controller.row, agreement(self.controller.native_mask, b_mask))
         if b_metrics is not None and a_metrics is not None:
             self.compare_label.setText(f"B: IoU {b_metrics.iou:.3f} (A − B: {a_metrics.iou - b_metrics.iou:+.3f}), "
                                        f"Dice {b_metrics.dice:.3f}. Pink: pixels where A and B differ.")
@@ -438,8 +483,11 @@ class AnnotationWindow(QMainWindow):
         self.settings.setValue("view/opacity", self.opacity_slider.value())
         self.settings.setValue("model/last", self._model)
         self.model_panel.cancel_download()
+        self.finetune_panel.shutdown(timeout=60)
         self.controller.shutdown()
         self.compare.shutdown()
+        if getattr(self, "compare_dataset_dialog", None) is not None:
+            self.compare_dataset_dialog.shutdown()
         if self._compare_call is not None:
             self._compare_call.join(5.0)
         if self.store is not None:
@@ -466,6 +514,7 @@ class AnnotationWindow(QMainWindow):
         self.compare_combo.activated.connect(self._on_compare_combo)
         c.candidates_changed.connect(self.candidates.set_candidates)
         c.metrics_changed.connect(self._on_metrics)
+        c.scored.connect(self.image_list.set_confidence)
         c.metrics_changed.connect(self._on_native_ready)
         c.clicks_changed.connect(self.metrics_panel.set_clicks)
         c.history_changed.connect(self._on_history)
@@ -487,6 +536,7 @@ class AnnotationWindow(QMainWindow):
         self.opacity_slider.valueChanged.connect(self._on_opacity)
         self.model_combo.activated.connect(self._on_model_combo)
         self.model_panel.backend_changed.connect(self._on_backend_changed)
+        self.finetune_panel.checkpoint_ready.connect(self._on_finetuned)
 
     def _build_actions(self) -> None:
         def keys(action_id: str) -> list[QKeySequence]:
@@ -532,6 +582,8 @@ class AnnotationWindow(QMainWindow):
         self.help_action = action("&Keyboard shortcuts…", lambda: show_help(self), keys("help"),
                                   tip="Shortcuts and how the brush works")
         self.models_action = action("&Models…", self._show_models_dock, tip="SAM checkpoints and downloads")
+        self.compare_dataset_action = action("&Compare on dataset…", self.open_compare_dataset,
+                                             tip="Evaluate two models on this dataset with the same prompts")
         self.quit_action = action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         action("Smaller brush", lambda: self._change_brush(-1), keys("brush_smaller"))
         action("Larger brush", lambda: self._change_brush(+1), keys("brush_larger"))
@@ -581,6 +633,7 @@ class AnnotationWindow(QMainWindow):
         go.addAction(self.next_action)
         model_menu = menu.addMenu("&Model")
         model_menu.addAction(self.models_action)
+        model_menu.addAction(self.compare_dataset_action)
         help_menu = menu.addMenu("&Help")
         help_menu.addAction(self.help_action)
 
@@ -665,11 +718,20 @@ class AnnotationWindow(QMainWindow):
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.models_dock.setWidget(scroll)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.models_dock)
+        self.finetune_dock = QDockWidget("Fine-tune", self)
+        self.finetune_dock.setObjectName("finetune")
+        scroll = QScrollArea()
+        scroll.setWidget(self.finetune_panel)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.finetune_dock.setWidget(scroll)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.finetune_dock)
         self.tabifyDockWidget(self.dataset_dock, self.models_dock)
+        self.tabifyDockWidget(self.models_dock, self.finetune_dock)
         self.dataset_dock.raise_()
         self.resizeDocks([self.image_list, self.mask_dock], [250, 330], Qt.Orientation.Horizontal)
         self.resizeDocks([self.mask_dock, self.dataset_dock], [420, 300], Qt.Orientation.Vertical)
-        for dock in (self.image_list, self.mask_dock, self.dataset_dock, self.models_dock):
+        for dock in (self.image_list, self.mask_dock, self.dataset_dock, self.models_dock, self.finetune_dock):
             self.view_menu.addAction(dock.toggleViewAction())
 
         status = self.statusBar()
@@ -820,6 +882,7 @@ class AnnotationWindow(QMainWindow):
                 self._accepted_rows.add(row)
         self.statusBar().showMessage(f"Accepted {rel}", 3000)
         self._update_project_label()
+        self.finetune_panel.refresh()
 
     def _on_native_ready(self, *_: object) -> None:
         if self._accept_waiting:
