@@ -92,7 +92,6 @@ class SegmentationController(QObject):
         self.restore_fn: Callable[[Path], tuple[dict | None, np.ndarray | None, str | None]] | None = None
         self.restore_problem: str | None = None
         self.pending_prompt: Prompt | None = None  # applied as steps when the next image loads (compare on dataset)
-        self.last_click_time = 0.0
         self.next_row: Callable[[int], int | None] = lambda row: row + 1  # the image to pre-encode after `row`
 
         self.loader = LatestRequestWorker("floodlabel-loader")
@@ -267,10 +266,6 @@ class SegmentationController(QObject):
     def native_ready(self) -> bool:
         """Whether `native_mask` matches what is on screen (False while the full-size mask is being decoded)."""
         return not self._native_pending
-
-    def current_native_mask(self) -> np.ndarray | None:
-        """(H, W) bool: the mask that would be saved (model mask with strokes applied), None before any step."""
-        return self.native_mask
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop every worker and wait (up to `timeout` s in all) until none runs model code: torch work still
@@ -504,7 +499,6 @@ class SegmentationController(QObject):
         return c if c is not None and c < len(shown.prediction) else shown.prediction.best
 
     def _interacting(self) -> None:
-        self.last_click_time = time.perf_counter()
         self.embedder.pause_prefetch(PREFETCH_PAUSE_S)
 
     def _prefetch_next(self) -> None:
