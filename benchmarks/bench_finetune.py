@@ -3,6 +3,7 @@
     .venv/bin/python -m benchmarks.bench_finetune                 # batch 4, 5 cached steps, 1 encoder step
     .venv/bin/python -m benchmarks.bench_finetune --encoder-steps 0   # skip the slow baseline
     .venv/bin/python -m benchmarks.bench_finetune --threads 1         # one torch thread (a busy 2-core machine)
+    .venv/bin/python -m benchmarks.bench_finetune --precision fp32    # no bf16 autocast
 
 A seeded, randomly initialised vit_b (random weights time like real ones). Both rows run FloodLabel's training step
 (core/training/finetune.py: segment_anything's prompt encoder + mask decoder, forward and backward, Adam, simulated
@@ -33,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--encoder-steps", type=int, default=1, help="timed steps with the encoder (default 1)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="training precision (default auto: bf16 where native, as `finetune` does)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -63,16 +66,17 @@ def main(argv: list[str] | None = None) -> int:
         cache_id = getattr(session, "cache_model_id", session.model_id)  # the key the reader uses
         session.cache.put(cache_id, key, Embedding(torch.randn(1, 256, 64, 64), (551, 893), (632, 1024), cache_id))
         items.append(PreparedItem(i, key, key, make_target(mask, (632, 1024)), mask_digest(mask), False))
-    settings = FinetuneSettings(batch_size=args.batch)
+    settings = FinetuneSettings(batch_size=args.batch, precision=args.precision)
     trainer = _Trainer(seg, settings, EmbeddingReader(session, seg.device))
     batches = [[items[(s * args.batch + j) % n] for j in range(args.batch)] for s in range(args.steps + 1)]
 
     trainer.step(batches[0], rng)  # warm-up
-    cached = []
+    cached, cached_cpu = [], []
     for batch in batches[1:]:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         trainer.step(batch, rng)
         cached.append(time.perf_counter() - t)
+        cached_cpu.append(time.process_time() - c)
     rss_cached = _peak_rss_gib()
     read_ms = 1000 * trainer.reader.read_seconds / (args.batch * (args.steps + 1))
 
@@ -86,15 +90,19 @@ def main(argv: list[str] | None = None) -> int:
 
     med = float(np.median(cached))
     rows = [("step, cached embeddings (median)", f"{med:.2f} s", f"{args.steps} steps"),
+            ("  its process CPU time (median)", f"{np.median(cached_cpu):.2f} s",
+             "all threads; on a busy machine wall > CPU / threads"),
             ("  of which embedding reads", f"{read_ms:.1f} ms/image", "float16 from disk -> float32")]
     if encoder:
         rows.append(("step, encoder in the loop (baseline)", f"{np.median(encoder):.1f} s",
                      f"{len(encoder)} step(s); {np.median(encoder) / med:.0f}x slower"))
-    rows += [("epoch of 200 images, batch 4 (extrapolated)", f"{med * 200 / args.batch:.1f} s", "50 steps"),
+    rows += [("epoch of 200 images, batch 4 (extrapolated)", f"{med * 200 / args.batch:.1f} s",
+              f"50 steps (CPU time {np.median(cached_cpu) * 200 / args.batch:.1f} s)"),
              ("peak RSS after the cached steps", f"{rss_cached:.2f} GiB", "vit_b model + decoder training"),
              ("peak RSS at the end", f"{_peak_rss_gib():.2f} GiB", "with the encoder's activations")]
     print(f"Fine-tuning step, vit_b (random weights), batch {args.batch}, {args.device}, "
-          f"torch threads {torch.get_num_threads()}")
+          f"torch threads {torch.get_num_threads()}, training precision {'bf16' if trainer.bf16 else 'fp32'} "
+          f"(the encoder baseline: fp32 encoder, same training step)")
     width = max(len(r[0]) for r in rows)
     for label, value, note in rows:
         print(f"  {label.ljust(width)}  {value:>14}  {note}")

@@ -11,8 +11,9 @@ Steps:
 2. A seeded split: `round(val_fraction * n)` items (at least 1 when val_fraction > 0 and n >= 2) validate, the
    rest train. With val_fraction = 0 the training items are also the validation items (said in the result).
 3. Training: copies of the session model's mask decoder (and prompt encoder when `train_prompt_encoder`) in train
-   mode, float32, through segment_anything's own differentiable modules (`PromptEncoder.forward`,
-   `MaskDecoder.forward`, one call per image). Adam(lr), StepLR(step_size=lr_step_epochs, gamma=lr_gamma).
+   mode, float32 weights, through segment_anything's own differentiable modules (`PromptEncoder.forward`, and
+   `MaskDecoder.predict_masks`'s computation for the whole batch in one call per prompt length, see _Trainer),
+   with bf16 autocast where it is native (`precision`). Adam(lr), StepLR(step_size=lr_step_epochs, gamma=lr_gamma).
    Each example gets a simulated prompt (examples.py) drawn from the seeded generator at every step;
    loss = mask loss (BCE or focal + Dice; the lowest over the 3 candidates for single-point prompts) +
    iou_head_weight * MSE of SAM's IoU head. The batch loss is the mean over its examples.
@@ -35,13 +36,13 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from floodlabel.core.training import losses
+from floodlabel.core.training import batched_decoder, losses
 from floodlabel.core.training.decoder_checkpoint import (BaseModelInfo, DecoderCheckpoint, read_decoder_checkpoint,
                                                          save_decoder_checkpoint)
 from floodlabel.core.training.embeddings import EmbeddingReader, PreparedItem, TrainingError, prepare_embeddings
@@ -68,6 +69,7 @@ class FinetuneSettings:
     train_prompt_encoder: bool = False
     prompt_kinds: tuple[str, ...] = PROMPT_KINDS  # "recorded" is used only for items that have prompts
     max_loss: float = 1000.0  # a batch loss above this counts as exploded
+    precision: str = "auto"  # decoder products in "bf16" (autocast; float32 weights) or "fp32"; auto: bf16 where native
 
     def validate(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -78,6 +80,8 @@ class FinetuneSettings:
             raise ValueError(f"validation fraction must be in [0, 1), got {self.val_fraction}")
         if self.loss not in losses.LOSSES:
             raise ValueError(f"loss must be one of {losses.LOSSES}, not {self.loss!r}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be auto, fp32 or bf16, not {self.precision!r}")
         unknown = set(self.prompt_kinds) - set(PROMPT_KINDS)
         if unknown or not set(self.prompt_kinds) - {"recorded"}:
             raise ValueError(f"prompt kinds must include one of point/box/correction; unknown: {sorted(unknown)}")
@@ -160,6 +164,7 @@ def finetune(
     seg = session.segmenter
     if not hasattr(seg, "loaded"):
         raise TrainingError(f"{session.model_id} is not a SAM model: only SAM's decoder can be fine-tuned")
+    settings = replace(settings, precision=resolve_precision(settings.precision, seg.device))  # recorded as run
     emit = progress or (lambda event: None)
     t_start = time.perf_counter()
 
@@ -263,15 +268,35 @@ def finetune(
 
 
 class _Trainer:
+    """The trained modules, one optimiser step over a batch, and validation.
+
+    Speed (the same function as one `MaskDecoder.forward` per example, regrouped):
+    - one decoder call per group of examples whose prompts have the same number of sparse tokens (a single point
+      plus SAM's padding point and a box are both 2 tokens, so a batch of point and box prompts is one call; a
+      correction prompt is 3): `decode_batch` computes `MaskDecoder.predict_masks` for K images with one prompt
+      each (segment_anything's own repeats every image embedding per prompt, which for K images and K prompts
+      would be K x K). No padding tokens are added, so nothing changes what the decoder sees;
+    - `batched_decoder.decode`: the attention projections of the 4096 image tokens re-associated onto the few
+      prompt tokens (about half the products, forward and backward; exact algebra), token-major layout;
+    - the dense positional encoding is computed once (the prompt encoder's random Fourier matrix is a buffer);
+    - the mask head (upscaling, hypernetwork product) runs only over the 64x64 grid cells that cover the batch's
+      images: it is per-cell local, and the loss never counts the padding, so losses and gradients are the same;
+    - bf16 autocast (`precision="bf16"`, the default on CPUs with native bf16 and on recent GPUs): the decoder's
+      products run in bf16, the weights, Adam state, losses and metrics stay float32.
+    """
+
     def __init__(self, seg, settings: FinetuneSettings, reader: EmbeddingReader) -> None:
         self.settings = settings
         self.reader = reader
         self.device = seg.device
+        self.bf16 = resolve_precision(settings.precision, self.device) == "bf16"
         model = seg.loaded.model
         self.decoder = copy.deepcopy(model.mask_decoder).float().to(self.device).train()
         self.prompt_encoder = copy.deepcopy(model.prompt_encoder).float().to(self.device)
         self.prompt_encoder.train(settings.train_prompt_encoder)
         self.prompt_encoder.requires_grad_(settings.train_prompt_encoder)
+        with torch.no_grad():  # a function of the fixed random Fourier matrix only
+            self.dense_pe = self.prompt_encoder.get_dense_pe()  # (1, 256, 64, 64)
         params = list(self.decoder.parameters())
         if settings.train_prompt_encoder:
             params += [p for p in self.prompt_encoder.parameters() if p.requires_grad]
@@ -288,80 +313,159 @@ class _Trainer:
               if self.settings.train_prompt_encoder else None)
         return dec, pe
 
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    # ------------------------------------------------------------------ training
     def step(self, batch: Sequence[PreparedItem], rng: np.random.Generator) -> float:
         """One optimiser step over the batch; returns the batch loss (no step is taken if it is not finite)."""
         self.decoder.train()
         self.optimizer.zero_grad(set_to_none=True)
-        total = 0.0
-        for item in batch:
-            features = self.reader.features(item)
-            loss = self._example_loss(features, item.target, rng) / len(batch)
-            loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
-                return loss_value * len(batch)
-            loss.backward()
-            total += loss_value
-        if math.isfinite(total) and total <= self.settings.max_loss:
-            self.optimizer.step()
+        features = torch.cat([self.reader.features(item) for item in batch])  # (B, 256, 64, 64) float32
+        prompts = [self._draw_prompt(item.target, rng) for item in batch]
+        self._add_corrections(features, batch, prompts)
+        example_losses: list[torch.Tensor | None] = [None] * len(batch)
+        for idx in _groups(prompts):
+            with self.autocast():
+                low, iou_pred = self.decode_batch(features[idx], [prompts[i][:4] for i in idx],
+                                                  _grid_of(batch[i].target for i in idx))
+            for j, i in enumerate(idx):
+                multimask = prompts[i][4]
+                sel = slice(1, 4) if multimask else slice(0, 1)
+                example_losses[i] = self._loss(low[j: j + 1, sel].float(), iou_pred[j: j + 1, sel].float(),
+                                               batch[i].target)
+        total_loss = torch.stack(example_losses).sum() / len(batch)
+        total = float(total_loss.detach())
+        if not math.isfinite(total) or total > self.settings.max_loss:
+            return total
+        total_loss.backward()
+        self.optimizer.step()
         return total
 
-    def _example_loss(self, features: torch.Tensor, target: Target, rng: np.random.Generator) -> torch.Tensor:
+    def _draw_prompt(self, target: Target, rng: np.random.Generator):
+        """(coords, labels, box, mask_input, multimask, kind); correction prompts get their click later."""
         kinds = [k for k in self.settings.prompt_kinds if k != "recorded" or target.recorded]
         kind = kinds[int(rng.integers(len(kinds)))]
-        mask_input = None
         if kind == "recorded":
             coords, labels, box = target.recorded[int(rng.integers(len(target.recorded)))]
         elif kind == "box":
             coords, labels, box = None, None, jittered_box(target, rng)
         else:
             coords, labels, box = random_point(target, rng), np.ones(1, np.int64), None
-            if kind == "correction":
-                with torch.no_grad():
-                    low, iou = self._decode(features, coords, labels, None, None, True)
-                    first = low[0, int(iou[0].argmax())]
-                click = correction_click((first > 0).cpu().numpy(), target, coords)
-                if click is not None:
-                    coords = np.concatenate([coords, click[0]])
-                    labels = np.array([1, click[1]], np.int64)
-                    mask_input = first[None, None]
-        multimask = box is None and coords is not None and len(coords) == 1 and mask_input is None
-        low, iou_pred = self._decode(features, coords, labels, box, mask_input, multimask)
-        gt, valid = self._target_tensors(target)
+        multimask = box is None and coords is not None and len(coords) == 1
+        return [coords, labels, box, None, multimask, kind]
+
+    @torch.no_grad()
+    def _add_corrections(self, features, batch, prompts) -> None:
+        """For correction prompts: the current model's prediction for the point (one call for all of them), then
+        the click in its largest error region with the first prediction's logits as mask input."""
+        idx = [i for i, p in enumerate(prompts) if p[5] == "correction"]
+        if not idx:
+            return
+        with self.autocast():
+            low, iou = self.decode_batch(features[idx], [prompts[i][:4] for i in idx])  # the whole grid: fed back
+        for j, i in enumerate(idx):
+            k = 1 + int(iou[j, 1:].argmax())
+            first = low[j, k].float()
+            coords = prompts[i][0]
+            click = correction_click((first > 0).cpu().numpy(), batch[i].target, coords)
+            if click is not None:
+                prompts[i][:5] = [np.concatenate([coords, click[0]]), np.array([1, click[1]], np.int64), None,
+                                  first[None, None], False]
+
+    def _loss(self, low: torch.Tensor, iou_pred: torch.Tensor, target: Target) -> torch.Tensor:
+        """low: (1, C, h, w) float32 logits over the top-left h x w low-res cells (h, w >= the image's)."""
+        gt, valid = self._target_tensors(target, low.shape[-2:])
         per_candidate = losses.mask_loss(low, gt, valid, self.settings.loss, self.settings.dice_weight)  # (1, C)
         iou_loss = losses.iou_head_loss(iou_pred, low, gt, valid).mean()
         return per_candidate.min(dim=1).values.mean() + self.settings.iou_head_weight * iou_loss
 
-    def _decode(self, features, coords, labels, box, mask_input, multimask: bool):
-        """segment_anything's PromptEncoder + MaskDecoder for one prompt: (1, C, 256, 256) logits, (1, C) IoU."""
-        points = None
-        if coords is not None:
-            points = (torch.as_tensor(coords, dtype=torch.float32, device=self.device)[None],
-                      torch.as_tensor(labels, dtype=torch.int64, device=self.device)[None])
-        boxes = None if box is None else torch.as_tensor(box, dtype=torch.float32, device=self.device)[None]
-        sparse, dense = self.prompt_encoder(points=points, boxes=boxes, masks=mask_input)
-        return self.decoder(image_embeddings=features, image_pe=self.prompt_encoder.get_dense_pe(),
-                            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask)
+    # ------------------------------------------------------------------ the decoder, batched
+    def decode_batch(self, features: torch.Tensor, prompts: Sequence, grid: tuple[int, int] | None = None):
+        """segment_anything's PromptEncoder + MaskDecoder.predict_masks for K images with one prompt each.
 
-    def _target_tensors(self, target: Target) -> tuple[torch.Tensor, torch.Tensor]:
-        return (torch.from_numpy(target.gt).to(self.device), torch.from_numpy(target.valid).to(self.device))
+        features: (K, 256, 64, 64); prompts: K x (coords (N, 2) | None, labels (N,) | None, box (4,) | None,
+        mask_input (1, 1, 256, 256) | None), input frame, all with the same number of sparse tokens.
+        grid: (rows, cols) of 64x64 grid cells for the mask head (None: all). Returns SAM's four candidates:
+        low-res logits (K, 4, 4 rows, 4 cols) and predicted IoU (K, 4); callers pick [0:1] or [1:4].
+        """
+        sparse, dense = [], []
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.settings.train_prompt_encoder):
+            for coords, labels, box, mask_input in prompts:
+                points = None
+                if coords is not None:
+                    points = (torch.as_tensor(coords, dtype=torch.float32, device=self.device)[None],
+                              torch.as_tensor(labels, dtype=torch.int64, device=self.device)[None])
+                boxes = None if box is None else torch.as_tensor(box, dtype=torch.float32, device=self.device)[None]
+                s, d = self.prompt_encoder(points=points, boxes=boxes, masks=mask_input)
+                sparse.append(s)
+                dense.append(d)
+        return batched_decoder.decode(self.decoder, self.dense_pe, features, torch.cat(sparse), torch.cat(dense), grid)
 
+    def _target_tensors(self, target: Target, size=None) -> tuple[torch.Tensor, torch.Tensor]:
+        gt, valid = target.gt, target.valid
+        if size is not None:
+            gt, valid = gt[: size[0], : size[1]], valid[: size[0], : size[1]]
+        return torch.from_numpy(np.ascontiguousarray(gt)).to(self.device), torch.from_numpy(
+            np.ascontiguousarray(valid)).to(self.device)
+
+    # ------------------------------------------------------------------ validation
     @torch.no_grad()
-    def validate(self, items: Sequence[PreparedItem]) -> tuple[float, float]:
-        """Mean IoU and Dice over items x {interior point (best-scored of 3), box}, low-res frame."""
+    def validate(self, items: Sequence[PreparedItem], images_per_call: int = 4) -> tuple[float, float]:
+        """Mean IoU and Dice over items x {interior point (best-scored of 3), box}, low-res frame.
+
+        Both prompts have 2 sparse tokens, so `images_per_call` images (2 prompts each) go through one call."""
         self.decoder.eval()
         ious, dices = [], []
-        for item in items:
-            features = self.reader.features(item)
-            gt, valid = self._target_tensors(item.target)
-            for coords, labels, box in validation_prompts(item.target).values():
-                multimask = box is None
-                low, iou_pred = self._decode(features, coords, labels, box, None, multimask)
-                k = int(iou_pred[0].argmax())
-                chosen = low[:, k: k + 1]
+        for start in range(0, len(items), images_per_call):
+            chunk = items[start: start + images_per_call]
+            feats, prompts, owners = [], [], []
+            for item in chunk:
+                f = self.reader.features(item)
+                for coords, labels, box in validation_prompts(item.target).values():
+                    feats.append(f)
+                    prompts.append((coords, labels, box, None))
+                    owners.append(item)
+            with self.autocast():
+                low, iou_pred = self.decode_batch(torch.cat(feats), prompts, _grid_of(i.target for i in chunk))
+            low, iou_pred = low.float(), iou_pred.float()
+            for j, (item, prompt) in enumerate(zip(owners, prompts)):
+                sel = slice(0, 1) if prompt[2] is not None else slice(1, 4)  # the box: one mask; the point: 3
+                k = sel.start + int(iou_pred[j, sel].argmax())
+                chosen = low[j: j + 1, k: k + 1]
+                gt, valid = self._target_tensors(item.target, chosen.shape[-2:])
                 ious.append(float(losses.hard_iou(chosen, gt, valid)))
                 dices.append(float(losses.hard_dice(chosen, gt, valid)))
         self.decoder.train()
         return float(np.mean(ious)), float(np.mean(dices))
+
+
+def resolve_precision(precision: str, device) -> str:
+    """"fp32" or "bf16" for a setting of "auto", "fp32" or "bf16". auto: bf16 where it runs natively (CPUs with
+    avx512_bf16/AMX, recent GPUs) unless FLOODLABEL_PRECISION=fp32, else fp32."""
+    if precision != "auto":
+        return precision
+    from floodlabel.core.compute_config import environment_overrides, native_bf16
+
+    forced = environment_overrides()[1]
+    if forced:
+        return forced
+    return "bf16" if native_bf16(str(torch.device(device))) else "fp32"
+
+
+def _groups(prompts) -> list[list[int]]:
+    """Indices of examples grouped by their number of sparse tokens (points, SAM's padding point, box corners)."""
+    groups: dict[int, list[int]] = {}
+    for i, (coords, _labels, box, *_rest) in enumerate(prompts):
+        n = (0 if coords is None else len(coords) + (box is None)) + (0 if box is None else 2)
+        groups.setdefault(n, []).append(i)
+    return list(groups.values())
+
+
+def _grid_of(targets) -> tuple[int, int]:
+    """64x64 grid cells (4x4 low-res cells each) covering every target's image."""
+    targets = list(targets)
+    return (-(-max(t.rows for t in targets) // 4), -(-max(t.cols for t in targets) // 4))
 
 
 # ---------------------------------------------------------------------------------------------------------------
