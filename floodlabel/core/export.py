@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from floodlabel.core.atomic_files import describe_os_error, fsync_dir, write_atomic
+from floodlabel.core.atomic_files import describe_os_error, fsync_dir, remove_stale_temp_files, write_atomic
 from floodlabel.core.errors import ExportError, StoreError
 from floodlabel.core.project_store import ImageRecord, ProjectStore, Status, decode_mask_png, read_mask_bytes
 
@@ -184,6 +184,8 @@ def _prepare_out_dir(out_dir: str | os.PathLike[str]) -> Path:
         raise ExportError(f"cannot create the export folder {out}: {describe_os_error(exc)}") from exc
     if not out.is_dir():
         raise ExportError(f"the export folder {out} is not a folder")
+    for folder in (out, out / "Mask"):  # temporary files of an export that was killed mid-write
+        remove_stale_temp_files(folder)
     return out.resolve()
 
 
