@@ -248,3 +248,68 @@ def test_finetuning_raises_validation_iou_clearly_above_the_base(tmp_path):
     assert (result.train_count, result.val_count, result.val_on_train) == (12, 6, False)
     last = result.metrics[-1].val_iou
     assert last >= result.base_val_iou + 0.25, (result.base_val_iou, [m.val_iou for m in result.metrics])
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """DATA with 5 scenes and GT masks, and a project in which 0..3 are accepted with masks that differ from the GT
+    (the user's): 0 with two clicks, 1 with a box, 2 brushed only (no prompt), 3 accepted and then the photo was
+    replaced (skipped); 4 only in progress."""
+    from floodlabel.core.project_store import ProjectStore
+    from floodlabel.core.prompts import Prompt
+
+    monkeypatch.setenv("FLOODLABEL_DATA_DIR", str(tmp_path / "userdata"))
+    data = write_dataset(tmp_path / "data", 5)
+    accepted = {}
+    states = [Prompt.point(40, 30).with_point(100, 80, positive=False), Prompt().with_box((10, 20, 90, 70)), Prompt(),
+              Prompt.point(5, 5)]
+    with ProjectStore(data) as store:
+        for i, prompt in enumerate(states):
+            _, gt = make_flood_scene(H, W, seed=i, kind=KINDS[i % 3])
+            accepted[f"Image/{i}.png"] = mask = np.roll(gt, 3, axis=1)  # not the GT
+            store.accept(f"Image/{i}.png", mask, {"prompt": prompt.to_dict(), "strokes": []}, model_id="tiny")
+        store.save_progress("Image/4.png", {"prompt": Prompt.point(1, 1).to_dict()})
+    image, _ = make_flood_scene(H, W, seed=99)
+    save(data / "Image" / "3.png", image, "PNG")
+    return data, accepted
+
+
+def test_items_from_store_use_the_accepted_masks_and_the_clicked_prompts(project):
+    from floodlabel.core.project_store import ProjectStore
+    from floodlabel.core.training.examples import items_from_store
+
+    data, accepted = project
+    with ProjectStore(data, read_only=True) as store:
+        items, skipped = items_from_store(store)
+    assert [i.name for i in items] == ["Image/0.png", "Image/1.png", "Image/2.png"]
+    assert [(s.stem, "changed" in s.reason) for s in skipped] == [("Image/3.png", True)]
+    for item in items:
+        image, mask = item.read()  # read now, not when the items were made
+        assert image.shape == (H, W, 3) and np.array_equal(mask, accepted[item.name])
+    (p0,), (p1,), () = (i.prompts for i in items)
+    assert p0.points.tolist() == [[40, 30], [100, 80]] and p0.labels.tolist() == [1, 0] and p0.box is None
+    assert p1.box.tolist() == [10, 20, 90, 70] and len(p1.points) == 0
+    target = make_target(items[0].read()[1], (768, 1024), items[0].prompts)  # 96x128 -> 768x1024: x8
+    np.testing.assert_allclose(target.recorded[0][0], [[320, 240], [800, 640]])
+
+
+def test_cli_finetune_uses_the_project_unless_from_gt(project, tmp_path, capsys, cli_commands):
+    data, _ = project
+    base = tiny_sam_checkpoint(tmp_path / "tiny.pth", seed=3)
+    common = ["--model", str(base), "--epochs", "1", "--lr", "1e-3", "--batch", "2", "--val-fraction", "0.34",
+              "--json"]
+    assert cli.main(["finetune", str(data), "--out", str(tmp_path / "a.pth"), *common]) == 0
+    out = capsys.readouterr().out
+    ckpt = read_decoder_checkpoint(tmp_path / "a.pth")
+    assert sorted(ckpt.data["train_items"] + ckpt.data["val_items"]) == ["Image/0.png", "Image/1.png", "Image/2.png"]
+    assert '"train": 2' in out and '"val": 1' in out
+    project_dir = data / "floodlabel-project"
+    assert cli.main(["finetune", str(project_dir), "--out", str(tmp_path / "b.pth"), *common[:-1]]) == 0
+    out = capsys.readouterr().out
+    assert "Training on 3 accepted masks of the project" in out and "(2 with the user's prompts)" in out
+    assert "skipped Image/3.png: image changed" in out
+    assert cli.main(["finetune", str(project_dir), "--from-gt", "--out", str(tmp_path / "c.pth"), *common[:-1]]) == 0
+    out = capsys.readouterr().out
+    assert "Training on the ground-truth masks of" in out and "(5 pairs)" in out
+    gt = read_decoder_checkpoint(tmp_path / "c.pth").data
+    assert sorted(gt["train_items"] + gt["val_items"]) == ["0", "1", "2", "3", "4"]

@@ -1,4 +1,5 @@
-"""`floodlabel finetune DATA --model vit_b --out PATH`: train SAM's mask decoder on a dataset's masks (encoder frozen)."""
+"""`floodlabel finetune DATA_OR_PROJECT --model vit_b --out PATH`: train SAM's mask decoder (encoder frozen) on the
+masks a user accepted in a FloodLabel project (with the prompts they clicked), or on a dataset's ground truth."""
 
 from __future__ import annotations
 
@@ -21,8 +22,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "embeddings. A seeded split validates after every epoch; the best epoch is saved to --out, "
                     "a small checkpoint holding the decoder weights and the base model's SHA-256. Ctrl-C stops "
                     "after the current step and keeps the best epoch.")
-    parser.add_argument("data", metavar="DATA",
-                        help="dataset folder with masks (Kaggle Image/ + Mask/, or images/ + masks/)")
+    parser.add_argument("data", metavar="DATA_OR_PROJECT",
+                        help="a FloodLabel project folder, or a dataset folder: its project's accepted masks when it "
+                             "has a project with accepted masks, else its ground-truth masks (Kaggle Image/ + Mask/, "
+                             "or images/ + masks/)")
+    parser.add_argument("--from-gt", action="store_true",
+                        help="train on the dataset's ground-truth masks even when its project has accepted masks")
     parser.add_argument("--model", "-m", default="vit_b", metavar="MODEL",
                         help="base: a downloaded SAM name (vit_b, vit_l, vit_h), a .pth checkpoint, or a fine-tuned "
                              "checkpoint to train further (default: vit_b)")
@@ -50,11 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from floodlabel.core.datasets import open_dataset
     from floodlabel.core.engine import SegmentationSession
     from floodlabel.core.errors import FloodLabelError
     from floodlabel.core.training.decoder_checkpoint import use_base_checkpoints
-    from floodlabel.core.training.examples import items_from_dataset
     from floodlabel.core.training.finetune import FinetuneSettings, finetune
 
     settings = FinetuneSettings(epochs=args.epochs, lr=args.lr, batch_size=args.batch,
@@ -62,11 +65,13 @@ def run(args: argparse.Namespace) -> int:
                                 train_prompt_encoder=args.train_prompt_encoder)
     if args.bases:
         use_base_checkpoints(args.bases)
-    items, skipped = items_from_dataset(open_dataset(args.data))  # no masks / no pairs -> one line + exit 2
+    source, items, skipped = training_items(args.data, args.from_gt)
     if args.limit is not None:
         items = items[: args.limit]
     if len(items) < 2:
-        raise FloodLabelError(f"fine-tuning needs at least 2 image/mask pairs, {args.data} has {len(items)}")
+        raise FloodLabelError(f"fine-tuning needs at least 2 image/mask pairs, {source} has {len(items)}")
+    if not args.json:
+        print(f"Training on {source}" + (f" (first {len(items)})" if args.limit is not None else ""))
     session = SegmentationSession.open(args.model)
     if not hasattr(session.segmenter, "loaded"):
         raise FloodLabelError(f"{args.model} is not a SAM model: only SAM's mask decoder can be fine-tuned")
@@ -128,6 +133,36 @@ def run(args: argparse.Namespace) -> int:
     if result.stopped == "diverged":
         return 1
     return 130 if result.stopped == "cancelled" else 0
+
+
+def training_items(path: str, from_gt: bool = False) -> tuple[str, list, list]:
+    """(a one-line description of the source, TrainingItems, skipped entries with .stem and .reason).
+
+    A project folder, or a dataset folder whose project has accepted masks: the accepted masks with the prompts
+    the user clicked (`items_from_store`), unless from_gt. Otherwise, or with from_gt: the dataset's ground truth
+    (for a project folder, that of the dataset it belongs to)."""
+    from floodlabel.core.datasets import open_dataset
+    from floodlabel.core.errors import FloodLabelError
+    from floodlabel.core.project_store import ProjectStore, Status, find_project_dir, is_project_dir
+    from floodlabel.core.training.examples import items_from_dataset, items_from_store
+
+    data = path
+    project = path if is_project_dir(path) else find_project_dir(path)
+    if project is not None:
+        with ProjectStore(project_dir=project, read_only=True) as store:  # never blocks a window that is open on it
+            accepted = store.counts().get(Status.ACCEPTED, 0)
+            if accepted and not from_gt:
+                items, skipped = items_from_store(store)
+                clicked = sum(1 for item in items if item.prompts)
+                return (f"{len(items)} accepted masks of the project {store.project_dir} ({clicked} with the user's "
+                        f"prompts)", items, skipped)
+            if is_project_dir(path):
+                if not from_gt:
+                    raise FloodLabelError(f"the project {store.project_dir} has no accepted masks yet: accept some "
+                                          "in the window, or add --from-gt to train on its dataset's ground truth")
+                data = str(store.data_root)
+    items, skipped = items_from_dataset(open_dataset(data))  # no masks / no pairs -> one line + exit 2
+    return f"the ground-truth masks of {data} ({len(items)} pairs)", items, skipped
 
 
 _EPOCH_HEADER = f"{'EPOCH':>5}  {'TRAIN LOSS':>10}  {'VAL IoU':>7}  {'VAL Dice':>8}  {'LR':>8}  {'TIME':>7}"

@@ -2,9 +2,8 @@
 
 Sources:
 - a dataset with ground-truth masks: `items_from_dataset` (every complete, size-matched pair);
-- the project store's accepted masks with the prompts the user actually clicked: build
-  `TrainingItem(image_path, mask, prompts)` from each accepted record (the store plugs in here; nothing in the
-  training loop knows where an item came from).
+- the project store's accepted masks with the prompts the user actually clicked: `items_from_store` (one item per
+  accepted image; nothing in the training loop knows where an item came from).
 
 Frames. Masks and recorded prompts come in the original frame. For training, a mask becomes a `Target` in SAM's
 low-res frame: the mask resized to the 1024 input frame (h, w), padded to 1024x1024 and area-averaged to 256x256
@@ -28,8 +27,9 @@ flipped example would need a re-encode; the random prompts above are the only va
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -39,7 +39,7 @@ from segment_anything.utils.transforms import ResizeLongestSide
 from floodlabel.core.auto_prompts import deepest_point
 from floodlabel.core.click_simulation import next_click
 from floodlabel.core.datasets import FloodDataset
-from floodlabel.core.errors import ImageReadError
+from floodlabel.core.errors import FloodLabelError, ImageReadError
 from floodlabel.core.images import read_image, read_mask
 from floodlabel.core.prompts import Prompt
 from floodlabel.core.sam_checkpoint import IMAGE_SIZE
@@ -56,13 +56,14 @@ class TrainingItem:
     """One training image.
 
     image_path: the photo (read with core.images.read_image: EXIF orientation applied, RGB).
-    mask:       (H, W) bool water mask in the original frame, or the path of a mask file (read when needed).
+    mask:       (H, W) bool water mask in the original frame, the path of a mask file, or a function returning the
+                mask (a project store's accepted mask); the last two are read only when the item is.
     prompts:    the prompts (original-frame pixels) that produced the mask, e.g. the user's clicks; may be empty.
     stem:       a name for reports (default: the image file's stem).
     """
 
     image_path: Path
-    mask: np.ndarray | Path
+    mask: np.ndarray | Path | Callable[[], np.ndarray]
     prompts: tuple[Prompt, ...] = ()
     stem: str = ""
 
@@ -74,12 +75,18 @@ class TrainingItem:
         """(image (H, W, 3) uint8 RGB, mask (H, W) bool). Raises ImageReadError (unreadable, sizes differ)."""
         image = read_image(self.image_path)
         h, w = image.shape[:2]
+        if isinstance(self.mask, (str, Path)):
+            return image, read_mask(self.mask, size=(w, h))
         if isinstance(self.mask, np.ndarray):
-            mask = np.asarray(self.mask).astype(bool, copy=False)
-            if mask.shape != (h, w):
-                raise ImageReadError(self.image_path, f"mask is {mask.shape[1]}x{mask.shape[0]}, image {w}x{h}")
+            mask = self.mask
         else:
-            mask = read_mask(self.mask, size=(w, h))
+            try:
+                mask = self.mask()
+            except FloodLabelError as exc:
+                raise ImageReadError(self.image_path, f"its mask: {exc}") from exc
+        mask = np.asarray(mask).astype(bool, copy=False)
+        if mask.shape != (h, w):
+            raise ImageReadError(self.image_path, f"mask is {mask.shape[1]}x{mask.shape[0]}, image {w}x{h}")
         return image, mask
 
 
@@ -89,6 +96,37 @@ def items_from_dataset(dataset: FloodDataset) -> tuple[list[TrainingItem], list]
 
     pairs, skipped = plan_pairs(dataset)
     return [TrainingItem(p.image, p.mask, (), p.stem) for p in pairs if p.mask is not None], skipped
+
+
+def items_from_store(store) -> tuple[list[TrainingItem], list]:
+    """One item per accepted image of a ProjectStore, with the prompt the user clicked, and the skipped images.
+
+    mask:    the accepted mask (checked against its stored SHA-256 when read; read per item, not all at once);
+    prompts: the accepted annotation state's "prompt" (Prompt.from_dict) when it has points or a box, else none
+             (a mask painted with the brush only: the item trains on simulated prompts alone).
+    Skipped (evaluation.Skipped: stem = the image's path in the dataset, reason): the image file is missing, its
+    bytes changed since the mask was accepted, or the mask file is missing. Masks that are damaged are found when
+    read (prepare_embeddings skips them with the reason).
+    """
+    from floodlabel.core.evaluation import Skipped
+    from floodlabel.core.mask_files import read_mask_png
+    from floodlabel.core.project_store import Status
+
+    items, skipped = [], []
+    for record in store.records(Status.ACCEPTED):
+        if record.image_missing:
+            skipped.append(Skipped(record.rel_path, "image file is missing"))
+        elif record.changed:
+            skipped.append(Skipped(record.rel_path, "image changed since its mask was accepted (accept it again)"))
+        elif record.mask_path is None or record.mask_missing:
+            skipped.append(Skipped(record.rel_path, "accepted mask file is missing (accept the image again)"))
+        else:
+            state = record.accepted_state or {}
+            prompt = Prompt.from_dict(state["prompt"]) if state.get("prompt") else None
+            prompts = (prompt,) if prompt is not None and not prompt.is_empty else ()
+            mask = partial(read_mask_png, record.mask_path, record.rel_path, record.mask_sha256)
+            items.append(TrainingItem(record.image_path, mask, prompts, record.rel_path))
+    return items, skipped
 
 
 @dataclass
