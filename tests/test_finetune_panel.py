@@ -147,7 +147,7 @@ def test_accepted_masks_with_their_recorded_prompts(qtbot, panel, data, checkpoi
         with qtbot.waitSignal(p.checkpoint_ready, timeout=30000) as ready:
             assert p.start()
         items = p.job.items()
-        assert [i.name for i in items] == ["0", "1", "2"]
+        assert [i.name for i in items] == ["Image/0.png", "Image/1.png", "Image/2.png"]  # named by their path in DATA
         assert all(len(i.prompts) == 1 for i in items) and items[2].prompts[0].box is not None
         ckpt = read_decoder_checkpoint(ready.args[0])
         assert ckpt.data["train"] + ckpt.data["val"] == 3 and len(ckpt.metrics) == 2

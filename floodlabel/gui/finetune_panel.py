@@ -500,36 +500,15 @@ class FinetuneJob:
 
     def items(self) -> list:
         """The training items of the chosen source (read in this thread: headers and the database only)."""
-        from floodlabel.core.prompts import Prompt
-        from floodlabel.core.training.examples import TrainingItem, items_from_dataset
+        from floodlabel.core.training.examples import items_from_dataset, items_from_store
 
         if self.mode == DATASET_GT:
             items, skipped = items_from_dataset(self.dataset)
             self.left_out = [(s.stem, s.reason) for s in skipped if "has no mask" not in s.reason
                              and "has no image" not in s.reason]
             return items
-        from floodlabel.core.project_store import Status
-
-        items = []
-        for record in self.store.records(status=Status.ACCEPTED):
-            if self._cancel.is_set():
-                break
-            if record.image_missing:
-                self.left_out.append((record.rel_path, "the image file is missing"))
-                continue
-            if record.changed:
-                self.left_out.append((record.rel_path, "the image changed since its mask was accepted"))
-                continue
-            if record.mask_path is None or record.mask_missing:
-                self.left_out.append((record.rel_path, "the accepted mask file is missing"))
-                continue
-            state = record.accepted_state or record.annotation_state or {}
-            prompts: tuple = ()
-            if isinstance(state, dict) and isinstance(state.get("prompt"), dict):
-                prompt = Prompt.from_dict(state["prompt"])
-                if not prompt.is_empty:
-                    prompts = (prompt,)
-            items.append(TrainingItem(record.image_path, record.mask_path, prompts, Path(record.rel_path).stem))
+        items, skipped = items_from_store(self.store)  # the user's accepted masks and the prompts they clicked
+        self.left_out.extend((s.stem, s.reason) for s in skipped)
         return items
 
 
