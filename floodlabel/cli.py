@@ -7,6 +7,7 @@
     floodlabel eval DATA ...   evaluate models with automatic prompts
     floodlabel export DATA --out DIR   export accepted masks (PNG, COCO)
     floodlabel finetune DATA --out PATH   fine-tune SAM's mask decoder on cached embeddings
+    floodlabel embed DATA --model M   pre-encode images into the embedding cache (--ray: on a Ray cluster)
 
 Expected errors print one line on stderr and exit with status 2; set FLOODLABEL_DEBUG=1 for tracebacks.
 """
@@ -20,7 +21,7 @@ import sys
 
 from floodlabel import __version__
 
-COMMAND_MODULES = ("gui", "stats", "models", "eval", "export", "finetune")
+COMMAND_MODULES = ("gui", "stats", "models", "eval", "export", "finetune", "embed")
 
 
 def build_parser() -> argparse.ArgumentParser:

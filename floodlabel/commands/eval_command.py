@@ -1,5 +1,5 @@
-"""`floodlabel eval DATA --model M [--model M2 ...] --prompt point|box|auto|both|all [--jobs N]`: score models with
-automatic prompts."""
+"""`floodlabel eval DATA --model M [--model M2 ...] --prompt point|box|auto|both|all [--jobs N] [--ray ADDRESS]`:
+score models with automatic prompts."""
 
 from __future__ import annotations
 
@@ -39,6 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--jobs", "-j", type=_positive_int, default=None, metavar="N",
                         help="worker processes per model (default: every core for classic, whose work per image "
                              "is single-threaded; 1 for SAM, whose encoder already uses every core)")
+    parser.add_argument("--ray", metavar="ADDRESS", default=None,
+                        help="run the per-image work as Ray tasks: 'local' (a Ray on this machine) or a cluster "
+                             "address such as 10.0.0.5:6379; results equal a local run's (needs the cluster extra; "
+                             "every node must see DATA and the models at the same paths)")
     parser.add_argument("--csv", metavar="PATH", default=DEFAULT_CSV,
                         help=f"per-image results, one row per model, prompt and image (default: ./{DEFAULT_CSV})")
     parser.add_argument("--no-noc", dest="noc", action="store_false",
@@ -86,9 +90,12 @@ def _run(args: argparse.Namespace) -> int:
         bar.n = done
         bar.refresh()
 
+    from floodlabel.core.cluster import ray_session
+
     try:
-        result = evaluate(dataset, args.models, [args.prompt], noc=args.noc, max_clicks=args.max_clicks,
-                          limit=args.limit, progress=progress, jobs=args.jobs)
+        with ray_session(args.ray):  # one Ray for every model
+            result = evaluate(dataset, args.models, [args.prompt], noc=args.noc, max_clicks=args.max_clicks,
+                              limit=args.limit, progress=progress, jobs=args.jobs, ray=args.ray)
     finally:
         if bar is not None:
             bar.close()

@@ -50,6 +50,8 @@ ENTRY_SUFFIX = ".femb"
 TEMP_SUFFIX = ".tmp"
 LOCK_NAME = ".lock"
 STALE_TEMP_SECONDS = 10 * 60
+DEFAULT_MAX_DISK_BYTES = 2 * 1024**3
+MAX_GB_ENV = "FLOODLABEL_CACHE_MAX_GB"
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,25 @@ def image_key(image: np.ndarray) -> str:
     return h.hexdigest()
 
 
+def default_max_disk_bytes() -> int:
+    """The disk cache's size limit: FLOODLABEL_CACHE_MAX_GB (GiB, a positive number) when set, else 2 GiB.
+
+    Every process sharing a cache folder trims it to its own limit, so a shared folder filled by `floodlabel embed`
+    needs the same setting on every machine that uses it (README, "Large datasets")."""
+    text = os.environ.get(MAX_GB_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_DISK_BYTES
+    try:
+        gb = float(text)
+    except ValueError:
+        gb = -1.0
+    if not (gb > 0 and gb < 1e9):
+        from floodlabel.core.errors import FloodLabelError
+
+        raise FloodLabelError(f"{MAX_GB_ENV}={text!r} is not accepted: a positive number of GiB, e.g. 200")
+    return int(gb * 1024**3)
+
+
 @dataclass
 class CacheStats:
     """Lookup counters of one EmbeddingCache (this process only)."""
@@ -79,19 +100,20 @@ class EmbeddingCache:
     """Memory LRU + disk cache of Embeddings, keyed by (model_id, image_key). Thread-safe.
 
     directory:      the disk folder (default: paths.embeddings_dir()); may be shared by processes.
-    max_disk_bytes: the folder's entries are trimmed to this many bytes after each put.
+    max_disk_bytes: the folder's entries are trimmed to this many bytes after each put (default:
+                    `default_max_disk_bytes()`, 2 GiB unless FLOODLABEL_CACHE_MAX_GB says otherwise).
     memory_items:   how many embeddings stay in memory (0 disables the memory level).
     """
 
     def __init__(
         self,
         directory: Path | None = None,
-        max_disk_bytes: int = 2 * 1024**3,
+        max_disk_bytes: int | None = None,
         memory_items: int = 8,
     ) -> None:
         self.directory = Path(directory) if directory is not None else embeddings_dir()
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.max_disk_bytes = int(max_disk_bytes)
+        self.max_disk_bytes = int(max_disk_bytes if max_disk_bytes is not None else default_max_disk_bytes())
         self.memory_items = int(memory_items)
         self._memory: OrderedDict[tuple[str, str], Embedding] = OrderedDict()
         self._lock = threading.Lock()

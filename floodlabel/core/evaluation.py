@@ -141,6 +141,7 @@ def evaluate(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
     jobs: int | None = None,
+    ray: str | None = None,
 ) -> EvaluationResult:
     """Evaluate each model on the dataset's pairs (protocol in the module docstring).
 
@@ -148,6 +149,7 @@ def evaluate(
     prompt_kinds: any of 'point', 'box' ('both' means both); each kind is its own summary row.
     limit: evaluate only the first `limit` evaluable pairs (natural stem order).
     jobs: worker processes per model (None: eval_parallel.default_jobs, i.e. cores for classic, 1 for SAM).
+    ray: a Ray address ("local" or a cluster's): the per-image work runs as Ray tasks (`eval_ray`; jobs ignored).
     Raises ModelError (unknown name, missing checkpoint) or DatasetError (no masks, no pairs) before any work.
     """
     models = list(dict.fromkeys(str(m) for m in models))
@@ -169,6 +171,12 @@ def evaluate(
     for model in models:
         if cancel is not None and cancel.is_set():
             break
+        if ray is not None:
+            from floodlabel.core.eval_ray import evaluate_model_ray
+
+            done = evaluate_model_ray(ray, model, pairs, kinds, result.noc, max_clicks, result, bad_stems, done,
+                                      total, progress, cancel)
+            continue
         model_jobs = jobs if jobs is not None else _default_jobs(model, len(pairs))
         if model_jobs > 1 and len(pairs) > 1:
             from floodlabel.core.eval_parallel import evaluate_model_parallel
