@@ -62,6 +62,8 @@ class ImageResult:
 
     score:  the model's own quality estimate of the kept mask (SAM's predicted IoU; classic: a heuristic).
     clicks: the NoC session (point rows only, when NoC is on), else None.
+    used_prompt: the Prompt the model was given (original-image pixels; the NoC session's first click on point
+        rows); None for "auto". Identical for every model on the same image and kind. Not part of the CSV.
     """
 
     model: str
@@ -70,6 +72,7 @@ class ImageResult:
     metrics: MaskMetrics
     score: float
     clicks: ClickResult | None = None
+    used_prompt: Prompt | None = field(default=None, compare=False, repr=False)
 
     @property
     def iou(self) -> float:
@@ -262,8 +265,10 @@ def _evaluate_pair(session, model: str, pair: ImagePair, kinds: list[str], noc: 
         return Skipped(pair.stem, "ground-truth mask is empty (no water to prompt for)")
     emb = session.embedding(image)
     for kind in kinds:
+        prompt = None
         if kind == "point":
-            pred = session.predict(emb, point_prompt(gt), multimask=True)
+            prompt = point_prompt(gt)
+            pred = session.predict(emb, prompt, multimask=True)
             best = pred.best
             mask, score, logits = pred.mask(best), float(pred.scores[best]), pred.low_res_logits[best]
             clicks = _click_session(session, emb, gt, mask, logits, max_clicks) if noc else None
@@ -275,9 +280,10 @@ def _evaluate_pair(session, model: str, pair: ImagePair, kinds: list[str], noc: 
             mask, score = auto_water_prediction(session, image, emb, gt)
             clicks = None
         else:
-            pred = session.predict(emb, box_prompt(gt), multimask=False)
+            prompt = box_prompt(gt)
+            pred = session.predict(emb, prompt, multimask=False)
             mask, score, clicks = pred.mask(0), float(pred.scores[0]), None
-        rows.append(ImageResult(model, kind, pair.stem, mask_metrics(mask, gt), score, clicks))
+        rows.append(ImageResult(model, kind, pair.stem, mask_metrics(mask, gt), score, clicks, prompt))
     return None
 
 

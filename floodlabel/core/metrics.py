@@ -71,6 +71,22 @@ def metrics_from_counts(tp: int, p: int, g: int) -> MaskMetrics:
     )
 
 
+def agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU between two models' masks of the same image (1.0 = they agree on every pixel; both empty: 1.0).
+
+    When the shapes differ (a mask at the display size against one at the image's size), b is resized to a's
+    shape by nearest neighbour first. Both must be 2-D.
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"masks must be 2-D: {a.shape}, {b.shape}")
+    if a.shape != b.shape:
+        import cv2
+
+        b = cv2.resize((b != 0).view(np.uint8), (a.shape[1], a.shape[0]), interpolation=cv2.INTER_NEAREST)
+    return mask_metrics(a, b).iou
+
+
 @dataclass(frozen=True)
 class MeanStd:
     """Mean and population standard deviation (ddof=0); NaN for no data."""

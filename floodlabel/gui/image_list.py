@@ -1,5 +1,10 @@
 """The image list dock: one row per image of a FloodDataset, with its size, annotation status, IoU and problems.
 
+The review queue: "Conf." is the model's own predicted IoU of the mask shown for that image (set by the window as
+the model scores it; useful where there is no GT), and "Least confident first" sorts by it. "A↔B" (shown once a
+value is set, in compare mode) is the IoU between the two compared models' masks: low = they disagree, an
+informative image to label next; a click on its header sorts by it.
+
 Rows appear at once (nothing is decoded, no header is read: 1,000 images list in milliseconds). Image and mask
 sizes are read afterwards from file headers by a daemon thread (`_SizeScanner`) in chunks, reported through a relay
 QObject like gui/background.py, so the list never blocks. A pair whose header cannot be read is a red row with the
@@ -28,8 +33,12 @@ from floodlabel.core.datasets import FloodDataset
 from floodlabel.core.errors import ImageReadError
 
 STATUSES = ("new", "in progress", "accepted")
-COLUMNS = ("#", "Name", "Size", "Status", "IoU", "Problem")
-COL_INDEX, COL_NAME, COL_SIZE, COL_STATUS, COL_IOU, COL_PROBLEM = range(len(COLUMNS))
+COLUMNS = ("#", "Name", "Size", "Status", "IoU", "Conf.", "A↔B", "Problem")
+COL_INDEX, COL_NAME, COL_SIZE, COL_STATUS, COL_IOU, COL_CONFIDENCE, COL_AGREEMENT, COL_PROBLEM = range(len(COLUMNS))
+HEADER_TIPS = {COL_IOU: "IoU of the shown mask against the ground truth",
+               COL_CONFIDENCE: "Confidence: the model's own predicted IoU of the shown mask (no GT needed)",
+               COL_AGREEMENT: "Agreement in compare mode: IoU between model A's and model B's masks (low = they "
+                              "disagree)"}
 NO_GT = "no GT"
 SIZE_CHUNK = 64
 """Rows whose headers are read before one result is sent to the UI thread."""
@@ -46,7 +55,8 @@ class ImageListDock(QDockWidget):
 
     Signals: row_selected(int model row) when the current row changes (by the user, or by `select_row`).
     Attributes for tests and the window: model (ImageListModel), proxy (QSortFilterProxyModel), view (QTableView),
-    filter_edit (QLineEdit), worst_button (QPushButton: sort by IoU, worst first), summary_label (QLabel).
+    filter_edit (QLineEdit), worst_button (QPushButton: sort by IoU, worst first), confidence_button (QPushButton:
+    sort by confidence, least first), summary_label (QLabel).
     """
 
     row_selected = Signal(int)
@@ -74,8 +84,10 @@ class ImageListDock(QDockWidget):
         header = self.view.horizontalHeader()
         header.setStretchLastSection(True)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)  # never ResizeToContents: O(rows)
-        for col, chars in ((COL_INDEX, 5), (COL_NAME, 12), (COL_SIZE, 10), (COL_STATUS, 12), (COL_IOU, 6)):
+        for col, chars in ((COL_INDEX, 5), (COL_NAME, 12), (COL_SIZE, 10), (COL_STATUS, 12), (COL_IOU, 6),
+                           (COL_CONFIDENCE, 6), (COL_AGREEMENT, 6)):
             self.view.setColumnWidth(col, self.view.fontMetrics().averageCharWidth() * chars + 12)
+        self.view.setColumnHidden(COL_AGREEMENT, True)  # until compare mode gives a value
         self.view.selectionModel().currentRowChanged.connect(self._on_current_changed)
 
         self.filter_edit = QLineEdit()
@@ -85,16 +97,23 @@ class ImageListDock(QDockWidget):
         self.worst_button = QPushButton("Worst IoU first")
         self.worst_button.setToolTip("Sort by IoU against the ground truth, lowest first (images without IoU last)")
         self.worst_button.clicked.connect(self.sort_by_iou)
+        self.confidence_button = QPushButton("Least confident first")
+        self.confidence_button.setToolTip("Review queue without GT: sort by the model's own predicted IoU, lowest "
+                                          "first (images not scored yet last). In compare mode, click the A↔B "
+                                          "header to sort by the disagreement between the two models")
+        self.confidence_button.clicked.connect(self.sort_by_confidence)
         self.summary_label = QLabel("No dataset")
         self.summary_label.setStyleSheet("color: gray")
 
-        top = QHBoxLayout()
-        top.addWidget(self.filter_edit, 1)
-        top.addWidget(self.worst_button)
+        sorts = QHBoxLayout()
+        sorts.addWidget(self.worst_button)
+        sorts.addWidget(self.confidence_button)
+        sorts.addStretch(1)
         body = QWidget()
         layout = QVBoxLayout(body)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addLayout(top)
+        layout.addWidget(self.filter_edit)
+        layout.addLayout(sorts)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.summary_label)
         self.setWidget(body)
@@ -128,6 +147,24 @@ class ImageListDock(QDockWidget):
     def set_iou(self, row: int, iou: float | None) -> None:
         """IoU of model row `row` against its ground truth (None: not known)."""
         self.model.set_iou(row, iou)
+
+    def set_confidence(self, row: int, value: float | None) -> None:
+        """The model's predicted IoU of the mask shown for model row `row` (None: not known)."""
+        if 0 <= row < self.model.rowCount():
+            self.model.set_value(row, COL_CONFIDENCE, value)
+
+    def set_agreement(self, row: int, value: float | None) -> None:
+        """IoU between the two compared models' masks on model row `row` (None: not known); shows the A↔B column."""
+        if 0 <= row < self.model.rowCount():
+            self.model.set_value(row, COL_AGREEMENT, value)
+            if value is not None:
+                self.view.setColumnHidden(COL_AGREEMENT, False)
+
+    def clear_agreement(self) -> None:
+        """Forget every A↔B value (the compared model changed) and hide the column."""
+        for row in range(self.model.rowCount()):
+            self.model.set_value(row, COL_AGREEMENT, None)
+        self.view.setColumnHidden(COL_AGREEMENT, True)
 
     def set_problem(self, row: int, text: str | None) -> None:
         """A problem found by the window (e.g. the image failed to decode); shown red, before the list's own.
@@ -168,6 +205,14 @@ class ImageListDock(QDockWidget):
     def sort_by_iou(self) -> None:
         """Sort the view by IoU, worst first; rows without an IoU go last."""
         self.view.sortByColumn(COL_IOU, Qt.SortOrder.AscendingOrder)
+
+    def sort_by_confidence(self) -> None:
+        """Sort the view by the model's confidence, least first; rows without one go last."""
+        self.view.sortByColumn(COL_CONFIDENCE, Qt.SortOrder.AscendingOrder)
+
+    def sort_by_agreement(self) -> None:
+        """Sort the view by A↔B agreement, most disagreement first; rows without one go last."""
+        self.view.sortByColumn(COL_AGREEMENT, Qt.SortOrder.AscendingOrder)
 
     def scanning(self) -> bool:
         """True while image sizes are still being read."""
@@ -227,6 +272,14 @@ class ImageListModel(QAbstractTableModel):
         self._rows[row].iou = None if iou is None or math.isnan(iou) else float(iou)
         self._changed(row, COL_IOU, COL_IOU)
 
+    def set_value(self, row: int, col: int, value: float | None) -> None:
+        """A number column (COL_CONFIDENCE, COL_AGREEMENT) of model row `row`; None or NaN: not known."""
+        attr = _VALUE_ATTRS[col]
+        value = None if value is None or math.isnan(value) else float(value)
+        if getattr(self._rows[row], attr) != value:
+            setattr(self._rows[row], attr, value)
+            self._changed(row, col, col)
+
     def set_problem(self, row: int, text: str | None) -> None:
         self._rows[row].external_problem = text or None
         self._changed(row, 0, len(COLUMNS) - 1)
@@ -262,6 +315,8 @@ class ImageListModel(QAbstractTableModel):
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section]
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
+            return HEADER_TIPS.get(section)
         return None
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -287,7 +342,7 @@ class ImageListModel(QAbstractTableModel):
             return None
         if role == Qt.ItemDataRole.BackgroundRole:
             return QBrush(ERROR_BACKGROUND) if r.problem()[1] else None
-        if role == Qt.ItemDataRole.TextAlignmentRole and col in (COL_INDEX, COL_IOU):
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (COL_INDEX, COL_IOU, COL_CONFIDENCE, COL_AGREEMENT):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
@@ -306,6 +361,9 @@ class ImageListModel(QAbstractTableModel):
             return r.status
         if col == COL_IOU:
             return f"{r.iou:.3f}" if r.iou is not None else "–"
+        if col in _VALUE_ATTRS:
+            value = getattr(r, _VALUE_ATTRS[col])
+            return f"{value:.2f}" if value is not None else "–"
         return r.problem()[0] or ""
 
     def _sort_key(self, i: int, r: "_Row", col: int) -> Any:
@@ -317,6 +375,8 @@ class ImageListModel(QAbstractTableModel):
             return STATUSES.index(r.status)
         if col == COL_IOU:
             return r.iou
+        if col in _VALUE_ATTRS:
+            return getattr(r, _VALUE_ATTRS[col])
         problem, error = r.problem()
         return (2 if error else 1 if problem else 0)
 
@@ -336,6 +396,8 @@ class _Row:
     header_error: str | None = None
     scanned: bool = False
     external_problem: str | None = None
+    confidence: float | None = None
+    agreement: float | None = None
 
     def problem(self) -> tuple[str | None, bool]:
         """(text, is_error): the window's problem, else an unreadable header, a size mismatch, or "no GT"."""
@@ -349,6 +411,9 @@ class _Row:
         if self.mask is None:
             return NO_GT, False
         return None, False
+
+
+_VALUE_ATTRS = {COL_CONFIDENCE: "confidence", COL_AGREEMENT: "agreement"}
 
 
 class _IouLastProxy(QSortFilterProxyModel):
