@@ -235,9 +235,10 @@ class AnnotationWindow(QMainWindow):
         """Show model `model` (name or .pth; None or "" = off) beside the current one, on the same prompts."""
         self._compare_model = model or ""
         self.image_list.clear_agreement()  # A↔B values of another B
-        j = self.compare_combo.findData(self._compare_model)
-        if j >= 0:
-            self.compare_combo.setCurrentIndex(j)
+        if model and self.compare_combo.findData(model) < 0:
+            self._extra_models[model] = Path(model).name  # a file not listed yet: list it in both selectors
+            self._fill_models()
+        self.compare_combo.setCurrentIndex(max(0, self.compare_combo.findData(self._compare_model)))
         if not model:
             self.compare.set_session(None)
             return
