@@ -53,6 +53,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Under `torchrun --nproc-per-node N -m floodlabel finetune ...`: N processes train together (DDP,
+    core/training/distributed.py); rank 0 prints the report and writes the checkpoint."""
+    import contextlib
+    import io
+
+    from floodlabel.core.training import distributed
+
+    started = distributed.init_from_env()
+    try:
+        if distributed.current().is_main:
+            return _run(args)
+        with contextlib.redirect_stdout(io.StringIO()):  # one report, from rank 0
+            return _run(args)
+    finally:
+        if started:
+            distributed.shutdown()
+
+
+def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from floodlabel.core.engine import SegmentationSession

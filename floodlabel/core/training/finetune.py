@@ -24,6 +24,8 @@ Steps:
    is taken with it and the file at `out` (the best epoch so far) is not touched.
    `cancel` (a threading.Event) is checked between steps and images: the run stops with `stopped="cancelled"`; the
    best epoch's checkpoint, if any epoch finished, is rewritten with the metrics so far (same weights).
+6. Under `torchrun --nproc-per-node N` the same run is shared by N processes with DistributedDataParallel
+   (`distributed.py`: each rank a share of every batch and of validation, rank 0 writes the checkpoint).
 """
 
 from __future__ import annotations
@@ -42,10 +44,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from floodlabel.core.training import batched_decoder, losses
+from floodlabel.core.training import batched_decoder, distributed, losses
 from floodlabel.core.training.decoder_checkpoint import (BaseModelInfo, DecoderCheckpoint, read_decoder_checkpoint,
                                                          save_decoder_checkpoint)
-from floodlabel.core.training.embeddings import EmbeddingReader, PreparedItem, TrainingError, prepare_embeddings
+from floodlabel.core.training.embeddings import EmbeddingReader, PreparedItem, TrainingError
 from floodlabel.core.training.examples import (PROMPT_KINDS, Target, TrainingItem, correction_click, jittered_box,
                                                random_point, validation_prompts)
 
@@ -165,13 +167,14 @@ def finetune(
     if not hasattr(seg, "loaded"):
         raise TrainingError(f"{session.model_id} is not a SAM model: only SAM's decoder can be fine-tuned")
     settings = replace(settings, precision=resolve_precision(settings.precision, seg.device))  # recorded as run
-    emit = progress or (lambda event: None)
+    ddp = distributed.current()  # several processes under torchrun (training/distributed.py), else a no-op
+    emit = progress if progress is not None and ddp.is_main else (lambda event: None)
     t_start = time.perf_counter()
 
-    prepared, skipped = prepare_embeddings(
+    prepared, skipped = distributed.prepare(
         items, session, lambda d, t, name: emit(TrainingProgress("embedding", d, t, message=name)), cancel)
     embed_seconds = time.perf_counter() - t_start
-    if cancel is not None and cancel.is_set():
+    if ddp.any(cancel is not None and cancel.is_set()):
         return _finish_early(prepared, skipped, embed_seconds, "cancelled while preparing embeddings", emit)
     if len(prepared) < 2:
         raise TrainingError(f"fine-tuning needs at least 2 usable image/mask pairs, found {len(prepared)}")
@@ -205,7 +208,7 @@ def finetune(
         order = rng.permutation(len(train))
         batch_losses = []
         for s in range(steps_per_epoch):
-            if cancel is not None and cancel.is_set():
+            if ddp.any(cancel is not None and cancel.is_set()):
                 stopped = "cancelled"
                 break
             t_step = time.perf_counter()
@@ -237,13 +240,13 @@ def finetune(
         trainer.scheduler.step()
         if best is None or val_iou > best[1]:
             best = (epoch, val_iou, *trainer.state())
-            saved = save_decoder_checkpoint(checkpoint_of(best), out)
+            saved = ddp.save(save_decoder_checkpoint, checkpoint_of(best), out)
         emit(TrainingProgress("epoch", step, total_steps, epoch, settings.epochs, step, m.train_loss, val_iou,
                               m.lr, time.perf_counter() - t_start,
                               _eta(step, total_steps, step_time, val_time, epoch, settings.epochs), m))
 
     if stopped != "diverged" and best is not None:
-        saved = save_decoder_checkpoint(checkpoint_of(best), out)  # same weights, every epoch's metrics
+        saved = ddp.save(save_decoder_checkpoint, checkpoint_of(best), out)  # same weights, every epoch's metrics
     if stopped == "cancelled":
         message = (f"cancelled at epoch {len(metrics) + 1}; " +
                    (f"best checkpoint (epoch {best[0]}, val IoU {best[1]:.3f}) saved to {saved}" if best
@@ -300,6 +303,8 @@ class _Trainer:
         params = list(self.decoder.parameters())
         if settings.train_prompt_encoder:
             params += [p for p in self.prompt_encoder.parameters() if p.requires_grad]
+        self.ddp = distributed.current()
+        self.loss_module = self.ddp.wrap(_BatchLoss(self))  # DistributedDataParallel under torchrun
         self.optimizer = torch.optim.Adam(params, lr=settings.lr)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, settings.lr_step_epochs, settings.lr_gamma)
 
@@ -321,9 +326,23 @@ class _Trainer:
         """One optimiser step over the batch; returns the batch loss (no step is taken if it is not finite)."""
         self.decoder.train()
         self.optimizer.zero_grad(set_to_none=True)
-        features = torch.cat([self.reader.features(item) for item in batch])  # (B, 256, 64, 64) float32
-        prompts = [self._draw_prompt(item.target, rng) for item in batch]
+        size = len(batch)
+        prompts = [self._draw_prompt(item.target, rng) for item in batch]  # all of them on every rank: rng in step
+        batch, prompts = self.ddp.share(batch), self.ddp.share(prompts)  # this rank's part (one process: all)
+        features = torch.cat([self.reader.features(item) for item in batch]) if batch else None  # (B, 256, 64, 64)
         self._add_corrections(features, batch, prompts)
+        total_loss = self.loss_module(features, batch, prompts) / size
+        total = self.ddp.sum(float(total_loss.detach()))
+        if not math.isfinite(total) or total > self.settings.max_loss:
+            return total
+        (total_loss * self.ddp.world).backward()  # DDP averages the ranks' gradients: the batch mean's gradient
+        self.optimizer.step()
+        return total
+
+    def batch_loss_sum(self, features, batch: Sequence[PreparedItem], prompts) -> torch.Tensor:
+        """The sum of the examples' losses (`_BatchLoss.forward`)."""
+        if not batch:  # a rank with no share of a short batch still joins the gradient all-reduce, with zeros
+            return sum(p.reshape(-1)[0] for p in self.decoder.parameters()) * 0.0
         example_losses: list[torch.Tensor | None] = [None] * len(batch)
         for idx in _groups(prompts):
             with self.autocast():
@@ -334,13 +353,7 @@ class _Trainer:
                 sel = slice(1, 4) if multimask else slice(0, 1)
                 example_losses[i] = self._loss(low[j: j + 1, sel].float(), iou_pred[j: j + 1, sel].float(),
                                                batch[i].target)
-        total_loss = torch.stack(example_losses).sum() / len(batch)
-        total = float(total_loss.detach())
-        if not math.isfinite(total) or total > self.settings.max_loss:
-            return total
-        total_loss.backward()
-        self.optimizer.step()
-        return total
+        return torch.stack(example_losses).sum()
 
     def _draw_prompt(self, target: Target, rng: np.random.Generator):
         """(coords, labels, box, mask_input, multimask, kind); correction prompts get their click later."""
@@ -417,6 +430,7 @@ class _Trainer:
         Both prompts have 2 sparse tokens, so `images_per_call` images (2 prompts each) go through one call."""
         self.decoder.eval()
         ious, dices = [], []
+        items = self.ddp.share(items)  # each rank its contiguous part; gathered in rank order below
         for start in range(0, len(items), images_per_call):
             chunk = items[start: start + images_per_call]
             feats, prompts, owners = [], [], []
@@ -437,7 +451,23 @@ class _Trainer:
                 ious.append(float(losses.hard_iou(chosen, gt, valid)))
                 dices.append(float(losses.hard_dice(chosen, gt, valid)))
         self.decoder.train()
+        ious, dices = self.ddp.gather(ious), self.ddp.gather(dices)
         return float(np.mean(ious)), float(np.mean(dices))
+
+
+class _BatchLoss(torch.nn.Module):
+    """The trained modules with the batch loss as forward: what DistributedDataParallel wraps (one forward and
+    one backward per step)."""
+
+    def __init__(self, trainer: _Trainer) -> None:
+        super().__init__()
+        self.decoder = trainer.decoder
+        if trainer.settings.train_prompt_encoder:
+            self.prompt_encoder = trainer.prompt_encoder
+        self._trainer = [trainer]  # not a submodule
+
+    def forward(self, features, batch, prompts) -> torch.Tensor:
+        return self._trainer[0].batch_loss_sum(features, batch, prompts)
 
 
 def resolve_precision(precision: str, device) -> str:

@@ -1,0 +1,103 @@
+"""`torchrun --nproc-per-node 2 -m floodlabel finetune ...` (DistributedDataParallel over gloo, CPU) against the same
+command in one process: one checkpoint in the same format, metrics within stated tolerances."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+from image_factories import mask_png, save
+from synthetic_scenes import make_flood_scene
+from tiny_sam import tiny_sam_checkpoint
+
+import floodlabel.cli as cli
+from floodlabel.core.training.decoder_checkpoint import read_decoder_checkpoint
+
+H, W = 96, 128
+KINDS = ("lake", "river", "scattered")
+
+
+def report(stdout: str) -> dict:
+    """The --json result (a message line follows it)."""
+    return json.JSONDecoder().raw_decode(stdout[stdout.index("{"):])[0]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_process_ddp_finetune_matches_one_process(tmp_path, monkeypatch, capsys):
+    """What differs between the runs, and why the tolerances:
+    - the same seeded split, epoch order and prompts on both (every rank draws the whole batch's prompts), the same
+      starting weights and the same cached float16 embeddings (the one-process run fills the cache, both read it);
+    - one process sums a batch's examples' gradients in one backward; two processes each sum their half (rank 0
+      has none of the 1-example batch and adds zeros), then gloo averages the two ranks' gradients, so float32
+      sums run in another order (~1e-7 relative). Adam divides each gradient by its own running size, so where
+      a gradient is within rounding of zero its step (up to lr = 1e-3) can differ: over 6 steps the largest
+      single weight differs by < 5e-4 (measured here: 1.2e-4), while the difference of the whole weight vectors
+      is < 1% of how far training moved them (measured: 0.0075%); epoch losses agree to 1e-4 relative
+      (measured: 1.5e-7 absolute);
+    - validation: each rank scores its half of the validation images and the lists are gathered in rank order (the
+      one-process order); the decoder runs on other batch groupings, so a logit near 0 can flip a pixel: IoU and
+      Dice agree to 2e-3 (measured: identical, the base validation too);
+    - fp32 (FLOODLABEL_PRECISION=fp32) on both: bf16 autocast rounds products to ~3 decimals, which would blur
+      the comparison.
+    """
+    root = tmp_path / "data"
+    for i in range(7):  # 5 training images, batch 4: the second step has 1 example, so rank 0 has none
+        image, mask = make_flood_scene(H, W, seed=i, kind=KINDS[i % 3])
+        save(root / "Image" / f"{i}.png", image, "PNG")
+        mask_png(root / "Mask" / f"{i}.png", mask * 255)
+    base = tiny_sam_checkpoint(tmp_path / "tiny.pth", seed=3)
+    monkeypatch.setenv("FLOODLABEL_PRECISION", "fp32")
+    args = ["finetune", str(root), "--from-gt", "--model", str(base), "--epochs", "3", "--lr", "1e-3", "--batch",
+            "4", "--val-fraction", "0.34", "--seed", "1", "--json"]
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert cli.main([*args, "--out", str(tmp_path / "one.pth")]) == 0
+    finally:
+        torch.set_num_threads(before)
+    one = report(capsys.readouterr().out)
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo", "FLOODLABEL_DEBUG": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
+         "--master-addr", "127.0.0.1", "--master-port", str(free_port()), "-m", "floodlabel", *args,
+         "--out", str(tmp_path / "two.pth")],
+        env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    two = report(proc.stdout)  # rank 0's report only (rank 1 prints nothing)
+    assert proc.stdout.count('"checkpoint"') == 1
+
+    assert two["embedded"] == 0  # read from the shared cache the first run filled
+    assert (two["train"], two["val"]) == (one["train"], one["val"]) == (5, 2)
+    assert two["base_val_iou"] == pytest.approx(one["base_val_iou"], abs=1e-6)
+    assert len(two["epochs"]) == len(one["epochs"]) == 3
+    for a, b in zip(one["epochs"], two["epochs"]):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
+        assert b["val_iou"] == pytest.approx(a["val_iou"], abs=2e-3)
+        assert b["val_dice"] == pytest.approx(a["val_dice"], abs=2e-3)
+        assert b["lr"] == a["lr"]
+
+    c1, c2 = read_decoder_checkpoint(tmp_path / "one.pth"), read_decoder_checkpoint(tmp_path / "two.pth")
+    assert c2.best_epoch == c1.best_epoch and c2.data["hash"] == c1.data["hash"] and c2.base == c1.base
+    assert c2.settings == c1.settings and c2.mask_decoder.keys() == c1.mask_decoder.keys()
+    start = {k[len("mask_decoder."):]: v for k, v in torch.load(base, weights_only=True).items()
+             if k.startswith("mask_decoder.")}
+    keys = sorted(c1.mask_decoder)
+    flat = [torch.cat([c[k].float().reshape(-1) for k in keys]) for c in (c1.mask_decoder, c2.mask_decoder, start)]
+    worst = float((flat[0] - flat[1]).abs().max())
+    moved = float((flat[0] - flat[2]).norm())
+    assert worst < 5e-4
+    assert float((flat[0] - flat[1]).norm()) < 0.01 * moved  # the runs moved the weights alike
+    assert not list(tmp_path.glob("two.pth.*"))  # one writer: no second temp file left
