@@ -19,7 +19,7 @@ from typing import Any, Callable
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Signal
 
 from floodlabel.core.annotation import Annotation, Stroke, view_size
 from floodlabel.core.candidates import candidate_thumbnails
@@ -370,7 +370,6 @@ class SegmentationController(QObject):
         session, emb, item = self.session, self.embedding, self.item
         candidate = self.annotation.candidate if self.annotation is not None else None
         size = view_size(item.original_size)
-        native = item.original_size
         key = self._prompt_key(prompt)
 
         def job() -> Decoded:
