@@ -23,7 +23,6 @@ mapping is taken as affine (pan + zoom, no rotation), fitted by least squares to
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
