@@ -491,3 +491,30 @@ def test_show_image_with_prompt_applies_the_prompt(qtbot, window, data, session)
     ann = w.controller.annotation
     assert "b_river.png" in w.windowTitle() and len(ann.prompt.points) == 1 and ann.prompt.box is not None
     qtbot.waitUntil(lambda: any(row == 1 for row, _ in scores), timeout=5000)
+
+
+def test_a_large_image_decodes_at_view_size_and_scores_the_native_mask(qtbot, window, tmp_path, session):
+    """3000x2400 > the 2048 view cap: the overlay is decoded smaller, the saved mask and its IoU at full size."""
+    root = tmp_path / "big"
+    (root / "Image").mkdir(parents=True)
+    (root / "Mask").mkdir()
+    image, gt = make_flood_scene(600, 750, seed=3, kind="lake")
+    big = np.repeat(np.repeat(image, 4, axis=0), 4, axis=1)
+    big_gt = np.repeat(np.repeat(gt, 4, axis=0), 4, axis=1)
+    Image.fromarray(big).save(root / "Image" / "big.png")
+    Image.fromarray(big_gt.astype(np.uint8) * 255).save(root / "Mask" / "big.png")
+    w = window(root, session=session)
+    wait_ready(qtbot, w, timeout=60000)
+    x, y = interior_point(big_gt)
+    click(w, x, y)
+    qtbot.waitUntil(lambda: w.controller.native_mask is not None and w.controller.native_ready(), timeout=20000)
+    assert w.canvas.overlay_array().shape == (1638, 2048)  # view size
+    mask = w.controller.native_mask
+    assert mask.shape == big_gt.shape
+    assert w.metrics_panel.iou_label.text() == f"{mask_metrics(mask, big_gt).iou:.3f}"
+    # a stroke after the decode: composed on the UI thread from the native mask, same rule
+    w.set_tool("brush")
+    drag(w, (100, 2000), (600, 2000))
+    qtbot.waitUntil(lambda: len(w.controller.annotation.strokes) == 1)
+    qtbot.waitUntil(lambda: w.controller.native_ready() and w.controller.native_mask[2000, 300], timeout=20000)
+    assert w.metrics_panel.iou_label.text() == f"{mask_metrics(w.controller.native_mask, big_gt).iou:.3f}"

@@ -31,6 +31,14 @@ STROKE_MODES = ("paint", "erase")
 UNTOUCHED, PAINTED, ERASED = 0, 1, 2  # stroke_layer values
 
 
+def apply_stroke_layer(mask: np.ndarray, layer: np.ndarray) -> np.ndarray:
+    """In place: erased pixels of `layer` ((h, w) uint8 from `Annotation.stroke_layer`) become False in `mask`
+    ((h, w) bool), painted ones True. Returns `mask`. (A worker thread can apply a copied layer with this.)"""
+    mask &= layer != ERASED
+    mask |= layer == PAINTED
+    return mask
+
+
 def view_size(original_size: tuple[int, int], max_side: int = MAX_VIEW_SIDE) -> tuple[int, int]:
     """(h, w) of the view: original (H, W) scaled so the long side is at most max_side (never upscaled).
 
@@ -264,9 +272,7 @@ class Annotation:
         else:
             out = np.zeros(size, bool)
         if self._state.strokes:
-            layer = self.stroke_layer(size)
-            out &= layer != ERASED
-            out |= layer == PAINTED
+            apply_stroke_layer(out, self.stroke_layer(size))
         return out
 
     # ---- persistence and events ---------------------------------------------------------------------------

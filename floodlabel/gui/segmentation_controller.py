@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from floodlabel.core.annotation import Annotation, Stroke, view_size
+from floodlabel.core.annotation import Annotation, Stroke, apply_stroke_layer, view_size
 from floodlabel.core.candidates import candidate_thumbnails
 from floodlabel.core.datasets import FloodDataset, ImagePair
 from floodlabel.core.image_item import ImageItem, load_image_item
@@ -52,6 +52,11 @@ class Decoded:
     size: tuple[int, int]
     thumbs: list[np.ndarray] = field(default_factory=list)
     native_mask: np.ndarray | None = None
+    # large images: the native mask with the strokes applied and its metrics, made in the worker for the
+    # annotation at `version` (the UI thread does not compose and score 12 MP masks per click)
+    composed: np.ndarray | None = None
+    metrics: MaskMetrics | None = None
+    version: int = -1
 
 
 class SegmentationController(QObject):
@@ -112,6 +117,7 @@ class SegmentationController(QObject):
         self._request = 0
         self._embed_started = 0.0
         self._prefetched_rows: set[int] = set()
+        self._prefetched_items: dict[int, ImageItem] = {}  # row -> image decoded by the prefetch (at most 2)
 
     # ------------------------------------------------------------------------------------------------ session
 
@@ -140,6 +146,7 @@ class SegmentationController(QObject):
         self.dataset = dataset
         self.row = -1
         self._prefetched_rows.clear()
+        self._prefetched_items.clear()
 
     def select(self, row: int) -> None:
         """Show dataset row `row`: the image loads in the background, then its embedding (cache first)."""
@@ -158,9 +165,10 @@ class SegmentationController(QObject):
         pair = self.dataset.pairs[row]
         self._request += 1
         restore = self.restore_fn
+        prefetched = self._prefetched_items.pop(row, None)
 
         def job() -> tuple[int, ImageItem, tuple]:
-            item = load_image_item(pair)
+            item = prefetched if prefetched is not None else load_image_item(pair)
             return row, item, restore(pair.image) if restore is not None else (None, None, None)
 
         self.loader.submit(self._request, job)
@@ -336,6 +344,7 @@ class SegmentationController(QObject):
         self.embedding = embedding
         self.embedding_ready.emit(seconds)
         self._on_annotation_changed(self.annotation)  # clicks made while encoding apply now
+        self.embedder.pause_prefetch(PREFETCH_PAUSE_S)  # the first clicks on this image come before the prefetch
         self._prefetch_next()
 
     def _on_embed_failed(self, key: str, message: str) -> None:
@@ -398,12 +407,16 @@ class SegmentationController(QObject):
     def _request_native(self, shown: Decoded) -> None:
         """The shown candidate at the image's own size, for metrics and saving (decoded again, off the UI thread)."""
         session, emb, prompt_key = self.session, self.embedding, shown.prompt_key
-        prompt, candidate = self.annotation.prompt, self._chosen(shown)
+        ann, gt = self.annotation, self.item.gt
+        prompt, candidate, version = ann.prompt, self._chosen(shown), ann.version
+        layer = ann.stroke_layer(self.item.original_size).copy() if ann.strokes else None  # a snapshot
 
         def job() -> Decoded:
-            pred = session.predict(emb, prompt, multimask=True)
+            native = session.predict(emb, prompt, multimask=True).mask(candidate)
+            composed = apply_stroke_layer(native.copy(), layer) if layer is not None else native
+            metrics = mask_metrics(composed, gt) if gt is not None else None
             return Decoded("native", prompt_key, shown.prediction, candidate, shown.size, shown.thumbs,
-                           pred.mask(candidate))
+                           native, composed, metrics, version)
 
         self._request += 1
         self.decoder.submit(self._request, job)
@@ -471,12 +484,17 @@ class SegmentationController(QObject):
             self._native_pending = True
             return  # the native mask is on its way from the decode worker
         self._native_pending = False
-        if model_native is None and not ann.strokes:
-            self.native_mask = None
-        else:
-            self.native_mask = ann.compose(model_native if model_native is not None else np.zeros(native_size, bool))
         has_gt = item.gt is not None
-        self.metrics = mask_metrics(self.native_mask, item.gt) if has_gt and self.native_mask is not None else None
+        if (self.fixed_mask is None and shown is not None and shown.kind == "native"
+                and shown.version == ann.version and shown.composed is not None):
+            self.native_mask, self.metrics = shown.composed, shown.metrics  # made in the worker
+        else:
+            if model_native is None and not ann.strokes:
+                self.native_mask = None
+            else:
+                base = model_native if model_native is not None else np.zeros(native_size, bool)
+                self.native_mask = ann.compose(base)
+            self.metrics = mask_metrics(self.native_mask, item.gt) if has_gt and self.native_mask is not None else None
         if self.metrics is not None:
             self.noc.update(ann.click_count, self.metrics.iou)
         self.metrics_changed.emit(self.metrics, has_gt)
@@ -511,10 +529,14 @@ class SegmentationController(QObject):
         self._prefetched_rows.add(nxt)
         pair: ImagePair = ds.pairs[nxt]
 
-        def job(checkpoint: Callable[[], None]) -> None:
-            from floodlabel.core.images import read_image
+        items = self._prefetched_items
 
-            session.embedding(read_image(pair.image), checkpoint=checkpoint)
+        def job(checkpoint: Callable[[], None]) -> None:
+            item = load_image_item(pair)  # decoded once: select() reuses it (a 12 MP JPEG takes ~100 ms)
+            while len(items) >= 2:
+                items.pop(next(iter(items)), None)
+            items[nxt] = item
+            session.embedding(item.image, item.key, checkpoint=checkpoint)
 
         self.embedder.prefetch(f"prefetch:{session.model_id}:{pair.image}", job)
 
