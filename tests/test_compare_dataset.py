@@ -80,7 +80,7 @@ def test_runs_shows_the_comparison_and_a_double_click_opens_with_the_evaluation_
     assert (dialog.combo_a.currentData(), dialog.combo_b.currentData()) == (a, b)
     progress = []
     QTest.mouseClick(dialog.run_button, Qt.MouseButton.LeftButton)
-    dialog.task.relay.progress.connect(lambda done, total: progress.append((done, total)))
+    dialog.task.relay.progress.connect(progress.append)  # (done, total) events
     qtbot.waitUntil(lambda: dialog.result is not None, timeout=30000)
     assert not dialog.running() and dialog.run_button.isEnabled() and not dialog.cancel_button.isEnabled()
     assert progress and progress[-1] == (6, 6) and dialog.progress_bar.value() == 6  # 3 images x 2 models

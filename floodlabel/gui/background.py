@@ -57,6 +57,54 @@ class BackgroundCall:
             self.relay.succeeded.emit(result)
 
 
+class BackgroundJob:
+    """Long work with progress and cancel: `fn(progress, cancel)` runs once in a daemon thread.
+
+    `progress(event)` (any object) reaches the UI thread as the `progress` signal; `cancel` is a threading.Event the
+    work checks (`cancel()` sets it). Exactly one of `finished(result)` or `failed(message)` is emitted at the end.
+    `join` waits for the thread: torch work must not be left running in a daemon thread when the interpreter exits.
+    """
+
+    def __init__(self, fn: Callable[[Callable[[object], None], threading.Event], Any], name: str = "job") -> None:
+        self._fn = fn
+        self.name = name
+        self.relay = _JobRelay()
+        self.progress = self.relay.progress
+        self.finished = self.relay.finished
+        self.failed = self.relay.failed
+        self.cancel_event = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"floodlabel-{self.name}", daemon=True)
+        self._thread.start()
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until the work has returned (True) or `timeout` s passed (False)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.is_running()
+
+    def _run(self) -> None:
+        relay = self.relay  # the relay lives as long as the thread (see the module docstring)
+        try:
+            result = self._fn(relay.progress.emit, self.cancel_event)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one line in the window
+            relay.failed.emit(one_line_error(exc))
+        else:
+            relay.finished.emit(result)
+
+
 class DownloadTask:
     """Downloads one registered SAM checkpoint with `core.model_download.download_model` in a daemon thread.
 
@@ -121,6 +169,12 @@ def one_line_error(exc: BaseException) -> str:
 
 class _CallRelay(QObject):
     succeeded = Signal(object)
+    failed = Signal(str)
+
+
+class _JobRelay(QObject):
+    progress = Signal(object)
+    finished = Signal(object)
     failed = Signal(str)
 
 

@@ -11,19 +11,32 @@ failures (IoU < 0.5) before and after, and the per-image Δ IoU list, worst firs
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog, QFormLayout, QHBoxLayout,
-                               QHeaderView, QLabel, QProgressBar, QPushButton, QSpinBox, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from floodlabel.core.datasets import FloodDataset
 from floodlabel.core.prompts import Prompt
-from floodlabel.gui.background import one_line_error
+from floodlabel.gui.background import BackgroundJob, one_line_error
 
 PROMPT_MODES = ("point", "box", "both")
 SUMMARY_COLUMNS = ("Metric", "A", "B", "Δ (B − A)", "Δ %")
@@ -58,7 +71,7 @@ class CompareDatasetDialog(QDialog):
         self.max_clicks = max_clicks
         self.result = None
         self.comparisons: list = []
-        self.task: _EvalTask | None = None
+        self.task: BackgroundJob | None = None
         self._labels: dict[str, str] = {}
         self._row_of_stem = {p.stem: i for i, p in enumerate(dataset.pairs)}
 
@@ -158,7 +171,7 @@ class CompareDatasetDialog(QDialog):
             return
         self._labels = {a: self.combo_a.currentText(), b: self.combo_b.currentText()}
         limit = self.limit_spin.value() or None
-        self.task = _EvalTask(self.dataset, [a, b], self.prompt_combo.currentText(), self.noc_check.isChecked(),
+        self.task = _eval_job(self.dataset, [a, b], self.prompt_combo.currentText(), self.noc_check.isChecked(),
                               self.max_clicks, limit)
         self.task.relay.progress.connect(self._on_progress)
         self.task.relay.finished.connect(self._on_finished)
@@ -211,9 +224,10 @@ class CompareDatasetDialog(QDialog):
 
     # ------------------------------------------------------------------------------------------------ worker
 
-    def _on_progress(self, done: int, total: int) -> None:
+    def _on_progress(self, event: tuple[int, int]) -> None:
         if self.sender() is not (self.task.relay if self.task else None):
             return
+        done, total = event
         self.progress_bar.setRange(0, max(total, 1))
         self.progress_bar.setValue(done)
 
@@ -337,49 +351,17 @@ class CompareDatasetDialog(QDialog):
         super().closeEvent(event)
 
 
-class _EvalRelay(QObject):
-    progress = Signal(int, int)
-    finished = Signal(object)
-    failed = Signal(str)
+def _eval_job(dataset: FloodDataset, models: list[str], prompt: str, noc: bool, max_clicks: int,
+              limit: int | None) -> BackgroundJob:
+    """`evaluate(dataset, models, [prompt], ...)` as a cancellable background job (one image at a time: jobs=1)."""
 
+    def run(progress, cancel):
+        from floodlabel.core import evaluation
 
-class _EvalTask:
-    """`evaluate(dataset, models, [prompt], ...)` in a daemon thread; the parentless relay outlives the dialog."""
+        return evaluation.evaluate(dataset, models, [prompt], noc=noc, max_clicks=max_clicks, limit=limit,
+                                   progress=lambda done, total: progress((done, total)), cancel=cancel, jobs=1)
 
-    def __init__(self, dataset: FloodDataset, models: list[str], prompt: str, noc: bool, max_clicks: int,
-                 limit: int | None) -> None:
-        self.args = (dataset, models, prompt, noc, max_clicks, limit)
-        self.relay = _EvalRelay()
-        self._cancel = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="floodlabel-compare-dataset", daemon=True)
-        self._thread.start()
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    def is_running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def join(self, timeout: float | None = None) -> bool:
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return not self.is_running()
-
-    def _run(self) -> None:
-        dataset, models, prompt, noc, max_clicks, limit = self.args
-        relay = self.relay
-        try:
-            from floodlabel.core import evaluation
-
-            result = evaluation.evaluate(dataset, models, [prompt], noc=noc, max_clicks=max_clicks, limit=limit,
-                                         progress=relay.progress.emit, cancel=self._cancel, jobs=1)
-        except Exception as exc:  # noqa: BLE001 - one line in the dialog
-            relay.failed.emit(one_line_error(exc))
-        else:
-            relay.finished.emit(result)
+    return BackgroundJob(run, "compare-dataset")
 
 
 def _table(columns: Sequence[str]) -> QTableWidget:

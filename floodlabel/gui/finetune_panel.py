@@ -25,17 +25,29 @@ changed or is missing since accept, or whose mask file is missing, are left out 
 from __future__ import annotations
 
 import math
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QButtonGroup, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QProgressBar, QPushButton, QRadioButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
-from floodlabel.gui.background import one_line_error
+from floodlabel.gui.background import BackgroundJob
 
 CLASSIC = "classic"
 CLASSIC_MESSAGE = "The classic model cannot be fine-tuned: choose a SAM model (vit_b, …) in the model selector."
@@ -445,43 +457,19 @@ class FinetuneJob:
     def __init__(self, mode: str, dataset, store, base_model: str, config, out: Path, settings) -> None:
         self.mode, self.dataset, self.store = mode, dataset, store
         self.base_model, self.config, self.out, self.settings = base_model, config, out, settings
-        self.relay = _JobRelay()
-        self.progress = self.relay.progress
-        self.finished = self.relay.finished
-        self.failed = self.relay.failed
-        self._cancel = threading.Event()
-        self._thread: threading.Thread | None = None
         self.left_out: list[tuple[str, str]] = []
+        self._job = BackgroundJob(self._train, "finetune")
+        self.relay = self._job.relay
+        self.progress, self.finished, self.failed = self._job.progress, self._job.finished, self._job.failed
+        self._cancel = self._job.cancel_event
+        self.start, self.cancel, self.is_running, self.join = (self._job.start, self._job.cancel,
+                                                               self._job.is_running, self._job.join)
 
     @property
     def cancel_requested(self) -> bool:
-        return self._cancel.is_set()
+        return self._job.cancel_requested
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="floodlabel-finetune", daemon=True)
-        self._thread.start()
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    def is_running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def join(self, timeout: float | None = None) -> bool:
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return not self.is_running()
-
-    def _run(self) -> None:
-        relay = self.relay  # keep the relay alive for the thread's lifetime (see gui/background.py)
-        try:
-            result = self._train()
-        except Exception as exc:  # noqa: BLE001 - every failure becomes one line in the panel
-            relay.failed.emit(one_line_error(exc))
-        else:
-            relay.finished.emit(result)
-
-    def _train(self) -> Any:
+    def _train(self, progress, cancel) -> Any:
         from floodlabel.core.engine import SegmentationSession
         from floodlabel.core.training.embeddings import TrainingError
         from floodlabel.core.training.finetune import finetune
@@ -494,13 +482,16 @@ class FinetuneJob:
         if not hasattr(session.segmenter, "loaded"):
             raise TrainingError(f"{self.base_model} is not a SAM model: only SAM's decoder can be fine-tuned")
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        result = finetune(items, session, self.out, self.settings, progress=self.progress.emit, cancel=self._cancel)
+        result = finetune(items, session, self.out, self.settings, progress=progress, cancel=cancel)
         result.skipped = list(self.left_out) + list(result.skipped)
         return result
 
     def items(self) -> list:
         """The training items of the chosen source (read in this thread: headers and the database only)."""
-        from floodlabel.core.training.examples import items_from_dataset, items_from_store
+        from floodlabel.core.training.examples import (
+            items_from_dataset,
+            items_from_store,
+        )
 
         if self.mode == DATASET_GT:
             items, skipped = items_from_dataset(self.dataset)
@@ -510,12 +501,6 @@ class FinetuneJob:
         items, skipped = items_from_store(self.store)  # the user's accepted masks and the prompts they clicked
         self.left_out.extend((s.stem, s.reason) for s in skipped)
         return items
-
-
-class _JobRelay(QObject):
-    progress = Signal(object)
-    finished = Signal(object)
-    failed = Signal(str)
 
 
 def _base_stem(base: str | None) -> str:

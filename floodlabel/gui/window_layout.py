@@ -180,35 +180,10 @@ def build_layout(w) -> None:
     w.compare_label.setWordWrap(True)
     side_layout.addWidget(w.compare_label)
     side_layout.addStretch(1)
-    w.mask_dock = QDockWidget("Mask", w)
-    w.mask_dock.setObjectName("mask")
-    w.mask_dock.setWidget(side)
-    w.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, w.mask_dock)
-
-    w.dataset_dock = QDockWidget("Dataset", w)
-    w.dataset_dock.setObjectName("dataset")
-    scroll = QScrollArea()
-    scroll.setWidget(w.dataset_view)
-    scroll.setWidgetResizable(True)
-    scroll.setFrameShape(QFrame.Shape.NoFrame)
-    w.dataset_dock.setWidget(scroll)
-    w.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, w.dataset_dock)
-    w.models_dock = QDockWidget("Models", w)
-    w.models_dock.setObjectName("models")
-    scroll = QScrollArea()
-    scroll.setWidget(w.model_panel)
-    scroll.setWidgetResizable(True)
-    scroll.setFrameShape(QFrame.Shape.NoFrame)
-    w.models_dock.setWidget(scroll)
-    w.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, w.models_dock)
-    w.finetune_dock = QDockWidget("Fine-tune", w)
-    w.finetune_dock.setObjectName("finetune")
-    scroll = QScrollArea()
-    scroll.setWidget(w.finetune_panel)
-    scroll.setWidgetResizable(True)
-    scroll.setFrameShape(QFrame.Shape.NoFrame)
-    w.finetune_dock.setWidget(scroll)
-    w.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, w.finetune_dock)
+    w.mask_dock = _right_dock(w, "Mask", "mask", side, scroll=False)
+    w.dataset_dock = _right_dock(w, "Dataset", "dataset", w.dataset_view)
+    w.models_dock = _right_dock(w, "Models", "models", w.model_panel)
+    w.finetune_dock = _right_dock(w, "Fine-tune", "finetune", w.finetune_panel)
     w.tabifyDockWidget(w.dataset_dock, w.models_dock)
     w.tabifyDockWidget(w.models_dock, w.finetune_dock)
     w.dataset_dock.raise_()
@@ -235,3 +210,19 @@ def build_layout(w) -> None:
                                          -screen.width() // 20, -screen.height() // 20))
     else:
         w.resize(1280, 760)
+
+
+def _right_dock(w, title: str, name: str, widget: QWidget, scroll: bool = True) -> QDockWidget:
+    """A dock on the right named `name` (saved with the window state); `scroll`: inside a scroll area, so a tall
+    panel never pushes the window past a 768-px screen."""
+    dock = QDockWidget(title, w)
+    dock.setObjectName(name)
+    if scroll:
+        area = QScrollArea()
+        area.setWidget(widget)
+        area.setWidgetResizable(True)
+        area.setFrameShape(QFrame.Shape.NoFrame)
+        widget = area
+    dock.setWidget(widget)
+    w.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    return dock
