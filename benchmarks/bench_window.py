@@ -149,6 +149,8 @@ def _run(args, tmp: Path, clicks: int, prefetch_clicks: int, transitions: int) -
 
     _download(d, r, tmp)
     print(f"  ... download done ({time.perf_counter() - t_start:.0f} s)", flush=True)
+    _while_training(d, r, folders["893x551"], tmp, clicks)
+    print(f"  ... fine-tuning done ({time.perf_counter() - t_start:.0f} s)", flush=True)
     _baselines(d, r, sam, session)
     print(f"  ... baselines done ({time.perf_counter() - t_start:.0f} s)", flush=True)
 
@@ -235,6 +237,35 @@ def _scenario(d: "Driver", r: "Results", label: str, folder: Path, clicks: int, 
         r.auto_seconds = time.perf_counter() - t0
         r.auto_ok = c.fixed_mask is not None
         c.next_row = lambda row: w._neighbour(row, +1)
+
+
+def _while_training(d: "Driver", r: "Results", folder: Path, tmp: Path, clicks: int) -> None:
+    """Clicks while the Fine-tune panel trains in its worker (on the dataset's GT, base: a tiny SAM checkpoint,
+    whose mask decoder is vit_b's size, so a training step costs what a vit_b step costs)."""
+    from tiny_sam import tiny_sam_checkpoint
+
+    w, c = d.w, d.w.controller
+    c.next_row = lambda row: None
+    d.open_folder(folder, "893x551-training")
+    d.wait_ready(300)
+    panel = w.finetune_panel
+    panel.set_context(w.dataset, None, str(tiny_sam_checkpoint(tmp / "tiny-base.pth")))
+    panel.epochs_spin.setValue(1000)  # runs until cancelled
+    if not panel.start():
+        print(f"  warning: fine-tuning did not start: {panel.start_problem()}", flush=True)
+        return
+    if not d.spin(lambda: bool(panel._steps), 300):  # the first training step is done
+        print("  warning: no training step within 300 s", flush=True)
+    rng = np.random.default_rng(7)
+    points = d.points_for_row(0, clicks, rng)
+    d.meter.mark()
+    with d.meter.phase("clicks while fine-tuning runs (893x551)"):
+        for x, y, pos in points:
+            r.clicks[("893x551", "fine-tuning running")].append(d.timed_click(x, y, pos))
+            d.sleep(THINK_S)
+    panel.cancel()
+    d.spin(lambda: not panel.is_running(), 120)
+    c.next_row = lambda row: w._neighbour(row, +1)
 
 
 def _download(d: "Driver", r: "Results", tmp: Path) -> None:
