@@ -79,6 +79,7 @@ def evaluate_model_ray(
                     outcome = _wait(ray, ref, cancel)
                     if outcome is None:  # cancelled while waiting
                         break
+                    del refs[pair.stem]  # finished: never cancelled below
                     rows, problem, model_id = outcome
                     result.model_ids[model] = model_id
                     result.rows.extend(rows)
@@ -89,11 +90,16 @@ def evaluate_model_ray(
                 if progress:
                     progress(done, total)
         finally:
-            for ref in refs.values():
-                try:
-                    ray.cancel(ref)
-                except Exception:  # noqa: BLE001  (finished already)
-                    pass
+            # only tasks not collected (cancel or an error stopped the loop). Cancelling a task that has finished
+            # can crash Ray 2.60's driver ("Tried to complete task that was not pending"): ask which are still going
+            pending = list(refs.values())
+            if pending:
+                _, running = ray.wait(pending, num_returns=len(pending), timeout=0)
+                for ref in running:
+                    try:
+                        ray.cancel(ref)
+                    except Exception:  # noqa: BLE001  (finished meanwhile)
+                        pass
     finally:
         cluster.disconnect(ray, started)
     return done
