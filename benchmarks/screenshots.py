@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the window")
     parser.add_argument("--model", default=None, help="--model passed to `floodlabel gui`")
     parser.add_argument("--click", action="store_true", help="also a real click at the centre of the first image")
+    parser.add_argument("--drag", action="store_true", help="also a real box drag (Box tool) across the image")
     parser.add_argument("--isolated-cache", action="store_true", help="use an empty temporary model cache")
     args = parser.parse_args(argv)
 
@@ -67,7 +68,8 @@ def shoot(args: argparse.Namespace, width: int, height: int, out: Path) -> list[
         env.update(XDG_CONFIG_HOME=str(Path(tmp) / "config"), FLOODLABEL_TEST_GEOMETRY_FILE=str(geometry_file))
         if args.isolated_cache:
             env["FLOODLABEL_CACHE_DIR"] = str(Path(tmp) / "cache")
-        cmd = [sys.executable, "-m", "floodlabel", "gui", args.data] + (["--model", args.model] if args.model else [])
+        cmd = [sys.executable, "-m", "floodlabel", "gui", args.data, "--project", str(Path(tmp) / "project")]
+        cmd += ["--model", args.model] if args.model else []  # the project is temporary: DATA is never written
         log = Path(tmp) / "app.log"
         with open(log, "wb") as log_out:
             proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=log_out,
@@ -86,6 +88,15 @@ def shoot(args: argparse.Namespace, width: int, height: int, out: Path) -> list[
                 x.click(sx, sy)
                 time.sleep(args.settle)
                 written.append(out / f"floodlabel_{width}x{height}_click.png")
+                x.screenshot(written[-1])
+            if args.drag:
+                points = geometry.get("image_to_screen") or []
+                xs, ys = [p[2] for p in points], [p[3] for p in points]
+                window = x.find_window("FloodLabel$")
+                x.key("Escape", "b", window=window)  # drop the click's prompt, then the Box tool
+                x.drag(min(xs), min(ys), max(xs), max(ys))  # a real drag across the middle of the image
+                time.sleep(args.settle)
+                written.append(out / f"floodlabel_{width}x{height}_drag.png")
                 x.screenshot(written[-1])
         finally:
             if proc.poll() is None:
