@@ -84,12 +84,7 @@ def evaluate_model_parallel(
                 outcome = _wait(future, cancel)
                 if outcome is None:  # cancelled while waiting
                     break
-                rows, problem, model_id = outcome
-                result.model_ids[model] = model_id
-                result.rows.extend(rows)
-                if problem is not None:
-                    bad_stems.add(pair.stem)
-                    result.skipped.append(problem)
+                merge_outcome(result, model, pair.stem, outcome, bad_stems)
             done += 1
             if progress:
                 progress(done, total)
@@ -137,3 +132,14 @@ def _wait(future: Future, cancel: threading.Event | None):
         except FutureTimeout:
             if cancel is not None and cancel.is_set():
                 return None
+
+
+def merge_outcome(result, model: str, stem: str, outcome: tuple, bad_stems: set[str]) -> None:
+    """Add one image's worker outcome (rows, problem or None, model id) to `result`, in the caller's order;
+    an image with a problem is skipped for the later models too."""
+    rows, problem, model_id = outcome
+    result.model_ids[model] = model_id
+    result.rows.extend(rows)
+    if problem is not None:
+        bad_stems.add(stem)
+        result.skipped.append(problem)

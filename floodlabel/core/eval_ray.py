@@ -20,6 +20,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from floodlabel.core import eval_parallel
 from floodlabel.core.errors import FloodLabelError
 from floodlabel.core.model_registry import CLASSIC
 
@@ -80,12 +81,7 @@ def evaluate_model_ray(
                     if outcome is None:  # cancelled while waiting
                         break
                     del refs[pair.stem]  # finished: never cancelled below
-                    rows, problem, model_id = outcome
-                    result.model_ids[model] = model_id
-                    result.rows.extend(rows)
-                    if problem is not None:
-                        bad_stems.add(pair.stem)
-                        result.skipped.append(problem)
+                    eval_parallel.merge_outcome(result, model, pair.stem, outcome, bad_stems)
                 done += 1
                 if progress:
                     progress(done, total)
@@ -135,8 +131,6 @@ def _evaluate_pair_task(opened: str, model: str, kinds: list[str], noc: bool, ma
     """Runs in a Ray worker: (rows, problem, model id) for one pair, as `eval_parallel._evaluate_in_worker`."""
     import cv2
     import torch
-
-    from floodlabel.core import eval_parallel
 
     key = (opened, model, tuple(kinds), noc, max_clicks, tuple(sorted(env.items())), tuple(bases))
     if _opened.get("key") != key:

@@ -93,10 +93,10 @@ def format_comparison(result: EvaluationResult, top: int = 10) -> str:
             names += [(f"NoC@{_pct(t)}", f"NoC@{_pct(t)}") for t in NOC_THRESHOLDS]
         names.append((f"IoU<{FAILURE_IOU:g}", "failures"))
         for title, key in names:
-            row = [title, _value_cell(c, c.reference, key)]
+            row = [title, value_cell(c, c.reference, key)]
             for m in others:
                 d, pct = c.delta(m, key)
-                row += [_value_cell(c, m, key), _signed(d, key), "-" if not math.isfinite(pct) else f"{pct:+.1f}%"]
+                row += [value_cell(c, m, key), signed_cell(d, key), "-" if not math.isfinite(pct) else f"{pct:+.1f}%"]
             rows.append(row)
         lines = [f"Comparison, prompt {c.prompt}: {len(c.stems)} images, identical prompts; Δ against {ref}"]
         lines += _table([header] + rows)
@@ -196,19 +196,21 @@ def _labels(models: list[str]) -> dict[str, str]:
     return short if len(set(short.values())) == len(short) else {m: m for m in models}
 
 
-def _value_cell(c, model: str, key: str) -> str:
+def value_cell(c, model: str, key: str, missing: str = "-") -> str:
+    """One comparison cell: mean ± std of a metric, the failure count, or a NoC figure (`missing` when undefined)."""
     col = c.columns[model]
     if key == "failures":
         return str(col.failures)
     if key.startswith("NoC@"):
         v = c.value(model, key)
-        return "-" if not math.isfinite(v) else f"{v:.2f}"
-    return str(getattr(col.metrics, key)) if col.metrics.count else "-"
+        return missing if not math.isfinite(v) else f"{v:.2f}"
+    return str(getattr(col.metrics, key)) if col.metrics.count else missing
 
 
-def _signed(d: float, key: str) -> str:
+def signed_cell(d: float, key: str, missing: str = "-") -> str:
+    """A difference against the reference model, with its sign, in the precision of `key`."""
     if not math.isfinite(d):
-        return "-"
+        return missing
     if key == "failures":
         return f"{int(d):+d}"
     return f"{d:+.2f}" if key.startswith("NoC@") else f"{d:+.3f}"

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from floodlabel.core.datasets import FloodDataset
+from floodlabel.core.eval_report import signed_cell, value_cell
 from floodlabel.core.prompts import Prompt
 from floodlabel.gui.background import BackgroundJob, one_line_error
 
@@ -292,8 +293,9 @@ class CompareDatasetDialog(QDialog):
             d, pct = c.delta(b, key)
             lower_better = key.startswith("NoC@") or key == "failures"
             colour = None if not math.isfinite(d) or d == 0 else (BETTER if (d < 0) == lower_better else WORSE)
-            _append(self.summary_table, [title, _value(c, a, key), _value(c, b, key), _signed(d, key),
-                                         "–" if not math.isfinite(pct) else f"{pct:+.1f}%"], colour, (3, 4))
+            cells = [title, value_cell(c, a, key, "–"), value_cell(c, b, key, "–"), signed_cell(d, key, "–"),
+                     "–" if not math.isfinite(pct) else f"{pct:+.1f}%"]
+            _append(self.summary_table, cells, colour, (3, 4))
         t = self.summary_table  # its rows, no more: the per-image list gets the rest of the height
         t.setFixedHeight(t.horizontalHeader().height() + t.rowCount() * t.verticalHeader().defaultSectionSize()
                          + 2 * t.frameWidth())
@@ -391,19 +393,3 @@ def _append(table: QTableWidget, cells: list[str], colour: QColor | None, colour
         table.setItem(row, col, item)
 
 
-def _value(c, model: str, key: str) -> str:
-    col = c.columns[model]
-    if key == "failures":
-        return str(col.failures)
-    if key.startswith("NoC@"):
-        v = c.value(model, key)
-        return "–" if not math.isfinite(v) else f"{v:.2f}"
-    return str(getattr(col.metrics, key)) if col.metrics.count else "–"
-
-
-def _signed(d: float, key: str) -> str:
-    if not math.isfinite(d):
-        return "–"
-    if key == "failures":
-        return f"{int(d):+d}"
-    return f"{d:+.2f}" if key.startswith("NoC@") else f"{d:+.3f}"
