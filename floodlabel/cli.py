@@ -8,6 +8,7 @@
     floodlabel export DATA --out DIR   export accepted masks (PNG, COCO)
     floodlabel finetune DATA --out PATH   fine-tune SAM's mask decoder on cached embeddings
     floodlabel embed DATA --model M   pre-encode images into the embedding cache (--ray: on a Ray cluster)
+    floodlabel recover DATA    restore accepted masks after the project database was damaged or lost
 
 Expected errors print one line on stderr and exit with status 2; set FLOODLABEL_DEBUG=1 for tracebacks.
 """
@@ -21,7 +22,7 @@ import sys
 
 from floodlabel import __version__
 
-COMMAND_MODULES = ("gui", "stats", "models", "eval", "export", "finetune", "embed")
+COMMAND_MODULES = ("gui", "stats", "models", "eval", "export", "finetune", "embed", "recover")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -100,7 +100,7 @@ def test_reaccept_replaces_mask_file(data):
         first = store.accept("Image/a.jpg", holey_mask(seed=1))
         second = store.accept("Image/a.jpg", holey_mask(seed=2), {"strokes": [{"r": 3}]})
         assert not first.mask_path.exists() and second.mask_path.exists()
-        assert files_in(store.masks_dir) == [second.mask_path.name]
+        assert files_in(store.masks_dir) == sorted([second.mask_path.name, second.mask_path.with_suffix(".json").name])
         assert second.strokes_used  # inferred from the state's strokes
         assert np.array_equal(store.record("Image/a.jpg").load_mask(), holey_mask(seed=2))
 
@@ -358,12 +358,15 @@ def test_missing_project_read_only(tmp_path):
         ProjectStore(project_dir=tmp_path / "nothing", create=False)
 
 
-def test_leftovers_of_a_killed_accept_are_removed(data):
+def test_leftovers_of_a_killed_accept_are_removed_but_masks_are_kept(data):
     with ProjectStore(data) as store:
         store.accept("Image/a.jpg", holey_mask())
         kept = files_in(store.masks_dir)
         (store.masks_dir / ".tmp-0123456789ab-a-0123456789ab.png").write_bytes(b"half")
         (store.masks_dir / "a-0123456789ab.png").write_bytes(b"renamed, row never committed")
+        (store.masks_dir / "b-0123456789ab.json").write_text("{}")  # a sidecar whose mask was never written
         (store.masks_dir / "notes.txt").write_text("not ours")
     with ProjectStore(data) as store:
-        assert files_in(store.masks_dir) == sorted(kept + ["notes.txt"])
+        # a mask PNG no row points to is kept and listed, never deleted
+        assert files_in(store.masks_dir) == sorted(kept + ["a-0123456789ab.png", "notes.txt"])
+        assert [o.png.name for o in store.orphans] == ["a-0123456789ab.png"]

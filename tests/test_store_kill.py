@@ -2,6 +2,9 @@
 
 After every kill, each mask the child reported accepted (it prints the path after `accept` returns) reloads intact,
 with the annotation state that was stored beside it, and the database passes `PRAGMA integrity_check`.
+After every other kill the WAL is also damaged (random bytes where the rows are) before the project is reopened for
+writing: no mask PNG that is the newest of its image is deleted, and recovery from the sidecars brings every
+reported accept back.
 """
 
 from __future__ import annotations
@@ -88,8 +91,14 @@ def test_accepted_masks_survive_sigkill(tmp_path, monkeypatch):
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         finally:
             conn.close()
+        if run % 2 == 1:
+            newest = _damage_wal(data / PROJECT_DIR_NAME, rng)
+            with ProjectStore(data) as store:
+                left = {p.name for p in store.masks_dir.glob("*.png")}
+                assert newest <= left, (run, newest - left)  # the newest mask of every image is kept
+                store.recover_orphans()
         # read-only most of the time (as an export would); every fifth run as the next writer, which cleans up
-        with ProjectStore(data, read_only=run % 5 != 4) as store:
+        with ProjectStore(data, read_only=run % 5 not in (3, 4)) as store:
             for rel, seed in reported.items():
                 record = store.record(rel)
                 assert record is not None and record.accepted, (run, rel)
@@ -98,8 +107,33 @@ def test_accepted_masks_survive_sigkill(tmp_path, monkeypatch):
                 assert record.metrics == {"iou": stored_seed / 1e6}
                 assert np.array_equal(record.load_mask(), pattern(stored_seed)), (run, rel)
             if not store.read_only:
+                # every PNG is referenced, or it is the mask of an accept killed before its commit (kept, offered)
                 referenced = {r.mask_path.name for r in store.records() if r.mask_path}
-                assert {p.name for p in store.masks_dir.iterdir()} == referenced
+                offered = {o.png.name for o in store.orphans}
+                assert all(o.kind == "recoverable" for o in store.orphans), store.orphans
+                assert {p.name for p in store.masks_dir.glob("*.png")} == referenced | offered
+                assert {p.name for p in store.masks_dir.glob("*.json")} == {
+                    n[:-4] + ".json" for n in referenced | offered}
 
     print(f"{KILLS} kills, {accepted_total} accepts reported")
     assert accepted_total >= KILLS  # the kills landed while accepts were running, not only before the first one
+
+
+def _damage_wal(project, rng: random.Random) -> set[str]:
+    """Overwrite 4 KiB of the WAL with random bytes (as `dd ... conv=notrunc` would); returns the names of the newest
+    mask PNG of each image (by their sidecars), which must survive the next open."""
+    import json
+
+    newest: dict[str, tuple[float, str]] = {}
+    for sidecar in project.joinpath("masks").glob("*.json"):
+        if sidecar.with_suffix(".png").exists():
+            data = json.loads(sidecar.read_text())
+            if data["accepted_at"] > newest.get(data["rel_path"], (-1.0, ""))[0]:
+                newest[data["rel_path"]] = (data["accepted_at"], sidecar.with_suffix(".png").name)
+    wal = project / f"{DB_NAME}-wal"
+    if wal.exists() and wal.stat().st_size > 32:
+        size = wal.stat().st_size
+        with open(wal, "r+b") as f:
+            f.seek(rng.randrange(32, size))
+            f.write(bytes(rng.randrange(256) for _ in range(4096)))
+    return {name for _, name in newest.values()}

@@ -36,3 +36,8 @@ class StoreError(FloodLabelError):
 
 class ExportError(FloodLabelError):
     """An export cannot be written (folder outside the chosen one, files it did not write, name clashes, ...)."""
+
+
+class DamagedProjectError(StoreError):
+    """The project database cannot be read (damaged, not a FloodLabel database). Nothing was opened or changed;
+    `floodlabel recover` moves it aside and rebuilds the project from the accepted masks and their sidecars."""

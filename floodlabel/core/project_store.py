@@ -12,10 +12,15 @@ Autosaving an accepted image keeps it accepted (the accepted mask and state stay
 An image whose bytes changed since it was accepted (or autosaved) comes back with `changed=True`; it is never
 silently matched to the stored mask.
 
-Crash safety: a mask is written to a temporary file in masks/, fsynced, renamed to a new unique name and the folder
-fsynced; only then is the row committed, and the previous mask file is deleted after the commit. A row therefore
-never points to a missing or half-written file; leftovers of a killed process (temporary or unreferenced files) are
-removed the next time the project is opened for writing.
+Crash safety: a mask's sidecar (`mask_sidecar.py`: the row's content as JSON) and then the mask are written to
+temporary files in masks/, fsynced, renamed to a new unique name and the folder fsynced; only then is the row
+committed, and the previous mask file is deleted after the commit. A row therefore never points to a missing or
+half-written file. A mask PNG is deleted only when a readable row says it is superseded (`orphan_masks.py`):
+masks no row points to are kept and listed in `orphans`, and `recover_orphans` rebuilds their rows (the database was
+damaged, emptied or moved away, or the process died between the mask and its row). Only temporary files of a killed
+process and sidecars without a mask are removed when the project is opened for writing. A database that cannot be
+read raises StoreError (nothing is opened writable); `project_recovery.recover_project` moves it aside and rebuilds
+the project from the masks and their sidecars.
 
 One writer: the store holds an exclusive lock on `project.lock` for its lifetime. A second store on the same project
 (another window, another process) opens read-only: `read_only` is True, `read_only_reason` says why, and every write
@@ -31,7 +36,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import secrets
 import sqlite3
 import threading
@@ -45,13 +49,15 @@ from typing import Any
 import numpy as np
 
 from floodlabel.core.atomic_files import describe_os_error, remove_stale_temp_files, write_atomic
-from floodlabel.core.errors import ImageReadError, StoreError
+from floodlabel.core.errors import DamagedProjectError, FloodLabelError, ImageReadError, StoreError
 from floodlabel.core.images import image_size
 from floodlabel.core.mask_files import decode_mask_png, encode_mask_png, read_mask_bytes, read_mask_png
+from floodlabel.core.mask_sidecar import MaskSidecar, sidecar_path, write_sidecar
+from floodlabel.core.orphan_masks import MASK_NAME, OrphanKind, OrphanMask, RowInfo, find_orphans, safe_stem
 from floodlabel.core.project_location import (DB_NAME, PROJECT_DIR_NAME, default_project_dir, find_project_dir,
                                               is_project_dir)
 
-__all__ = ["DB_NAME", "PROJECT_DIR_NAME", "SCHEMA_VERSION", "ImageRecord", "ProjectStore", "Status",
+__all__ = ["DB_NAME", "PROJECT_DIR_NAME", "SCHEMA_VERSION", "ImageRecord", "OrphanMask", "ProjectStore", "Status",
            "decode_mask_png", "default_project_dir", "encode_mask_png", "find_project_dir", "is_project_dir",
            "read_mask_bytes", "read_mask_png"]
 
@@ -155,6 +161,10 @@ class ProjectStore:
         self._file_lock = None
         self._hashes: dict[tuple, str] = {}
         self._conn: sqlite3.Connection | None = None
+        self.created = False
+        """True when this open created the database (a new project, or one whose database was missing or empty)."""
+        self.orphans: list[OrphanMask] = []
+        """Mask PNGs no row points to, kept (see `orphan_masks`): `recover_orphans` restores the recoverable ones."""
         exists = self.db_path.is_file()
         if not exists and (read_only or not create):
             raise StoreError(f"no FloodLabel project at {self.project_dir}")
@@ -164,8 +174,7 @@ class ProjectStore:
             self._conn = self._connect()
             self._check_or_create_schema()
             self.data_root = self._resolve_data_root(data_root)
-            if not self.read_only:
-                self._remove_leftovers()
+            self._scan_masks()
         except BaseException:
             self.close()
             raise
@@ -278,13 +287,21 @@ class ProjectStore:
         image_hash, st = self._hash_and_stat(rel)
 
         png = encode_mask_png(mask)
-        name = f"{_safe_stem(rel)}-{secrets.token_hex(6)}.png"
+        name = f"{safe_stem(rel)}-{secrets.token_hex(6)}.png"
+        now = time.time()
+        sidecar = MaskSidecar(rel_path=rel, image_hash=image_hash, image_bytes=st.st_size,
+                              image_mtime_ns=st.st_mtime_ns, mask_sha256=hashlib.sha256(png).hexdigest(),
+                              mask_width=width, mask_height=height, accepted_at=now,
+                              state=annotation_state, model_id=model_id, checkpoint_hash=checkpoint_hash,
+                              metrics=metrics, strokes_used=bool(strokes_used))
         try:
+            self.masks_dir.mkdir(exist_ok=True)
+            write_sidecar(self.masks_dir / name, sidecar)  # first: every mask PNG has its sidecar
             write_atomic(self.masks_dir / name, png)
         except OSError as exc:
+            _unlink_quietly(sidecar_path(self.masks_dir / name))
             raise StoreError(f"cannot save the mask of {rel} in {self.masks_dir}: {describe_os_error(exc)}; "
                              "the previously accepted mask is unchanged") from exc
-        now = time.time()
         try:
             with self._lock:
                 old = self._query("SELECT mask_file FROM images WHERE rel_path = ?", (rel,))
@@ -308,9 +325,12 @@ class ProjectStore:
                      model_id, checkpoint_hash, metrics_json, int(strokes_used), now))
         except BaseException:
             _unlink_quietly(self.masks_dir / name)
+            _unlink_quietly(sidecar_path(self.masks_dir / name))
             raise
         if old and old[0][0] and old[0][0] != f"{MASKS_DIR_NAME}/{name}":
-            _unlink_quietly(self.project_dir / old[0][0])  # a leftover after a crash here is removed at next open
+            # the committed row says the old mask is superseded (a crash here leaves it for the next open)
+            _unlink_quietly(self.project_dir / old[0][0])
+            _unlink_quietly(sidecar_path(self.project_dir / old[0][0]))
         record = self.record(rel)
         assert record is not None
         record._mask_cache.append(mask)
@@ -318,10 +338,90 @@ class ProjectStore:
 
     # ------------------------------------------------------------------------------------------------ lifetime
 
+    def recover_orphans(self, image_rel_paths: Iterable[str] | None = None) -> list[str]:
+        """Rebuild the rows of the recoverable `orphans` (the newest per image); returns the relative paths restored.
+
+        A mask with a sidecar gets its row back as it was at accept (an in-progress state saved after that is kept
+        as newer work: `edited_since_accept`). A mask without a sidecar is matched by the stem in its name to one of
+        `image_rel_paths` (the dataset's images) of the mask's size, when exactly one matches and that image has no
+        accepted mask; its prompts are unknown. Orphans not restored stay in `orphans`; no file is deleted.
+        """
+        from floodlabel.core.orphan_masks import newest_per_image, stem_of_mask_name
+
+        self._require_writable()
+        restored = []
+        with self._lock:
+            self._scan_masks()
+            rows = self._row_infos()
+            for rel, orphan in sorted(newest_per_image(self.orphans).items()):
+                assert orphan.sidecar is not None
+                self._restore_row(orphan.sidecar, orphan.png.name)
+                restored.append(rel)
+            legacy = [o for o in self.orphans if o.kind is OrphanKind.NO_SIDECAR]
+            if legacy and image_rel_paths is not None:
+                by_stem: dict[str, list[str]] = {}
+                for rel in image_rel_paths:
+                    rel = self._rel(rel)
+                    by_stem.setdefault(safe_stem(rel), []).append(rel)
+                newest: dict[str, Path] = {}
+                for orphan in legacy:
+                    matches = by_stem.get(stem_of_mask_name(orphan.png.name), [])
+                    if len(matches) != 1 or matches[0] in restored:
+                        continue
+                    row = rows.get(matches[0])
+                    if row is not None and row.accepted and row.mask_exists:
+                        continue
+                    current = newest.get(matches[0])
+                    if current is None or orphan.png.stat().st_mtime > current.stat().st_mtime:
+                        newest[matches[0]] = orphan.png
+                for rel, png in sorted(newest.items()):
+                    sidecar = self._legacy_sidecar(rel, png)
+                    if sidecar is not None:
+                        write_sidecar(png, sidecar)
+                        self._restore_row(sidecar, png.name)
+                        restored.append(rel)
+            self._scan_masks()
+        return restored
+
+    def try_take_writer_lock(self) -> bool:
+        """For a store that is read-only because another window or process held the project: take the lock when it
+        is free now and become writable. True when this store is writable after the call."""
+        if not self.read_only:
+            return True
+        if self._file_lock is not None or not self.read_only_reason.startswith("another FloodLabel"):
+            return False
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(self.project_dir / LOCK_NAME, timeout=0)
+        try:
+            lock.acquire()
+        except (Timeout, OSError):
+            return False
+        with self._lock:
+            try:
+                conn = sqlite3.connect(self.db_path, timeout=10, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = FULL")
+            except sqlite3.Error:
+                lock.release()
+                return False
+            if self._conn is not None:
+                self._conn.close()
+            self._conn, self._file_lock = conn, lock
+            self.read_only, self.read_only_reason = False, ""
+            self._scan_masks()
+        return True
+
     def close(self) -> None:
-        """Close the database and release the writer lock. Safe to call twice."""
+        """Checkpoint the WAL into the database (when writable), close it and release the writer lock. Safe to call
+        twice."""
         with self._lock:
             if self._conn is not None:
+                if not self.read_only:
+                    try:
+                        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    except sqlite3.Error:
+                        pass  # the data is safe in the WAL; SQLite replays it at the next open
                 self._conn.close()
                 self._conn = None
             if self._file_lock is not None:
@@ -374,40 +474,47 @@ class ProjectStore:
             except sqlite3.OperationalError:  # WAL files cannot be created in a read-only folder
                 return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None,
                                        check_same_thread=False)
-        except sqlite3.Error as exc:
+        except sqlite3.OperationalError as exc:
             raise StoreError(f"cannot open the project database {self.db_path}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise DamagedProjectError(f"{self._damaged_message()} ({exc})") from exc
+
+    def _damaged_message(self) -> str:
+        return (f"{self.db_path} is damaged or is not a FloodLabel project database; it was left as it is and "
+                "nothing was changed (`floodlabel recover` moves it aside and rebuilds the project from the "
+                "accepted masks in masks/)")
 
     def _check_or_create_schema(self) -> None:
         conn = self._conn
         assert conn is not None
-        damaged = (f"{self.db_path} is damaged or is not a FloodLabel project database; it was left as it is "
-                   "(move it away to start a new project)")
+        damaged = self._damaged_message()
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{damaged} ({exc})") from exc
+            raise DamagedProjectError(f"{damaged} ({exc})") from exc
         if version > SCHEMA_VERSION:
             raise StoreError(f"{self.db_path} was made by a newer FloodLabel (project format {version}, this "
                              f"version reads up to {SCHEMA_VERSION}); update FloodLabel to open it")
         if version == 0 and tables:
-            raise StoreError(damaged)
+            raise DamagedProjectError(damaged)
         try:
             if version == 0:
                 if self.read_only:
                     raise StoreError(f"{self.db_path} is an empty project database and the project is read-only")
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+                self.created = True
             elif not self.read_only:
                 conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
             check = conn.execute("PRAGMA quick_check").fetchone()[0]
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{damaged} ({exc})") from exc
+            raise DamagedProjectError(f"{damaged} ({exc})") from exc
         if check != "ok":
-            raise StoreError(f"{damaged} (integrity check: {check})")
+            raise DamagedProjectError(f"{damaged} (integrity check: {check})")
         if not {"images", "meta"} <= {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}:
-            raise StoreError(damaged)
+            raise DamagedProjectError(damaged)
 
     def _resolve_data_root(self, data_root: str | os.PathLike[str] | None) -> Path:
         stored = dict(self._query("SELECT key, value FROM meta"))
@@ -421,17 +528,66 @@ class ProjectStore:
             self._execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('data_root', ?)", (value,))
         return root
 
-    def _remove_leftovers(self) -> None:
-        """Temporary files and masks no row points to: what a process killed mid-accept can leave behind."""
-        remove_stale_temp_files(self.masks_dir)
-        referenced = {Path(f).name for (f,) in self._query("SELECT mask_file FROM images WHERE mask_file IS NOT NULL")}
+    def _scan_masks(self) -> None:
+        """Find the masks no row points to (`orphans`); when writable, delete what a killed process left: temporary
+        files, sidecars without a mask, and masks a readable row says are superseded. Nothing else is deleted."""
+        rows = self._row_infos()
+        if not self.read_only:
+            remove_stale_temp_files(self.masks_dir)
+            self._remove_lone_sidecars(rows)
+        orphans = find_orphans(self.masks_dir, rows)
+        if not self.read_only:
+            for orphan in orphans:
+                if orphan.kind is OrphanKind.SUPERSEDED:
+                    _unlink_quietly(orphan.png)
+                    _unlink_quietly(sidecar_path(orphan.png))
+        self.orphans = [o for o in orphans if o.kind is not OrphanKind.SUPERSEDED]
+
+    def _row_infos(self) -> dict[str, RowInfo]:
+        rows = self._query("SELECT rel_path, status, mask_file, accepted_at FROM images")
+        return {rel: RowInfo(accepted=status == str(Status.ACCEPTED), mask_file=Path(f).name if f else None,
+                             accepted_at=at, mask_exists=bool(f) and (self.project_dir / f).is_file())
+                for rel, status, f, at in rows}
+
+    def _remove_lone_sidecars(self, rows: dict[str, RowInfo]) -> None:
         try:
-            names = os.listdir(self.masks_dir)
+            names = set(os.listdir(self.masks_dir))
         except OSError:
             return
         for name in names:
-            if name.endswith(".png") and name not in referenced and _MASK_NAME.fullmatch(name):
-                _unlink_quietly(self.masks_dir / name)
+            if name.endswith(".json") and MASK_NAME.fullmatch(name[:-5] + ".png") and name[:-5] + ".png" not in names:
+                _unlink_quietly(self.masks_dir / name)  # the process died before its mask was written
+
+    def _restore_row(self, sidecar: MaskSidecar, mask_name: str) -> None:
+        """Insert (or replace) an image's row as it was when `sidecar` was written; newer in-progress work stays."""
+        rel = sidecar.rel_path
+        state = _to_json(sidecar.state, "annotation state")
+        current = self._query("SELECT state_json, updated_at, created_at FROM images WHERE rel_path = ?", (rel,))
+        newer = bool(current) and current[0][1] > sidecar.accepted_at and current[0][0] is not None
+        state_json, updated_at = (current[0][0], current[0][1]) if newer else (state, sidecar.accepted_at)
+        created_at = min(current[0][2], sidecar.accepted_at) if current else sidecar.accepted_at
+        self._execute(
+            f"INSERT OR REPLACE INTO images ({_COLUMNS}) VALUES ({', '.join('?' * 20)})",
+            (rel, str(Status.ACCEPTED), sidecar.image_hash, sidecar.image_bytes, sidecar.image_mtime_ns, state_json,
+             created_at, updated_at, int(newer), state, sidecar.image_hash, f"{MASKS_DIR_NAME}/{mask_name}",
+             sidecar.mask_sha256, sidecar.mask_width, sidecar.mask_height, sidecar.model_id, sidecar.checkpoint_hash,
+             _to_json(sidecar.metrics, "metrics"), int(sidecar.strokes_used), sidecar.accepted_at))
+
+    def _legacy_sidecar(self, rel: str, png: Path) -> MaskSidecar | None:
+        """A sidecar for a mask made before sidecars: the image as it is now, the mask's size checked against it."""
+        try:
+            data = png.read_bytes()
+            mask = decode_mask_png(data, png, rel)
+            width, height = image_size(self.image_path(rel))
+            image_hash, st = self._hash_and_stat(rel)
+        except (OSError, FloodLabelError):
+            return None
+        if mask.shape != (height, width):
+            return None
+        return MaskSidecar(rel_path=rel, image_hash=image_hash, image_bytes=st.st_size,
+                           image_mtime_ns=st.st_mtime_ns, mask_sha256=hashlib.sha256(data).hexdigest(),
+                           mask_width=width, mask_height=height, accepted_at=png.stat().st_mtime,
+                           state=None, model_id="recovered")
 
     def _require_writable(self) -> None:
         if self.read_only:
@@ -530,13 +686,6 @@ CREATE TABLE images (
     CHECK (status != 'accepted' OR mask_file IS NOT NULL)
 );
 """
-
-_MASK_NAME = re.compile(r"[A-Za-z0-9._-]+-[0-9a-f]{12}\.png")
-
-
-def _safe_stem(rel: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(rel).stem)[:60] or "image"
-
 
 def _to_json(value: Any, what: str) -> str | None:
     if value is None:

@@ -1,0 +1,35 @@
+"""`floodlabel recover DATA [--project DIR]`: bring accepted masks back after the project database was damaged,
+emptied or moved away (see `floodlabel.core.project_recovery`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "recover", help="restore accepted masks after the project database was damaged or lost",
+        description="Rebuild the project's record of every accepted mask in its masks/ folder that the database "
+                    "does not list (from the sidecar written beside each mask). A database that cannot be read is "
+                    "moved aside as project.sqlite.damaged-<time>, never deleted. No mask file is deleted. Close "
+                    "the app on this project first.")
+    parser.add_argument("data", metavar="DATA", help="the dataset folder whose project to recover")
+    parser.add_argument("--project", metavar="DIR", help="the project folder, when it is not DATA's default one")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from floodlabel.core.datasets import open_dataset
+    from floodlabel.core.errors import DatasetError
+    from floodlabel.core.project_recovery import recover_project
+
+    try:
+        dataset = open_dataset(args.data)
+        rels = [os.path.relpath(p.image, dataset.root) for p in dataset.pairs]
+    except DatasetError:
+        rels = None  # masks with sidecars need no listing
+    report = recover_project(args.data, args.project, rels)
+    for line in report.lines():
+        print(line)
+    return 0
