@@ -10,6 +10,11 @@ Every format Pillow can open is listed (JPEG, PNG, WEBP, TIFF, BMP, GIF, ...; mu
 first frame); other files in the image and mask folders are listed as `not_images`; hidden files (".name") are
 ignored. Opening a dataset only lists folders: nothing is decoded. Image sizes (for size mismatches) are read lazily from
 file headers. Pairs whose image and mask sizes differ are listed, never resized.
+
+Symbolic links to files are images like any other, wherever they point (photos are often linked in); paths keep the
+link's name (DATA/Image/p.jpg, not its target), and `relative_path` gives them relative to DATA without following
+the link. A link that loops or points to nothing is listed under its image extension like an unreadable file
+(reading it raises ImageReadError saying why), and never wins a stem clash against a real file.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -24,7 +30,7 @@ from pathlib import Path
 from PIL import Image
 
 from floodlabel.core.errors import DatasetError, ImageReadError
-from floodlabel.core.images import image_size
+from floodlabel.core.images import image_size, link_problem
 
 PREFERRED_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 """The usual photo and mask extensions, in the order that wins a stem clash (5.jpg over 5.png)."""
@@ -195,6 +201,26 @@ def open_dataset(root: str | os.PathLike[str] | None = None, *, image_dir: str |
                         not_images=sorted(not_images))
 
 
+def relative_path(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> str:
+    """`path` relative to the dataset folder `root` as a POSIX string ("Image/p.jpg"), without following `path`'s
+    own link: a link to a photo outside root is still inside root. Raises ValueError when it is not inside root.
+
+    root: an absolute, resolved folder (FloodDataset.root and ProjectStore.data_root are). Dataset paths are under
+    it as listed, so the lexical test usually answers (no file-system access: fast for 10,000 rows); a path given
+    through another name of root (a link to DATA) is tried again with its folder resolved. Resolving the whole path,
+    then taking relative_to root, fails for a link leading outside root: never do that for dataset paths.
+    """
+    root_text = os.path.abspath(root)
+    absolute = os.path.abspath(path)
+    rel = _inside(absolute, root_text)
+    if rel is None:
+        head, name = os.path.split(absolute)
+        rel = _inside(os.path.join(os.path.realpath(head), name), root_text)
+    if rel is None:
+        raise ValueError(f"{path} is not inside the dataset folder {root}")
+    return rel if os.sep == "/" else Path(rel).as_posix()
+
+
 def natural_key(stem: str) -> tuple:
     """Sort key: digit runs compare as numbers ("2" < "10" < "1000"), the rest case-insensitively."""
     parts = re.split(r"(\d+)", stem)
@@ -205,9 +231,17 @@ def natural_key(stem: str) -> tuple:
 # helpers
 
 
+def _inside(path: str, root: str) -> str | None:
+    """`path` relative to `root` (both absolute and normalised) when it is strictly inside it, else None."""
+    prefix = root if root.endswith(os.sep) else root + os.sep
+    return path[len(prefix):] if path.startswith(prefix) and len(path) > len(prefix) else None
+
+
 def _existing_dir(path: str | os.PathLike[str], what: str) -> Path:
     p = Path(path).expanduser()
     if not p.exists():
+        if p.is_symlink():
+            raise DatasetError(f"{what} {p} is a symbolic link {link_problem(p)}")
         raise DatasetError(f"{what} {p} does not exist")
     if not p.is_dir():
         raise DatasetError(f"{what} {p} is not a folder")
@@ -224,34 +258,46 @@ def _children(folder: Path) -> list[os.DirEntry[str]]:
 
 def _find_subdir(root: Path, names: tuple[str, ...]) -> Path | None:
     """The first child folder whose lower-cased name is in `names` (in the order of `names`)."""
-    found = {e.name.casefold(): Path(e.path) for e in _children(root) if e.is_dir()}
+    found = {e.name.casefold(): Path(e.path) for e in _children(root) if _is(e.is_dir)}
     return next((found[n] for n in names if n in found), None)
 
 
 def _find_file(root: Path, name: str) -> Path | None:
-    return next((Path(e.path) for e in _children(root) if e.name.casefold() == name and e.is_file()), None)
+    return next((Path(e.path) for e in _children(root) if e.name.casefold() == name and _is(e.is_file)), None)
 
 
 def _list_images(folder: Path) -> tuple[dict[str, Path], list[Path], list[Path]]:
     """{stem: path} of the image files directly in `folder`, files skipped as same-stem duplicates, and the other
-    (non-hidden) files."""
+    (non-hidden) files. Links to files count as files; broken links (looping, or to nothing) with an image
+    extension are listed as images (reading them says why they fail) but lose any stem clash."""
     rank = {ext: i for i, ext in enumerate(IMAGE_EXTENSIONS)}
-    by_stem: dict[str, list[Path]] = {}
+    by_stem: dict[str, list[tuple[bool, Path]]] = {}
     others: list[Path] = []
     for entry in _children(folder):
         path = Path(entry.path)
-        if not entry.is_file():
-            continue
+        broken = False
+        if not _is(entry.is_file):
+            broken = _is(entry.is_symlink) and not _is(entry.is_dir)
+            if not broken:
+                continue  # a folder, or a link to one
         if path.suffix.casefold() in rank:
-            by_stem.setdefault(path.stem, []).append(path)
-        else:
+            by_stem.setdefault(path.stem, []).append((broken, path))
+        elif not broken:
             others.append(path)
     chosen, skipped = {}, []
-    for stem, paths in by_stem.items():
-        paths.sort(key=lambda p: (rank[p.suffix.casefold()], p.name))
-        chosen[stem] = paths[0]
-        skipped += paths[1:]
+    for stem, found in by_stem.items():
+        found.sort(key=lambda bp: (bp[0], rank[bp[1].suffix.casefold()], bp[1].name))
+        chosen[stem] = found[0][1]
+        skipped += [p for _, p in found[1:]]
     return chosen, sorted(skipped), others
+
+
+def _is(test: Callable[[], bool]) -> bool:
+    """A DirEntry test (is_file, is_dir, is_symlink) where an error (a link loop: ELOOP) means False."""
+    try:
+        return test()
+    except OSError:
+        return False
 
 
 def _natural_sorted(stems: dict[str, Path]) -> list[str]:

@@ -13,6 +13,7 @@ are the pixels a viewer shows, and (width, height) sizes in the same frame.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -125,6 +126,23 @@ def image_size(path: PathLike) -> tuple[int, int]:
     return (height, width) if orientation in _SWAPPING_ORIENTATIONS else (width, height)
 
 
+def link_problem(path: str | os.PathLike[str]) -> str:
+    """Why the symbolic link `path` cannot be followed ("that loops (...)", "to ..., which does not exist")."""
+    try:
+        target = os.readlink(path)
+    except OSError as exc:
+        return f"that cannot be read ({exc.strerror or exc})"
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"that loops ({target} never leads to a file)"
+        if exc.errno == errno.ENOENT:
+            return f"to {target}, which does not exist"
+        return f"to {target}, which cannot be reached ({exc.strerror or exc})"
+    return f"to {target}"
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # helpers
 
@@ -157,14 +175,18 @@ def _open(path: PathLike) -> Image.Image:
         return Image.open(p)
     except ImageReadError:
         raise
-    except FileNotFoundError as exc:
-        raise ImageReadError(path, "no such file") from exc
-    except PermissionError as exc:
-        raise ImageReadError(path, "permission denied") from exc
-    except Image.UnidentifiedImageError as exc:
+    except Image.UnidentifiedImageError as exc:  # an OSError: caught first
         raise ImageReadError(path, "not an image file, or a format Pillow cannot read") from exc
     except Image.DecompressionBombError as exc:
         raise ImageReadError(path, f"image is too large ({exc})") from exc
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ELOOP) and p.is_symlink():
+            raise ImageReadError(path, f"a symbolic link {link_problem(p)}") from exc
+        if isinstance(exc, FileNotFoundError):
+            raise ImageReadError(path, "no such file") from exc
+        if isinstance(exc, PermissionError):
+            raise ImageReadError(path, "permission denied") from exc
+        raise ImageReadError(path, _describe(exc)) from exc
     except Exception as exc:
         raise ImageReadError(path, _describe(exc)) from exc
 
