@@ -12,9 +12,9 @@ ignored. Opening a dataset only lists folders: nothing is decoded. Image sizes (
 file headers. Pairs whose image and mask sizes differ are listed, never resized.
 
 Symbolic links to files are images like any other, wherever they point (photos are often linked in); paths keep the
-link's name (DATA/Image/p.jpg, not its target), and `relative_path` gives them relative to DATA without following
-the link. A link that loops or points to nothing is listed under its image extension like an unreadable file
-(reading it raises ImageReadError saying why), and never wins a stem clash against a real file.
+link's name (DATA/Image/p.jpg, not its target; the project store keys them so, without following the link). A link
+that loops or points to nothing is listed under its image extension like an unreadable file (reading it raises
+ImageReadError saying why), and never wins a stem clash against a real file.
 """
 
 from __future__ import annotations
@@ -201,26 +201,6 @@ def open_dataset(root: str | os.PathLike[str] | None = None, *, image_dir: str |
                         not_images=sorted(not_images))
 
 
-def relative_path(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> str:
-    """`path` relative to the dataset folder `root` as a POSIX string ("Image/p.jpg"), without following `path`'s
-    own link: a link to a photo outside root is still inside root. Raises ValueError when it is not inside root.
-
-    root: an absolute, resolved folder (FloodDataset.root and ProjectStore.data_root are). Dataset paths are under
-    it as listed, so the lexical test usually answers (no file-system access: fast for 10,000 rows); a path given
-    through another name of root (a link to DATA) is tried again with its folder resolved. Resolving the whole path,
-    then taking relative_to root, fails for a link leading outside root: never do that for dataset paths.
-    """
-    root_text = os.path.abspath(root)
-    absolute = os.path.abspath(path)
-    rel = _inside(absolute, root_text)
-    if rel is None:
-        head, name = os.path.split(absolute)
-        rel = _inside(os.path.join(os.path.realpath(head), name), root_text)
-    if rel is None:
-        raise ValueError(f"{path} is not inside the dataset folder {root}")
-    return rel if os.sep == "/" else Path(rel).as_posix()
-
-
 def natural_key(stem: str) -> tuple:
     """Sort key: digit runs compare as numbers ("2" < "10" < "1000"), the rest case-insensitively."""
     parts = re.split(r"(\d+)", stem)
@@ -229,12 +209,6 @@ def natural_key(stem: str) -> tuple:
 
 # ---------------------------------------------------------------------------------------------------------------
 # helpers
-
-
-def _inside(path: str, root: str) -> str | None:
-    """`path` relative to `root` (both absolute and normalised) when it is strictly inside it, else None."""
-    prefix = root if root.endswith(os.sep) else root + os.sep
-    return path[len(prefix):] if path.startswith(prefix) and len(path) > len(prefix) else None
 
 
 def _existing_dir(path: str | os.PathLike[str], what: str) -> Path:
