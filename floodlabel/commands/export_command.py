@@ -13,11 +13,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Write the accepted masks of a project into DIR: DIR/Mask/<image stem>.png (0/255 greyscale, "
                     "the image's native size), DIR/coco.json (RLE segmentations, category 'water') and a link "
                     "DIR/Image to the images, so that `floodlabel stats DIR` and `floodlabel eval DIR` read the "
-                    "export as a dataset. Files the export did not write are never overwritten without "
-                    "--overwrite. Works while the app has the project open.")
+                    "export as a dataset. Files the export did not write are never deleted, nor "
+                    "overwritten without --overwrite. DIR may not be the dataset "
+                    "folder, its image or mask folders, the project folder, / or your home folder (a new folder "
+                    "inside the dataset folder is fine). Works while the app has the project open.")
     parser.add_argument("source", metavar="PROJECT_OR_DATA",
                         help="a project folder (holds project.sqlite) or the dataset folder whose project to export")
-    parser.add_argument("--out", required=True, metavar="DIR", help="export folder (created if needed)")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="export folder (created if needed; checked before anything is written)")
     parser.add_argument("--format", default="png,coco", metavar="FORMATS",
                         help="comma-separated: png, coco (default: png,coco)")
     parser.add_argument("--project", metavar="DIR",

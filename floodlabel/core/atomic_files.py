@@ -4,25 +4,34 @@
 with os.replace (atomic on POSIX and Windows), and the folder is fsynced so the rename itself survives a power cut.
 On any failure the temporary file is removed, the old file is untouched, and OSError propagates (the caller turns
 it into a readable message with `describe_os_error`).
+
+Temporary names: `.tmp-<12 hex>-<name>` by default (`remove_stale_temp_files` deletes any `.tmp-*` file); with
+`write_atomic(..., prefix=P)` a short `<P><12 hex>` whatever the target's name (so any name that fits the file system
+can be written), and `remove_temp_files(folder, P)` deletes exactly those names and nothing else.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
+import stat
 from pathlib import Path
 
 TEMP_PREFIX = ".tmp-"
 """Temporary files start with this; `remove_stale_temp_files` deletes leftovers of a killed process."""
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes, *, sync_dir: bool = True) -> None:
+def write_atomic(path: str | os.PathLike[str], data: bytes, *, sync_dir: bool = True,
+                 prefix: str | None = None) -> None:
     """Write `data` to `path` atomically and durably (see the module docstring). Raises OSError.
 
-    sync_dir=False leaves the folder's fsync to the caller (one `fsync_dir` after many files)."""
+    sync_dir=False leaves the folder's fsync to the caller (one `fsync_dir` after many files).
+    prefix: the temporary file is named `<prefix><12 hex digits>` instead of `.tmp-<12 hex digits>-<name>`."""
     target = Path(path)
-    temp = target.with_name(f"{TEMP_PREFIX}{secrets.token_hex(6)}-{target.name}")
+    token = secrets.token_hex(6)
+    temp = target.with_name(f"{prefix}{token}" if prefix is not None else f"{TEMP_PREFIX}{token}-{target.name}")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o644)
     try:
         try:
@@ -67,6 +76,26 @@ def remove_stale_temp_files(folder: str | os.PathLike[str]) -> int:
         return 0
     for entry in entries:
         if entry.name.startswith(TEMP_PREFIX) and entry.is_file(follow_symlinks=False):
+            removed += _remove_quietly(Path(entry.path))
+    return removed
+
+
+def remove_temp_files(folder: str | os.PathLike[str], prefix: str) -> int:
+    """Delete the leftovers of `write_atomic(..., prefix=prefix)` directly in `folder`: entries named exactly
+    `<prefix><12 lower-case hex digits>` that are files or links (a link is removed, never followed). Nothing when
+    `folder` is itself a link or cannot be listed. Returns how many were removed."""
+    pattern = re.compile(re.escape(prefix) + r"[0-9a-f]{12}")
+    folder = Path(folder)  # no trailing slash: lstat must not follow a link
+    try:
+        if not stat.S_ISDIR(os.lstat(folder).st_mode):
+            return 0
+        with os.scandir(folder) as listing:
+            entries = list(listing)
+    except OSError:
+        return 0
+    removed = 0
+    for entry in entries:
+        if pattern.fullmatch(entry.name) and (entry.is_symlink() or entry.is_file(follow_symlinks=False)):
             removed += _remove_quietly(Path(entry.path))
     return removed
 
