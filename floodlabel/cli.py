@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 
 from floodlabel import __version__
@@ -46,7 +47,12 @@ def entry() -> int:
     from floodlabel.runtime import tune_allocator
 
     tune_allocator()
+    signal.signal(signal.SIGTERM, _terminate)  # `kill` unwinds like Ctrl+C: open projects are closed cleanly
     return main(sys.argv[1:])
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -433,7 +433,7 @@ def test_a_second_window_on_the_same_project_is_read_only(qtbot, window, data, s
     w2 = window(folder, session=session)
     assert w2.store is not None and w2.store.read_only
     assert not w2.accept_action.isEnabled() and "read-only" in w2.project_label.text()
-    assert w2.message_label.isVisible()
+    assert w2.project_notice.isVisible() and "read-only" in w2.project_notice.text().lower()
 
 
 def test_switching_model_re_embeds_and_keeps_the_prompts(qtbot, window, data, session, tmp_path):

@@ -58,6 +58,7 @@ from floodlabel.core.project_location import (DB_NAME, PROJECT_DIR_NAME, default
                                               is_project_dir)
 
 __all__ = ["DB_NAME", "PROJECT_DIR_NAME", "SCHEMA_VERSION", "ImageRecord", "OrphanMask", "ProjectStore", "Status",
+           "relative_image_path",
            "decode_mask_png", "default_project_dir", "encode_mask_png", "find_project_dir", "is_project_dir",
            "read_mask_bytes", "read_mask_png"]
 
@@ -598,10 +599,7 @@ class ProjectStore:
     def _rel(self, rel_path: str | os.PathLike[str]) -> str:
         path = Path(rel_path)
         if path.is_absolute():
-            try:
-                path = path.resolve().relative_to(self.data_root)
-            except ValueError:
-                raise StoreError(f"{rel_path} is not inside the dataset folder {self.data_root}") from None
+            path = Path(relative_image_path(path, self.data_root))
         if ".." in path.parts or not path.parts:
             raise StoreError(f"bad image path {str(rel_path)!r}: give a path inside the dataset folder")
         return path.as_posix()
@@ -665,6 +663,19 @@ class ProjectStore:
 
 # ---------------------------------------------------------------------------------------------------------------
 # module helpers
+
+
+def relative_image_path(image_path: str | os.PathLike[str], data_root: str | os.PathLike[str]) -> str:
+    """An image's key in the store: its path inside DATA, POSIX style. The file itself may be a link to a photo
+    elsewhere (its name inside DATA counts, the link is not followed); folders on the way are resolved.
+    StoreError when the path is not inside DATA."""
+    path, root = Path(os.path.abspath(image_path)), Path(os.path.abspath(data_root))
+    for candidate, base in ((path, root), (path.parent.resolve() / path.name, root.resolve())):
+        try:
+            return candidate.relative_to(base).as_posix()
+        except ValueError:
+            continue
+    raise StoreError(f"{image_path} is not inside the dataset folder {data_root}")
 
 _COLUMNS = ("rel_path, status, image_hash, image_bytes, image_mtime_ns, state_json, created_at, updated_at, "
             "edited_since_accept, accepted_state_json, accepted_image_hash, mask_file, mask_sha256, mask_width, "

@@ -33,11 +33,15 @@ from floodlabel.gui.image_list import ImageListDock
 from floodlabel.gui.metrics_panel import MetricsPanel
 from floodlabel.gui.model_panel import ModelPanel
 from floodlabel.gui.model_status import CLASSIC_LABEL
+from floodlabel.gui.project_notice import ProjectNotice
 from floodlabel.gui.segmentation_controller import SegmentationController
 from floodlabel.gui.store_link import StoreLink
 from floodlabel.gui.window_layout import TOOLS, build_actions, build_layout
 from floodlabel.gui.window_models import ModelActions
 from floodlabel.gui.window_project import ProjectActions
+
+LOCK_POLL_MS = 2000
+"""A read-only window (another one had the project) checks this often whether the project is free to take over."""
 
 BRUSH_SIZES = (2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 """Brush radii to step through with [ and ], in original-image pixels."""
@@ -71,6 +75,7 @@ class AnnotationWindow(ProjectActions, ModelActions, QMainWindow):
         self.embed_label = QLabel()
         self.embed_cancel = QPushButton("Cancel")
         self.message_label = QLabel()
+        self.project_notice = ProjectNotice()
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
         self.dataset = None
         self.folder: Path | None = None
@@ -90,6 +95,9 @@ class AnnotationWindow(ProjectActions, ModelActions, QMainWindow):
         self.project_label = QLabel()
         self.compute_label = QLabel()
         self._accept_waiting = False
+        self._lock_timer = QTimer(self, interval=LOCK_POLL_MS)  # a read-only window takes over a freed project
+        self._lock_timer.timeout.connect(self._try_writable)
+        self._recovery_call: BackgroundCall | None = None
         self._accepted_rows: set[int] = set()
         self._model = ""
 
@@ -252,7 +260,8 @@ class AnnotationWindow(ProjectActions, ModelActions, QMainWindow):
         if has_gt:
             self.image_list.set_iou(self.controller.row, None if metrics is None else metrics.iou)
         ann = self.controller.annotation
-        if ann is not None and ann.version > 0 and self.controller.row not in self._accepted_rows:
+        saving = self.store is not None and not self.store.read_only  # a read-only window saves nothing
+        if saving and ann is not None and ann.version > 0 and self.controller.row not in self._accepted_rows:
             self.image_list.set_status(self.controller.row, "in progress")
 
     def _on_history(self, can_undo: bool, can_redo: bool) -> None:
@@ -332,6 +341,9 @@ class AnnotationWindow(ProjectActions, ModelActions, QMainWindow):
             self.compare_dataset_dialog.shutdown()
         if self._compare_call is not None:
             self._compare_call.join(5.0)
+        self._lock_timer.stop()
+        if self._recovery_call is not None:
+            self._recovery_call.join(30.0)
         if self.store is not None:
             self.store.close()  # waits for queued writes: an accepted mask is on disk before the window goes
             self.store = None

@@ -16,7 +16,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from floodlabel.core.errors import FloodLabelError
-from floodlabel.core.project_store import ImageRecord, ProjectStore, Status
+from floodlabel.core.project_store import ImageRecord, ProjectStore, Status, relative_image_path
 from floodlabel.gui.background import one_line_error
 
 AUTOSAVE_DELAY_MS = 700
@@ -28,11 +28,15 @@ class StoreLink(QObject):
 
     accepted(rel_path, record): an accept reached the disk. failed(message): a write failed (the mask stays in the
     window; nothing already accepted is touched). saved(rel_path): an autosave reached the disk.
+    recovered(rel_paths): `recover` restored these accepted masks. writable(): a read-only link took over the
+    project when the window that held it closed (`try_writable`).
     """
 
     accepted = Signal(str, object)
     saved = Signal(str)
     failed = Signal(str)
+    recovered = Signal(object)
+    writable = Signal()
 
     def __init__(self, store: ProjectStore, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -58,7 +62,20 @@ class StoreLink(QObject):
         return self.store.read_only
 
     def rel_path(self, image_path: Path) -> str:
-        return Path(image_path).resolve().relative_to(Path(self.store.data_root).resolve()).as_posix()
+        """The store's key of an image of the dataset (a linked-in photo keeps its own name; see
+        `relative_image_path`)."""
+        return relative_image_path(image_path, self.store.data_root)
+
+    def recover(self, image_rel_paths: list[str]) -> None:
+        """Restore the accepted masks the database does not list (`ProjectStore.recover_orphans`), in order with the
+        other writes; `recovered(rel_paths)` when done."""
+        self._submit(("recovered", ""), lambda: self.store.recover_orphans(image_rel_paths))
+
+    def try_writable(self) -> None:
+        """A read-only link (another window had the project) tries to take the project's lock; `writable()` when
+        it did."""
+        if self.read_only:
+            self._submit(("writable", ""), lambda: self.store.try_take_writer_lock())
 
     def statuses(self) -> dict[str, Status]:
         return self.store.statuses()
@@ -136,8 +153,9 @@ class StoreLink(QObject):
             try:
                 result = fn()
             except Exception as exc:  # noqa: BLE001 - every failure becomes one line in the window
-                if tag is not None:
-                    self._relay.failed.emit(f"Saving {tag[1]} failed: {one_line_error(exc)}")
+                if tag is not None and tag[0] != "writable":  # a failed take-over: still read-only, try later
+                    what = "Recovering the accepted masks" if tag[0] == "recovered" else f"Saving {tag[1]}"
+                    self._relay.failed.emit(f"{what} failed: {one_line_error(exc)}")
             else:
                 if tag is not None:
                     self._relay.done.emit(tag[0], tag[1], result)
@@ -145,6 +163,11 @@ class StoreLink(QObject):
     def _on_done(self, kind: str, rel: str, result: object) -> None:
         if kind == "accepted":
             self.accepted.emit(rel, result)
+        elif kind == "recovered":
+            self.recovered.emit(result)
+        elif kind == "writable":
+            if result:
+                self.writable.emit()
         else:
             self.saved.emit(rel)
 

@@ -153,6 +153,7 @@ def build_layout(w) -> None:
     layout = QVBoxLayout(central)
     layout.setContentsMargins(2, 2, 2, 2)
     layout.addWidget(w.banner)
+    layout.addWidget(w.project_notice)
     layout.addWidget(w.message_label)
     layout.addWidget(w.canvas, 1)
     w.setCentralWidget(central)
