@@ -131,7 +131,7 @@ def test_killed_app_with_damaged_wal_keeps_every_mask_and_recovers(data, offset)
 
 
 @pytest.mark.parametrize("damage", ["zero bytes", "moved away", "truncated", "garbage", "wal only garbage"])
-def test_every_kind_of_damage_keeps_masks_and_recovery_restores_them(data, tmp_path, damage):
+def test_every_kind_of_damage_keeps_masks_and_recovery_restores_them(data, tmp_path, damage, capsys):
     crashed, project = crash_image(data, tmp_path)
     db = project / DB_NAME
     before = pngs(project)
@@ -166,6 +166,10 @@ def test_every_kind_of_damage_keeps_masks_and_recovery_restores_them(data, tmp_p
         with ProjectStore(crashed) as store:
             assert pngs(project) == before
             assert {o.rel_path for o in store.orphans} <= set(IMAGES[:3])
+            lost = len(store.orphans)
+        if lost and damage != "moved away":  # export says what it leaves out, and how to get it back
+            main(["export", str(crashed), "--out", str(tmp_path / "out")])
+            assert "floodlabel recover" in capsys.readouterr().err
         report = recover_project(crashed)
         assert report.moved_aside == []
     assert report.accepted == 3 and report.kept == []

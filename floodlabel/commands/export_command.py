@@ -37,6 +37,10 @@ def run(args: argparse.Namespace) -> int:
     from floodlabel.core.project_store import ProjectStore
 
     with _open_store(args.source, args.project) as store:
+        if store.orphans:  # masks the database does not list: exported only once recovered
+            print(f"floodlabel: warning: {len(store.orphans)} accepted mask(s) in {store.masks_dir} are not in the "
+                  f"project database and are not exported; run `floodlabel recover {args.source}` to restore them",
+                  file=sys.stderr)
         bar = tqdm(total=0, desc="export", unit="mask", file=sys.stderr, leave=False, disable=None)
 
         def progress(done: int, total: int) -> None:
