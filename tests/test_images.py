@@ -209,8 +209,8 @@ def test_very_long_image_loads(tmp_path, shape):
     np.testing.assert_array_equal(out, rgb)
 
 
-def test_pillow_limit_is_raised_for_big_photos():
-    assert Image.MAX_IMAGE_PIXELS >= 20000 * 20000
+def test_pillow_never_refuses_or_warns_before_our_limit():
+    assert Image.MAX_IMAGE_PIXELS is None  # ours (images.MAX_IMAGE_PIXELS) is checked on every read instead
 
 
 def test_images_over_the_limit_are_refused(tmp_path, monkeypatch):

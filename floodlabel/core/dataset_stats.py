@@ -11,7 +11,8 @@ Image sizes (unique sizes, width and height ranges) are over the photos present,
 By default every image and mask is fully decoded (as the window and `eval` will decode them), so truncated or
 corrupt files are listed as unreadable with their reason, and the decoded masks give the water ratios.
 `decode=False` (`stats --quick`) reads file headers only: sizes and pairing problems, no water ratio; a truncated
-file can pass.
+file can pass. Images over the pixel limit (images.MAX_IMAGE_PIXELS) are never decoded: they are unreadable with the
+reason in both modes (their header size still counts in --quick's size ranges).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 
 from floodlabel.core.datasets import FloodDataset, SizeMismatch
 from floodlabel.core.errors import AmbiguousMaskError, ImageReadError
-from floodlabel.core.images import MASK_LABELS_01, read_image, read_mask_reading
+from floodlabel.core.images import MASK_LABELS_01, pixel_limit_problem, read_image, read_mask_reading
 
 T = TypeVar("T")
 Progress = Callable[[Iterable[T], int, str], Iterable[T]]
@@ -136,6 +137,11 @@ def compute_stats(dataset: FloodDataset, progress: Progress | None = None, decod
                 total_pixels += total
     for exc in dataset.unreadable:  # headers that size_mismatches could not read (files not listed above)
         unreadable.setdefault(exc.path, exc.reason)
+    if not decode:  # what decoding would refuse, from the headers read above
+        for path, size in dataset._sizes.items():
+            too_large = pixel_limit_problem(size)
+            if too_large:
+                unreadable.setdefault(str(path), too_large)
 
     stats = DatasetStats(
         root=str(dataset.root),

@@ -7,13 +7,16 @@ are the pixels a viewer shows, and (width, height) sizes in the same frame.
 - Any file that cannot be fully decoded (missing, directory, zero bytes, corrupt, truncated, too large) raises
   `ImageReadError(path, reason)`. Truncated files are errors, never partially grey images: this module leaves
   Pillow's `ImageFile.LOAD_TRUNCATED_IMAGES` at False.
-- Images larger than `MAX_IMAGE_PIXELS` are refused. Importing this module raises Pillow's global decompression-bomb
-  limit to the same value so that large photos (e.g. 20,000 px on a side) can be read.
+- Images larger than `MAX_IMAGE_PIXELS` (100 MP by default) are refused before anything is decoded, with a reason
+  like "image too large: 30000x30000 = 900 MP, the limit is 100 MP": a 2.6 MB PNG can hold 900 MP, which would take
+  6 GB to decode and 13 GB to show. Their size can still be read from the header (`image_size`);
+  `pixel_limit_problem(size)` says whether a size is over the limit.
 """
 
 from __future__ import annotations
 
 import errno
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,10 +28,28 @@ from PIL import ExifTags, Image, ImageOps
 
 from floodlabel.core.errors import AmbiguousMaskError, ImageReadError
 
-MAX_IMAGE_PIXELS = 1_000_000_000
-"""Largest image (width * height) read_image / read_mask accept: 1e9 px is 3 GB as RGB uint8."""
+DEFAULT_MAX_MEGAPIXELS = 100
+"""The pixel limit in megapixels when FLOODLABEL_MAX_MEGAPIXELS is not set (or not a positive number)."""
 
-Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS  # Pillow's default (~89 Mpx, error at ~179 Mpx) is too low for big photos.
+
+def _max_pixels_from_env() -> int:
+    try:
+        megapixels = float(os.environ.get("FLOODLABEL_MAX_MEGAPIXELS", ""))
+    except ValueError:
+        megapixels = DEFAULT_MAX_MEGAPIXELS
+    if not (math.isfinite(megapixels) and megapixels > 0):
+        megapixels = DEFAULT_MAX_MEGAPIXELS
+    return int(megapixels * 1_000_000)
+
+
+MAX_IMAGE_PIXELS = _max_pixels_from_env()
+"""Largest image (width * height) read_image / read_mask decode: 100 MP (1e8 px), or FLOODLABEL_MAX_MEGAPIXELS.
+
+Decoding takes about 7 bytes a pixel (Pillow holds RGB as 4, the array 3): 0.76 GB at 100 MP, and the window showing
+one 2.2 GB (`python -m benchmarks.bench_huge_image --side 10000 --window`). Checked from the header, so a refused
+file costs nothing to read."""
+
+Image.MAX_IMAGE_PIXELS = None  # Pillow's own check would warn or refuse first, without saying the size: ours does.
 
 MASK_THRESHOLD = 127
 """A mask pixel is water when its 8-bit value is > MASK_THRESHOLD (masks are anti-aliased greyscale)."""
@@ -126,6 +147,16 @@ def image_size(path: PathLike) -> tuple[int, int]:
     return (height, width) if orientation in _SWAPPING_ORIENTATIONS else (width, height)
 
 
+def pixel_limit_problem(size: tuple[int, int]) -> str | None:
+    """Why an image of `size` (width, height) is not decoded ("image too large: ..."), or None when it is within
+    MAX_IMAGE_PIXELS."""
+    width, height = size
+    if width * height <= MAX_IMAGE_PIXELS:
+        return None
+    return (f"image too large: {width}x{height} = {_megapixels(width * height)} MP, the limit is "
+            f"{_megapixels(MAX_IMAGE_PIXELS)} MP (FLOODLABEL_MAX_MEGAPIXELS=N changes it)")
+
+
 def link_problem(path: str | os.PathLike[str]) -> str:
     """Why the symbolic link `path` cannot be followed ("that loops (...)", "to ..., which does not exist")."""
     try:
@@ -152,9 +183,9 @@ def _open_decoded(path: PathLike) -> Iterator[Image.Image]:
     """Open, size-check, fully decode and EXIF-rotate an image; every failure becomes ImageReadError."""
     with _open(path) as im:
         try:
-            if im.width * im.height > MAX_IMAGE_PIXELS:
-                raise ImageReadError(path, f"image is too large ({im.width}x{im.height} px; "
-                                           f"the limit is {MAX_IMAGE_PIXELS:,} px)")
+            too_large = pixel_limit_problem(im.size)
+            if too_large:
+                raise ImageReadError(path, too_large)
             im.load()  # decode here, inside the try: truncated or corrupt data fails now, not later
             ImageOps.exif_transpose(im, in_place=True)  # in place: no copy when there is nothing to rotate
         except ImageReadError:
@@ -189,6 +220,10 @@ def _open(path: PathLike) -> Image.Image:
         raise ImageReadError(path, _describe(exc)) from exc
     except Exception as exc:
         raise ImageReadError(path, _describe(exc)) from exc
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1e6:.0f}" if pixels >= 10_000_000 else f"{pixels / 1e6:.3g}"
 
 
 def _describe(exc: BaseException) -> str:

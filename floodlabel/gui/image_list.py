@@ -7,8 +7,8 @@ informative image to label next; a click on its header sorts by it.
 
 Rows appear at once (nothing is decoded, no header is read: 1,000 images list in milliseconds). Image and mask
 sizes are read afterwards from file headers by a daemon thread (`_SizeScanner`) in chunks, reported through a relay
-QObject like gui/background.py, so the list never blocks. A pair whose header cannot be read is a red row with the
-reason; a pair whose image and mask sizes differ is a red "size mismatch" row; an image without a ground-truth mask
+QObject like gui/background.py, so the list never blocks. A pair whose header cannot be read, or whose image is over
+the pixel limit (core/images.MAX_IMAGE_PIXELS), is a red row with the reason; a pair whose image and mask sizes differ is a red "size mismatch" row; an image without a ground-truth mask
 says "no GT" in grey.
 
 Rows are "model rows": the index into `dataset.pairs`. The view may be sorted (by IoU, worst first) or filtered by
@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QHBoxLayout, QHea
 
 from floodlabel.core.datasets import FloodDataset
 from floodlabel.core.errors import ImageReadError
+from floodlabel.core.images import pixel_limit_problem
 
 STATUSES = ("new", "in progress", "accepted")
 COLUMNS = ("#", "Name", "Size", "Status", "IoU", "Conf.", "A↔B", "Problem")
@@ -466,6 +467,8 @@ class _SizeScanner:
             image_size = mask_size = error = None
             try:
                 image_size = self._dataset.image_size(pair.image)
+                too_large = pixel_limit_problem(image_size)
+                error = f"unreadable: {too_large}" if too_large else None
             except ImageReadError as exc:
                 error = f"unreadable: {exc.reason}"
             if pair.mask is not None:
