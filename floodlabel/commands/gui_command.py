@@ -43,9 +43,7 @@ def run(args: argparse.Namespace) -> int:
     # data None: the last folder used, else the bundled sample
     window = create_annotation_window(args.data, args.model, project=getattr(args, "project", None))
     window.show()
-    from floodlabel.gui.quit_signals import install_quit_signals
+    from floodlabel.gui.quit_signals import quit_on_signals
 
-    watcher = install_quit_signals(app)  # SIGTERM / SIGINT close the window (and its project) cleanly
-    code = app.exec()
-    del watcher
-    return code
+    with quit_on_signals():  # SIGTERM / SIGINT close the window (and its project) cleanly
+        return app.exec()

@@ -9,35 +9,45 @@ from __future__ import annotations
 
 import signal
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from PySide6.QtCore import QObject, QSocketNotifier
+from PySide6.QtCore import QCoreApplication, QSocketNotifier
 from PySide6.QtWidgets import QApplication
 
 QUIT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def install_quit_signals(app: QApplication) -> QObject:
-    """Make SIGTERM / SIGINT close every window and quit `app`. Returns the watcher (keep it alive)."""
+@contextmanager
+def quit_on_signals() -> Iterator[None]:
+    """While inside, SIGTERM / SIGINT close every window and end the event loop with status 128 + signal number.
+    The previous handlers and wakeup fd come back on leaving."""
     reader, writer = socket.socketpair()
     reader.setblocking(False)
     writer.setblocking(False)
-    signal.set_wakeup_fd(writer.fileno())
-    notifier = QSocketNotifier(reader.fileno(), QSocketNotifier.Type.Read, app)
+    old_fd = signal.set_wakeup_fd(writer.fileno())
+    notifier = QSocketNotifier(reader.fileno(), QSocketNotifier.Type.Read)
     notifier.activated.connect(lambda *_: _drain(reader))  # Python's handler below runs right after
-    notifier._sockets = (reader, writer)  # type: ignore[attr-defined]  # alive as long as the notifier
+    old_handlers = {signum: signal.signal(signum, _close_all) for signum in QUIT_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in old_handlers.items():
+            signal.signal(signum, handler)
+        signal.set_wakeup_fd(old_fd)
+        notifier.setEnabled(False)
+        reader.close()
+        writer.close()
 
-    def close_all(signum: int, _frame: object) -> None:
-        app.closeAllWindows()  # each window's closeEvent saves and closes its project
-        app.exit(128 + signum)
 
-    for signum in QUIT_SIGNALS:
-        signal.signal(signum, close_all)
-    return notifier
+def _close_all(signum: int, _frame: object) -> None:
+    QApplication.closeAllWindows()  # each window's closeEvent saves and closes its project
+    QCoreApplication.exit(128 + signum)
 
 
 def _drain(reader: socket.socket) -> None:
     try:
         while reader.recv(512):
             pass
-    except (BlockingIOError, InterruptedError):
+    except (BlockingIOError, InterruptedError, OSError):
         pass
