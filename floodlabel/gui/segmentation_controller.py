@@ -19,7 +19,7 @@ from typing import Any, Callable
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from floodlabel.core.annotation import Annotation, Stroke, apply_stroke_layer, view_size
 from floodlabel.core.candidates import candidate_thumbnails
@@ -110,6 +110,7 @@ class SegmentationController(QObject):
         self.embedder.failed.connect(self._on_embed_failed)
         self.embedder.cancelled.connect(self._on_embed_cancelled)
         self._session_call: BackgroundCall | None = None
+        self._shut_down = False
         self._auto_call: BackgroundCall | None = None
         self._auto_cancel: threading.Event | None = None
         self.auto_progress = 0.0
@@ -122,13 +123,21 @@ class SegmentationController(QObject):
     # ------------------------------------------------------------------------------------------------ session
 
     def open_session(self, model: str) -> None:
-        """Load `model` ('classic', a registered name or a .pth path) in the background; prompts are kept."""
-        from floodlabel.core.engine import SegmentationSession  # torch: imported in the worker's first call
+        """Load `model` ('classic', a registered name or a .pth path) in the background; prompts are kept.
 
-        self._session_call = BackgroundCall(lambda: SegmentationSession.open(model))
-        self._session_call.succeeded.connect(self._on_session)
-        self._session_call.failed.connect(self._on_session_failed)
-        self._session_call.start()
+        The worker starts on the next turn of the event loop, so the window and its image list are shown first:
+        the engine imports torch (about 2 s), holding the GIL for much of it. Of calls made before it starts,
+        only the last one loads.
+        """
+        call = BackgroundCall(lambda: _open_session(model))
+        call.succeeded.connect(self._on_session)
+        call.failed.connect(self._on_session_failed)
+        self._session_call = call
+        QTimer.singleShot(0, self, lambda: self._start_session(call))
+
+    def _start_session(self, call: BackgroundCall) -> None:
+        if call is self._session_call and not self._shut_down:
+            call.start()
 
     def set_session(self, session) -> None:
         """Use an already opened SegmentationSession (tests, benchmarks); re-embeds the current image."""
@@ -278,6 +287,7 @@ class SegmentationController(QObject):
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop every worker and wait (up to `timeout` s in all) until none runs model code: torch work still
         running in a daemon thread when the interpreter exits can abort the process."""
+        self._shut_down = True
         self.cancel_auto()
         for worker in (self.embedder, self.loader, self.decoder):
             worker.stop()
@@ -551,6 +561,14 @@ class SegmentationController(QObject):
     @staticmethod
     def _prompt_key(prompt: Prompt) -> str:
         return repr(prompt.to_dict())
+
+
+def _open_session(model: str):
+    """SegmentationSession.open in the worker, import included: the engine imports torch (about 2 s), which the UI
+    thread must not wait for (the window and its image list appear meanwhile)."""
+    from floodlabel.core.engine import SegmentationSession
+
+    return SegmentationSession.open(model)
 
 
 def _restored_annotation(state: dict | None, original_size: tuple[int, int]) -> Annotation:
