@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds to wait after the window is up (and ready) before the screenshot")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the window")
     parser.add_argument("--model", default=None, help="--model passed to `floodlabel gui`")
+    parser.add_argument("--project", default=None, help="show a copy of this project folder (default: a new one)")
     parser.add_argument("--click", action="store_true", help="also a real click at the centre of the first image")
     parser.add_argument("--drag", action="store_true", help="also a real box drag (Box tool) across the image")
     parser.add_argument("--isolated-cache", action="store_true", help="use an empty temporary model cache")
@@ -68,6 +70,8 @@ def shoot(args: argparse.Namespace, width: int, height: int, out: Path) -> list[
         env.update(XDG_CONFIG_HOME=str(Path(tmp) / "config"), FLOODLABEL_TEST_GEOMETRY_FILE=str(geometry_file))
         if args.isolated_cache:
             env["FLOODLABEL_CACHE_DIR"] = str(Path(tmp) / "cache")
+        if args.project:  # a copy: the screenshot never changes the project it shows
+            shutil.copytree(args.project, Path(tmp) / "project", ignore=shutil.ignore_patterns("project.lock"))
         cmd = [sys.executable, "-m", "floodlabel", "gui", args.data, "--project", str(Path(tmp) / "project")]
         cmd += ["--model", args.model] if args.model else []  # the project is temporary: DATA is never written
         log = Path(tmp) / "app.log"

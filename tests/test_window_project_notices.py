@@ -88,7 +88,7 @@ def test_window_on_a_damaged_database_saves_nothing_until_recovered(qtbot, windo
     w = window(folder, session=session)
     wait_ready(qtbot, w)
     assert not w.accept_action.isEnabled() and w.store is None
-    assert "cannot be read" in w.project_label.text() and "floodlabel recover" in w.project_notice.text()
+    assert "cannot be read" in w.project_label.text() and "Recover masks moves the damaged database aside" in w.project_notice.text()
     w.project_notice.action_button.click()
     qtbot.waitUntil(lambda: w.store is not None and "Accepted 2 / 3" in w.project_label.text(), timeout=10000)
     assert w.accept_action.isEnabled() and "moved the damaged database aside" in w.project_notice.text()

@@ -40,4 +40,12 @@ class ExportError(FloodLabelError):
 
 class DamagedProjectError(StoreError):
     """The project database cannot be read (damaged, not a FloodLabel database). Nothing was opened or changed;
-    `floodlabel recover` moves it aside and rebuilds the project from the accepted masks and their sidecars."""
+    `floodlabel recover` moves it aside and rebuilds the project from the accepted masks and their sidecars.
+    Carries the database's path and what SQLite said (`detail`, may be empty)."""
+
+    def __init__(self, path: object, detail: str = "") -> None:
+        self.path = str(path)
+        self.detail = detail
+        super().__init__(f"{self.path} is damaged or is not a FloodLabel project database; it was left as it is and "
+                         "nothing was changed (`floodlabel recover` moves it aside and rebuilds the project from the "
+                         f"accepted masks in masks/){f' ({detail})' if detail else ''}")

@@ -478,27 +478,21 @@ class ProjectStore:
         except sqlite3.OperationalError as exc:
             raise StoreError(f"cannot open the project database {self.db_path}: {exc}") from exc
         except sqlite3.Error as exc:
-            raise DamagedProjectError(f"{self._damaged_message()} ({exc})") from exc
-
-    def _damaged_message(self) -> str:
-        return (f"{self.db_path} is damaged or is not a FloodLabel project database; it was left as it is and "
-                "nothing was changed (`floodlabel recover` moves it aside and rebuilds the project from the "
-                "accepted masks in masks/)")
+            raise DamagedProjectError(self.db_path, str(exc)) from exc
 
     def _check_or_create_schema(self) -> None:
         conn = self._conn
         assert conn is not None
-        damaged = self._damaged_message()
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.DatabaseError as exc:
-            raise DamagedProjectError(f"{damaged} ({exc})") from exc
+            raise DamagedProjectError(self.db_path, str(exc)) from exc
         if version > SCHEMA_VERSION:
             raise StoreError(f"{self.db_path} was made by a newer FloodLabel (project format {version}, this "
                              f"version reads up to {SCHEMA_VERSION}); update FloodLabel to open it")
         if version == 0 and tables:
-            raise DamagedProjectError(damaged)
+            raise DamagedProjectError(self.db_path)
         try:
             if version == 0:
                 if self.read_only:
@@ -511,11 +505,11 @@ class ProjectStore:
             conn.execute("PRAGMA synchronous = FULL")
             check = conn.execute("PRAGMA quick_check").fetchone()[0]
         except sqlite3.DatabaseError as exc:
-            raise DamagedProjectError(f"{damaged} ({exc})") from exc
+            raise DamagedProjectError(self.db_path, str(exc)) from exc
         if check != "ok":
-            raise DamagedProjectError(f"{damaged} (integrity check: {check})")
+            raise DamagedProjectError(self.db_path, f"integrity check: {check}")
         if not {"images", "meta"} <= {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}:
-            raise DamagedProjectError(damaged)
+            raise DamagedProjectError(self.db_path)
 
     def _resolve_data_root(self, data_root: str | os.PathLike[str] | None) -> Path:
         stored = dict(self._query("SELECT key, value FROM meta"))

@@ -62,8 +62,11 @@ class ProjectActions:
             self.store = StoreLink.open(root, project, parent=self)
         except DamagedProjectError as exc:
             self._store_off("No project: its database cannot be read")
+            detail = f" ({exc.detail})" if exc.detail else ""
             self.project_notice.show_notice(
-                "damaged", f"Accepting is off: {exc}. Your masks are kept.", "Recover masks",
+                "damaged", f"The project database {exc.path} cannot be read{detail}. Accepting is off and nothing "
+                           "was changed. Your accepted masks are kept: Recover masks moves the damaged database "
+                           "aside and rebuilds the project from them.", "Recover masks",
                 lambda: self._recover_damaged(root, project))
             return
         except FloodLabelError as exc:
