@@ -135,3 +135,21 @@ def test_the_model_is_opened_in_the_worker_not_on_the_ui_thread(qtbot, monkeypat
     qtbot.waitUntil(lambda: bool(failures), timeout=10_000)
     assert looked_up == [False] and "no model x" in failures[0]
     controller.shutdown()
+
+
+def test_when_on_screen_waits_for_the_shown_window_and_not_for_a_hidden_one(qtbot):
+    from PySide6.QtWidgets import QWidget
+
+    from floodlabel.gui.on_screen import when_on_screen
+
+    calls: list[str] = []
+    hidden, shown = QWidget(), QWidget()
+    qtbot.addWidget(hidden)
+    qtbot.addWidget(shown)
+    when_on_screen(hidden, hidden, lambda: calls.append("hidden"))
+    when_on_screen(shown, None, lambda: calls.append("no widget"))
+    shown.show()
+    when_on_screen(shown, shown, lambda: calls.append(f"shown, exposed {shown.windowHandle().isExposed()}"))
+    assert calls == []  # never at once: from the event loop
+    qtbot.waitUntil(lambda: len(calls) == 3, timeout=5_000)
+    assert sorted(calls) == ["hidden", "no widget", "shown, exposed True"]

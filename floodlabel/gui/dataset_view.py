@@ -2,8 +2,8 @@
 image-size scatter (pyqtgraph).
 
 compute_stats decodes every mask, so it runs in a BackgroundCall, and only while the view is visible: a hidden or
-tabbed-away dock costs no CPU (the SAM encoder needs both cores). Setting another dataset abandons the running
-computation at its next file.
+tabbed-away dock costs no CPU (the SAM encoder needs both cores). It starts after the window's first paint
+(`gui/on_screen.py`). Setting another dataset abandons the running computation at its next file.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from floodlabel.core.dataset_stats import DatasetStats, compute_stats
 from floodlabel.core.datasets import FloodDataset
 from floodlabel.core.errors import FloodLabelError
 from floodlabel.gui.background import BackgroundCall
+from floodlabel.gui.on_screen import when_on_screen
 
 T = TypeVar("T")
 HISTOGRAM_BINS = 20
@@ -100,7 +101,11 @@ class DatasetView(QWidget):
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
-        self._start()
+        when_on_screen(self, self, self._start_if_visible)  # decoding every mask: after the window's first paint
+
+    def _start_if_visible(self) -> None:
+        if self.isVisible():
+            self._start()
 
     def _start(self) -> None:
         if not self._pending or self._dataset is None:

@@ -6,8 +6,8 @@ value is set, in compare mode) is the IoU between the two compared models' masks
 informative image to label next; a click on its header sorts by it.
 
 Rows appear at once (nothing is decoded, no header is read: 10,000 images list in 10 ms). Image and mask sizes are
-read afterwards, from the next turn of the event loop (once the rows are painted), from file headers by a daemon
-thread (`_SizeScanner`) in chunks, reported through a relay QObject like gui/background.py, so the list never
+read afterwards, once the rows are painted (`gui/on_screen.py`), from file headers by a daemon thread
+(`_SizeScanner`) in chunks, reported through a relay QObject like gui/background.py, so the list never
 blocks. A pair whose header cannot be read, or whose image is over the pixel limit (core/images.MAX_IMAGE_PIXELS),
 is a red row with the reason; a pair whose image and mask sizes differ is a red "size mismatch" row; an image
 without a ground-truth mask says "no GT" in grey.
@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import (QAbstractItemModel, QAbstractProxyModel, QAbstractTableModel, QItemSelectionModel,
-                            QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, Signal)
+                            QModelIndex, QObject, QPersistentModelIndex, Qt, Signal)
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QPushButton, QTableView, QVBoxLayout, QWidget)
@@ -35,6 +36,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QHBoxLayout, QHea
 from floodlabel.core.datasets import FloodDataset
 from floodlabel.core.errors import ImageReadError
 from floodlabel.core.images import pixel_limit_problem
+from floodlabel.gui.on_screen import when_on_screen
 
 STATUSES = ("new", "in progress", "accepted")
 COLUMNS = ("#", "Name", "Size", "Status", "IoU", "Conf.", "A↔B", "Problem")
@@ -46,6 +48,8 @@ HEADER_TIPS = {COL_IOU: "IoU of the shown mask against the ground truth",
 NO_GT = "no GT"
 SIZE_CHUNK = 64
 """Rows whose headers are read before one result is sent to the UI thread."""
+GIL_HANDOVER_S = 0.002
+"""The header scan hands the GIL over at least this often (Python's own switch interval is 5 ms)."""
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 ERROR_COLOUR = QColor(200, 40, 40)
@@ -120,8 +124,6 @@ class ImageListDock(QDockWidget):
         self.setWidget(body)
 
         self._scanner: _SizeScanner | None = None
-        self._scan_timer = QTimer(self, singleShot=True, interval=0)
-        self._scan_timer.timeout.connect(self._start_scan)
         self._generation = 0
         self._emit_selection = True
 
@@ -140,7 +142,7 @@ class ImageListDock(QDockWidget):
             self._scanner = _SizeScanner(dataset, self._generation)
             self._scanner.relay.sizes.connect(self._on_sizes)
             self._scanner.relay.done.connect(self._on_scan_done)
-            self._scan_timer.start()  # on the next turn of the event loop: the rows are painted first
+            when_on_screen(self, self, self._start_scan)  # the rows are painted first
         self._update_summary()
 
     def set_status(self, row: int, status: str) -> None:
@@ -618,6 +620,7 @@ class _SizeScanner:
 
     def _run(self) -> None:
         relay, chunk = self.relay, []
+        handover = time.perf_counter() + GIL_HANDOVER_S
         for row, pair in enumerate(self._dataset.pairs):
             if self._stop.is_set():
                 return
@@ -634,6 +637,9 @@ class _SizeScanner:
                 except ImageReadError as exc:
                     error = error or f"unreadable mask: {exc.reason}"
             chunk.append((row, image_size, mask_size, error))
+            if time.perf_counter() >= handover:  # let a waiting UI thread take the GIL now, not after 5 ms:
+                time.sleep(0)  # each of Qt's calls into Python while painting would wait that long
+                handover = time.perf_counter() + GIL_HANDOVER_S
             if len(chunk) >= SIZE_CHUNK:
                 relay.sizes.emit(self._generation, chunk)
                 chunk = []

@@ -19,7 +19,8 @@ from typing import Any, Callable
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QWidget
 
 from floodlabel.core.annotation import Annotation, Stroke, apply_stroke_layer, view_size
 from floodlabel.core.candidates import candidate_thumbnails
@@ -29,6 +30,7 @@ from floodlabel.core.live_metrics import NocTracker
 from floodlabel.core.metrics import MaskMetrics, mask_metrics
 from floodlabel.core.prompts import Prompt
 from floodlabel.gui.background import BackgroundCall
+from floodlabel.gui.on_screen import when_on_screen
 from floodlabel.gui.workers import EmbedWorker, LatestRequestWorker
 
 AUTO_POINTS_PER_SIDE = 8
@@ -125,15 +127,16 @@ class SegmentationController(QObject):
     def open_session(self, model: str) -> None:
         """Load `model` ('classic', a registered name or a .pth path) in the background; prompts are kept.
 
-        The worker starts on the next turn of the event loop, so the window and its image list are shown first:
-        the engine imports torch (about 2 s), holding the GIL for much of it. Of calls made before it starts,
-        only the last one loads.
+        The worker starts once the window is on the screen (`when_on_screen`), so the window and its image list are
+        painted first: the engine imports torch (about 2 s), holding the GIL for much of it. Of calls made before
+        it starts, only the last one loads.
         """
         call = BackgroundCall(lambda: _open_session(model))
         call.succeeded.connect(self._on_session)
         call.failed.connect(self._on_session_failed)
         self._session_call = call
-        QTimer.singleShot(0, self, lambda: self._start_session(call))
+        window = self.parent()
+        when_on_screen(self, window if isinstance(window, QWidget) else None, lambda: self._start_session(call))
 
     def _start_session(self, call: BackgroundCall) -> None:
         if call is self._session_call and not self._shut_down:
