@@ -4,7 +4,6 @@ emptied or moved away (see `floodlabel.core.project_recovery`)."""
 from __future__ import annotations
 
 import argparse
-import os
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,10 +22,11 @@ def run(args: argparse.Namespace) -> int:
     from floodlabel.core.datasets import open_dataset
     from floodlabel.core.errors import DatasetError
     from floodlabel.core.project_recovery import recover_project
+    from floodlabel.core.project_store import relative_image_path
 
     try:
         dataset = open_dataset(args.data)
-        rels = [os.path.relpath(p.image, dataset.root) for p in dataset.pairs]
+        rels = [relative_image_path(p.image, args.data) for p in dataset.pairs]
     except DatasetError:
         rels = None  # masks with sidecars need no listing
     report = recover_project(args.data, args.project, rels)

@@ -663,13 +663,15 @@ def relative_image_path(image_path: str | os.PathLike[str], data_root: str | os.
     """An image's key in the store: its path inside DATA, POSIX style. The file itself may be a link to a photo
     elsewhere (its name inside DATA counts, the link is not followed); folders on the way are resolved.
     StoreError when the path is not inside DATA."""
-    path, root = Path(os.path.abspath(image_path)), Path(os.path.abspath(data_root))
-    for candidate, base in ((path, root), (path.parent.resolve() / path.name, root.resolve())):
-        try:
-            return candidate.relative_to(base).as_posix()
-        except ValueError:
-            continue
-    raise StoreError(f"{image_path} is not inside the dataset folder {data_root}")
+    path, root = os.path.abspath(image_path), os.path.abspath(data_root)
+    prefix = root.rstrip(os.sep) + os.sep
+    if path.startswith(prefix):  # the common case, without touching the disk (10,000 images: milliseconds)
+        return Path(path[len(prefix):]).as_posix()
+    linked = Path(path)
+    try:
+        return (linked.parent.resolve() / linked.name).relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        raise StoreError(f"{image_path} is not inside the dataset folder {data_root}") from None
 
 _COLUMNS = ("rel_path, status, image_hash, image_bytes, image_mtime_ns, state_json, created_at, updated_at, "
             "edited_since_accept, accepted_state_json, accepted_image_hash, mask_file, mask_sha256, mask_width, "

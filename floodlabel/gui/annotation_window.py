@@ -99,6 +99,7 @@ class AnnotationWindow(ProjectActions, ModelActions, QMainWindow):
         self._lock_timer.timeout.connect(self._try_writable)
         self._recovery_call: BackgroundCall | None = None
         self._accepted_rows: set[int] = set()
+        self._rows_by_rel: dict[str, int] = {}  # the store's key of each image -> its dataset row
         self._model = ""
 
         build_actions(self)

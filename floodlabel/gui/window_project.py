@@ -171,13 +171,10 @@ class ProjectActions:
         if self.store is None or self.dataset is None:
             return
         statuses = self.store.statuses()
-        self._accepted_rows = set()
-        for row, pair in enumerate(self.dataset.pairs):
-            status = statuses.get(self.store.rel_path(pair.image))
-            if status is not None:
-                self.image_list.set_status(row, str(status))
-                if str(status) == "accepted":
-                    self._accepted_rows.add(row)
+        self._rows_by_rel = {self.store.rel_path(pair.image): row for row, pair in enumerate(self.dataset.pairs)}
+        shown = {row: str(statuses[rel]) for rel, row in self._rows_by_rel.items() if rel in statuses}
+        self.image_list.set_statuses(shown)
+        self._accepted_rows = {row for row, status in shown.items() if status == "accepted"}
         self._update_project_label(statuses)
 
     def _update_project_label(self, statuses=None) -> None:
@@ -192,10 +189,10 @@ class ProjectActions:
     def _on_accepted(self, rel: str, record) -> None:
         if self.dataset is None or self.store is None:
             return
-        for row, pair in enumerate(self.dataset.pairs):
-            if self.store.rel_path(pair.image) == rel:
-                self.image_list.set_status(row, "accepted")
-                self._accepted_rows.add(row)
+        row = self._rows_by_rel.get(rel)
+        if row is not None:
+            self.image_list.set_status(row, "accepted")
+            self._accepted_rows.add(row)
         self.statusBar().showMessage(f"Accepted {rel}", 3000)
         self._update_project_label()
         self.finetune_panel.refresh()
