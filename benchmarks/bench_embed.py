@@ -36,9 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from PIL import Image
 
-    from floodlabel.core import batch_embed
-    from floodlabel.core.cluster import require_ray
-    from floodlabel.core.sam_checkpoint import KNOWN_ARCHITECTURES, build_sam, save_sam
+    from floodlabel.core.cluster import batch_embed
+    from floodlabel.core.cluster.connection import require_ray
+    from floodlabel.core.sam.checkpoint import KNOWN_ARCHITECTURES, build_sam, save_sam
 
     ray = require_ray()
     with tempfile.TemporaryDirectory(prefix="bench-embed-") as tmp:

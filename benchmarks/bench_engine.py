@@ -88,10 +88,10 @@ def _click_latency(sam, image: np.ndarray, n: int) -> tuple[list[float], list[fl
     import torch
     from segment_anything import SamPredictor
 
-    from floodlabel.core.compute_config import default_compute_config
-    from floodlabel.core.prompts import Prompt
-    from floodlabel.core.sam_backend import SamSegmenter
-    from floodlabel.core.segmenter import Embedding
+    from floodlabel.core.segment.compute_config import default_compute_config
+    from floodlabel.core.annotation.prompts import Prompt
+    from floodlabel.core.sam.backend import SamSegmenter
+    from floodlabel.core.segment.segmenter import Embedding
 
     h, w = image.shape[:2]
     predictor = SamPredictor(sam.model)
@@ -144,9 +144,9 @@ def _run_embed_worker(config: str, n: int) -> dict:
 def _embed_worker(config: str, n: int) -> int:
     import torch
 
-    from floodlabel.core.compute_config import ComputeConfig, default_compute_config
-    from floodlabel.core.embedding_cache import EmbeddingCache, image_key
-    from floodlabel.core.sam_backend import SamSegmenter
+    from floodlabel.core.segment.compute_config import ComputeConfig, default_compute_config
+    from floodlabel.core.segment.embedding_cache import EmbeddingCache, image_key
+    from floodlabel.core.sam.backend import SamSegmenter
     from floodlabel.runtime import allocator_status, tune_allocator
 
     if config == "floodlabel":
@@ -191,7 +191,7 @@ def _vit_b():
     """A seeded, randomly initialised vit_b as a LoadedSam (no file behind it)."""
     import torch
 
-    from floodlabel.core.sam_checkpoint import KNOWN_ARCHITECTURES, LoadedSam, build_sam
+    from floodlabel.core.sam.checkpoint import KNOWN_ARCHITECTURES, LoadedSam, build_sam
 
     torch.manual_seed(0)
     return LoadedSam(build_sam(KNOWN_ARCHITECTURES["vit_b"]), KNOWN_ARCHITECTURES["vit_b"], "random", None)

@@ -40,12 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from floodlabel.core.compute_config import ComputeConfig
-    from floodlabel.core.embedding_cache import EmbeddingCache
-    from floodlabel.core.engine import SegmentationSession
-    from floodlabel.core.sam_backend import SamSegmenter
-    from floodlabel.core.sam_checkpoint import KNOWN_ARCHITECTURES, LoadedSam, build_sam
-    from floodlabel.core.segmenter import Embedding
+    from floodlabel.core.segment.compute_config import ComputeConfig
+    from floodlabel.core.segment.embedding_cache import EmbeddingCache
+    from floodlabel.core.models.session import SegmentationSession
+    from floodlabel.core.sam.backend import SamSegmenter
+    from floodlabel.core.sam.checkpoint import KNOWN_ARCHITECTURES, LoadedSam, build_sam
+    from floodlabel.core.segment.segmenter import Embedding
     from floodlabel.core.training.embeddings import EmbeddingReader, PreparedItem
     from floodlabel.core.training.examples import make_target, mask_digest
     from floodlabel.core.training.finetune import FinetuneSettings, _Trainer
@@ -116,7 +116,7 @@ class _EncoderInTheLoop:
         self.seg, self.images, self.read_seconds = seg, images, 0.0
 
     def features(self, item):
-        from floodlabel.core.sam_checkpoint import IMAGE_SIZE
+        from floodlabel.core.sam.checkpoint import IMAGE_SIZE
         from segment_anything.utils.transforms import ResizeLongestSide
 
         image = self.images[item.index]

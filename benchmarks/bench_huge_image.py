@@ -95,9 +95,9 @@ def _child(mode: str, data: str) -> dict:
         unreadable = stats["unreadable"]
         result = f"exit {code}, " + (f"unreadable: {unreadable[0]['reason']}" if unreadable else "no problem")
     elif mode == "loader":
-        from floodlabel.core.datasets import open_dataset
-        from floodlabel.core.errors import ImageReadError
-        from floodlabel.core.image_item import load_image_item
+        from floodlabel.core.data.datasets import open_dataset
+        from floodlabel.core.common.errors import ImageReadError
+        from floodlabel.core.data.image_item import load_image_item
 
         try:
             item = load_image_item(open_dataset(data).pairs[0])
@@ -114,7 +114,7 @@ def _window(data: str) -> str:
     """Open the window on `data` (classic backend) and wait until its first image is shown or refused."""
     from PySide6.QtWidgets import QApplication
 
-    from floodlabel.gui.annotation_window import AnnotationWindow
+    from floodlabel.gui.window.annotation_window import AnnotationWindow
 
     app = QApplication.instance() or QApplication([])
     project = Path(os.environ["FLOODLABEL_DATA_DIR"]) / "project"

@@ -92,10 +92,10 @@ def _window_child(data: str) -> dict:
     from PySide6.QtCore import QElapsedTimer, QEvent, QObject, QTimer
     from PySide6.QtWidgets import QApplication
 
-    import floodlabel.gui.annotation_window as aw
-    from floodlabel.gui.image_list import ImageListDock
-    from floodlabel.gui.window_models import ModelActions
-    from floodlabel.gui.window_project import ProjectActions
+    import floodlabel.gui.window.annotation_window as aw
+    from floodlabel.gui.panels.image_list import ImageListDock
+    from floodlabel.gui.window.model_actions import ModelActions
+    from floodlabel.gui.window.project_actions import ProjectActions
 
     app = QApplication.instance() or QApplication([])
     phases: dict[str, float] = defaultdict(float)
@@ -159,8 +159,8 @@ def _list_only(data: Path) -> list[tuple[str, str, str, str]]:
     from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt
     from PySide6.QtWidgets import QApplication
 
-    from floodlabel.core.datasets import open_dataset
-    from floodlabel.gui.image_list import COL_IOU, SORT_ROLE, ImageListDock
+    from floodlabel.core.data.datasets import open_dataset
+    from floodlabel.gui.panels.image_list import COL_IOU, SORT_ROLE, ImageListDock
 
     class PythonLessThan(QSortFilterProxyModel):
         """The list's proxy before ViewOrder: None last, ties in dataset order, keys through data(SORT_ROLE)."""

@@ -57,8 +57,8 @@ def water_mask(shape: tuple[int, int], seed: int) -> np.ndarray:
 
 
 def bench_accept(root: Path, repeats: int) -> list[tuple[str, str, str]]:
-    from floodlabel.core.atomic_files import write_atomic
-    from floodlabel.core.project_store import ProjectStore, encode_mask_png
+    from floodlabel.core.common.atomic_files import write_atomic
+    from floodlabel.core.store.project_store import ProjectStore, encode_mask_png
 
     shape = (3000, 4000)
     Image.new("RGB", (shape[1], shape[0]), (60, 80, 90)).save(_mkdir(root) / "big.jpg", quality=80)
@@ -115,8 +115,8 @@ def bench_accept(root: Path, repeats: int) -> list[tuple[str, str, str]]:
 
 
 def bench_export(root: Path, count: int, shape: tuple[int, int]) -> list[tuple[str, str, str]]:
-    from floodlabel.core.export import export_project
-    from floodlabel.core.project_store import ProjectStore
+    from floodlabel.core.store.export import export_project
+    from floodlabel.core.store.project_store import ProjectStore
 
     image = Image.new("RGB", (shape[1], shape[0]), (60, 80, 90))
     images = _mkdir(root / "Image")

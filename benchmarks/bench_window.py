@@ -104,12 +104,12 @@ def _run(args, tmp: Path, clicks: int, prefetch_clicks: int, transitions: int) -
 
     import torch
 
-    from floodlabel.core.compute_config import default_compute_config
-    from floodlabel.core.embedding_cache import EmbeddingCache
-    from floodlabel.core.engine import SegmentationSession
-    from floodlabel.core.sam_backend import SamSegmenter
-    from floodlabel.gui.annotation_window import AnnotationWindow
-    from floodlabel.gui import segmentation_controller
+    from floodlabel.core.segment.compute_config import default_compute_config
+    from floodlabel.core.segment.embedding_cache import EmbeddingCache
+    from floodlabel.core.models.session import SegmentationSession
+    from floodlabel.core.sam.backend import SamSegmenter
+    from floodlabel.gui.window.annotation_window import AnnotationWindow
+    from floodlabel.gui.window import segmentation_controller
 
     t_start = time.perf_counter()
     print(f"platform {app.platformName()}, torch threads {torch.get_num_threads()}, {allocator_status()}",
@@ -157,7 +157,7 @@ def _run(args, tmp: Path, clicks: int, prefetch_clicks: int, transitions: int) -
     if not args.quick or args.long_images:
         from tiny_sam import TINY, tiny_sam
 
-        from floodlabel.core.sam_checkpoint import LoadedSam
+        from floodlabel.core.sam.checkpoint import LoadedSam
 
         long_folder = _synthetic_folder(tmp / "long", [(551, 893)] * (args.long_images or 50), seed=1000)
         tiny = SegmentationSession(SamSegmenter(LoadedSam(tiny_sam(0), TINY, "tiny-random", None), config),
@@ -272,7 +272,7 @@ def _download(d: "Driver", r: "Results", tmp: Path) -> None:
     """ModelPanel.start_download (the real pooch downloader) against 127.0.0.1, until it ends (checksum error)."""
     import pooch.core
 
-    from floodlabel.core import model_registry as reg
+    from floodlabel.core.models import registry as reg
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(DOWNLOAD_BYTES))
     httpd.daemon_threads = True
@@ -304,9 +304,9 @@ def _baselines(d: "Driver", r: "Results", sam, session) -> None:
     import torch
     from segment_anything import SamPredictor
 
-    from floodlabel.core.annotation import view_size
-    from floodlabel.core.prompts import Prompt
-    from floodlabel.core.segmenter import Embedding
+    from floodlabel.core.annotation.annotation import view_size
+    from floodlabel.core.annotation.prompts import Prompt
+    from floodlabel.core.segment.segmenter import Embedding
 
     d.wait_idle()
     predictor = SamPredictor(sam.model)
@@ -536,7 +536,7 @@ class Driver:
     def points_for_row(self, row: int, n: int, rng, positive_only: bool = False) -> list[tuple[float, float, bool]]:
         """n clicks on dataset row `row`: random GT water pixels (positive) and land pixels (negative), the first
         of every 5 positive; without a usable GT, random positive pixels."""
-        from floodlabel.core.image_item import load_image_item
+        from floodlabel.core.data.image_item import load_image_item
 
         pair = self.w.dataset.pairs[row]
         key = (Path(pair.image), row)
@@ -793,7 +793,7 @@ class Results:
         print("baseline column: stall rows: the idle row's largest gap (the timer's own jitter); click rows (P):")
         print("SamPredictor.predict with the same clicks (3 masks at the original size, no window); next image (C):")
         print("the same image size not pre-encoded (open -> embedding ready); long session: the first 100 clicks.")
-        from floodlabel.gui.segmentation_controller import AUTO_POINTS_PER_SIDE as n
+        from floodlabel.gui.window.segmentation_controller import AUTO_POINTS_PER_SIDE as n
 
         print(f"Auto ({n}x{n} grid, 893x551): {self.auto_seconds:.1f} s, mask {'shown' if self.auto_ok else 'MISSING'}.")
         print(f"download: {self.download_seconds:.1f} s, ended with: {self.download_status}")
@@ -812,7 +812,7 @@ def _vit_b():
     """A seeded, randomly initialised vit_b as a LoadedSam (no file behind it)."""
     import torch
 
-    from floodlabel.core.sam_checkpoint import KNOWN_ARCHITECTURES, LoadedSam, build_sam
+    from floodlabel.core.sam.checkpoint import KNOWN_ARCHITECTURES, LoadedSam, build_sam
 
     torch.manual_seed(0)
     return LoadedSam(build_sam(KNOWN_ARCHITECTURES["vit_b"]), KNOWN_ARCHITECTURES["vit_b"], "random", None)

@@ -56,7 +56,7 @@ def _terminate(signum: int, _frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from floodlabel.core.errors import FloodLabelError
+    from floodlabel.core.common.errors import FloodLabelError
 
     parser = build_parser()
     args = parser.parse_args(with_default_command(sys.argv[1:] if argv is None else list(argv)))

@@ -56,10 +56,10 @@ def preload() -> None:
     from PySide6.QtTest import QTest  # noqa: F401
     from PySide6.QtWidgets import QApplication  # noqa: F401
 
-    import floodlabel.core.engine  # noqa: F401
-    import floodlabel.core.export  # noqa: F401
-    import floodlabel.core.sam_backend  # noqa: F401  (segment_anything, torchvision: most of the time)
-    import floodlabel.gui.annotation_window  # noqa: F401
+    import floodlabel.core.models.session  # noqa: F401
+    import floodlabel.core.store.export  # noqa: F401
+    import floodlabel.core.sam.backend  # noqa: F401  (segment_anything, torchvision: most of the time)
+    import floodlabel.gui.window.annotation_window  # noqa: F401
 
 
 def mask_sha(mask) -> str:
@@ -84,10 +84,10 @@ def run_app(data: str, project: str, checkpoint: str, seed: int = 0, out_fd: int
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
 
-    from floodlabel.core.engine import SegmentationSession
-    from floodlabel.core.errors import ExportError
-    from floodlabel.core.export import export_project
-    from floodlabel.gui.annotation_window import AnnotationWindow
+    from floodlabel.core.models.session import SegmentationSession
+    from floodlabel.core.common.errors import ExportError
+    from floodlabel.core.store.export import export_project
+    from floodlabel.gui.window.annotation_window import AnnotationWindow
 
     def report(line: str) -> None:
         os.write(out_fd, (line + "\n").encode())

@@ -19,8 +19,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from floodlabel.core.auto_prompts import bounding_box as core_bounding_box
-from floodlabel.core.metrics import mask_metrics
+from floodlabel.core.evaluation.auto_prompts import bounding_box as core_bounding_box
+from floodlabel.core.evaluation.metrics import mask_metrics
 
 KINDS = ("lake", "river", "scattered")
 

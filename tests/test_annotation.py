@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from floodlabel.core.annotation import ERASED, PAINTED, Annotation, Stroke, view_size
-from floodlabel.core.prompts import Prompt
+from floodlabel.core.annotation.annotation import ERASED, PAINTED, Annotation, Stroke, view_size
+from floodlabel.core.annotation.prompts import Prompt
 
 
 def _paint(x, y, r=3.0, mode="paint"):
@@ -128,7 +128,7 @@ def test_version_and_listeners():
 
 
 def test_history_is_capped():
-    from floodlabel.core import annotation as mod
+    from floodlabel.core.annotation import annotation as mod
     a = Annotation((50, 50))
     for i in range(mod.HISTORY_LIMIT + 20):
         a.add_point(i % 50, 0)
@@ -318,7 +318,7 @@ def test_round_trip_through_json():
 
 
 def test_appending_a_stroke_draws_only_that_stroke(monkeypatch):
-    from floodlabel.core import annotation as mod
+    from floodlabel.core.annotation import annotation as mod
     a = Annotation((4000, 5000))
     for i in range(5):
         a.add_stroke(_paint(100 * i, 100, r=10))

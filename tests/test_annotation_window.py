@@ -15,8 +15,8 @@ from PySide6.QtGui import QMouseEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from floodlabel.core.engine import SegmentationSession
-from floodlabel.core.metrics import mask_metrics
+from floodlabel.core.models.session import SegmentationSession
+from floodlabel.core.evaluation.metrics import mask_metrics
 from synthetic_scenes import interior_point, make_flood_scene
 from tiny_sam import tiny_sam_checkpoint
 
@@ -58,7 +58,7 @@ def session(checkpoint, tmp_path):
 
 @pytest.fixture
 def window(qtbot):
-    from floodlabel.gui.annotation_window import AnnotationWindow
+    from floodlabel.gui.window.annotation_window import AnnotationWindow
 
     made = []
 
@@ -344,7 +344,7 @@ def test_floodlabel_data_opens_the_window_on_the_first_image(qtbot, data, monkey
 
 
 def test_auto_proposes_a_water_mask_in_a_worker(qtbot, window, data, session, monkeypatch):
-    from floodlabel.gui import segmentation_controller
+    from floodlabel.gui.window import segmentation_controller
 
     monkeypatch.setattr(segmentation_controller, "AUTO_POINTS_PER_SIDE", 2)  # 4 prompts: seconds, not minutes
     folder, scenes = data
@@ -368,7 +368,7 @@ def test_auto_proposes_a_water_mask_in_a_worker(qtbot, window, data, session, mo
 
 
 def test_accept_stores_the_native_mask_moves_on_and_reopening_restores(qtbot, window, data, session):
-    from floodlabel.core.project_store import ProjectStore
+    from floodlabel.core.store.project_store import ProjectStore
 
     folder, scenes = data
     w = window(folder, session=session)
@@ -402,7 +402,7 @@ def test_accept_stores_the_native_mask_moves_on_and_reopening_restores(qtbot, wi
 
 
 def test_in_progress_work_is_autosaved_and_restored(qtbot, window, data, session):
-    from floodlabel.core.project_store import ProjectStore
+    from floodlabel.core.store.project_store import ProjectStore
 
     folder, scenes = data
     w = window(folder, session=session)
@@ -476,7 +476,7 @@ def test_compare_view_shows_two_models_on_the_same_prompts(qtbot, window, data, 
 
 
 def test_show_image_with_prompt_applies_the_prompt(qtbot, window, data, session):
-    from floodlabel.core.prompts import Prompt
+    from floodlabel.core.annotation.prompts import Prompt
 
     folder, scenes = data
     w = window(folder, session=session)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from segment_anything.utils.amg import mask_to_rle_pytorch
 
-from floodlabel.core.auto_mask import generate_segments, water_mask_from_segments
+from floodlabel.core.sam.auto_mask import generate_segments, water_mask_from_segments
 from synthetic_scenes import make_flood_scene
 from tiny_sam import tiny_sam
 

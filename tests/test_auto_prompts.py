@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from floodlabel.core.auto_prompts import (
+from floodlabel.core.evaluation.auto_prompts import (
     border_distance,
     bounding_box,
     deepest_point,

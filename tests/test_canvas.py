@@ -9,10 +9,10 @@ from PySide6.QtGui import QMouseEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from floodlabel.core.metrics import MaskMetrics
-from floodlabel.gui.candidate_strip import CandidateStrip, thumbnail_image
-from floodlabel.gui.canvas import MaskCanvas
-from floodlabel.gui.metrics_panel import NO_GT_TEXT, MetricsPanel
+from floodlabel.core.evaluation.metrics import MaskMetrics
+from floodlabel.gui.panels.candidate_strip import CandidateStrip, thumbnail_image
+from floodlabel.gui.canvas.mask_canvas import MaskCanvas
+from floodlabel.gui.panels.metrics_panel import NO_GT_TEXT, MetricsPanel
 from tests.synthetic_scenes import make_flood_scene
 
 H, W = 240, 320

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from floodlabel.core.classic_backend import LOGIT_CLIP, WORK_LONG_SIDE, ClassicSegmenter
-from floodlabel.core.prompts import Prompt
-from floodlabel.core.segmenter import Segmenter
+from floodlabel.core.classic.backend import LOGIT_CLIP, WORK_LONG_SIDE, ClassicSegmenter
+from floodlabel.core.annotation.prompts import Prompt
+from floodlabel.core.segment.segmenter import Segmenter
 from synthetic_scenes import bounding_box, interior_point, iou, make_flood_scene
 
 

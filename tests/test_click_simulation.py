@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis.extra.numpy import arrays
 
-from floodlabel.core.click_simulation import Click, ClickResult, clicks_to_reach, next_click, noc_summary
-from floodlabel.core.prompts import Prompt
+from floodlabel.core.evaluation.click_simulation import Click, ClickResult, clicks_to_reach, next_click, noc_summary
+from floodlabel.core.annotation.prompts import Prompt
 
 
 def _square(shape, y0, x0, size) -> np.ndarray:

@@ -16,10 +16,10 @@ from synthetic_scenes import make_flood_scene
 from tiny_sam import tiny_sam_checkpoint
 
 import floodlabel.cli as cli
-from floodlabel.core import batch_embed
-from floodlabel.core.embedding_cache import EmbeddingCache, image_key
-from floodlabel.core.engine import SegmentationSession
-from floodlabel.core.images import read_image
+from floodlabel.core.cluster import batch_embed
+from floodlabel.core.segment.embedding_cache import EmbeddingCache, image_key
+from floodlabel.core.models.session import SegmentationSession
+from floodlabel.core.data.images import read_image
 
 ray = pytest.importorskip("ray", reason="the cluster extra (Ray) is not installed")
 
@@ -149,8 +149,8 @@ def test_eval_ray_equals_local_eval(local_ray, scenes, tmp_path, monkeypatch, ca
 def test_missing_ray_says_how_to_install(monkeypatch):
     import sys
 
-    from floodlabel.core import cluster
-    from floodlabel.core.errors import FloodLabelError
+    from floodlabel.core.cluster import connection as cluster
+    from floodlabel.core.common.errors import FloodLabelError
 
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(FloodLabelError, match=r"pip install -e '\.\[cluster\]'"):

@@ -11,9 +11,9 @@ from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from floodlabel.core.auto_prompts import box_prompt, point_prompt
-from floodlabel.core.datasets import open_dataset
-from floodlabel.core.metrics import agreement, mask_metrics
+from floodlabel.core.evaluation.auto_prompts import box_prompt, point_prompt
+from floodlabel.core.data.datasets import open_dataset
+from floodlabel.core.evaluation.metrics import agreement, mask_metrics
 from synthetic_scenes import make_flood_scene
 from tiny_sam import tiny_sam_checkpoint
 
@@ -41,7 +41,7 @@ def data(tmp_path):
 
 
 def make_dialog(qtbot, dataset, checkpoints, opened=None, **kw):
-    from floodlabel.gui.compare_dataset import CompareDatasetDialog
+    from floodlabel.gui.dialogs.compare_dataset import CompareDatasetDialog
 
     a, b = checkpoints
     dialog = CompareDatasetDialog(dataset, [("tiny A", a), ("tiny B", b)], model_a=a, model_b=b,
@@ -123,7 +123,7 @@ def test_runs_shows_the_comparison_and_a_double_click_opens_with_the_evaluation_
 
 
 def test_cancel_stops_between_images(qtbot, data, checkpoints, monkeypatch):
-    from floodlabel.core import evaluation
+    from floodlabel.core.evaluation import evaluate as evaluation
 
     dataset, _ = data
     started, release, calls = threading.Event(), threading.Event(), []
@@ -162,7 +162,7 @@ def test_errors_are_one_line_in_the_dialog(qtbot, data, checkpoints, tmp_path):
 
 
 def test_confidence_and_agreement_columns_sort_least_first(qtbot, data):
-    from floodlabel.gui.image_list import COL_AGREEMENT, COL_CONFIDENCE, ImageListDock
+    from floodlabel.gui.panels.image_list import COL_AGREEMENT, COL_CONFIDENCE, ImageListDock
 
     dataset, _ = data
     dock = ImageListDock()
@@ -186,9 +186,9 @@ def test_confidence_and_agreement_columns_sort_least_first(qtbot, data):
 
 
 def test_window_menu_confidence_and_agreement(qtbot, data, checkpoints, tmp_path):
-    from floodlabel.core.engine import SegmentationSession
-    from floodlabel.gui.annotation_window import AnnotationWindow
-    from floodlabel.gui.image_list import COL_AGREEMENT, COL_CONFIDENCE
+    from floodlabel.core.models.session import SegmentationSession
+    from floodlabel.gui.window.annotation_window import AnnotationWindow
+    from floodlabel.gui.panels.image_list import COL_AGREEMENT, COL_CONFIDENCE
 
     dataset, masks = data
     a, b = checkpoints

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from floodlabel.core.compute_config import ComputeConfigError, default_compute_config, native_bf16
+from floodlabel.core.segment.compute_config import ComputeConfigError, default_compute_config, native_bf16
 
 
 def test_environment_overrides(monkeypatch):

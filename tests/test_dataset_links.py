@@ -11,10 +11,10 @@ import pytest
 from image_factories import make_dataset, mask_png
 
 from floodlabel.cli import main
-from floodlabel.core.datasets import open_dataset
-from floodlabel.core.errors import DatasetError, ImageReadError
-from floodlabel.core.image_item import load_image_item
-from floodlabel.core.images import image_size, read_image
+from floodlabel.core.data.datasets import open_dataset
+from floodlabel.core.common.errors import DatasetError, ImageReadError
+from floodlabel.core.data.image_item import load_image_item
+from floodlabel.core.data.images import image_size, read_image
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
 
@@ -94,7 +94,7 @@ def test_a_looping_dataset_folder_is_one_readable_error(tmp_path, capsys):
 
 
 def test_image_list_shows_the_bad_links_as_red_rows(qtbot, linked):
-    from floodlabel.gui.image_list import COL_PROBLEM, COL_SIZE, ImageListDock
+    from floodlabel.gui.panels.image_list import COL_PROBLEM, COL_SIZE, ImageListDock
 
     dock = ImageListDock()
     qtbot.addWidget(dock)
@@ -109,7 +109,7 @@ def test_image_list_shows_the_bad_links_as_red_rows(qtbot, linked):
 
 
 def test_the_window_opens_a_folder_with_links_and_shows_the_linked_photo(qtbot, linked, tmp_path):
-    from floodlabel.gui.annotation_window import AnnotationWindow
+    from floodlabel.gui.window.annotation_window import AnnotationWindow
 
     w = AnnotationWindow(linked, model="classic", project=tmp_path / "project")
     qtbot.addWidget(w)

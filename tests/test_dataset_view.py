@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import floodlabel.gui.dataset_view as dataset_view
-from floodlabel.core.datasets import open_dataset
-from floodlabel.gui.dataset_view import DatasetView
+import floodlabel.gui.panels.dataset_view as dataset_view
+from floodlabel.core.data.datasets import open_dataset
+from floodlabel.gui.panels.dataset_view import DatasetView
 from tests.image_factories import make_dataset
 
 

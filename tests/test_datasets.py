@@ -9,9 +9,10 @@ import pytest
 from image_factories import make_dataset, save
 from PIL import Image
 
-from floodlabel.core import datasets, images
-from floodlabel.core.datasets import SizeMismatch, natural_key, open_dataset
-from floodlabel.core.errors import DatasetError
+from floodlabel.core.data import datasets
+from floodlabel.core.data import images
+from floodlabel.core.data.datasets import SizeMismatch, natural_key, open_dataset
+from floodlabel.core.common.errors import DatasetError
 
 
 def test_kaggle_layout_with_metadata(tmp_path):

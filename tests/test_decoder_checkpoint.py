@@ -11,18 +11,18 @@ import torch
 from segment_anything import SamPredictor
 from tiny_sam import tiny_sam_checkpoint
 
-from floodlabel.core.compute_config import ComputeConfig
-from floodlabel.core.embedding_cache import EmbeddingCache
-from floodlabel.core.engine import SegmentationSession, load_segmenter
-from floodlabel.core.errors import ModelError
-from floodlabel.core.model_registry import checkpoint_architecture
-from floodlabel.core.paths import models_dir
-from floodlabel.core.prompts import Prompt
-from floodlabel.core.sam_backend import SamSegmenter
-from floodlabel.core.sam_checkpoint import load_sam
-from floodlabel.core.segmenter import Embedding
-from floodlabel.core.training import decoder_checkpoint as dc
-from floodlabel.core.training.decoder_checkpoint import (BaseModelInfo, DecoderCheckpoint, is_decoder_checkpoint_file,
+from floodlabel.core.segment.compute_config import ComputeConfig
+from floodlabel.core.segment.embedding_cache import EmbeddingCache
+from floodlabel.core.models.session import SegmentationSession, load_segmenter
+from floodlabel.core.common.errors import ModelError
+from floodlabel.core.models.registry import checkpoint_architecture
+from floodlabel.core.common.paths import models_dir
+from floodlabel.core.annotation.prompts import Prompt
+from floodlabel.core.sam.backend import SamSegmenter
+from floodlabel.core.sam.checkpoint import load_sam
+from floodlabel.core.segment.segmenter import Embedding
+from floodlabel.core.sam import decoder_checkpoint as dc
+from floodlabel.core.sam.decoder_checkpoint import (BaseModelInfo, DecoderCheckpoint, is_decoder_checkpoint_file,
                                                          load_finetuned, read_decoder_checkpoint,
                                                          save_decoder_checkpoint)
 

@@ -16,7 +16,7 @@ from synthetic_scenes import make_flood_scene
 from tiny_sam import tiny_sam_checkpoint
 
 import floodlabel.cli as cli
-from floodlabel.core.training.decoder_checkpoint import read_decoder_checkpoint
+from floodlabel.core.sam.decoder_checkpoint import read_decoder_checkpoint
 
 H, W = 96, 128
 KINDS = ("lake", "river", "scattered")

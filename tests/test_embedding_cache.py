@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from floodlabel.core import embedding_cache as ec
-from floodlabel.core.embedding_cache import EmbeddingCache, image_key
-from floodlabel.core.segmenter import Embedding
+from floodlabel.core.segment import embedding_cache as ec
+from floodlabel.core.segment.embedding_cache import EmbeddingCache, image_key
+from floodlabel.core.segment.segmenter import Embedding
 
 REPO = Path(__file__).resolve().parents[1]
 SAM_SHAPE = (1, 256, 64, 64)
@@ -293,8 +293,8 @@ def test_process_killed_mid_write_leaves_no_entry_and_stale_temp_is_cleaned(tmp_
     crash = """
         import os, sys
         import numpy as np
-        from floodlabel.core import embedding_cache as ec
-        from floodlabel.core.segmenter import Embedding
+        from floodlabel.core.segment import embedding_cache as ec
+        from floodlabel.core.segment.segmenter import Embedding
         os.replace = lambda src, dst: os._exit(3)  # die between writing the temp file and renaming it
         cache = ec.EmbeddingCache(sys.argv[1])
         cache.put("m", "k", Embedding(np.ones((1, 4, 8, 8), np.float32), (1, 1), (1, 1), "m"))
@@ -319,8 +319,8 @@ def test_process_killed_mid_write_leaves_no_entry_and_stale_temp_is_cleaned(tmp_
 CONCURRENT_WORKER = """
     import json, logging, random, sys, time
     import numpy as np
-    from floodlabel.core.embedding_cache import EmbeddingCache
-    from floodlabel.core.segmenter import Embedding
+    from floodlabel.core.segment.embedding_cache import EmbeddingCache
+    from floodlabel.core.segment.segmenter import Embedding
 
     class Count(logging.Handler):
         bad = 0

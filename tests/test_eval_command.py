@@ -12,7 +12,7 @@ from image_factories import mask_png, save
 from synthetic_scenes import make_flood_scene
 
 import floodlabel.cli as cli
-from floodlabel.core.eval_report import CSV_COLUMNS
+from floodlabel.core.evaluation.report import CSV_COLUMNS
 
 H, W = 160, 240
 
@@ -123,8 +123,8 @@ def _independent_box_metrics(image_path, mask_path) -> dict[str, float]:
     with numpy only (not floodlabel's readers, prompt helpers or metrics)."""
     from PIL import Image
 
-    from floodlabel.core.classic_backend import ClassicSegmenter
-    from floodlabel.core.prompts import Prompt
+    from floodlabel.core.classic.backend import ClassicSegmenter
+    from floodlabel.core.annotation.prompts import Prompt
 
     image = np.asarray(Image.open(image_path).convert("RGB"))
     gt = np.asarray(Image.open(mask_path).convert("L")) > 127

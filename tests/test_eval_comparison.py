@@ -7,12 +7,12 @@ import csv
 
 import pytest
 
-from floodlabel.core.click_simulation import ClickResult
-from floodlabel.core.eval_comparison import compare
-from floodlabel.core.eval_report import format_comparison, to_json, write_csv
-from floodlabel.core.evaluation import EvaluationResult, ImageResult
-from floodlabel.core.metrics import MaskMetrics
-from floodlabel.core.prompts import Prompt
+from floodlabel.core.evaluation.click_simulation import ClickResult
+from floodlabel.core.evaluation.comparison import compare
+from floodlabel.core.evaluation.report import format_comparison, to_json, write_csv
+from floodlabel.core.evaluation.evaluate import EvaluationResult, ImageResult
+from floodlabel.core.evaluation.metrics import MaskMetrics
+from floodlabel.core.annotation.prompts import Prompt
 
 # per image IoU of A and B (point prompt); dice = precision = recall = IoU to keep the arithmetic visible
 IOUS = {"1": (0.40, 0.80), "2": (0.90, 0.70), "3": (0.30, 0.45), "10": (0.60, 0.60)}

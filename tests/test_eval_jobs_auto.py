@@ -14,12 +14,13 @@ from synthetic_scenes import make_flood_scene
 from tiny_sam import tiny_sam, tiny_sam_checkpoint
 
 import floodlabel.cli as cli
-from floodlabel.core import eval_auto, eval_parallel
-from floodlabel.core.auto_mask import generate_segments, water_mask_from_segments
-from floodlabel.core.datasets import open_dataset
-from floodlabel.core.evaluation import _expand_kinds, evaluate
-from floodlabel.core.images import read_image, read_mask
-from floodlabel.core.metrics import mask_metrics
+from floodlabel.core.evaluation import auto as eval_auto
+from floodlabel.core.evaluation import parallel as eval_parallel
+from floodlabel.core.sam.auto_mask import generate_segments, water_mask_from_segments
+from floodlabel.core.data.datasets import open_dataset
+from floodlabel.core.evaluation.evaluate import _expand_kinds, evaluate
+from floodlabel.core.data.images import read_image, read_mask
+from floodlabel.core.evaluation.metrics import mask_metrics
 
 H, W = 96, 144
 SMALL_GRID = {"points_per_side": 4, "points_per_batch": 16}

@@ -1,4 +1,4 @@
-"""floodlabel.core.evaluation: the protocol (prompts, candidate choice, NoC refinement), skipping, cancellation,
+"""floodlabel.core.evaluation.evaluate: the protocol (prompts, candidate choice, NoC refinement), skipping, cancellation,
 lazy one-at-a-time models, the embedding cache, and the real classic and tiny-SAM backends."""
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from image_factories import mask_png, save, truncated_copy
 from synthetic_scenes import make_flood_scene
 from tiny_sam import tiny_sam_checkpoint
 
-import floodlabel.core.evaluation as evaluation
-from floodlabel.core.auto_prompts import box_prompt, point_prompt
-from floodlabel.core.datasets import open_dataset
-from floodlabel.core.engine import SegmentationSession
-from floodlabel.core.errors import DatasetError, ModelError
-from floodlabel.core.evaluation import FAILURE_IOU, evaluate
-from floodlabel.core.metrics import mask_metrics
-from floodlabel.core.segmenter import Embedding, Prediction
+import floodlabel.core.evaluation.evaluate as evaluation
+from floodlabel.core.evaluation.auto_prompts import box_prompt, point_prompt
+from floodlabel.core.data.datasets import open_dataset
+from floodlabel.core.models.session import SegmentationSession
+from floodlabel.core.common.errors import DatasetError, ModelError
+from floodlabel.core.evaluation.evaluate import FAILURE_IOU, evaluate
+from floodlabel.core.evaluation.metrics import mask_metrics
+from floodlabel.core.segment.segmenter import Embedding, Prediction
 
 H, W = 160, 240
 
@@ -265,7 +265,7 @@ def test_classic_backend_end_to_end(tmp_path):
 
 
 def test_tiny_sam_end_to_end_and_second_run_hits_the_disk_cache(tmp_path, monkeypatch):
-    from floodlabel.core.sam_backend import SamSegmenter
+    from floodlabel.core.sam.backend import SamSegmenter
 
     checkpoint = tiny_sam_checkpoint(tmp_path / "tiny.pth", seed=1)
     write_scenes(tmp_path / "data", n=1)
@@ -288,8 +288,8 @@ def test_tiny_sam_end_to_end_and_second_run_hits_the_disk_cache(tmp_path, monkey
 
 
 def test_truncated_checkpoint_is_rejected_before_any_work(tmp_path):
-    from floodlabel.core.errors import ModelError
-    from floodlabel.core.evaluation import validate_models
+    from floodlabel.core.common.errors import ModelError
+    from floodlabel.core.evaluation.evaluate import validate_models
     from tiny_sam import tiny_sam_checkpoint
 
     good = tiny_sam_checkpoint(tmp_path / "tiny.pth")

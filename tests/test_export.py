@@ -13,12 +13,12 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from floodlabel.cli import main
-from floodlabel.core import atomic_files
-from floodlabel.core.datasets import open_dataset
-from floodlabel.core.errors import ExportError
-from floodlabel.core.export import MANIFEST_NAME, export_project
-from floodlabel.core.images import read_mask
-from floodlabel.core.project_store import PROJECT_DIR_NAME, ProjectStore
+from floodlabel.core.common import atomic_files
+from floodlabel.core.data.datasets import open_dataset
+from floodlabel.core.common.errors import ExportError
+from floodlabel.core.store.export import MANIFEST_NAME, export_project
+from floodlabel.core.data.images import read_mask
+from floodlabel.core.store.project_store import PROJECT_DIR_NAME, ProjectStore
 
 
 @pytest.fixture(autouse=True)

@@ -16,11 +16,11 @@ from image_factories import save
 from PIL import Image
 
 from floodlabel.cli import main
-from floodlabel.core import atomic_files
-from floodlabel.core.atomic_files import remove_temp_files, write_atomic
-from floodlabel.core.errors import ExportError
-from floodlabel.core.export import EXPORT_TEMP_PREFIX, MANIFEST_NAME, check_export_folder, export_project
-from floodlabel.core.project_store import ProjectStore
+from floodlabel.core.common import atomic_files
+from floodlabel.core.common.atomic_files import remove_temp_files, write_atomic
+from floodlabel.core.common.errors import ExportError
+from floodlabel.core.store.export import EXPORT_TEMP_PREFIX, MANIFEST_NAME, check_export_folder, export_project
+from floodlabel.core.store.project_store import ProjectStore
 
 OWN_TEMP = f"{EXPORT_TEMP_PREFIX}0123456789ab"
 

@@ -14,10 +14,10 @@ from synthetic_scenes import make_flood_scene
 from tiny_sam import tiny_sam_checkpoint
 
 import floodlabel.cli as cli
-from floodlabel.core.datasets import open_dataset
-from floodlabel.core.engine import SegmentationSession
+from floodlabel.core.data.datasets import open_dataset
+from floodlabel.core.models.session import SegmentationSession
 from floodlabel.core.training import losses
-from floodlabel.core.training.decoder_checkpoint import read_decoder_checkpoint
+from floodlabel.core.sam.decoder_checkpoint import read_decoder_checkpoint
 from floodlabel.core.training.embeddings import TrainingError
 from floodlabel.core.training.examples import TrainingItem, items_from_dataset, make_target
 from floodlabel.core.training.finetune import FinetuneSettings, finetune
@@ -137,7 +137,7 @@ def test_cancel_while_embedding_and_too_few_items(setup):
 def test_recorded_prompts_reach_the_input_frame():
     mask = np.zeros((300, 600), bool)
     mask[100:200, 100:400] = True
-    from floodlabel.core.prompts import Prompt
+    from floodlabel.core.annotation.prompts import Prompt
 
     t = make_target(mask, (512, 1024), [Prompt.point(300, 150).with_box((100, 100, 400, 200))])
     coords, labels, box = t.recorded[0]
@@ -255,8 +255,8 @@ def project(tmp_path, monkeypatch):
     """DATA with 5 scenes and GT masks, and a project in which 0..3 are accepted with masks that differ from the GT
     (the user's): 0 with two clicks, 1 with a box, 2 brushed only (no prompt), 3 accepted and then the photo was
     replaced (skipped); 4 only in progress."""
-    from floodlabel.core.project_store import ProjectStore
-    from floodlabel.core.prompts import Prompt
+    from floodlabel.core.store.project_store import ProjectStore
+    from floodlabel.core.annotation.prompts import Prompt
 
     monkeypatch.setenv("FLOODLABEL_DATA_DIR", str(tmp_path / "userdata"))
     data = write_dataset(tmp_path / "data", 5)
@@ -275,7 +275,7 @@ def project(tmp_path, monkeypatch):
 
 
 def test_items_from_store_use_the_accepted_masks_and_the_clicked_prompts(project):
-    from floodlabel.core.project_store import ProjectStore
+    from floodlabel.core.store.project_store import ProjectStore
     from floodlabel.core.training.examples import items_from_store
 
     data, accepted = project

@@ -13,11 +13,11 @@ from PySide6.QtWidgets import QApplication
 from synthetic_scenes import interior_point, make_flood_scene
 from tiny_sam import tiny_sam_checkpoint
 
-from floodlabel.core.datasets import open_dataset
-from floodlabel.core.project_store import ProjectStore
-from floodlabel.core.prompts import Prompt
-from floodlabel.core.training.decoder_checkpoint import read_decoder_checkpoint
-from floodlabel.gui.finetune_panel import FinetunePanel
+from floodlabel.core.data.datasets import open_dataset
+from floodlabel.core.store.project_store import ProjectStore
+from floodlabel.core.annotation.prompts import Prompt
+from floodlabel.core.sam.decoder_checkpoint import read_decoder_checkpoint
+from floodlabel.gui.panels.finetune_panel import FinetunePanel
 
 H, W = 96, 128
 KINDS = ("lake", "river", "scattered")

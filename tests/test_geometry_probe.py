@@ -1,4 +1,4 @@
-"""The geometry file real-window tests read (floodlabel/gui/geometry_probe.py), checked offscreen."""
+"""The geometry file real-window tests read (floodlabel/gui/window/geometry_probe.py), checked offscreen."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 from PySide6.QtWidgets import QPushButton, QVBoxLayout, QWidget
 
-from floodlabel.gui.geometry_probe import ENV_VAR, install_geometry_probe
+from floodlabel.gui.window.geometry_probe import ENV_VAR, install_geometry_probe
 
 
 def test_nothing_happens_without_the_variable(qtbot, monkeypatch):

@@ -16,15 +16,15 @@ import pooch.core
 import pytest
 from PySide6.QtCore import Qt, QTimer
 
-import floodlabel.core.model_download as model_download
+import floodlabel.core.models.download as model_download
 import floodlabel.gui.app as gui_app
 from floodlabel.commands import gui_command
-from floodlabel.core import model_registry as reg
-from floodlabel.core.errors import DownloadError
-from floodlabel.core.paths import models_dir
+from floodlabel.core.models import registry as reg
+from floodlabel.core.common.errors import DownloadError
+from floodlabel.core.common.paths import models_dir
 from floodlabel.gui import qt_platform
 from floodlabel.gui.app import create_start_window
-from floodlabel.gui.background import one_line_error
+from floodlabel.gui.workers.background import one_line_error
 from tests.image_factories import make_dataset
 
 VIT_B = reg.MODELS["vit_b"]
@@ -317,7 +317,7 @@ def test_gui_command_shows_the_window_and_returns_the_event_loop_status(qtbot, m
 
 
 def _annotation_window(data, model):
-    from floodlabel.gui.annotation_window import AnnotationWindow
+    from floodlabel.gui.window.annotation_window import AnnotationWindow
 
     return AnnotationWindow(data, model)
 

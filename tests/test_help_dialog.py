@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtGui import QKeySequence
 
-from floodlabel.gui.help_dialog import ACTION_KEYS, ACTION_TEXT, SHORTCUTS, STROKE_RULE, HelpDialog, show_help
+from floodlabel.gui.dialogs.help_dialog import ACTION_KEYS, ACTION_TEXT, SHORTCUTS, STROKE_RULE, HelpDialog, show_help
 
 
 def test_keys_are_valid_and_unique():

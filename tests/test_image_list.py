@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from floodlabel.core.datasets import FloodDataset, ImagePair, open_dataset
-from floodlabel.gui.image_list import (COL_IOU, COL_NAME, COL_PROBLEM, COL_SIZE, COL_STATUS, ERROR_COLOUR,
+from floodlabel.core.data.datasets import FloodDataset, ImagePair, open_dataset
+from floodlabel.gui.panels.image_list import (COL_IOU, COL_NAME, COL_PROBLEM, COL_SIZE, COL_STATUS, ERROR_COLOUR,
                                        INFO_COLOUR, ImageListDock)
 from tests.image_factories import make_dataset
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from floodlabel.core.datasets import FloodDataset, ImagePair
-from floodlabel.gui import image_list
-from floodlabel.gui.image_list import COL_IOU, COL_PROBLEM, COL_SIZE, ImageListDock, ImageListModel
+from floodlabel.core.data.datasets import FloodDataset, ImagePair
+from floodlabel.gui.panels import image_list
+from floodlabel.gui.panels.image_list import COL_IOU, COL_PROBLEM, COL_SIZE, ImageListDock, ImageListModel
 
 N = 2000
 
@@ -108,7 +108,7 @@ def test_set_statuses_sets_many_rows_at_once(dock):
 
 def test_the_model_is_opened_in_the_worker_not_on_the_ui_thread(qtbot, monkeypatch):
     """The engine imports torch (~2 s): SegmentationSession is looked up, and so imported, in the worker."""
-    from floodlabel.gui.segmentation_controller import SegmentationController
+    from floodlabel.gui.window.segmentation_controller import SegmentationController
 
     looked_up: list[bool] = []
 
@@ -123,10 +123,10 @@ def test_the_model_is_opened_in_the_worker_not_on_the_ui_thread(qtbot, monkeypat
         looked_up.append(threading.current_thread() is threading.main_thread())
         return FakeSession
 
-    fake = types.ModuleType("floodlabel.core.engine")
+    fake = types.ModuleType("floodlabel.core.models.session")
     fake.__getattr__ = __getattr__
-    monkeypatch.setitem(sys.modules, "floodlabel.core.engine", fake)
-    monkeypatch.setattr("floodlabel.core.engine", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "floodlabel.core.models.session", fake)
+    monkeypatch.setattr("floodlabel.core.models.session", fake, raising=False)
     controller = SegmentationController()
     failures: list[str] = []
     controller.session_failed.connect(failures.append)
@@ -140,7 +140,7 @@ def test_the_model_is_opened_in_the_worker_not_on_the_ui_thread(qtbot, monkeypat
 def test_when_on_screen_waits_for_the_shown_window_and_not_for_a_hidden_one(qtbot):
     from PySide6.QtWidgets import QWidget
 
-    from floodlabel.gui.on_screen import when_on_screen
+    from floodlabel.gui.workers.on_screen import when_on_screen
 
     calls: list[str] = []
     hidden, shown = QWidget(), QWidget()

@@ -8,9 +8,9 @@ import pytest
 from image_factories import block_colours, blocks, jpeg_with_orientation, mask_png, save, truncated_copy
 from PIL import Image, ImageFile
 
-from floodlabel.core import images
-from floodlabel.core.errors import AmbiguousMaskError, ImageReadError
-from floodlabel.core.images import (MASK_LABELS_01, MASK_THRESHOLDED, image_size, read_image, read_mask,
+from floodlabel.core.data import images
+from floodlabel.core.common.errors import AmbiguousMaskError, ImageReadError
+from floodlabel.core.data.images import (MASK_LABELS_01, MASK_THRESHOLDED, image_size, read_image, read_mask,
                                     read_mask_reading)
 
 

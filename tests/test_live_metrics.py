@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from floodlabel.core.live_metrics import NocTracker
+from floodlabel.core.evaluation.live_metrics import NocTracker
 
 
 def test_noc_first_reach_and_reset():

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from floodlabel.core.metrics import MaskMetrics, aggregate, mask_metrics, metrics_from_counts
+from floodlabel.core.evaluation.metrics import MaskMetrics, aggregate, mask_metrics, metrics_from_counts
 
 
 def _pair(shape=(6, 7)):

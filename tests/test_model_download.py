@@ -20,11 +20,11 @@ import pooch.core
 import pytest
 
 import floodlabel.cli
-from floodlabel.core import model_registry as reg
-from floodlabel.core.errors import DownloadError, ModelError
-from floodlabel.core.model_download import download_model
-from floodlabel.core.paths import models_dir
-from floodlabel.core.sam_checkpoint import load_sam
+from floodlabel.core.models import registry as reg
+from floodlabel.core.common.errors import DownloadError, ModelError
+from floodlabel.core.models.download import download_model
+from floodlabel.core.common.paths import models_dir
+from floodlabel.core.sam.checkpoint import load_sam
 from tests.tiny_sam import TINY, tiny_sam_checkpoint
 
 TINY_FILE = "sam_tiny_test.pth"
@@ -350,8 +350,8 @@ def test_retries_are_one_plain_message_not_pooch_log_lines(server, tiny_spec, no
 
 _CHILD = textwrap.dedent("""
     import sys
-    from floodlabel.core import model_registry as reg
-    from floodlabel.core.model_download import download_model
+    from floodlabel.core.models import registry as reg
+    from floodlabel.core.models.download import download_model
     url, md5, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
     reg.MODELS["tiny"] = reg.ModelSpec("tiny", "{file}", reg.OFFICIAL_BASE_URL + "{file}", md5, size, "tiny", "custom")
     path = download_model("tiny", base_url=url, progress=False, retries=0,
@@ -391,7 +391,7 @@ def test_two_processes_one_download(server, tiny_spec, tiny_bytes, tmp_path):
 def test_cancel_while_waiting_for_another_download(tiny_spec, server):
     import filelock
 
-    from floodlabel.core.paths import cache_dir
+    from floodlabel.core.common.paths import cache_dir
 
     (cache_dir() / "locks").mkdir(exist_ok=True)
     held = filelock.FileLock(cache_dir() / "locks" / f"{TINY_FILE}.lock")

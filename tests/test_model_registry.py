@@ -8,10 +8,10 @@ import pickle
 import pytest
 import torch
 
-from floodlabel.core import model_registry as reg
-from floodlabel.core.errors import ModelError
-from floodlabel.core.paths import models_dir
-from floodlabel.core.sam_checkpoint import load_sam
+from floodlabel.core.models import registry as reg
+from floodlabel.core.common.errors import ModelError
+from floodlabel.core.common.paths import models_dir
+from floodlabel.core.sam.checkpoint import load_sam
 from tests.tiny_sam import TINY, tiny_sam_checkpoint
 
 
@@ -161,8 +161,8 @@ def test_list_models_rows(tiny_ckpt):
 def test_checkpoint_read_errors_are_one_clear_line(tmp_path):
     import pickle
 
-    from floodlabel.core.errors import ModelError
-    from floodlabel.core.sam_checkpoint import read_state_dict
+    from floodlabel.core.common.errors import ModelError
+    from floodlabel.core.sam.checkpoint import read_state_dict
 
     csv = tmp_path / "results.csv"
     csv.write_text("a,b\n1,2\n")

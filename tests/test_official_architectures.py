@@ -11,8 +11,8 @@ import pytest
 import torch
 from segment_anything import sam_model_registry
 
-from floodlabel.core import model_registry as reg
-from floodlabel.core.sam_checkpoint import KNOWN_ARCHITECTURES, build_sam, infer_architecture
+from floodlabel.core.models import registry as reg
+from floodlabel.core.sam.checkpoint import KNOWN_ARCHITECTURES, build_sam, infer_architecture
 
 # parameters of the official models (93.7M / 312.3M / 641.1M), a check that the meta build is the real thing
 PARAMETERS = {"vit_b": 93_735_472, "vit_l": 312_342_832, "vit_h": 641_090_608}

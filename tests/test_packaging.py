@@ -18,7 +18,7 @@ SOURCES = ("floodlabel", "resources", "pyproject.toml", "setup.py", "README.md")
 CHECK = """
 import json, floodlabel, floodlabel.resources
 from PySide6.QtWidgets import QApplication
-from floodlabel.core.datasets import open_dataset
+from floodlabel.core.data.datasets import open_dataset
 from floodlabel.gui.app import RESOURCES_DIR, app_icon, sample_dataset_dir
 app = QApplication([])
 print(json.dumps({"package": floodlabel.__file__, "resources": str(RESOURCES_DIR), "sample": str(sample_dataset_dir()),

@@ -14,11 +14,11 @@ from image_factories import make_dataset, save
 from PIL import Image, PngImagePlugin
 
 from floodlabel.cli import main
-from floodlabel.core import images
-from floodlabel.core.datasets import open_dataset
-from floodlabel.core.errors import ImageReadError
-from floodlabel.core.image_item import load_image_item
-from floodlabel.core.images import image_size, pixel_limit_problem, read_image, read_mask
+from floodlabel.core.data import images
+from floodlabel.core.data.datasets import open_dataset
+from floodlabel.core.common.errors import ImageReadError
+from floodlabel.core.data.image_item import load_image_item
+from floodlabel.core.data.images import image_size, pixel_limit_problem, read_image, read_mask
 
 TOO_LARGE = "image too large: 300x200 = 0.06 MP, the limit is 0.05 MP (FLOODLABEL_MAX_MEGAPIXELS=N changes it)"
 
@@ -55,7 +55,7 @@ def test_the_limit_is_inclusive_and_pixel_limit_problem_says_why(limit):
 
 
 def test_the_default_is_100_megapixels_and_the_environment_changes_it():
-    code = "from floodlabel.core import images; print(images.MAX_IMAGE_PIXELS)"
+    code = "from floodlabel.core.data import images; print(images.MAX_IMAGE_PIXELS)"
     for value, expected in (("", 100_000_000), ("250", 250_000_000), ("0.5", 500_000), ("lots", 100_000_000),
                             ("-1", 100_000_000), ("inf", 100_000_000)):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -87,7 +87,7 @@ def test_the_windows_loader_refuses_it_with_the_reason(limit, data):
 
 
 def test_the_image_list_shows_it_as_a_red_row(limit, data, qtbot):
-    from floodlabel.gui.image_list import COL_PROBLEM, COL_SIZE, ImageListDock
+    from floodlabel.gui.panels.image_list import COL_PROBLEM, COL_SIZE, ImageListDock
 
     dock = ImageListDock()
     qtbot.addWidget(dock)

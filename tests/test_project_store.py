@@ -11,9 +11,11 @@ import pytest
 from image_factories import jpeg_with_orientation, save
 from PIL import Image
 
-from floodlabel.core import atomic_files, project_location, project_store
-from floodlabel.core.errors import FloodLabelError, StoreError
-from floodlabel.core.project_store import (DB_NAME, PROJECT_DIR_NAME, SCHEMA_VERSION, ProjectStore, Status,
+from floodlabel.core.common import atomic_files
+from floodlabel.core.store import location as project_location
+from floodlabel.core.store import project_store
+from floodlabel.core.common.errors import FloodLabelError, StoreError
+from floodlabel.core.store.project_store import (DB_NAME, PROJECT_DIR_NAME, SCHEMA_VERSION, ProjectStore, Status,
                                            default_project_dir)
 
 

@@ -5,7 +5,7 @@ screen, a real mouse click reaches the right widget, and the pixels on the scree
 It skips (with the reason) when Xvfb / xdotool / imagemagick or Qt's xcb libraries are missing; .ci/run installs them
 when it can (Debian: xvfb xdotool imagemagick libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0).
 
-Geometry-file contract (the app's side: floodlabel/gui/geometry_probe.py). The test sets
+Geometry-file contract (the app's side: floodlabel/gui/window/geometry_probe.py). The test sets
 FLOODLABEL_TEST_GEOMETRY_FILE=/some/path.json; the window then writes (atomically: tmp + rename, rewritten whenever
 it is shown, moved, resized, or the probe's update() is called) one JSON object, in X screen pixels:
 

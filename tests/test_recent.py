@@ -11,7 +11,7 @@ from PySide6.QtCore import QSettings
 from floodlabel import cli
 from floodlabel.commands import gui_command
 from floodlabel.gui.app import sample_dataset_dir
-from floodlabel.gui.recent import MAX_RECENT, RECENT_KEY, add_recent_folder, recent_folders, settings, startup_folder
+from floodlabel.gui.window.recent import MAX_RECENT, RECENT_KEY, add_recent_folder, recent_folders, settings, startup_folder
 
 
 def test_settings_are_redirected_to_the_test_folder(isolated_settings):

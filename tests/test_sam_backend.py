@@ -8,11 +8,11 @@ import torch
 import torch.nn.functional as F
 from segment_anything import SamPredictor
 
-from floodlabel.core.compute_config import ComputeConfig
-from floodlabel.core.mask_resize import upscale_logits
-from floodlabel.core.prompts import Prompt
-from floodlabel.core.sam_backend import SamSegmenter
-from floodlabel.core.sam_checkpoint import load_sam
+from floodlabel.core.segment.compute_config import ComputeConfig
+from floodlabel.core.segment.mask_resize import upscale_logits
+from floodlabel.core.annotation.prompts import Prompt
+from floodlabel.core.sam.backend import SamSegmenter
+from floodlabel.core.sam.checkpoint import load_sam
 from tiny_sam import tiny_sam_checkpoint
 
 FP32 = ComputeConfig("cpu", torch.float32, torch.float32)
@@ -159,8 +159,8 @@ def test_masks_are_built_lazily_per_candidate(checkpoint, image):
 
 def test_embedding_cache_is_keyed_by_encoder_precision(checkpoint, image, tmp_path):
     """A bf16 session and an fp32 session on one cache folder never share an embedding; the same precision does."""
-    from floodlabel.core.embedding_cache import EmbeddingCache
-    from floodlabel.core.engine import SegmentationSession
+    from floodlabel.core.segment.embedding_cache import EmbeddingCache
+    from floodlabel.core.models.session import SegmentationSession
 
     def session(config):
         return SegmentationSession(SamSegmenter.from_checkpoint(checkpoint, config), EmbeddingCache(tmp_path))

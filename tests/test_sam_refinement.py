@@ -10,11 +10,11 @@ import torch
 from segment_anything import SamPredictor
 from segment_anything.utils.transforms import ResizeLongestSide
 
-from floodlabel.core.compute_config import ComputeConfig
-from floodlabel.core.prompts import Prompt
-from floodlabel.core.sam_backend import SamSegmenter
-from floodlabel.core.sam_checkpoint import IMAGE_SIZE, load_sam
-from floodlabel.core.segmenter import Embedding
+from floodlabel.core.segment.compute_config import ComputeConfig
+from floodlabel.core.annotation.prompts import Prompt
+from floodlabel.core.sam.backend import SamSegmenter
+from floodlabel.core.sam.checkpoint import IMAGE_SIZE, load_sam
+from floodlabel.core.segment.segmenter import Embedding
 from tiny_sam import tiny_sam_checkpoint
 
 FP32 = ComputeConfig("cpu", torch.float32, torch.float32)

@@ -11,8 +11,8 @@ from image_factories import make_dataset, mask_png, save, truncated_copy, water_
 from PIL import Image
 
 from floodlabel.cli import main
-from floodlabel.core.dataset_stats import compute_stats
-from floodlabel.core.datasets import open_dataset
+from floodlabel.core.data.dataset_stats import compute_stats
+from floodlabel.core.data.datasets import open_dataset
 
 
 @pytest.fixture
@@ -227,7 +227,7 @@ def test_formats_frames_and_files_that_are_not_images(tmp_path, capsys):
 
 
 def test_read_image_takes_the_first_frame(tmp_path):
-    from floodlabel.core.images import read_image
+    from floodlabel.core.data.images import read_image
     first = np.zeros((10, 14, 3), np.uint8)
     first[:, :7] = 255
     second = np.full((10, 14, 3), 128, np.uint8)

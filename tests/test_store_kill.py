@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from image_factories import save
 
-from floodlabel.core.project_store import DB_NAME, PROJECT_DIR_NAME, ProjectStore
+from floodlabel.core.store.project_store import DB_NAME, PROJECT_DIR_NAME, ProjectStore
 
 KILLS = 30
 IMAGES = 5
@@ -37,7 +37,7 @@ def pattern(seed):
 CHILD = PATTERN + """
 import sys
 import cv2  # the app has it loaded already: the first accept should not pay for the import
-from floodlabel.core.project_store import ProjectStore
+from floodlabel.core.store.project_store import ProjectStore
 data, images, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 store = ProjectStore(data)
 assert not store.read_only, store.read_only_reason

@@ -18,11 +18,11 @@ import pytest
 from image_factories import save
 
 from floodlabel.cli import main
-from floodlabel.core.errors import DamagedProjectError, StoreError
-from floodlabel.core.mask_sidecar import sidecar_path
-from floodlabel.core.orphan_masks import OrphanKind
-from floodlabel.core.project_recovery import recover_project
-from floodlabel.core.project_store import DB_NAME, PROJECT_DIR_NAME, ProjectStore, Status
+from floodlabel.core.common.errors import DamagedProjectError, StoreError
+from floodlabel.core.store.mask_sidecar import sidecar_path
+from floodlabel.core.store.orphan_masks import OrphanKind
+from floodlabel.core.store.recovery import recover_project
+from floodlabel.core.store.project_store import DB_NAME, PROJECT_DIR_NAME, ProjectStore, Status
 
 IMAGES = [f"Image/{i}.png" for i in range(10)]
 
@@ -92,7 +92,7 @@ import sys, time
 import numpy as np
 sys.path.insert(0, sys.argv[2])
 from test_store_recovery import IMAGES, mask_for
-from floodlabel.core.project_store import ProjectStore
+from floodlabel.core.store.project_store import ProjectStore
 store = ProjectStore(sys.argv[1])
 for i in range(3):
     store.accept(IMAGES[i], mask_for(i), {"points": [[i, i]]}, model_id="test", metrics={"iou": i / 10})

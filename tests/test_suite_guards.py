@@ -35,7 +35,7 @@ def test_loopback_is_allowed(no_network):
 def test_core_imports_no_qt():
     """Every floodlabel.core module, imported in a fresh interpreter, leaves PySide6 unloaded."""
     names = sorted(m.name for m in pkgutil.walk_packages(floodlabel.core.__path__, "floodlabel.core."))
-    assert "floodlabel.core.engine" in names and "floodlabel.core.training.finetune" in names
+    assert "floodlabel.core.models.session" in names and "floodlabel.core.training.finetune" in names
     code = ("import sys\n" + "".join(f"import {n}\n" for n in names)
             + "qt = sorted(m for m in sys.modules if m.startswith(('PySide6', 'PyQt', 'shiboken', 'pyqtgraph')))\n"
             + "assert not qt, qt\n")

@@ -34,8 +34,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from floodlabel.core.atomic_files import TEMP_PREFIX
-from floodlabel.core.project_store import DB_NAME, ProjectStore
+from floodlabel.core.common.atomic_files import TEMP_PREFIX
+from floodlabel.core.store.project_store import DB_NAME, ProjectStore
 from synthetic_scenes import KINDS, make_flood_scene
 from tiny_sam import tiny_sam_checkpoint
 

@@ -14,8 +14,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from floodlabel.core.annotation import Annotation
-from floodlabel.core.project_store import DB_NAME, PROJECT_DIR_NAME, ProjectStore, Status
+from floodlabel.core.annotation.annotation import Annotation
+from floodlabel.core.store.project_store import DB_NAME, PROJECT_DIR_NAME, ProjectStore, Status
 from synthetic_scenes import interior_point
 from test_annotation_window import (checkpoint, click, data, isolated_settings, session,  # noqa: F401 (fixtures)
                                     wait_mask, wait_ready, window)

@@ -9,16 +9,16 @@ import pytest
 import torch
 from PySide6.QtCore import QObject, Slot
 
-from floodlabel.core.auto_water import auto_water_mask
-from floodlabel.core.classic_backend import ClassicSegmenter
-from floodlabel.core.compute_config import ComputeConfig
-from floodlabel.core.embedding_cache import EmbeddingCache
-from floodlabel.core.engine import SegmentationSession
-from floodlabel.core.errors import FloodLabelError
-from floodlabel.core.prompts import Prompt
-from floodlabel.core.sam_backend import SamSegmenter
-from floodlabel.core.sam_checkpoint import load_sam
-from floodlabel.gui.workers import Cancelled, EmbedWorker, LatestRequestWorker
+from floodlabel.core.models.auto_water import auto_water_mask
+from floodlabel.core.classic.backend import ClassicSegmenter
+from floodlabel.core.segment.compute_config import ComputeConfig
+from floodlabel.core.segment.embedding_cache import EmbeddingCache
+from floodlabel.core.models.session import SegmentationSession
+from floodlabel.core.common.errors import FloodLabelError
+from floodlabel.core.annotation.prompts import Prompt
+from floodlabel.core.sam.backend import SamSegmenter
+from floodlabel.core.sam.checkpoint import load_sam
+from floodlabel.gui.workers.latest_request import Cancelled, EmbedWorker, LatestRequestWorker
 from tiny_sam import TINY, tiny_sam_checkpoint
 
 WAIT_MS = 10_000  # a deadline for events that must come, not a timing assertion

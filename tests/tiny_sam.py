@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from floodlabel.core.sam_checkpoint import SamArchitecture, build_sam, save_sam
+from floodlabel.core.sam.checkpoint import SamArchitecture, build_sam, save_sam
 
 TINY = SamArchitecture(embed_dim=32, depth=2, num_heads=2, global_attn_indexes=(1,))
 

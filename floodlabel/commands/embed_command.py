@@ -47,11 +47,11 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from floodlabel.core import batch_embed
-    from floodlabel.core.compute_config import environment_overrides
-    from floodlabel.core.errors import FloodLabelError
-    from floodlabel.core.model_registry import CLASSIC, resolve_checkpoint
-    from floodlabel.core.paths import embeddings_dir
+    from floodlabel.core.cluster import batch_embed
+    from floodlabel.core.segment.compute_config import environment_overrides
+    from floodlabel.core.common.errors import FloodLabelError
+    from floodlabel.core.models.registry import CLASSIC, resolve_checkpoint
+    from floodlabel.core.common.paths import embeddings_dir
 
     environment_overrides()  # a bad FLOODLABEL_DEVICE / FLOODLABEL_PRECISION -> one line + exit 2, before any work
     if args.model == CLASSIC:

@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from floodlabel.core.training.decoder_checkpoint import given_bases
+    from floodlabel.core.sam.decoder_checkpoint import given_bases
 
     with given_bases(args.bases):  # fine-tuned --model files load onto these (or are refused, naming both)
         return _run(args)
@@ -65,11 +65,11 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from floodlabel.core.compute_config import environment_overrides
-    from floodlabel.core.datasets import open_dataset
-    from floodlabel.core.eval_report import format_comparison, format_failures, format_skipped, format_summary, \
+    from floodlabel.core.segment.compute_config import environment_overrides
+    from floodlabel.core.data.datasets import open_dataset
+    from floodlabel.core.evaluation.report import format_comparison, format_failures, format_skipped, format_summary, \
         to_json, write_csv
-    from floodlabel.core.evaluation import evaluate, plan_pairs, validate_models
+    from floodlabel.core.evaluation.evaluate import evaluate, plan_pairs, validate_models
 
     environment_overrides()  # a bad FLOODLABEL_DEVICE / FLOODLABEL_PRECISION -> one line + exit 2, before any work
     dataset = open_dataset(args.data)
@@ -90,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
         bar.n = done
         bar.refresh()
 
-    from floodlabel.core.cluster import ray_session
+    from floodlabel.core.cluster.connection import ray_session
 
     try:
         with ray_session(args.ray):  # one Ray for every model
@@ -154,7 +154,7 @@ def _check_writable(path: str) -> None:
     import tempfile
     from pathlib import Path
 
-    from floodlabel.core.errors import FloodLabelError
+    from floodlabel.core.common.errors import FloodLabelError
 
     folder = Path(path).expanduser().parent
     try:

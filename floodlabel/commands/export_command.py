@@ -33,8 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from floodlabel.core.export import export_project
-    from floodlabel.core.project_store import ProjectStore
+    from floodlabel.core.store.export import export_project
+    from floodlabel.core.store.project_store import ProjectStore
 
     with _open_store(args.source, args.project) as store:
         if store.orphans:  # masks the database does not list: exported only once recovered
@@ -76,8 +76,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _open_store(source: str, project: str | None):
     """The project read-only: an export never changes it, and works beside a window that has it open."""
-    from floodlabel.core.errors import StoreError
-    from floodlabel.core.project_store import ProjectStore, find_project_dir, is_project_dir
+    from floodlabel.core.common.errors import StoreError
+    from floodlabel.core.store.project_store import ProjectStore, find_project_dir, is_project_dir
 
     if project is not None:
         data_root = None if is_project_dir(source) else source

@@ -74,9 +74,9 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from floodlabel.core.engine import SegmentationSession
-    from floodlabel.core.errors import FloodLabelError
-    from floodlabel.core.training.decoder_checkpoint import use_base_checkpoints
+    from floodlabel.core.models.session import SegmentationSession
+    from floodlabel.core.common.errors import FloodLabelError
+    from floodlabel.core.sam.decoder_checkpoint import use_base_checkpoints
     from floodlabel.core.training.finetune import FinetuneSettings, finetune
 
     settings = FinetuneSettings(epochs=args.epochs, lr=args.lr, batch_size=args.batch,
@@ -160,9 +160,9 @@ def training_items(path: str, from_gt: bool = False) -> tuple[str, list, list]:
     A project folder, or a dataset folder whose project has accepted masks: the accepted masks with the prompts
     the user clicked (`items_from_store`), unless from_gt. Otherwise, or with from_gt: the dataset's ground truth
     (for a project folder, that of the dataset it belongs to)."""
-    from floodlabel.core.datasets import open_dataset
-    from floodlabel.core.errors import FloodLabelError
-    from floodlabel.core.project_store import ProjectStore, Status, find_project_dir, is_project_dir
+    from floodlabel.core.data.datasets import open_dataset
+    from floodlabel.core.common.errors import FloodLabelError
+    from floodlabel.core.store.project_store import ProjectStore, Status, find_project_dir, is_project_dir
     from floodlabel.core.training.examples import items_from_dataset, items_from_store
 
     data = path

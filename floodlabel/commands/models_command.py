@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from floodlabel.core.model_registry import CLASSIC, list_models, model_names, resolve_checkpoint
+from floodlabel.core.models.registry import CLASSIC, list_models, model_names, resolve_checkpoint
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,7 +58,7 @@ def _download(args: argparse.Namespace) -> int:
     if args.name == CLASSIC:
         print(f"{CLASSIC} is built in: nothing to download", file=sys.stderr)
         return 0
-    from floodlabel.core.model_download import download_model  # pulls in requests/pooch only when needed
+    from floodlabel.core.models.download import download_model  # pulls in requests/pooch only when needed
 
     print(download_model(args.name, base_url=args.base_url, progress=True, retries=args.retries))
     return 0

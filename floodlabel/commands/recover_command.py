@@ -1,5 +1,5 @@
 """`floodlabel recover DATA [--project DIR]`: bring accepted masks back after the project database was damaged,
-emptied or moved away (see `floodlabel.core.project_recovery`)."""
+emptied or moved away (see `floodlabel.core.store.recovery`)."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from floodlabel.core.datasets import open_dataset
-    from floodlabel.core.errors import DatasetError
-    from floodlabel.core.project_recovery import recover_project
-    from floodlabel.core.project_store import relative_image_path
+    from floodlabel.core.data.datasets import open_dataset
+    from floodlabel.core.common.errors import DatasetError
+    from floodlabel.core.store.recovery import recover_project
+    from floodlabel.core.store.project_store import relative_image_path
 
     try:
         dataset = open_dataset(args.data)

@@ -11,8 +11,8 @@ from typing import TypeVar
 
 from tqdm import tqdm
 
-from floodlabel.core.dataset_stats import compute_stats, format_stats
-from floodlabel.core.datasets import open_dataset
+from floodlabel.core.data.dataset_stats import compute_stats, format_stats
+from floodlabel.core.data.datasets import open_dataset
 
 T = TypeVar("T")
 

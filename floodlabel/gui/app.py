@@ -44,7 +44,7 @@ def create_annotation_window(data: str | Path | None = None, model: str | None =
     `session`: an already opened SegmentationSession (tests and benchmarks). `project`: the project folder
     (default: <DATA>/floodlabel-project, or one under the user data folder when DATA is not writable).
     """
-    from floodlabel.gui.annotation_window import AnnotationWindow
+    from floodlabel.gui.window.annotation_window import AnnotationWindow
 
     return AnnotationWindow(data=data, model=model, icon=app_icon(), session=session, project=project)
 

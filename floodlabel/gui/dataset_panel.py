@@ -9,8 +9,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout,
                                QWidget)
 
-from floodlabel.core.datasets import open_dataset
-from floodlabel.gui.background import BackgroundCall
+from floodlabel.core.data.datasets import open_dataset
+from floodlabel.gui.workers.background import BackgroundCall
 
 MAX_EXAMPLES = 3
 

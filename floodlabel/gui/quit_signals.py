@@ -41,6 +41,9 @@ def quit_on_signals() -> Iterator[None]:
 
 
 def _close_all(signum: int, _frame: object) -> None:
+    app = QApplication.instance()
+    if isinstance(app, QApplication):
+        app.setQuitOnLastWindowClosed(False)  # the loop ends with the signal's status, not 0
     QApplication.closeAllWindows()  # each window's closeEvent saves and closes its project
     QCoreApplication.exit(128 + signum)
 

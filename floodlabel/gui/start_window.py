@@ -9,10 +9,10 @@ from PySide6.QtGui import QCloseEvent, QIcon, QShowEvent
 from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QMainWindow, QVBoxLayout, QWidget
 
 from floodlabel import __version__
-from floodlabel.gui.background import BackgroundCall
+from floodlabel.gui.workers.background import BackgroundCall
 from floodlabel.gui.dataset_panel import DatasetPanel
-from floodlabel.gui.geometry_probe import install_geometry_probe
-from floodlabel.gui.model_panel import ModelPanel
+from floodlabel.gui.window.geometry_probe import install_geometry_probe
+from floodlabel.gui.panels.model_panel import ModelPanel
 from floodlabel.runtime import allocator_status
 
 COMING_NEXT = (
@@ -96,6 +96,6 @@ class StartWindow(QMainWindow):
 
 
 def _describe_compute() -> str:
-    from floodlabel.core.compute_config import default_compute_config  # imports torch
+    from floodlabel.core.segment.compute_config import default_compute_config  # imports torch
 
     return default_compute_config().describe()

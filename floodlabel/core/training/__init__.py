@@ -10,5 +10,5 @@
 - finetune.py:           the loop: settings, progress events, cancel, NaN guard, best weights kept.
 - decoder_checkpoint.py: the fine-tuned checkpoint format (decoder weights + base id and SHA-256) and loading.
 
-Nothing is imported here so that `import floodlabel.core.training.decoder_checkpoint` stays light.
+Nothing is imported here so that `import floodlabel.core.sam.decoder_checkpoint` stays light.
 """

@@ -132,7 +132,7 @@ def init_from_env() -> bool:
     gloo otherwise."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available() or dist.is_initialized():
         return False
-    from floodlabel.core.compute_config import environment_overrides
+    from floodlabel.core.segment.compute_config import environment_overrides
 
     device = environment_overrides()[0] or ("cuda" if torch.cuda.is_available() else "cpu")
     if torch.device(device).type == "cuda":

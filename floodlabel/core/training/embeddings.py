@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from floodlabel.core.embedding_cache import EmbeddingCache, image_key
-from floodlabel.core.errors import FloodLabelError, ImageReadError
+from floodlabel.core.segment.embedding_cache import EmbeddingCache, image_key
+from floodlabel.core.common.errors import FloodLabelError, ImageReadError
 from floodlabel.core.training.examples import Target, TrainingItem, make_target, mask_digest
 
 EMBEDDING_DISK_BYTES = 256 * 64 * 64 * 2 + 4096  # one float16 SAM entry with its header

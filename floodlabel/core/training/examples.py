@@ -36,13 +36,13 @@ import cv2
 import numpy as np
 from segment_anything.utils.transforms import ResizeLongestSide
 
-from floodlabel.core.auto_prompts import deepest_point
-from floodlabel.core.click_simulation import next_click
-from floodlabel.core.datasets import FloodDataset
-from floodlabel.core.errors import FloodLabelError, ImageReadError
-from floodlabel.core.images import read_image, read_mask
-from floodlabel.core.prompts import Prompt
-from floodlabel.core.sam_checkpoint import IMAGE_SIZE
+from floodlabel.core.evaluation.auto_prompts import deepest_point
+from floodlabel.core.evaluation.click_simulation import next_click
+from floodlabel.core.data.datasets import FloodDataset
+from floodlabel.core.common.errors import FloodLabelError, ImageReadError
+from floodlabel.core.data.images import read_image, read_mask
+from floodlabel.core.annotation.prompts import Prompt
+from floodlabel.core.sam.checkpoint import IMAGE_SIZE
 
 LOW_RES = 256
 CELL = IMAGE_SIZE // LOW_RES  # 4 input-frame pixels per low-res cell
@@ -92,7 +92,7 @@ class TrainingItem:
 
 def items_from_dataset(dataset: FloodDataset) -> tuple[list[TrainingItem], list]:
     """One item per evaluable image/mask pair (evaluation.plan_pairs), and the skipped entries with reasons."""
-    from floodlabel.core.evaluation import plan_pairs
+    from floodlabel.core.evaluation.evaluate import plan_pairs
 
     pairs, skipped = plan_pairs(dataset)
     return [TrainingItem(p.image, p.mask, (), p.stem) for p in pairs if p.mask is not None], skipped
@@ -108,9 +108,9 @@ def items_from_store(store) -> tuple[list[TrainingItem], list]:
     bytes changed since the mask was accepted, or the mask file is missing. Masks that are damaged are found when
     read (prepare_embeddings skips them with the reason).
     """
-    from floodlabel.core.evaluation import Skipped
-    from floodlabel.core.mask_files import read_mask_png
-    from floodlabel.core.project_store import Status
+    from floodlabel.core.evaluation.evaluate import Skipped
+    from floodlabel.core.store.mask_files import read_mask_png
+    from floodlabel.core.store.project_store import Status
 
     items, skipped = [], []
     for record in store.records(Status.ACCEPTED):

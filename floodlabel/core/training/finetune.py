@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from floodlabel.core.training import batched_decoder, distributed, losses
-from floodlabel.core.training.decoder_checkpoint import (BaseModelInfo, DecoderCheckpoint, read_decoder_checkpoint,
+from floodlabel.core.sam.decoder_checkpoint import (BaseModelInfo, DecoderCheckpoint, read_decoder_checkpoint,
                                                          save_decoder_checkpoint)
 from floodlabel.core.training.embeddings import EmbeddingReader, PreparedItem, TrainingError
 from floodlabel.core.training.examples import (PROMPT_KINDS, Target, TrainingItem, correction_click, jittered_box,
@@ -475,7 +475,7 @@ def resolve_precision(precision: str, device) -> str:
     avx512_bf16/AMX, recent GPUs) unless FLOODLABEL_PRECISION=fp32, else fp32."""
     if precision != "auto":
         return precision
-    from floodlabel.core.compute_config import environment_overrides, native_bf16
+    from floodlabel.core.segment.compute_config import environment_overrides, native_bf16
 
     forced = environment_overrides()[1]
     if forced:

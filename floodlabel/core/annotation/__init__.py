@@ -1,0 +1,5 @@
+"""One image's annotation as a Qt-free object: prompts, the chosen candidate, brush strokes and
+undo/redo. The window renders it; the store saves it.
+
+May import: floodlabel.core.common.
+"""

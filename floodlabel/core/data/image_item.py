@@ -1,0 +1,51 @@
+"""One dataset image made ready for annotation: the photo, its ground truth (when usable) and its cache key.
+
+Qt-free; the window loads items in a worker thread with `load_image_item`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from floodlabel.core.data.datasets import ImagePair
+from floodlabel.core.segment.embedding_cache import image_key
+from floodlabel.core.common.errors import ImageReadError
+from floodlabel.core.data.images import read_image, read_mask
+
+
+@dataclass(frozen=True)
+class ImageItem:
+    """image: (H, W, 3) uint8 RGB, original frame. gt: (H, W) bool (True = water) or None.
+
+    key: the image's content hash (`embedding_cache.image_key`), the embedding cache key.
+    gt_problem: why there is no usable GT ("no GT mask", "mask is 700x389 but the image is 660x440", ...),
+    None when gt is set.
+    """
+
+    path: Path
+    image: np.ndarray
+    gt: np.ndarray | None
+    key: str
+    gt_problem: str | None
+
+    @property
+    def original_size(self) -> tuple[int, int]:
+        """(H, W) of the image."""
+        return int(self.image.shape[0]), int(self.image.shape[1])
+
+
+def load_image_item(pair: ImagePair) -> ImageItem:
+    """Decode the photo (ImageReadError when it cannot be read) and its mask (a GT problem is not an error)."""
+    image = read_image(pair.image)
+    gt: np.ndarray | None = None
+    problem: str | None = "no ground-truth mask"
+    if pair.mask is not None:
+        try:
+            gt = read_mask(pair.mask, size=(image.shape[1], image.shape[0]))
+            problem = None
+        except ImageReadError as exc:
+            problem = exc.reason
+    return ImageItem(Path(pair.image), image, gt, image_key(image), problem)

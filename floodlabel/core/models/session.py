@@ -1,0 +1,110 @@
+"""The Qt-free object the app, the CLI and evaluations use: a segmenter plus its embedding cache.
+
+    session = SegmentationSession.open("vit_b")          # or "classic", or a path to a .pth file
+    emb = session.embedding(image)                          # cache hit, or the encoder once
+    pred = session.predict(emb, Prompt.point(x, y))         # milliseconds per prompt
+
+Modelled on labelme's AI session: it owns the model and the cache; widgets and workers only call it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from floodlabel.core.segment.compute_config import ComputeConfig
+from floodlabel.core.segment.embedding_cache import EmbeddingCache, image_key
+from floodlabel.core.models.registry import CLASSIC, resolve_checkpoint
+from floodlabel.core.annotation.prompts import Prompt
+from floodlabel.core.segment.segmenter import Embedding, Prediction, Segmenter
+
+
+def load_segmenter(name_or_path: str | os.PathLike, config: ComputeConfig | None = None) -> Segmenter:
+    """'classic' -> the OpenCV backend; a registered SAM name or a checkpoint path -> SAM.
+
+    Raises ModelError (one readable line) when the name is unknown or the checkpoint is missing or bad.
+    """
+    if str(name_or_path) == CLASSIC:
+        from floodlabel.core.classic.backend import ClassicSegmenter
+
+        return ClassicSegmenter()
+    from floodlabel.core.sam.backend import SamSegmenter
+
+    return SamSegmenter.from_checkpoint(resolve_checkpoint(name_or_path), config)
+
+
+class SegmentationSession:
+    """A segmenter with an embedding cache (memory LRU + disk) in front of its encoder."""
+
+    def __init__(self, segmenter: Segmenter, cache: EmbeddingCache | None = None) -> None:
+        self.segmenter = segmenter
+        # backends with a cheap embed (classic) set `cacheable = False`: nothing to gain from the disk
+        self.cache = cache if getattr(segmenter, "cacheable", True) else None
+
+    @classmethod
+    def open(
+        cls, name_or_path: str | os.PathLike, cache_dir: Path | None = None, config: ComputeConfig | None = None
+    ) -> "SegmentationSession":
+        return cls(load_segmenter(name_or_path, config), EmbeddingCache(cache_dir))
+
+    @property
+    def model_id(self) -> str:
+        return self.segmenter.model_id
+
+    @property
+    def cache_model_id(self) -> str:
+        """The embedding cache's model key: the segmenter's `cache_model_id` where it has one (SAM: model_id plus
+        encoder precision and device type, which change the features), else model_id."""
+        return getattr(self.segmenter, "cache_model_id", None) or self.model_id
+
+    def cached_embedding(self, image: np.ndarray, key: str | None = None) -> Embedding | None:
+        """The embedding if memory or disk has it, else None (never runs the encoder)."""
+        if self.cache is None:
+            return None
+        return self._own(self.cache.get(self.cache_model_id, key or image_key(image)))
+
+    def embedding(
+        self, image: np.ndarray, key: str | None = None, checkpoint: Callable[[], None] | None = None
+    ) -> Embedding:
+        """image: (H, W, 3) uint8 RGB. key: its content hash if already known (see embedding_cache.image_key).
+
+        checkpoint: passed to the encoder of segmenters whose embed accepts one (SAM: called between encoder
+        blocks; it may raise core.cancel.Cancelled, which caches nothing); others (classic) ignore it.
+        """
+        if self.cache is None:
+            return self._embed(image, checkpoint)
+        return self._own(self.cache.get_or_compute(self.cache_model_id, key or image_key(image),
+                                                   lambda: self._embed(image, checkpoint)))
+
+    def _own(self, embedding: Embedding | None) -> Embedding | None:
+        """An embedding read from disk carries the cache key (cache_model_id); predict checks model_id."""
+        if embedding is not None and embedding.model_id != self.model_id:
+            embedding.model_id = self.model_id
+        return embedding
+
+    def _embed(self, image: np.ndarray, checkpoint: Callable[[], None] | None) -> Embedding:
+        if checkpoint is not None and _accepts_checkpoint(self.segmenter):
+            return self.segmenter.embed(image, checkpoint=checkpoint)
+        return self.segmenter.embed(image)
+
+    def predict(
+        self,
+        embedding: Embedding,
+        prompt: Prompt,
+        multimask: bool = True,
+        output_size: tuple[int, int] | None = None,
+        mask_input: np.ndarray | None = None,
+    ) -> Prediction:
+        return self.segmenter.predict(embedding, prompt, multimask, output_size, mask_input)
+
+
+def _accepts_checkpoint(segmenter: Segmenter) -> bool:
+    """Whether segmenter.embed takes a `checkpoint` keyword (the Segmenter protocol does not require one)."""
+    try:
+        return "checkpoint" in inspect.signature(segmenter.embed).parameters
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,571 @@
+"""The annotation canvas: the image with the predicted mask ("Prediction") beside the ground truth, in pyqtgraph.
+
+The canvas only renders and turns the mouse into signals; it holds no annotation state. Every coordinate it takes
+or emits is in the original image frame: float (x, y), x right, y down, pixel (i, j) spans [j, j+1) x [i, i+1).
+
+Overlays are (h, w) uint8 arrays (0 = clear, 1 = water) drawn through a 2-entry lookup table and stretched over
+the image's extent with `ImageItem.setRect`, so a mask decoded at view size (long side <= 2048) lines up with an
+image of any size and no RGBA copy is built per update (see DESIGN.md, "Overlay").
+
+Mouse, main view ("Prediction"):
+- prompt tool: left click = positive point, right click = negative point, Shift+left-drag = box,
+  left-drag = pan; box tool: left-drag = box, clicks as in the prompt tool;
+- brush / erase tools: left-drag (or a left click) = a stroke; a circle with the brush radius follows the mouse;
+- every tool: middle-drag pans, the wheel zooms about the cursor. Right-drag does nothing (no pyqtgraph zoom, so
+  a slightly shaky right click is not turned into a zoom); there is no context menu.
+Clicks outside the image are ignored. The two views are linked: zoom and pan in either moves both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QPen
+from PySide6.QtWidgets import (QGraphicsEllipseItem, QGraphicsRectItem, QHBoxLayout, QLabel, QVBoxLayout,
+                               QWidget)
+
+from floodlabel.core.annotation.annotation import view_size
+
+pg.setConfigOptions(imageAxisOrder="row-major")
+
+TOOLS = ("prompt", "box", "brush", "erase")
+WATER_RGB = (30, 144, 255)      # predicted water (dodger blue)
+GT_RGB = (255, 214, 0)          # ground truth (yellow), fill in the GT view and outline in the main view
+POSITIVE_RGB = (40, 220, 60)
+NEGATIVE_RGB = (240, 40, 40)
+BOX_RGB = (235, 70, 235)     # magenta: apart from the yellow GT outline
+COMPARE_RGB = (255, 128, 0)    # the second model's mask in compare mode (orange)
+DIFF_RGB = (255, 0, 160)       # pixels where the two compared models disagree
+MARKER_SIZE = 13                # screen pixels
+DEFAULT_OPACITY = 0.45
+
+
+class MaskCanvas(QWidget):
+    """Two linked pyqtgraph views side by side: "Prediction" (`main_view`) and "Ground truth" (`gt_view`).
+
+    Signals (original frame):
+        point_clicked(x, y, positive)   left click = positive, right click = negative (no drag), inside the image
+        box_changed(x0, y0, x1, y1)     while box-dragging; x0 <= x1, y0 <= y1, clipped to the image
+        box_finished(x0, y0, x1, y1)    on release
+        hovered(x, y)                   mouse moved over the image with no button down
+        hover_left()                    the mouse left the image (or the view)
+        stroke_started(mode, x, y)      brush/erase left press-drag (mode "paint" | "erase"); a click is a
+        stroke_moved(x, y)              one-point stroke; the canvas does not draw strokes itself, call
+        stroke_finished()               draw_stroke_segment for live feedback
+    """
+
+    point_clicked = Signal(float, float, bool)
+    box_changed = Signal(float, float, float, float)
+    box_finished = Signal(float, float, float, float)
+    hovered = Signal(float, float)
+    hover_left = Signal()
+    stroke_started = Signal(str, float, float)
+    stroke_moved = Signal(float, float)
+    stroke_finished = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._image_size: tuple[int, int] | None = None   # (H, W) original
+        self._tool = "prompt"
+        self._brush_radius = 20.0
+        self._opacity = DEFAULT_OPACITY
+        self._overlay_owned = False      # False: the overlay array is the caller's mask (copy before drawing)
+        self._hover_inside = False
+        self._drag_kind: str | None = None   # "box" | "stroke" | "pan" | None during a left drag
+        self._drag_start = (0.0, 0.0)
+        self._last_stroke_pos: tuple[float, float] | None = None
+
+        self.main_view = _CanvasViewBox(self)
+        self.gt_view = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
+        self.main_graphics = pg.GraphicsView(background=(32, 32, 32))
+        self.gt_graphics = pg.GraphicsView(background=(32, 32, 32))
+        self.main_graphics.setCentralItem(self.main_view)
+        self.gt_graphics.setCentralItem(self.gt_view)
+        self.main_graphics.viewport().setCursor(Qt.CursorShape.CrossCursor)
+        for view in (self.main_view, self.gt_view):
+            view.setDefaultPadding(0.02)
+
+        self._image_item = pg.ImageItem()
+        self._overlay_item = pg.ImageItem()
+        self._outline_item = pg.ImageItem()
+        self._gt_image_item = pg.ImageItem()
+        self._gt_overlay_item = pg.ImageItem()
+        self._overlay_item.setLookupTable(_lut(WATER_RGB, self._opacity))
+        self._outline_item.setLookupTable(_lut(GT_RGB, 1.0))
+        self._gt_overlay_item.setLookupTable(_lut(GT_RGB, self._opacity))
+        self._overlay_item.setZValue(1)
+        self._outline_item.setZValue(2)
+        self._gt_overlay_item.setZValue(1)
+        self._outline_item.setVisible(False)
+        self._compare_item = pg.ImageItem()   # compare mode: model B's mask in the right view
+        self._compare_item.setLookupTable(_lut(COMPARE_RGB, self._opacity))
+        self._compare_item.setZValue(1)
+        self._diff_item = pg.ImageItem()      # compare mode: A xor B on the main view
+        self._diff_item.setLookupTable(_lut(DIFF_RGB, 0.85))
+        self._diff_item.setZValue(1.5)
+
+        self._markers = _InertScatter(size=MARKER_SIZE, pxMode=True)
+        self._markers.setZValue(10)
+        self._box_item = QGraphicsRectItem()
+        self._box_item.setZValue(9)
+        self._box_item.setVisible(False)
+        self._drag_box_item = QGraphicsRectItem()
+        self._drag_box_item.setPen(_cosmetic_pen(BOX_RGB, 1.5, Qt.PenStyle.DashLine))
+        self._drag_box_item.setZValue(9)
+        self._drag_box_item.setVisible(False)
+        self._cursor_items = (QGraphicsEllipseItem(), QGraphicsEllipseItem())
+        self._cursor_items[0].setPen(_cosmetic_pen((0, 0, 0), 3.0))
+        self._cursor_items[1].setPen(_cosmetic_pen((255, 255, 255), 1.2))
+        for z, item in enumerate(self._cursor_items):
+            item.setZValue(20 + z)
+            item.setVisible(False)
+
+        self.main_view.addItem(self._image_item)
+        for item in (self._overlay_item, self._diff_item, self._outline_item, self._markers, self._box_item,
+                     self._drag_box_item, *self._cursor_items):
+            self.main_view.addItem(item, ignoreBounds=True)
+        self.gt_view.addItem(self._gt_image_item)
+        self.gt_view.addItem(self._gt_overlay_item, ignoreBounds=True)
+        self.gt_view.addItem(self._compare_item, ignoreBounds=True)
+        self._link_views(True)
+
+        self._gt_title = QLabel("Ground truth")
+        self._gt_pane = _pane(self._gt_title, self.gt_graphics)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        self._main_title = QLabel("Prediction")
+        self._comparing = False
+        layout.addWidget(_pane(self._main_title, self.main_graphics), 1)
+        layout.addWidget(self._gt_pane, 1)
+
+    # ----- public API -------------------------------------------------------------------------------------------
+
+    @property
+    def main_viewport(self) -> QWidget:
+        """The widget that receives the main view's mouse events (send QTest clicks here)."""
+        return self.main_graphics.viewport()
+
+    @property
+    def image_size(self) -> tuple[int, int] | None:
+        """(H, W) of the current image, None without one."""
+        return self._image_size
+
+    def set_image(self, image: np.ndarray | None) -> None:
+        """Show a new (H, W, 3) uint8 RGB image (None = nothing) and fit it to the view.
+
+        Clears the mask, ground truth, markers and box of the previous image: call this first, then set_mask etc.
+        The array is displayed without a copy; do not modify it afterwards.
+        """
+        self._clear_overlays()
+        self.set_markers(np.empty((0, 2)), np.empty(0), None, False)
+        if image is None:
+            self._image_size = None
+            self._image_item.clear()
+            self._gt_image_item.clear()
+            return
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
+        self._image_size = (int(image.shape[0]), int(image.shape[1]))
+        self._image_item.setImage(image, autoLevels=False)
+        self._gt_image_item.setImage(image, autoLevels=False)
+        rect = self._extent()
+        self._image_item.setRect(rect)
+        self._gt_image_item.setRect(rect)
+        self.fit()
+
+    def set_mask(self, mask: np.ndarray | None) -> None:
+        """Show the predicted (h, w) bool mask (any size: it is stretched over the image's extent); None hides it.
+
+        The mask is displayed without a copy; the first draw_stroke_segment after set_mask copies it, so the
+        caller's array is never changed.
+        """
+        if mask is None:
+            self._overlay_item.clear()
+            self._overlay_owned = False
+            return
+        self._show_overlay(_as_uint8(mask), owned=False)
+
+    def set_compare(self, mask: np.ndarray | None, diff: np.ndarray | None = None,
+                    titles: tuple[str, str] | None = None) -> None:
+        """Compare mode: the right view shows model B's (h, w) bool mask (orange) instead of the ground truth, the
+        main view highlights `diff` (where A and B disagree, any size), and `titles` name both views.
+        `set_compare(None)` leaves compare mode (the right view shows the ground truth again)."""
+        comparing = mask is not None
+        if comparing:
+            self._show_item(self._compare_item, _as_uint8(mask))
+            if diff is not None:
+                self._show_item(self._diff_item, _as_uint8(diff))
+            else:
+                self._diff_item.clear()
+        else:
+            self._compare_item.clear()
+            self._diff_item.clear()
+        if comparing != self._comparing:
+            self._comparing = comparing
+            self._gt_overlay_item.setVisible(not comparing)
+        if titles is not None and comparing:
+            self._main_title.setText(titles[0])
+            self._gt_title.setText(titles[1])
+        elif not comparing:
+            self._main_title.setText("Prediction")
+            self._gt_title.setText("Ground truth" if self._gt_overlay_item.image is not None or
+                                   not self._image_size else "Ground truth: none for this image")
+
+    def _show_item(self, item: pg.ImageItem, array: np.ndarray) -> None:
+        item.setImage(array, autoLevels=False, levels=(0, 1))
+        item.setRect(self._extent())
+
+    def set_gt(self, gt: np.ndarray | None) -> None:
+        """Ground truth (H, W) bool (None = no GT): filled in the GT view and outlined on the main view.
+
+        Both are rendered at view size (long side <= 2048); the outline is computed here, once per call.
+        """
+        if gt is None or self._image_size is None:
+            self._gt_overlay_item.clear()
+            self._outline_item.clear()
+            self._gt_title.setText("Ground truth: none for this image" if self._image_size else "Ground truth")
+            return
+        gt_u8 = _as_uint8(gt)
+        h, w = view_size(gt_u8.shape)
+        if (h, w) != gt_u8.shape:
+            gt_u8 = cv2.resize(gt_u8, (w, h), interpolation=cv2.INTER_NEAREST)
+        k = 3 if max(h, w) <= 1024 else 5
+        outline = cv2.morphologyEx(gt_u8, cv2.MORPH_GRADIENT, np.ones((k, k), np.uint8))
+        rect = self._extent()
+        self._gt_overlay_item.setImage(gt_u8, autoLevels=False, levels=(0, 1))
+        self._gt_overlay_item.setRect(rect)
+        self._outline_item.setImage(outline, autoLevels=False, levels=(0, 1))
+        self._outline_item.setRect(rect)
+        self._gt_title.setText("Ground truth")
+
+    def set_markers(self, points: Any, labels: Any, box: Any | None, pending: bool) -> None:
+        """Prompt markers: points (N, 2) float (x, y), labels (N,) int (1 positive, 0 negative), box (4,)
+        (x0, y0, x1, y1) or None. pending=True (embedding not ready yet) draws them hollow / dashed."""
+        pts = np.asarray(points, dtype=float).reshape(-1, 2)
+        labs = np.asarray(labels).reshape(-1)
+        brushes, pens = [], []
+        for label in labs:
+            rgb = POSITIVE_RGB if label else NEGATIVE_RGB
+            brushes.append(pg.mkBrush(None) if pending else pg.mkBrush(*rgb))
+            pens.append(pg.mkPen(rgb, width=3) if pending else pg.mkPen((255, 255, 255), width=1.5))
+        symbols = ["o" if label else "s" for label in labs]
+        self._markers.setData(pos=pts, brush=brushes, pen=pens, symbol=symbols)
+        if box is None:
+            self._box_item.setVisible(False)
+            return
+        x0, y0, x1, y1 = (float(v) for v in box)
+        self._box_item.setRect(QRectF(min(x0, x1), min(y0, y1), abs(x1 - x0), abs(y1 - y0)))
+        style = Qt.PenStyle.DashLine if pending else Qt.PenStyle.SolidLine
+        self._box_item.setPen(_cosmetic_pen(BOX_RGB, 2.0, style))
+        self._box_item.setVisible(True)
+
+    def set_tool(self, tool: str) -> None:
+        """"prompt" | "box" | "brush" | "erase"."""
+        if tool not in TOOLS:
+            raise ValueError(f"unknown tool {tool!r}; expected one of {TOOLS}")
+        self._tool = tool
+        if not self._brush_tool():
+            self._show_cursor(None)
+
+    @property
+    def tool(self) -> str:
+        return self._tool
+
+    def set_brush_radius(self, r: float) -> None:
+        """Brush radius in original-frame pixels (the circle cursor's size)."""
+        self._brush_radius = max(0.5, float(r))
+        if self._cursor_items[0].isVisible():
+            c = self._cursor_items[0].rect().center()
+            self._show_cursor((c.x(), c.y()))
+
+    def set_opacity(self, a: float) -> None:
+        """Fill opacity of the predicted and ground-truth overlays, 0..1 (the GT outline stays opaque)."""
+        self._opacity = float(np.clip(a, 0.0, 1.0))
+        self._overlay_item.setLookupTable(_lut(WATER_RGB, self._opacity))
+        self._gt_overlay_item.setLookupTable(_lut(GT_RGB, self._opacity))
+        self._compare_item.setLookupTable(_lut(COMPARE_RGB, self._opacity))
+
+    def set_overlay_visible(self, b: bool) -> None:
+        self._overlay_item.setVisible(bool(b))
+
+    def set_gt_outline_visible(self, b: bool) -> None:
+        self._outline_item.setVisible(bool(b))
+
+    def set_gt_view_visible(self, b: bool) -> None:
+        """Show or hide the GT view; hidden, it is unlinked (a hidden view's stale geometry would skew the main
+        view's range), shown again, it takes the main view's range."""
+        if bool(b) == self._gt_pane.isVisibleTo(self):
+            return
+        if not b:
+            self._link_views(False)
+        self._gt_pane.setVisible(bool(b))
+        if b:
+            self._link_views(True)
+
+    def fit(self) -> None:
+        """Fit the whole image into the main view (the GT view follows)."""
+        if self._image_size is not None:
+            self.main_view.autoRange(items=[self._image_item])
+
+    def draw_stroke_segment(self, mode: str, radius: float, p0: tuple[float, float],
+                            p1: tuple[float, float]) -> None:
+        """Live brush feedback: draw the segment p0 -> p1 (original frame, radius in original pixels) onto the
+        displayed overlay only, in place at the overlay's own scale ("paint" sets water, "erase" clears it).
+
+        Touches only the segment's bounding rectangle of the array; without a mask it starts an empty one at
+        view size. The window replaces it with the composed mask when the stroke is done.
+        """
+        if self._image_size is None:
+            return
+        overlay = self._overlay_item.image
+        if overlay is None:
+            overlay = np.zeros(view_size(self._image_size), np.uint8)
+            self._show_overlay(overlay, owned=True)
+        elif not self._overlay_owned:
+            overlay = overlay.copy()
+            self._show_overlay(overlay, owned=True)
+        h, w = overlay.shape
+        H, W = self._image_size
+        sx, sy = w / W, h / H
+        r = max(0.5, radius * (sx + sy) / 2)
+        # continuous original x maps to continuous x * sx; cv2 draws on pixel centres (index + 0.5)
+        a = np.array([p0[0] * sx - 0.5, p0[1] * sy - 0.5])
+        b = np.array([p1[0] * sx - 0.5, p1[1] * sy - 0.5])
+        lo = np.floor(np.minimum(a, b) - r - 1).astype(int)
+        hi = np.ceil(np.maximum(a, b) + r + 2).astype(int)
+        x0, y0 = max(lo[0], 0), max(lo[1], 0)
+        x1, y1 = min(hi[0], w), min(hi[1], h)
+        if x0 >= x1 or y0 >= y1:
+            return
+        roi = overlay[y0:y1, x0:x1]   # a view: cv2 draws into the overlay itself
+        one = 16
+        ia = tuple(int(v) for v in np.round((a - (x0, y0)) * one))
+        ib = tuple(int(v) for v in np.round((b - (x0, y0)) * one))
+        value = 1 if mode == "paint" else 0
+        if ia == ib:
+            cv2.circle(roi, ia, int(round(r * one)), value, -1, cv2.LINE_8, 4)
+        else:
+            cv2.line(roi, ia, ib, value, max(1, int(round(2 * r))), cv2.LINE_8, 4)
+        self._overlay_item.updateImage()
+
+    def overlay_array(self) -> np.ndarray | None:
+        """The (h, w) uint8 array the prediction overlay shows (0/1), None without one (for tests)."""
+        return self._overlay_item.image
+
+    def overlay_rect(self) -> QRectF:
+        """The prediction overlay's extent in the original frame (equals the image extent; for tests)."""
+        return self._overlay_item.mapRectToParent(self._overlay_item.boundingRect())
+
+    def widget_pos(self, x: float, y: float) -> QPoint:
+        """Original-frame (x, y) -> QPoint in main_viewport coordinates (for QTest clicks)."""
+        scene = self.main_view.mapViewToScene(QPointF(x, y))
+        return self.main_graphics.mapFromScene(scene)
+
+    def image_pos(self, widget_pos: QPointF | QPoint) -> tuple[float, float]:
+        """main_viewport coordinates -> original-frame (x, y)."""
+        inverse, _ = self.main_graphics.viewportTransform().inverted()
+        scene = inverse.map(QPointF(widget_pos))
+        p = self.main_view.mapSceneToView(scene)
+        return float(p.x()), float(p.y())
+
+    # ----- mouse, called by _CanvasViewBox ----------------------------------------------------------------------
+
+    def _on_click(self, button: Qt.MouseButton, x: float, y: float) -> None:
+        if not self._inside(x, y):
+            return
+        if self._brush_tool():
+            if button == Qt.MouseButton.LeftButton:
+                self.stroke_started.emit(self._stroke_mode(), x, y)
+                self.stroke_finished.emit()
+        elif button == Qt.MouseButton.LeftButton:
+            self.point_clicked.emit(x, y, True)
+        elif button == Qt.MouseButton.RightButton:
+            self.point_clicked.emit(x, y, False)
+
+    def _on_left_drag(self, start: tuple[float, float], pos: tuple[float, float], shift: bool,
+                      is_start: bool, is_finish: bool) -> bool:
+        """Handle a left drag step; False = not ours (the view pans)."""
+        if is_start:
+            if self._brush_tool():
+                self._drag_kind = "stroke"
+            elif self._tool == "box" or shift:
+                self._drag_kind = "box"
+            else:
+                self._drag_kind = "pan"
+            self._drag_start = start
+            if self._drag_kind == "stroke":
+                self.stroke_started.emit(self._stroke_mode(), *start)
+                self._last_stroke_pos = start
+        kind = self._drag_kind
+        if is_finish:
+            self._drag_kind = None
+        if kind == "box":
+            box = self._clipped_box(self._drag_start, pos)
+            self._drag_box_item.setRect(QRectF(box[0], box[1], box[2] - box[0], box[3] - box[1]))
+            self._drag_box_item.setVisible(not is_finish)
+            self.box_changed.emit(*box)
+            if is_finish:
+                self.box_finished.emit(*box)
+            return True
+        if kind == "stroke":
+            self._show_cursor(pos)
+            if pos != self._last_stroke_pos:
+                self.stroke_moved.emit(*pos)
+                self._last_stroke_pos = pos
+            if is_finish:
+                self._last_stroke_pos = None
+                self.stroke_finished.emit()
+            return True
+        return False
+
+    def _on_hover(self, pos: tuple[float, float] | None, buttons_down: bool) -> None:
+        """pos None = the mouse left the view."""
+        if pos is None or not self._inside(*pos):
+            if pos is None or not buttons_down:
+                self._show_cursor(pos if pos is not None and self._brush_tool() else None)
+            if self._hover_inside:
+                self._hover_inside = False
+                self.hover_left.emit()
+            return
+        if self._brush_tool():
+            self._show_cursor(pos)
+        if not buttons_down:
+            self._hover_inside = True
+            self.hovered.emit(*pos)
+
+    # ----- helpers ----------------------------------------------------------------------------------------------
+
+    def _brush_tool(self) -> bool:
+        return self._tool in ("brush", "erase")
+
+    def _stroke_mode(self) -> str:
+        return "paint" if self._tool == "brush" else "erase"
+
+    def _inside(self, x: float, y: float) -> bool:
+        if self._image_size is None:
+            return False
+        H, W = self._image_size
+        return 0.0 <= x < W and 0.0 <= y < H
+
+    def _extent(self) -> QRectF:
+        H, W = self._image_size if self._image_size is not None else (1, 1)
+        return QRectF(0.0, 0.0, float(W), float(H))
+
+    def _clipped_box(self, a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float, float, float]:
+        H, W = self._image_size if self._image_size is not None else (0, 0)
+        x0, x1 = sorted((a[0], b[0]))
+        y0, y1 = sorted((a[1], b[1]))
+        return (min(max(x0, 0.0), W), min(max(y0, 0.0), H), min(max(x1, 0.0), W), min(max(y1, 0.0), H))
+
+    def _show_overlay(self, overlay: np.ndarray, owned: bool) -> None:
+        if self._image_size is None:
+            self._image_size = overlay.shape   # no image: the mask defines the extent
+        self._overlay_item.setImage(overlay, autoLevels=False, levels=(0, 1))
+        self._overlay_item.setRect(self._extent())
+        self._overlay_owned = owned
+
+    def _clear_overlays(self) -> None:
+        for item in (self._overlay_item, self._outline_item, self._gt_overlay_item, self._compare_item,
+                     self._diff_item):
+            item.clear()
+        self._overlay_owned = False
+        self._drag_box_item.setVisible(False)
+        self._gt_title.setText("Ground truth")
+
+    def _link_views(self, on: bool) -> None:
+        """Link the views both ways (a pan or zoom in either moves the other; blockLink stops the echo). The GT
+        view is linked first, so it takes the main view's range."""
+        for a, b in ((self.gt_view, self.main_view), (self.main_view, self.gt_view)):
+            a.setXLink(b if on else None)
+            a.setYLink(b if on else None)
+
+    def _show_cursor(self, pos: tuple[float, float] | None) -> None:
+        for item in self._cursor_items:
+            if pos is None:
+                item.setVisible(False)
+                continue
+            r = self._brush_radius
+            item.setRect(QRectF(pos[0] - r, pos[1] - r, 2 * r, 2 * r))
+            item.setVisible(True)
+
+
+class _CanvasViewBox(pg.ViewBox):
+    """The main view: turns clicks, drags and hovers into MaskCanvas calls (positions in the original frame)."""
+
+    def __init__(self, canvas: MaskCanvas) -> None:
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False)
+        self._canvas = canvas
+
+    def mouseClickEvent(self, ev: Any) -> None:
+        ev.accept()
+        p = self.mapToView(ev.pos())
+        self._canvas._on_click(ev.button(), float(p.x()), float(p.y()))
+
+    def mouseDragEvent(self, ev: Any, axis: int | None = None) -> None:
+        button = ev.button()
+        if button == Qt.MouseButton.LeftButton:
+            start = self.mapToView(ev.buttonDownPos())
+            pos = self.mapToView(ev.pos())
+            shift = bool(ev.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+            if self._canvas._on_left_drag((float(start.x()), float(start.y())), (float(pos.x()), float(pos.y())),
+                                          shift, ev.isStart(), ev.isFinish()):
+                ev.accept()
+                return
+            super().mouseDragEvent(ev, axis)
+        elif button == Qt.MouseButton.MiddleButton:
+            super().mouseDragEvent(ev, axis)
+        else:
+            ev.accept()   # right-drag: nothing (no pyqtgraph zoom)
+
+    def hoverEvent(self, ev: Any) -> None:
+        if ev.isExit():
+            self._canvas._on_hover(None, False)
+            return
+        p = self.mapToView(ev.pos())
+        self._canvas._on_hover((float(p.x()), float(p.y())), bool(ev.buttons()))
+
+
+class _InertScatter(pg.ScatterPlotItem):
+    """Markers that never take a click (a click on a marker adds a point there, it does not select the marker)."""
+
+    def mouseClickEvent(self, ev: Any) -> None:
+        ev.ignore()
+
+
+def _lut(rgb: tuple[int, int, int], alpha: float) -> np.ndarray:
+    """2-entry RGBA lookup table: 0 transparent, 1 the colour at alpha (0..1)."""
+    return np.array([[0, 0, 0, 0], [*rgb, int(round(255 * alpha))]], dtype=np.uint8)
+
+
+def _as_uint8(mask: np.ndarray) -> np.ndarray:
+    """(h, w) 0/1 uint8: a view of a contiguous bool mask (no copy), else a converted copy."""
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
+    if mask.dtype == np.bool_ and mask.flags.c_contiguous:
+        return mask.view(np.uint8)
+    return (mask != 0).astype(np.uint8)
+
+
+def _cosmetic_pen(rgb: tuple[int, int, int], width: float, style: Qt.PenStyle = Qt.PenStyle.SolidLine) -> QPen:
+    pen = QPen(QColor(*rgb))
+    pen.setWidthF(width)
+    pen.setCosmetic(True)
+    pen.setStyle(style)
+    return pen
+
+
+def _pane(title: QLabel, view: QWidget) -> QWidget:
+    pane = QWidget()
+    box = QVBoxLayout(pane)
+    box.setContentsMargins(0, 0, 0, 0)
+    box.setSpacing(2)
+    title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    box.addWidget(title)
+    box.addWidget(view, 1)
+    return pane

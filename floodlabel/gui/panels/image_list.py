@@ -1,0 +1,648 @@
+"""The image list dock: one row per image of a FloodDataset, with its size, annotation status, IoU and problems.
+
+The review queue: "Conf." is the model's own predicted IoU of the mask shown for that image (set by the window as
+the model scores it; useful where there is no GT), and "Least confident first" sorts by it. "A↔B" (shown once a
+value is set, in compare mode) is the IoU between the two compared models' masks: low = they disagree, an
+informative image to label next; a click on its header sorts by it.
+
+Rows appear at once (nothing is decoded, no header is read: 10,000 images list in 10 ms). Image and mask sizes are
+read afterwards, once the rows are painted (`gui/on_screen.py`), from file headers by a daemon thread
+(`_SizeScanner`) in chunks, reported through a relay QObject like gui/background.py, so the list never
+blocks. A pair whose header cannot be read, or whose image is over the pixel limit (core/images.MAX_IMAGE_PIXELS),
+is a red row with the reason; a pair whose image and mask sizes differ is a red "size mismatch" row; an image
+without a ground-truth mask says "no GT" in grey.
+
+Rows are "model rows": the index into `dataset.pairs`. The view may be sorted (by IoU, worst first) or filtered by
+name through `ViewOrder`, a proxy that keeps the view's order as Python lists: sorting 10,000 rows is one `sorted`,
+where a QSortFilterProxyModel over a Python model calls back into Python twice per comparison (a second per sort).
+Every public method and signal speaks model rows.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import (QAbstractItemModel, QAbstractProxyModel, QAbstractTableModel, QItemSelectionModel,
+                            QModelIndex, QObject, QPersistentModelIndex, Qt, Signal)
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
+                               QPushButton, QTableView, QVBoxLayout, QWidget)
+
+from floodlabel.core.data.datasets import FloodDataset
+from floodlabel.core.common.errors import ImageReadError
+from floodlabel.core.data.images import pixel_limit_problem
+from floodlabel.gui.workers.on_screen import when_on_screen
+
+STATUSES = ("new", "in progress", "accepted")
+COLUMNS = ("#", "Name", "Size", "Status", "IoU", "Conf.", "A↔B", "Problem")
+COL_INDEX, COL_NAME, COL_SIZE, COL_STATUS, COL_IOU, COL_CONFIDENCE, COL_AGREEMENT, COL_PROBLEM = range(len(COLUMNS))
+HEADER_TIPS = {COL_IOU: "IoU of the shown mask against the ground truth",
+               COL_CONFIDENCE: "Confidence: the model's own predicted IoU of the shown mask (no GT needed)",
+               COL_AGREEMENT: "Agreement in compare mode: IoU between model A's and model B's masks (low = they "
+                              "disagree)"}
+NO_GT = "no GT"
+SIZE_CHUNK = 64
+"""Rows whose headers are read before one result is sent to the UI thread."""
+GIL_HANDOVER_S = 0.002
+"""The header scan hands the GIL over at least this often (Python's own switch interval is 5 ms)."""
+
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+ERROR_COLOUR = QColor(200, 40, 40)
+ERROR_BACKGROUND = QColor(255, 225, 225)
+INFO_COLOUR = QColor(128, 128, 128)
+ACCEPTED_COLOUR = QColor(30, 130, 60)
+
+
+class ImageListDock(QDockWidget):
+    """A dock with a sortable, filterable table of the dataset's images.
+
+    Signals: row_selected(int model row) when the current row changes (by the user, or by `select_row`).
+    Attributes for tests and the window: model (ImageListModel), proxy (ViewOrder), view (QTableView),
+    filter_edit (QLineEdit), worst_button (QPushButton: sort by IoU, worst first), confidence_button (QPushButton:
+    sort by confidence, least first), summary_label (QLabel).
+    """
+
+    row_selected = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Images", parent)
+        self.setObjectName("imageListDock")
+        self.model = ImageListModel(self)
+        self.proxy = ViewOrder(self)
+        self.proxy.setSourceModel(self.model)
+
+        self.view = QTableView()
+        self.view.setModel(self.proxy)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.view.setSortingEnabled(True)
+        self.view.sortByColumn(COL_INDEX, Qt.SortOrder.AscendingOrder)
+        self.view.setWordWrap(False)
+        self.view.verticalHeader().hide()
+        self.view.verticalHeader().setDefaultSectionSize(self.view.fontMetrics().height() + 6)
+        header = self.view.horizontalHeader()
+        header.setStretchLastSection(True)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)  # never ResizeToContents: O(rows)
+        for col, chars in ((COL_INDEX, 5), (COL_NAME, 12), (COL_SIZE, 10), (COL_STATUS, 12), (COL_IOU, 6),
+                           (COL_CONFIDENCE, 6), (COL_AGREEMENT, 6)):
+            self.view.setColumnWidth(col, self.view.fontMetrics().averageCharWidth() * chars + 12)
+        self.view.setColumnHidden(COL_AGREEMENT, True)  # until compare mode gives a value
+        self.view.selectionModel().currentRowChanged.connect(self._on_current_changed)
+
+        self.filter_edit = QLineEdit()
+        self.filter_edit.setPlaceholderText("Filter by name")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.filter_edit.textChanged.connect(self.proxy.set_filter)
+        self.worst_button = QPushButton("Worst IoU first")
+        self.worst_button.setToolTip("Sort by IoU against the ground truth, lowest first (images without IoU last)")
+        self.worst_button.clicked.connect(self.sort_by_iou)
+        self.confidence_button = QPushButton("Least confident first")
+        self.confidence_button.setToolTip("Review queue without GT: sort by the model's own predicted IoU, lowest "
+                                          "first (images not scored yet last). In compare mode, click the A↔B "
+                                          "header to sort by the disagreement between the two models")
+        self.confidence_button.clicked.connect(self.sort_by_confidence)
+        self.summary_label = QLabel("No dataset")
+        self.summary_label.setStyleSheet("color: gray")
+
+        sorts = QHBoxLayout()
+        sorts.addWidget(self.worst_button)
+        sorts.addWidget(self.confidence_button)
+        sorts.addStretch(1)
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.filter_edit)
+        layout.addLayout(sorts)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(self.summary_label)
+        self.setWidget(body)
+
+        self._scanner: _SizeScanner | None = None
+        self._generation = 0
+        self._emit_selection = True
+
+    # ------------------------------------------------------------------------------------------------ public API
+
+    def set_dataset(self, dataset: FloodDataset | None) -> None:
+        """Show `dataset`'s images (all rows at once, status "new"); sizes and problems follow from a worker."""
+        if self._scanner is not None:
+            self._scanner.stop()
+            self._scanner = None
+        self._generation += 1
+        self.filter_edit.clear()
+        self.model.set_dataset(dataset)
+        self.view.sortByColumn(COL_INDEX, Qt.SortOrder.AscendingOrder)
+        if dataset is not None and dataset.pairs:
+            self._scanner = _SizeScanner(dataset, self._generation)
+            self._scanner.relay.sizes.connect(self._on_sizes)
+            self._scanner.relay.done.connect(self._on_scan_done)
+            when_on_screen(self, self, self._start_scan)  # the rows are painted first
+        self._update_summary()
+
+    def set_status(self, row: int, status: str) -> None:
+        """Status of model row `row`: "new", "in progress" or "accepted"."""
+        self.model.set_status(row, status)
+
+    def set_statuses(self, statuses: dict[int, str]) -> None:
+        """Statuses of many model rows ({row: status}) in one change: the project's statuses when a folder opens."""
+        self.model.set_statuses(statuses)
+
+    def set_iou(self, row: int, iou: float | None) -> None:
+        """IoU of model row `row` against its ground truth (None: not known)."""
+        self.model.set_iou(row, iou)
+
+    def set_confidence(self, row: int, value: float | None) -> None:
+        """The model's predicted IoU of the mask shown for model row `row` (None: not known)."""
+        if 0 <= row < self.model.rowCount():
+            self.model.set_value(row, COL_CONFIDENCE, value)
+
+    def set_agreement(self, row: int, value: float | None) -> None:
+        """IoU between the two compared models' masks on model row `row` (None: not known); shows the A↔B column."""
+        if 0 <= row < self.model.rowCount():
+            self.model.set_value(row, COL_AGREEMENT, value)
+            if value is not None:
+                self.view.setColumnHidden(COL_AGREEMENT, False)
+
+    def clear_agreement(self) -> None:
+        """Forget every A↔B value (the compared model changed) and hide the column."""
+        for row in range(self.model.rowCount()):
+            self.model.set_value(row, COL_AGREEMENT, None)
+        self.view.setColumnHidden(COL_AGREEMENT, True)
+
+    def set_problem(self, row: int, text: str | None) -> None:
+        """A problem found by the window (e.g. the image failed to decode); shown red, before the list's own.
+        None removes it (the list's own findings stay)."""
+        self.model.set_problem(row, text)
+        self._update_summary()
+
+    def select_row(self, row: int, emit: bool = True) -> None:
+        """Make model row `row` current and scroll to it; clears the name filter if it hides the row.
+        Emits row_selected(row) when the current row changes, unless `emit` is False."""
+        if not 0 <= row < self.model.rowCount():
+            return
+        proxy_index = self.proxy.mapFromSource(self.model.index(row, 0))
+        if not proxy_index.isValid():
+            self.filter_edit.clear()
+            proxy_index = self.proxy.mapFromSource(self.model.index(row, 0))
+        self._emit_selection = emit
+        try:
+            self.view.selectionModel().setCurrentIndex(
+                proxy_index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
+        finally:
+            self._emit_selection = True
+        self.view.scrollTo(proxy_index)
+
+    def current_row(self) -> int:
+        """The current model row, or -1."""
+        index = self.view.selectionModel().currentIndex()
+        return self.proxy.mapToSource(index).row() if index.isValid() else -1
+
+    def visible_rows(self) -> list[int]:
+        """Model rows in the order the view shows them (sorted and filtered); for next/previous navigation."""
+        return self.proxy.model_rows()
+
+    @property
+    def row_count(self) -> int:
+        return self.model.rowCount()
+
+    def sort_by_iou(self) -> None:
+        """Sort the view by IoU, worst first; rows without an IoU go last."""
+        self.view.sortByColumn(COL_IOU, Qt.SortOrder.AscendingOrder)
+
+    def sort_by_confidence(self) -> None:
+        """Sort the view by the model's confidence, least first; rows without one go last."""
+        self.view.sortByColumn(COL_CONFIDENCE, Qt.SortOrder.AscendingOrder)
+
+    def sort_by_agreement(self) -> None:
+        """Sort the view by A↔B agreement, most disagreement first; rows without one go last."""
+        self.view.sortByColumn(COL_AGREEMENT, Qt.SortOrder.AscendingOrder)
+
+    def scanning(self) -> bool:
+        """True while image sizes are still to be read (the scan is queued or running)."""
+        return self._scanner is not None
+
+    # ------------------------------------------------------------------------------------------------ slots
+
+    def _on_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if current.isValid() and self._emit_selection:
+            self.row_selected.emit(self.proxy.mapToSource(current).row())
+
+    def _start_scan(self) -> None:
+        if self._scanner is not None and not self._scanner.started:
+            self._scanner.start()
+
+    def _on_sizes(self, generation: int, results: list) -> None:
+        if generation == self._generation:
+            self.model.set_sizes(results)
+            self._update_summary()
+
+    def _on_scan_done(self, generation: int) -> None:
+        if generation == self._generation:
+            self._scanner = None
+            self._update_summary()
+
+    def _update_summary(self) -> None:
+        n = self.model.rowCount()
+        if n == 0:
+            self.summary_label.setText("No dataset")
+            return
+        problems = self.model.error_count()
+        text = f"{n:,} image{'s' if n != 1 else ''} · {problems} problem{'s' if problems != 1 else ''}"
+        if self._scanner is not None:
+            text += " · reading sizes…"
+        self.summary_label.setText(text)
+
+
+class ImageListModel(QAbstractTableModel):
+    """Rows of a FloodDataset (model row = index into dataset.pairs) and the columns in COLUMNS.
+
+    Roles: DisplayRole text, ToolTipRole (paths, problem), ForegroundRole/BackgroundRole (red problems, grey "no
+    GT"), SORT_ROLE (a number per column; IoU None is None, placed last by the proxy).
+    """
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._rows: list[_Row] = []
+        self._errors = 0  # rows whose problem is an error, kept up to date (the summary asks on every scan chunk)
+
+    def set_dataset(self, dataset: FloodDataset | None) -> None:
+        self.beginResetModel()
+        self._rows = [_Row(p.stem, p.image, p.mask) for p in dataset.pairs] if dataset is not None else []
+        self._errors = 0
+        self.endResetModel()
+
+    def set_status(self, row: int, status: str) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}; expected one of {STATUSES}")
+        self._rows[row].status = status
+        self._changed(row, COL_STATUS, COL_STATUS)
+
+    def set_statuses(self, statuses: dict[int, str]) -> None:
+        """Status of many model rows at once ({row: status}): one change signal, whatever their number."""
+        bad = set(statuses.values()) - set(STATUSES)
+        if bad:
+            raise ValueError(f"unknown status {sorted(bad)[0]!r}; expected one of {STATUSES}")
+        if not statuses:
+            return
+        for row, status in statuses.items():
+            self._rows[row].status = status
+        self.dataChanged.emit(self.index(min(statuses), COL_STATUS), self.index(max(statuses), COL_STATUS))
+
+    def set_iou(self, row: int, iou: float | None) -> None:
+        self._rows[row].iou = None if iou is None or math.isnan(iou) else float(iou)
+        self._changed(row, COL_IOU, COL_IOU)
+
+    def set_value(self, row: int, col: int, value: float | None) -> None:
+        """A number column (COL_CONFIDENCE, COL_AGREEMENT) of model row `row`; None or NaN: not known."""
+        attr = _VALUE_ATTRS[col]
+        value = None if value is None or math.isnan(value) else float(value)
+        if getattr(self._rows[row], attr) != value:
+            setattr(self._rows[row], attr, value)
+            self._changed(row, col, col)
+
+    def set_problem(self, row: int, text: str | None) -> None:
+        r = self._rows[row]
+        was_error = r.problem()[1]
+        r.external_problem = text or None
+        self._errors += r.problem()[1] - was_error
+        self._changed(row, 0, len(COLUMNS) - 1)
+
+    def set_sizes(self, results: list[tuple[int, tuple[int, int] | None, tuple[int, int] | None, str | None]]) -> None:
+        """Scanner results: (row, image size, mask size, header error) with sizes as (width, height) or None."""
+        if not results:
+            return
+        for row, image_size, mask_size, error in results:
+            r = self._rows[row]
+            was_error = r.problem()[1]
+            r.image_size, r.mask_size, r.header_error, r.scanned = image_size, mask_size, error, True
+            self._errors += r.problem()[1] - was_error
+        first, last = min(x[0] for x in results), max(x[0] for x in results)
+        self.dataChanged.emit(self.index(first, 0), self.index(last, len(COLUMNS) - 1))
+
+    def row(self, row: int) -> "_Row":
+        return self._rows[row]
+
+    def problem(self, row: int) -> tuple[str | None, bool]:
+        """(problem text or None, is_error) of model row `row`: what the Problem column shows."""
+        return self._rows[row].problem()
+
+    def error_count(self) -> int:
+        """Rows whose problem is an error (red)."""
+        return self._errors
+
+    def sort_keys(self, col: int) -> list[Any]:
+        """The sort key of every model row for column `col` (None: not known, sorted last)."""
+        key = self._sort_key
+        return [key(i, r, col) for i, r in enumerate(self._rows)]
+
+    def names(self) -> list[str]:
+        """File names of the model rows, in model order (what the name filter matches)."""
+        return [r.image.name for r in self._rows]
+
+    # ------------------------------------------------------------------------------------- QAbstractTableModel
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
+            return HEADER_TIPS.get(section)
+        return None
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        r, col = self._rows[index.row()], index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._text(index.row(), r, col)
+        if role == SORT_ROLE:
+            return self._sort_key(index.row(), r, col)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            problem, _ = r.problem()
+            tip = str(r.image) + (f"\nmask: {r.mask}" if r.mask else "\nno ground-truth mask")
+            return f"{problem}\n\n{tip}" if problem else tip
+        if role == Qt.ItemDataRole.ForegroundRole:
+            problem, error = r.problem()
+            if error:
+                return QBrush(ERROR_COLOUR)
+            if col == COL_PROBLEM and problem:
+                return QBrush(INFO_COLOUR)
+            if col == COL_STATUS and r.status == "accepted":
+                return QBrush(ACCEPTED_COLOUR)
+            return None
+        if role == Qt.ItemDataRole.BackgroundRole:
+            return QBrush(ERROR_BACKGROUND) if r.problem()[1] else None
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (COL_INDEX, COL_IOU, COL_CONFIDENCE, COL_AGREEMENT):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    # ------------------------------------------------------------------------------------------------ helpers
+
+    def _text(self, i: int, r: "_Row", col: int) -> str:
+        if col == COL_INDEX:
+            return str(i + 1)
+        if col == COL_NAME:
+            return r.image.name
+        if col == COL_SIZE:
+            if r.image_size is not None:
+                return f"{r.image_size[0]}×{r.image_size[1]}"
+            return "" if r.scanned else "…"
+        if col == COL_STATUS:
+            return r.status
+        if col == COL_IOU:
+            return f"{r.iou:.3f}" if r.iou is not None else "–"
+        if col in _VALUE_ATTRS:
+            value = getattr(r, _VALUE_ATTRS[col])
+            return f"{value:.2f}" if value is not None else "–"
+        return r.problem()[0] or ""
+
+    def _sort_key(self, i: int, r: "_Row", col: int) -> Any:
+        if col in (COL_INDEX, COL_NAME):  # dataset.pairs is in natural name order already
+            return i
+        if col == COL_SIZE:
+            return r.image_size[0] * r.image_size[1] if r.image_size else -1
+        if col == COL_STATUS:
+            return STATUSES.index(r.status)
+        if col == COL_IOU:
+            return r.iou
+        if col in _VALUE_ATTRS:
+            return getattr(r, _VALUE_ATTRS[col])
+        problem, error = r.problem()
+        return (2 if error else 1 if problem else 0)
+
+    def _changed(self, row: int, first_col: int, last_col: int) -> None:
+        self.dataChanged.emit(self.index(row, first_col), self.index(row, last_col))
+
+
+@dataclass
+class _Row:
+    stem: str
+    image: Path
+    mask: Path | None
+    status: str = "new"
+    iou: float | None = None
+    image_size: tuple[int, int] | None = None
+    mask_size: tuple[int, int] | None = None
+    header_error: str | None = None
+    scanned: bool = False
+    external_problem: str | None = None
+    confidence: float | None = None
+    agreement: float | None = None
+
+    def problem(self) -> tuple[str | None, bool]:
+        """(text, is_error): the window's problem, else an unreadable header, a size mismatch, or "no GT"."""
+        if self.external_problem:
+            return self.external_problem, True
+        if self.header_error:
+            return self.header_error, True
+        if self.image_size and self.mask_size and self.image_size != self.mask_size:
+            (iw, ih), (mw, mh) = self.image_size, self.mask_size
+            return f"size mismatch {iw}x{ih} vs {mw}x{mh}", True
+        if self.mask is None:
+            return NO_GT, False
+        return None, False
+
+
+_VALUE_ATTRS = {COL_CONFIDENCE: "confidence", COL_AGREEMENT: "agreement"}
+
+
+class ViewOrder(QAbstractProxyModel):
+    """The view's rows over an ImageListModel: model rows whose name contains the filter text (case-insensitive),
+    sorted by `sort(column, order)` with keys from `ImageListModel.sort_keys`. A None key (no IoU yet) sorts last in
+    either order; ties keep dataset order. The order is recomputed when the sort column's keys change (a live sort).
+
+    The model only resets or changes data (it never inserts or moves rows): those are the signals followed.
+    """
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._rows: list[int] = []  # view row -> model row
+        self._at: list[int] = []  # model row -> view row, -1 when filtered out
+        self._keys: list[Any] = []  # sort keys of the model rows for the sort column
+        self._column = COL_INDEX
+        self._order = Qt.SortOrder.AscendingOrder
+        self._needle = ""
+
+    def setSourceModel(self, model: QAbstractItemModel) -> None:  # noqa: N802 (Qt API)
+        self.beginResetModel()
+        super().setSourceModel(model)
+        model.modelAboutToBeReset.connect(self.beginResetModel)
+        model.modelReset.connect(self._on_reset)
+        model.dataChanged.connect(self._on_data_changed)
+        model.headerDataChanged.connect(self.headerDataChanged)
+        self._compute()
+        self.endResetModel()
+
+    def set_filter(self, text: str) -> None:
+        """Show only rows whose file name contains `text` (case-insensitive); "" shows all."""
+        needle = text.casefold()
+        if needle != self._needle:
+            self._needle = needle
+            self._relayout()
+
+    def model_rows(self) -> list[int]:
+        """Model rows in view order."""
+        return list(self._rows)
+
+    # ------------------------------------------------------------------------------------- QAbstractProxyModel
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        self._column, self._order = column, order
+        self._relayout()
+
+    def mapToSource(self, proxy_index: QModelIndex | QPersistentModelIndex) -> QModelIndex:  # noqa: N802
+        if not proxy_index.isValid() or not 0 <= proxy_index.row() < len(self._rows):
+            return QModelIndex()
+        return self.sourceModel().index(self._rows[proxy_index.row()], proxy_index.column())
+
+    def mapFromSource(self, source_index: QModelIndex | QPersistentModelIndex) -> QModelIndex:  # noqa: N802
+        if not source_index.isValid() or not 0 <= source_index.row() < len(self._at):
+            return QModelIndex()
+        at = self._at[source_index.row()]
+        return self.index(at, source_index.column()) if at >= 0 else QModelIndex()
+
+    def index(self, row: int, column: int,
+              parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> QModelIndex:  # noqa: B008
+        if parent.isValid() or not (0 <= row < len(self._rows) and 0 <= column < len(COLUMNS)):
+            return QModelIndex()
+        return self.createIndex(row, column)
+
+    def parent(self, index: QModelIndex | QPersistentModelIndex | None = None) -> Any:
+        if index is None:
+            return super().parent()  # QObject.parent()
+        return QModelIndex()
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def hasChildren(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> bool:  # noqa: B008
+        return not parent.isValid() and bool(self._rows)
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        return self.sourceModel().data(self.mapToSource(index), role)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        return self.sourceModel().headerData(section, orientation, role)
+
+    # ------------------------------------------------------------------------------------------------ helpers
+
+    def _on_reset(self) -> None:
+        self._compute()
+        self.endResetModel()
+
+    def _on_data_changed(self, top_left: QModelIndex, bottom_right: QModelIndex, roles: list[int] = ()) -> None:
+        first, last = top_left.row(), bottom_right.row()
+        if top_left.column() <= self._column <= bottom_right.column() and self._column not in (COL_INDEX, COL_NAME):
+            keys = self.sourceModel().sort_keys(self._column)
+            if keys[first:last + 1] != self._keys[first:last + 1]:
+                self._relayout(keys)
+        at = [self._at[r] for r in range(first, last + 1) if self._at[r] >= 0]
+        if at:
+            self.dataChanged.emit(self.index(min(at), top_left.column()), self.index(max(at), bottom_right.column()),
+                                  list(roles))
+
+    def _relayout(self, keys: list[Any] | None = None) -> None:
+        """Recompute the order, keeping the view's current and selected rows on the same model rows."""
+        self.layoutAboutToBeChanged.emit()
+        old = self.persistentIndexList()
+        model_rows = [self._rows[i.row()] if i.isValid() and i.row() < len(self._rows) else -1 for i in old]
+        self._compute(keys)
+        new = [self.index(self._at[r], i.column()) if r >= 0 and self._at[r] >= 0 else QModelIndex()
+               for r, i in zip(model_rows, old)]
+        self.changePersistentIndexList(old, new)
+        self.layoutChanged.emit()
+
+    def _compute(self, keys: list[Any] | None = None) -> None:
+        model = self.sourceModel()
+        n = model.rowCount() if model is not None else 0
+        rows = list(range(n))
+        if self._needle:
+            needle = self._needle
+            rows = [r for r, name in zip(rows, model.names()) if needle in name.casefold()]
+        descending = self._order == Qt.SortOrder.DescendingOrder
+        if self._column in (COL_INDEX, COL_NAME):  # dataset.pairs is in natural name order already
+            self._keys = []
+            if descending:
+                rows.reverse()
+        elif 0 <= self._column < len(COLUMNS):
+            self._keys = keys if keys is not None else model.sort_keys(self._column)
+            known = [r for r in rows if self._keys[r] is not None]
+            known.sort(key=self._keys.__getitem__, reverse=descending)  # stable either way: ties in dataset order
+            rows = known + [r for r in rows if self._keys[r] is None]
+        self._rows = rows
+        self._at = [-1] * n
+        for view_row, model_row in enumerate(rows):
+            self._at[model_row] = view_row
+
+
+class _SizeRelay(QObject):
+    sizes = Signal(int, object)  # generation, [(row, image size, mask size, error)]
+    done = Signal(int)
+
+
+class _SizeScanner:
+    """Reads the image and mask header of every pair in a daemon thread, SIZE_CHUNK rows per `sizes` signal.
+
+    Uses `dataset.image_size`, so the sizes are cached on the dataset for later use. `stop()` ends it after the
+    current file. The relay is parentless and kept alive by the thread (see gui/background.py).
+    """
+
+    def __init__(self, dataset: FloodDataset, generation: int) -> None:
+        self._dataset = dataset
+        self._generation = generation
+        self._stop = threading.Event()
+        self.relay = _SizeRelay()
+        self._thread = threading.Thread(target=self._run, name="floodlabel-image-sizes", daemon=True)
+
+    @property
+    def started(self) -> bool:
+        return self._thread.ident is not None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        relay, chunk = self.relay, []
+        handover = time.perf_counter() + GIL_HANDOVER_S
+        for row, pair in enumerate(self._dataset.pairs):
+            if self._stop.is_set():
+                return
+            image_size = mask_size = error = None
+            try:
+                image_size = self._dataset.image_size(pair.image)
+                too_large = pixel_limit_problem(image_size)
+                error = f"unreadable: {too_large}" if too_large else None
+            except ImageReadError as exc:
+                error = f"unreadable: {exc.reason}"
+            if pair.mask is not None:
+                try:
+                    mask_size = self._dataset.image_size(pair.mask)
+                except ImageReadError as exc:
+                    error = error or f"unreadable mask: {exc.reason}"
+            chunk.append((row, image_size, mask_size, error))
+            if time.perf_counter() >= handover:  # let a waiting UI thread take the GIL now, not after 5 ms:
+                time.sleep(0)  # each of Qt's calls into Python while painting would wait that long
+                handover = time.perf_counter() + GIL_HANDOVER_S
+            if len(chunk) >= SIZE_CHUNK:
+                relay.sizes.emit(self._generation, chunk)
+                chunk = []
+        if chunk and not self._stop.is_set():
+            relay.sizes.emit(self._generation, chunk)
+        relay.done.emit(self._generation)

@@ -1,0 +1,452 @@
+"""The annotation window: the image list, the canvas (prediction and ground truth side by side), SAM's candidates,
+live metrics, tools, and the model and dataset status in docks.
+
+All model work goes through `SegmentationController` (workers, latest request wins); this file lays out widgets,
+turns actions into controller calls and renders what the controller emits.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
+from PySide6.QtGui import QCloseEvent, QIcon
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow,
+                               QPushButton, QSlider)
+
+from floodlabel.core.annotation.annotation import Stroke
+from floodlabel.core.data.datasets import open_dataset
+from floodlabel.core.common.errors import FloodLabelError
+from floodlabel.core.models.registry import CLASSIC
+from floodlabel.gui.window import recent
+from floodlabel.gui.workers.background import BackgroundCall
+from floodlabel.gui.panels.candidate_strip import CandidateStrip
+from floodlabel.gui.window.compare_controller import CompareController
+from floodlabel.gui.canvas.mask_canvas import MaskCanvas
+from floodlabel.gui.panels.dataset_view import DatasetView
+from floodlabel.gui.panels.finetune_panel import FinetunePanel
+from floodlabel.gui.window.geometry_probe import install_geometry_probe
+from floodlabel.gui.panels.image_list import ImageListDock
+from floodlabel.gui.panels.metrics_panel import MetricsPanel
+from floodlabel.gui.panels.model_panel import ModelPanel
+from floodlabel.gui.panels.model_status import CLASSIC_LABEL
+from floodlabel.gui.panels.project_notice import ProjectNotice
+from floodlabel.gui.window.segmentation_controller import SegmentationController
+from floodlabel.gui.window.store_link import StoreLink
+from floodlabel.gui.window.layout import TOOLS, build_actions, build_layout
+from floodlabel.gui.window.model_actions import ModelActions
+from floodlabel.gui.window.project_actions import ProjectActions
+
+LOCK_POLL_MS = 2000
+"""A read-only window (another one had the project) checks this often whether the project is free to take over."""
+
+BRUSH_SIZES = (2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128)
+"""Brush radii to step through with [ and ], in original-image pixels."""
+
+
+class AnnotationWindow(ProjectActions, ModelActions, QMainWindow):
+    """`data`: a dataset folder (None: the last folder used, else the bundled sample). `model`: --model value."""
+
+    def __init__(self, data: str | Path | None = None, model: str | None = None, icon: QIcon | None = None,
+                 session=None, project: str | Path | None = None) -> None:
+        super().__init__()
+        if icon is not None and not icon.isNull():
+            self.setWindowIcon(icon)
+        self.settings = QSettings()
+        self.controller = SegmentationController(self)
+        self.controller.next_row = lambda row: self._neighbour(row, +1)
+        self.compare = CompareController(self.controller, self)
+        self.compare_combo = QComboBox()
+        self.compare_label = QLabel()
+        self._compare_call: BackgroundCall | None = None
+        self._compare_model = ""
+        self.canvas = MaskCanvas()
+        self.candidates = CandidateStrip()
+        self.metrics_panel = MetricsPanel()
+        self.image_list = ImageListDock(self)
+        self.dataset_view = DatasetView()
+        self.model_panel = ModelPanel(model)
+        self.finetune_panel = FinetunePanel()
+        self.model_combo = QComboBox()
+        self.banner = QLabel()
+        self.embed_label = QLabel()
+        self.embed_cancel = QPushButton("Cancel")
+        self.message_label = QLabel()
+        self.project_notice = ProjectNotice()
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
+        self.dataset = None
+        self.folder: Path | None = None
+        self.tool = "prompt"
+        self.brush_radius = 16.0
+        self._stroke_points: list[tuple[float, float]] = []
+        self._stroke_mode = "paint"
+        self._embed_t0 = 0.0
+        self._embed_timer = QTimer(self, interval=100)
+        self._auto_timer = QTimer(self, interval=200)
+        self.auto_label = QLabel()
+        self.auto_cancel = QPushButton("Cancel Auto")
+        self._requested_model = model
+        self._requested_project = project
+        self._extra_models: dict[str, str] = {}  # fine-tuned checkpoints made in this session: path -> label
+        self.store: StoreLink | None = None
+        self.project_label = QLabel()
+        self.compute_label = QLabel()
+        self._accept_waiting = False
+        self._lock_timer = QTimer(self, interval=LOCK_POLL_MS)  # a read-only window takes over a freed project
+        self._lock_timer.timeout.connect(self._try_writable)
+        self._recovery_call: BackgroundCall | None = None
+        self._accepted_rows: set[int] = set()
+        self._rows_by_rel: dict[str, int] = {}  # the store's key of each image -> its dataset row
+        self._model = ""
+
+        build_actions(self)
+        build_layout(self)
+        self._connect()
+        self._restore_settings()
+        self.probe = install_geometry_probe(self, view=self.canvas.main_viewport,
+                                            image_to_screen=self._image_to_screen, ready=self._ready)
+        if self.probe is not None:  # test hook only: keep the geometry file current through layout changes
+            self._probe_timer = QTimer(self, interval=300)
+            self._probe_timer.timeout.connect(self.probe.update)
+            self._probe_timer.start()
+        if session is not None:
+            self._model = session.model_id
+            self.controller.set_session(session)
+        else:
+            self.use_model(self._initial_model())
+        self.open_folder(recent.startup_folder(data))
+
+    # ------------------------------------------------------------------------------------------------ public
+
+    def open_folder(self, folder: str | Path) -> bool:
+        """List `folder` (names only: milliseconds) and show its first image. A bad folder gives a message."""
+        try:
+            dataset = open_dataset(folder)
+        except FloodLabelError as exc:
+            self.show_message(f"Cannot open {folder}: {exc}")
+            return False
+        self.folder = Path(folder)
+        self.dataset = dataset
+        recent.add_recent_folder(str(folder))
+        self._fill_recent_menu()
+        self._open_store(dataset.root)
+        self.controller.set_dataset(dataset)
+        self.image_list.set_dataset(dataset)
+        self._show_statuses()
+        self._update_finetune_context()
+        self.dataset_view.set_dataset(dataset)
+        if dataset.pairs:
+            self.select_image(0)
+        else:
+            self.show_message(f"{folder} has no images.")
+        return True
+
+    def select_image(self, row: int) -> None:
+        if self.dataset is None or not 0 <= row < len(self.dataset.pairs):
+            return
+        if self.store is not None:
+            self.store.flush()  # the previous image's work is written before this one loads
+        if self.image_list.current_row() != row:
+            self.image_list.select_row(row, emit=False)
+        if self.controller.row == row and self.controller.item is not None:
+            return
+        self.canvas.set_image(None)
+        self.canvas.set_mask(None)
+        self.canvas.set_gt(None)
+        self.candidates.clear()
+        self.controller.select(row)
+        self._update_title()
+
+    def next_image(self) -> None:
+        """The next image in the list's order (so a list sorted by IoU is a review queue)."""
+        nxt = self._neighbour(self.controller.row, +1)
+        if nxt is not None:
+            self.select_image(nxt)
+
+    def previous_image(self) -> None:
+        prev = self._neighbour(self.controller.row, -1)
+        if prev is not None:
+            self.select_image(prev)
+
+    def run_auto(self) -> None:
+        """Start automatic mask generation; progress and Cancel appear in the status bar."""
+        self.controller.run_auto()
+        if self.controller.auto_running:
+            self.auto_cancel.setVisible(True)
+            self._auto_timer.start()
+            self._tick_auto()
+
+    def _tick_auto(self) -> None:
+        if self.controller.auto_running:
+            self.auto_label.setText(f"Auto: {100 * self.controller.auto_progress:.0f}%")
+            return
+        self._auto_timer.stop()
+        self.auto_label.setText("")
+        self.auto_cancel.setVisible(False)
+
+    def set_tool(self, tool: str) -> None:
+        self.tool = tool
+        self.canvas.set_tool(tool)
+        self.tool_actions[tool].setChecked(True)
+        self.statusBar().showMessage(TOOLS[tool])
+
+    def show_message(self, text: str) -> None:
+        """A non-modal message line above the canvas (worker errors, bad files); the window stays usable."""
+        self.message_label.setText(html.escape(text))
+        self.message_label.setVisible(True)
+
+    # ------------------------------------------------------------------------------------------------ controller
+
+    def _on_image_loaded(self, item) -> None:
+        self.message_label.setVisible(False)
+        self.canvas.set_image(item.image)
+        self.canvas.set_gt(item.gt)
+        self._update_title()
+        pair = self.dataset.pairs[self.controller.row]
+        if item.gt is None and pair.mask is not None:
+            self.image_list.set_problem(self.controller.row, f"GT unusable: {item.gt_problem}")
+        if self.probe:
+            self.probe.update()
+
+    def _on_image_failed(self, row: int, message: str) -> None:
+        self.image_list.set_problem(row, f"unreadable: {message}")
+        self.show_message(f"Cannot show this image: {message}")
+
+    def _on_embedding_started(self) -> None:
+        self._embed_t0 = time.perf_counter()
+        self._embed_timer.start()
+        self._tick_embedding()
+        self.embed_cancel.setVisible(True)
+
+    def _tick_embedding(self) -> None:
+        self.embed_label.setText(f"Encoding the image with {self.controller.session.model_id.split(':')[0]} … "
+                                 f"{time.perf_counter() - self._embed_t0:.1f} s (click already: your clicks apply "
+                                 f"when it is ready)")
+
+    def _on_embedding_ready(self, seconds: float) -> None:
+        self._embed_timer.stop()
+        self.embed_cancel.setVisible(False)
+        self.embed_label.setText(f"Ready ({seconds:.1f} s)" if seconds else "Ready (cached)")
+        if self.probe:
+            self.probe.update()
+
+    def _on_embedding_stopped(self, why: str) -> None:
+        self._embed_timer.stop()
+        self.embed_cancel.setVisible(False)
+        self.embed_label.setText("Encoding cancelled: select the image again to encode it" if why == "cancelled"
+                                 else f"Encoding failed: {why}")
+
+    def _on_session_ready(self, model_id: str) -> None:
+        self.statusBar().showMessage(f"Model ready: {model_id}", 4000)
+        config = getattr(self.controller.session.segmenter, "config", None)
+        self.compute_label.setText(f"{model_id.split(':')[0]} · {config.describe()}" if config is not None
+                                   else f"{CLASSIC_LABEL}")
+        self.auto_action.setEnabled(self.controller.session is not None
+                                    and getattr(self.controller.session.segmenter, "cacheable", True))
+
+    def _on_session_failed(self, message: str) -> None:
+        self.show_message(f"Cannot load {self._model}: {message}. Using the classic backend.")
+        if self._model != CLASSIC:
+            self.use_model(CLASSIC)
+
+    def _on_markers(self, points, labels, box, pending: bool) -> None:
+        self.canvas.set_markers(points, labels, box, pending)
+
+    def _on_metrics(self, metrics, has_gt: bool) -> None:
+        self.metrics_panel.set_metrics(metrics, has_gt)
+        self.compare.refresh()
+        if has_gt:
+            self.image_list.set_iou(self.controller.row, None if metrics is None else metrics.iou)
+        ann = self.controller.annotation
+        saving = self.store is not None and not self.store.read_only  # a read-only window saves nothing
+        if saving and ann is not None and ann.version > 0 and self.controller.row not in self._accepted_rows:
+            self.image_list.set_status(self.controller.row, "in progress")
+
+    def _on_history(self, can_undo: bool, can_redo: bool) -> None:
+        """Called after every annotation change: undo/redo state and the in-progress autosave."""
+        self.undo_action.setEnabled(can_undo)
+        self.redo_action.setEnabled(can_redo)
+        ann, item = self.controller.annotation, self.controller.item
+        if self.store is not None and ann is not None and item is not None and ann.version > 0:
+            self.store.schedule_autosave(self.store.rel_path(item.path), ann.to_dict)
+
+    # ------------------------------------------------------------------------------------------------ canvas
+
+    def _on_point(self, x: float, y: float, positive: bool) -> None:
+        if self.tool == "prompt":
+            self.controller.add_point(x, y, positive)
+
+    def _on_box_changed(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        self.canvas.set_markers(*self._markers_with_box((x0, y0, x1, y1)))
+        self.controller.preview_box((x0, y0, x1, y1))
+
+    def _on_box_finished(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        if abs(x1 - x0) < 2 and abs(y1 - y0) < 2:
+            return
+        self.controller.set_box((x0, y0, x1, y1))
+
+    def _on_hover(self, x: float, y: float) -> None:
+        if self.tool == "prompt":
+            self.controller.hover(x, y)
+
+    def _on_stroke_started(self, mode: str, x: float, y: float) -> None:
+        self._stroke_mode = mode
+        self._stroke_points = [(x, y)]
+        self.canvas.draw_stroke_segment(mode, self.brush_radius, (x, y), (x, y))
+
+    def _on_stroke_moved(self, x: float, y: float) -> None:
+        if not self._stroke_points:
+            return
+        self.canvas.draw_stroke_segment(self._stroke_mode, self.brush_radius, self._stroke_points[-1], (x, y))
+        self._stroke_points.append((x, y))
+
+    def _on_stroke_finished(self) -> None:
+        if self._stroke_points:
+            points = np.asarray(self._stroke_points, np.float32)
+            self._stroke_points = []
+            self.controller.add_stroke(Stroke(self._stroke_mode, self.brush_radius, points))
+
+    # ------------------------------------------------------------------------------------------------ actions
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of flood photos",
+                                                  str(self.folder) if self.folder else "")
+        if folder:
+            self.open_folder(folder)
+
+    def _change_brush(self, step: int) -> None:
+        sizes = BRUSH_SIZES
+        i = min(range(len(sizes)), key=lambda k: abs(sizes[k] - self.brush_radius))
+        self.brush_radius = float(sizes[max(0, min(len(sizes) - 1, i + step))])
+        self.canvas.set_brush_radius(self.brush_radius)
+        self.statusBar().showMessage(f"Brush radius: {self.brush_radius:g} px", 2000)
+
+    def _on_opacity(self, value: int) -> None:
+        self.canvas.set_opacity(value / 100)
+
+    # ------------------------------------------------------------------------------------------------ Qt events
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("view/opacity", self.opacity_slider.value())
+        self.settings.setValue("model/last", self._model)
+        self.model_panel.cancel_download()
+        self.finetune_panel.shutdown(timeout=60)
+        self.controller.shutdown()
+        self.compare.shutdown()
+        if getattr(self, "compare_dataset_dialog", None) is not None:
+            self.compare_dataset_dialog.shutdown()
+        if self._compare_call is not None:
+            self._compare_call.join(5.0)
+        self._lock_timer.stop()
+        if self._recovery_call is not None:
+            self._recovery_call.join(30.0)
+        if self.store is not None:
+            self.store.close()  # waits for queued writes: an accepted mask is on disk before the window goes
+            self.store = None
+        super().closeEvent(event)
+
+    # ------------------------------------------------------------------------------------------------ set-up
+
+    def _connect(self) -> None:
+        c, v = self.controller, self.canvas
+        c.image_loaded.connect(self._on_image_loaded)
+        c.image_failed.connect(self._on_image_failed)
+        c.embedding_started.connect(self._on_embedding_started)
+        c.embedding_ready.connect(self._on_embedding_ready)
+        c.embedding_stopped.connect(self._on_embedding_stopped)
+        c.session_ready.connect(self._on_session_ready)
+        c.session_failed.connect(self._on_session_failed)
+        c.markers_changed.connect(self._on_markers)
+        c.mask_changed.connect(v.set_mask)
+        c.mask_changed.connect(self.compare.update)
+        self.compare.changed.connect(self._on_compared)
+        self.compare.failed.connect(self.show_message)
+        self.compare_combo.activated.connect(self._on_compare_combo)
+        c.candidates_changed.connect(self.candidates.set_candidates)
+        c.metrics_changed.connect(self._on_metrics)
+        c.scored.connect(self.image_list.set_confidence)
+        c.metrics_changed.connect(self._on_native_ready)
+        c.clicks_changed.connect(self.metrics_panel.set_clicks)
+        c.history_changed.connect(self._on_history)
+        c.message.connect(self.show_message)
+        v.point_clicked.connect(self._on_point)
+        v.box_changed.connect(self._on_box_changed)
+        v.box_finished.connect(self._on_box_finished)
+        v.hovered.connect(self._on_hover)
+        v.hover_left.connect(c.hover_left)
+        v.stroke_started.connect(self._on_stroke_started)
+        v.stroke_moved.connect(self._on_stroke_moved)
+        v.stroke_finished.connect(self._on_stroke_finished)
+        self.candidates.chosen.connect(c.choose_candidate)
+        self.image_list.row_selected.connect(self.select_image)
+        self.embed_cancel.clicked.connect(c.cancel_embedding)
+        self._embed_timer.timeout.connect(self._tick_embedding)
+        self._auto_timer.timeout.connect(self._tick_auto)
+        self.auto_cancel.clicked.connect(c.cancel_auto)
+        self.opacity_slider.valueChanged.connect(self._on_opacity)
+        self.model_combo.activated.connect(self._on_model_combo)
+        self.model_panel.backend_changed.connect(self._on_backend_changed)
+        self.finetune_panel.checkpoint_ready.connect(self._on_finetuned)
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for folder in recent.recent_folders():
+            a = self.recent_menu.addAction(folder)
+            a.triggered.connect(lambda _=False, f=folder: self.open_folder(f))
+        self.recent_menu.setEnabled(bool(self.recent_menu.actions()))
+
+    def _restore_settings(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        state = self.settings.value("window/state")
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        opacity = self.settings.value("view/opacity", 50)
+        try:
+            self.opacity_slider.setValue(int(opacity))
+        except (TypeError, ValueError):
+            pass
+        self._on_opacity(self.opacity_slider.value())
+
+    def _set_hover(self, on: bool) -> None:
+        self.controller.hover_enabled = on
+
+    def _markers_with_box(self, box):
+        ann = self.controller.annotation
+        if ann is None:
+            return np.zeros((0, 2)), np.zeros(0, int), np.asarray(box, float), True
+        return ann.prompt.points, ann.prompt.labels, np.asarray(box, float), self.controller.embedding is None
+
+    def _update_title(self) -> None:
+        if self.dataset is None or self.controller.row < 0:
+            self.setWindowTitle("FloodLabel")
+            return
+        pair = self.dataset.pairs[self.controller.row]
+        self.setWindowTitle(f"{pair.image.name} ({self.controller.row + 1} / {len(self.dataset.pairs)}) — FloodLabel")
+
+    def _neighbour(self, row: int, step: int) -> int | None:
+        order = self.image_list.visible_rows()
+        if not order:
+            return None
+        i = order.index(row) + step if row in order else 0
+        return order[i] if 0 <= i < len(order) else None
+
+    def _ready(self) -> bool:
+        return self.controller.embedding is not None
+
+    def _image_to_screen(self):
+        item = self.controller.item
+        if item is None:
+            return []
+        h, w = item.original_size
+        out = []
+        for ix, iy in ((w * 0.25, h * 0.25), (w * 0.75, h * 0.3), (w * 0.5, h * 0.75)):
+            p = self.canvas.main_viewport.mapToGlobal(self.canvas.widget_pos(ix, iy))
+            out.append([ix, iy, p.x(), p.y()])
+        return out

@@ -1,0 +1,174 @@
+"""The annotation window's model side: the model selector, compare mode (a second model on the same prompts),
+compare on dataset, and checkpoints from the Fine-tune panel. A mixin of AnnotationWindow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from floodlabel.core.models.registry import CLASSIC, MODELS, is_downloaded
+from floodlabel.gui.workers.background import BackgroundCall
+from floodlabel.gui.panels.model_status import CLASSIC_LABEL, choose_backend
+
+
+class ModelActions:
+    """Which model segments, which one it is compared with, and the checkpoints a fine-tune adds."""
+
+    def use_model(self, model: str) -> None:
+        """Load `model` in the background; the current image is re-embedded and its prompts kept."""
+        self._model = model
+        self._select_combo(model)
+        self.banner.setVisible(model == CLASSIC)
+        self.statusBar().showMessage(f"Loading {model} …")
+        self.controller.open_session(model)
+        self._update_finetune_context()
+
+    def show_image_with_prompt(self, row: int, prompt) -> None:
+        """Open dataset row `row` with `prompt` (a core Prompt, original frame) as its prompts: e.g. the prompt an
+        evaluation used, so both compared models predict from it. Replaces that image's unsaved prompts."""
+        self.controller.pending_prompt = prompt
+        if self.controller.row == row:
+            self.controller.row = -1  # load it again so the prompt applies
+        self.select_image(row)
+
+    def compare_with(self, model: str | None) -> None:
+        """Show model `model` (name or .pth; None or "" = off) beside the current one, on the same prompts."""
+        self._compare_model = model or ""
+        self.image_list.clear_agreement()  # A↔B values of another B
+        if model and self.compare_combo.findData(model) < 0:
+            self._extra_models[model] = Path(model).name  # a file not listed yet: list it in both selectors
+            self._fill_models()
+        self.compare_combo.setCurrentIndex(max(0, self.compare_combo.findData(self._compare_model)))
+        if not model:
+            self.compare.set_session(None)
+            return
+        from floodlabel.core.models.session import SegmentationSession
+
+        self.compare_label.setText(f"Loading {Path(model).name} …")
+        call = BackgroundCall(lambda: SegmentationSession.open(model))
+        call.succeeded.connect(self._on_compare_session)
+        call.failed.connect(lambda message: self.show_message(f"Cannot compare with {model}: {message}"))
+        self._compare_call = call
+        call.start()
+
+    def open_compare_dataset(self) -> None:
+        """Model → Compare on dataset…: A = this model, B = the compared one (both changeable); non-modal."""
+        from floodlabel.gui.dialogs.compare_dataset import CompareDatasetDialog
+
+        old = getattr(self, "compare_dataset_dialog", None)
+        if old is not None and old.dataset is self.dataset:
+            old.show()
+            old.raise_()
+            return
+        if self.dataset is None:
+            return
+        models = [(self.model_combo.itemText(i), self.model_combo.itemData(i)) for i in range(self.model_combo.count())
+                  if self.model_combo.model().item(i).isEnabled()]
+        dialog = CompareDatasetDialog(self.dataset, models, self._model, self._compare_model or None, parent=self)
+        dialog.open_image = lambda row, prompt: self._open_compared(dialog.model_a, dialog.model_b, row, prompt)
+        self.compare_dataset_dialog = dialog
+        dialog.show()
+
+    def _open_compared(self, a: str, b: str, row: int, prompt) -> None:
+        if a != self._model:
+            self.use_model(a)
+        if b != self._compare_model:
+            self.compare_with(b)
+        self.show_image_with_prompt(row, prompt)
+
+    def add_model(self, path: str, label: str) -> None:
+        """A new checkpoint (a fine-tune just finished): listed in the model and compare selectors."""
+        self._extra_models[path] = label
+        self._fill_models()
+
+    def _on_finetuned(self, path: str, best_val_iou: float) -> None:
+        self.add_model(path, f"{Path(path).stem} (val IoU {best_val_iou:.3f})")
+        self.statusBar().showMessage(f"Fine-tuned checkpoint ready: {path} — pick it in Model or Compare with", 8000)
+
+    def _update_finetune_context(self) -> None:
+        if not hasattr(self, "finetune_panel"):
+            return
+        store = self.store.store if self.store is not None else None
+        self.finetune_panel.set_context(self.dataset, store, self._model or None)
+
+    def _on_compare_combo(self, index: int) -> None:
+        model = self.compare_combo.itemData(index)
+        if model != self._compare_model:
+            self.compare_with(model)
+
+    def _on_compare_session(self, session) -> None:
+        if self.sender() is not (self._compare_call.relay if self._compare_call else None):
+            return
+        self.compare.set_session(session)
+
+    def _on_compared(self, b_mask, diff, b_metrics) -> None:
+        if b_mask is None:
+            self.canvas.set_compare(None)
+            self.compare_label.setText("")
+            return
+        a_metrics = self.controller.metrics
+        name_a = self.model_combo.currentText()
+        name_b = self.compare_combo.currentText()
+        iou_a = f" — IoU {a_metrics.iou:.3f}" if a_metrics is not None else ""
+        iou_b = f" — IoU {b_metrics.iou:.3f}" if b_metrics is not None else ""
+        self.canvas.set_compare(b_mask, diff, (f"A: {name_a}{iou_a}", f"B: {name_b}{iou_b}"))
+        if self.compare.result is not None and self.controller.native_mask is not None \
+                and self.controller.native_ready():
+            from floodlabel.core.evaluation.metrics import agreement
+
+            self.image_list.set_agreement(self.controller.row, agreement(self.controller.native_mask, b_mask))
+        if b_metrics is not None and a_metrics is not None:
+            self.compare_label.setText(f"B: IoU {b_metrics.iou:.3f} (A − B: {a_metrics.iou - b_metrics.iou:+.3f}), "
+                                       f"Dice {b_metrics.dice:.3f}. Pink: pixels where A and B differ.")
+        else:
+            self.compare_label.setText("Pink: pixels where A and B differ.")
+
+    def _on_model_combo(self, index: int) -> None:
+        model = self.model_combo.itemData(index)
+        if model and model != self._model:
+            self.use_model(model)
+
+    def _on_backend_changed(self, choice) -> None:
+        self._fill_models()
+        if choice.is_sam and self._model == CLASSIC:
+            self.use_model(choice.model)  # a download just finished
+
+    def _show_models_dock(self) -> None:
+        self.models_dock.show()
+        self.models_dock.raise_()
+
+    def _fill_models(self) -> None:
+        self.model_combo.clear()
+        for name in MODELS:
+            self.model_combo.addItem(name if is_downloaded(name) else f"{name} (not downloaded)", name)
+            if not is_downloaded(name):
+                self.model_combo.model().item(self.model_combo.count() - 1).setEnabled(False)
+        if self._requested_model and self._requested_model not in MODELS and self._requested_model != CLASSIC:
+            self.model_combo.addItem(Path(self._requested_model).name, self._requested_model)
+        self.model_combo.addItem(CLASSIC_LABEL, CLASSIC)
+        for path, label in self._extra_models.items():
+            self.model_combo.addItem(label, path)
+        self._select_combo(self._model)
+        self.compare_combo.clear()
+        self.compare_combo.addItem("(off)", "")
+        for i in range(self.model_combo.count()):
+            item = self.model_combo.model().item(i)
+            self.compare_combo.addItem(self.model_combo.itemText(i), self.model_combo.itemData(i))
+            self.compare_combo.model().item(i + 1).setEnabled(item.isEnabled())
+        j = self.compare_combo.findData(self._compare_model)
+        self.compare_combo.setCurrentIndex(max(0, j))
+
+    def _select_combo(self, model: str) -> None:
+        i = self.model_combo.findData(model)
+        if i >= 0:
+            self.model_combo.setCurrentIndex(i)
+
+    def _initial_model(self) -> str:
+        if self._requested_model:
+            choice = choose_backend(self._requested_model)
+            if choice.warning:
+                self.show_message(choice.warning)
+            return choice.model
+        last = self.settings.value("model/last", "")
+        if isinstance(last, str) and last and choose_backend(last).model == last:
+            return last
+        return choose_backend(None).model

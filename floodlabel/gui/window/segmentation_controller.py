@@ -1,0 +1,594 @@
+"""The annotation flow behind the window, without widgets: image → embedding → prompts → decode → mask → metrics.
+
+Follow a click: the canvas emits point_clicked → `add_point` (an Annotation step) → a decode request on the
+latest-request-wins worker → `session.predict` at the view size → `mask_changed(view mask)` → the canvas.
+
+Threads: images load in `loader`, embeddings run in `embedder` (foreground + prefetch of the next image, paused while
+the user interacts), prompts decode in `decoder`; all report back through queued signals. Nothing here waits on the
+model on the UI thread. Metrics are computed here, on the UI thread, from the mask at the image's native size (the
+mask that would be saved): the decode worker builds it after the view mask when the view is smaller than the image.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QWidget
+
+from floodlabel.core.annotation.annotation import Annotation, Stroke, apply_stroke_layer, view_size
+from floodlabel.core.segment.candidates import candidate_thumbnails
+from floodlabel.core.data.datasets import FloodDataset, ImagePair
+from floodlabel.core.data.image_item import ImageItem, load_image_item
+from floodlabel.core.evaluation.live_metrics import NocTracker
+from floodlabel.core.evaluation.metrics import MaskMetrics, mask_metrics
+from floodlabel.core.annotation.prompts import Prompt
+from floodlabel.gui.workers.background import BackgroundCall
+from floodlabel.gui.workers.on_screen import when_on_screen
+from floodlabel.gui.workers.latest_request import EmbedWorker, LatestRequestWorker
+
+AUTO_POINTS_PER_SIDE = 8
+"""Auto's point grid (8 x 8 = 64 prompts; SAM's default 32 x 32 takes minutes per image on a 2-core CPU)."""
+
+PREFETCH_PAUSE_S = 1.5
+"""After a click, hover or stroke, the prefetch encoder waits this long before it resumes (2 cores: clicks first)."""
+
+
+@dataclass
+class Decoded:
+    """A decode result. kind: "prompt" (the annotation's prompt), "box" (a live box drag), "hover" (preview).
+
+    prediction: at `size` (the view size); native_mask: the shown candidate at the image's size, when known.
+    """
+
+    kind: str
+    prompt_key: str
+    prediction: Any
+    candidate: int
+    size: tuple[int, int]
+    thumbs: list[np.ndarray] = field(default_factory=list)
+    native_mask: np.ndarray | None = None
+    # large images: the native mask with the strokes applied and its metrics, made in the worker for the
+    # annotation at `version` (the UI thread does not compose and score 12 MP masks per click)
+    composed: np.ndarray | None = None
+    metrics: MaskMetrics | None = None
+    version: int = -1
+
+
+class SegmentationController(QObject):
+    """Owns the current image, its Annotation, the session and the workers. The window renders what it emits."""
+
+    session_ready = Signal(str)  # model id
+    session_failed = Signal(str)
+    image_loaded = Signal(object)  # ImageItem
+    image_failed = Signal(int, str)  # dataset row, one-line reason
+    embedding_started = Signal()
+    embedding_ready = Signal(float)  # seconds (0 for a cache hit)
+    embedding_stopped = Signal(str)  # "cancelled" or the failure message
+    markers_changed = Signal(object, object, object, bool)  # points (N, 2), labels (N,), box (4,) | None, pending
+    mask_changed = Signal(object)  # (h, w) bool mask at the view size, or None
+    candidates_changed = Signal(object, object, int)  # thumbnails, scores, chosen index
+    metrics_changed = Signal(object, bool)  # MaskMetrics | None, has_gt
+    clicks_changed = Signal(int, object, object)  # clicks, click at IoU >= .85 (or None), at >= .90 (or None)
+    history_changed = Signal(bool, bool)  # can undo, can redo
+    message = Signal(str)  # an error to show in the window
+    scored = Signal(int, float)  # dataset row, the model's predicted IoU of the shown candidate (its confidence)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.session = None
+        self.dataset: FloodDataset | None = None
+        self.row = -1
+        self.item: ImageItem | None = None
+        self.embedding = None
+        self.annotation: Annotation | None = None
+        self.noc = NocTracker()
+        self.hover_enabled = True
+        self.shown: Decoded | None = None  # the prediction behind the shown mask
+        self.native_mask: np.ndarray | None = None  # the mask that would be saved, (H, W) bool
+        self.metrics: MaskMetrics | None = None
+        # a mask not made by the decoder: Auto's proposal or the accepted mask restored from the project store,
+        # (H, W) bool at the native size; shown until the prompt changes
+        self.fixed_mask: np.ndarray | None = None
+        self.restore_fn: Callable[[Path], tuple[dict | None, np.ndarray | None, str | None]] | None = None
+        self.restore_problem: str | None = None
+        self.pending_prompt: Prompt | None = None  # applied as steps when the next image loads (compare on dataset)
+        self.next_row: Callable[[int], int | None] = lambda row: row + 1  # the image to pre-encode after `row`
+
+        self.loader = LatestRequestWorker("floodlabel-loader")
+        self.loader.done.connect(self._on_loaded)
+        self.loader.failed.connect(self._on_load_failed)
+        self.decoder = LatestRequestWorker("floodlabel-decoder")
+        self.decoder.done.connect(self._on_decoded)
+        self.decoder.failed.connect(self._on_decode_failed)
+        self.embedder = EmbedWorker()
+        self.embedder.finished.connect(self._on_embedded)
+        self.embedder.failed.connect(self._on_embed_failed)
+        self.embedder.cancelled.connect(self._on_embed_cancelled)
+        self._session_call: BackgroundCall | None = None
+        self._shut_down = False
+        self._auto_call: BackgroundCall | None = None
+        self._auto_cancel: threading.Event | None = None
+        self.auto_progress = 0.0
+        self._native_pending = False
+        self._request = 0
+        self._embed_started = 0.0
+        self._prefetched_rows: set[int] = set()
+        self._prefetched_items: dict[int, ImageItem] = {}  # row -> image decoded by the prefetch (at most 2)
+
+    # ------------------------------------------------------------------------------------------------ session
+
+    def open_session(self, model: str) -> None:
+        """Load `model` ('classic', a registered name or a .pth path) in the background; prompts are kept.
+
+        The worker starts once the window is on the screen (`when_on_screen`), so the window and its image list are
+        painted first: the engine imports torch (about 2 s), holding the GIL for much of it. Of calls made before
+        it starts, only the last one loads.
+        """
+        call = BackgroundCall(lambda: _open_session(model))
+        call.succeeded.connect(self._on_session)
+        call.failed.connect(self._on_session_failed)
+        self._session_call = call
+        window = self.parent()
+        when_on_screen(self, window if isinstance(window, QWidget) else None, lambda: self._start_session(call))
+
+    def _start_session(self, call: BackgroundCall) -> None:
+        if call is self._session_call and not self._shut_down:
+            call.start()
+
+    def set_session(self, session) -> None:
+        """Use an already opened SegmentationSession (tests, benchmarks); re-embeds the current image."""
+        self.session = session
+        self.embedding = None
+        self.shown = None  # the old model's prediction: the prompts are decoded again with the new one
+        self._prefetched_rows.clear()
+        self.session_ready.emit(session.model_id)
+        if self.item is not None:
+            self._request_embedding()
+
+    # ------------------------------------------------------------------------------------------------ images
+
+    def set_dataset(self, dataset: FloodDataset) -> None:
+        self.dataset = dataset
+        self.row = -1
+        self._prefetched_rows.clear()
+        self._prefetched_items.clear()
+
+    def select(self, row: int) -> None:
+        """Show dataset row `row`: the image loads in the background, then its embedding (cache first)."""
+        if self.dataset is None or not 0 <= row < len(self.dataset.pairs):
+            return
+        self.row = row
+        self.item = None
+        self.embedding = None
+        self.shown = None
+        self.native_mask = None
+        self.metrics = None
+        self.fixed_mask = None
+        self.annotation = None
+        self._native_pending = False
+        self.embedder.cancel()
+        pair = self.dataset.pairs[row]
+        self._request += 1
+        restore = self.restore_fn
+        prefetched = self._prefetched_items.pop(row, None)
+
+        def job() -> tuple[int, ImageItem, tuple]:
+            item = prefetched if prefetched is not None else load_image_item(pair)
+            return row, item, restore(pair.image) if restore is not None else (None, None, None)
+
+        self.loader.submit(self._request, job)
+
+    # ------------------------------------------------------------------------------------------------ steps
+
+    def add_point(self, x: float, y: float, positive: bool) -> None:
+        if self.annotation is not None:
+            self._interacting()
+            self.annotation.add_point(x, y, positive)
+
+    def set_box(self, box: tuple[float, float, float, float] | None) -> None:
+        if self.annotation is not None:
+            self.annotation.set_box(box)
+
+    def preview_box(self, box: tuple[float, float, float, float]) -> None:
+        """A box being dragged: decode it (with the current points) without making it a step."""
+        if self.annotation is not None and self.embedding is not None:
+            self._interacting()
+            self._decode("box", self.annotation.prompt_with_box(box))
+
+    def hover(self, x: float, y: float) -> None:
+        """Hover preview: before the first prompt, show the mask a click here would give."""
+        if (self.hover_enabled and self.fast_decoder and self.annotation is not None and self.embedding is not None
+                and self.annotation.prompt.is_empty and not self.annotation.strokes):
+            self._interacting()
+            self._decode("hover", Prompt.point(x, y))
+
+    @property
+    def fast_decoder(self) -> bool:
+        """SAM decodes in milliseconds; the classic backend runs GrabCut per prompt (too slow to follow the mouse)."""
+        return self.session is not None and getattr(self.session.segmenter, "cacheable", True) is not False
+
+    def hover_left(self) -> None:
+        if self.shown is not None and self.shown.kind == "hover":
+            self._request += 1  # drop an in-flight hover result
+            self.shown = None
+            self._show_mask()
+
+    def choose_candidate(self, i: int) -> None:
+        if self.annotation is not None and self.shown is not None and 0 <= i < len(self.shown.prediction):
+            self.annotation.choose_candidate(i)
+
+    def add_stroke(self, stroke: Stroke) -> None:
+        if self.annotation is not None:
+            self._interacting()
+            self.annotation.add_stroke(stroke)
+
+    def undo(self) -> None:
+        if self.annotation is not None:
+            self.annotation.undo()
+
+    def redo(self) -> None:
+        if self.annotation is not None:
+            self.annotation.redo()
+
+    def drop_prompts(self) -> None:
+        if self.annotation is not None:
+            self.annotation.drop_prompts()
+
+    def clear(self) -> None:
+        if self.annotation is not None:
+            self.annotation.clear()
+
+    def cancel_embedding(self) -> None:
+        self.embedder.cancel()
+
+    def run_auto(self) -> None:
+        """Automatic mask generation in a worker (progress in `auto_progress`, `cancel_auto()` stops it); its water
+        mask (every AMG segment containing a positive point) is shown until the prompt changes."""
+        if self.item is None or self.session is None or self.annotation is None or self.auto_running:
+            return
+        from floodlabel.core.models.auto_water import auto_water_mask
+        from floodlabel.core.common.cancel import Cancelled
+
+        session, image, emb, prompt = self.session, self.item.image, self.embedding, self.annotation.prompt
+        cancel = threading.Event()
+        self.auto_progress = 0.0
+
+        def on_progress(fraction: float) -> None:
+            self.auto_progress = fraction  # read by the window's timer; a float assignment is atomic
+
+        def checkpoint() -> None:
+            if cancel.is_set():
+                raise Cancelled("Auto cancelled")
+
+        call = BackgroundCall(lambda: auto_water_mask(session, image, emb, prompt, progress=on_progress,
+                                                      checkpoint=checkpoint, points_per_side=AUTO_POINTS_PER_SIDE))
+        call.succeeded.connect(self._on_auto)
+        call.failed.connect(self._on_auto_failed)
+        self._auto_call, self._auto_cancel = call, cancel
+        self._fixed_key = (self.row, self._prompt_key(prompt))
+        call.start()
+
+    @property
+    def auto_running(self) -> bool:
+        return self._auto_call is not None and self._auto_call.is_running()
+
+    def cancel_auto(self) -> None:
+        if self._auto_cancel is not None:
+            self._auto_cancel.set()
+
+    def native_ready(self) -> bool:
+        """Whether `native_mask` matches what is on screen (False while the full-size mask is being decoded)."""
+        return not self._native_pending
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop every worker and wait (up to `timeout` s in all) until none runs model code: torch work still
+        running in a daemon thread when the interpreter exits can abort the process."""
+        self._shut_down = True
+        self.cancel_auto()
+        for worker in (self.embedder, self.loader, self.decoder):
+            worker.stop()
+        deadline = time.monotonic() + timeout
+        for worker in (self.embedder, self.loader, self.decoder, self._auto_call, self._session_call):
+            if worker is not None:
+                worker.join(max(0.0, deadline - time.monotonic()))
+
+    # ------------------------------------------------------------------------------------------------ slots
+
+    def _on_session(self, session) -> None:
+        self.set_session(session)
+
+    def _on_session_failed(self, message: str) -> None:
+        self.session_failed.emit(message)
+
+    def _on_loaded(self, request_id: int, result: tuple[int, ImageItem, tuple]) -> None:
+        row, item, (state, mask, problem) = result
+        if row != self.row:
+            return
+        self.item = item
+        self.annotation = _restored_annotation(state, item.original_size)
+        self.restore_problem = problem
+        if mask is not None and mask.shape == item.original_size:
+            self.fixed_mask = mask
+            self._fixed_key = (row, self._prompt_key(self.annotation.prompt))
+        if self.pending_prompt is not None:
+            prompt, self.pending_prompt = self.pending_prompt, None
+            self.annotation = Annotation(item.original_size)
+            self.fixed_mask = None
+            for (x, y), label in zip(prompt.points, prompt.labels):
+                self.annotation.add_point(float(x), float(y), bool(label))
+            if prompt.box is not None:
+                self.annotation.set_box(tuple(float(v) for v in prompt.box))
+        self.annotation.add_listener(self._on_annotation_changed)
+        self.noc.reset()
+        self.image_loaded.emit(item)
+        self._emit_state()
+        if self.session is not None:
+            self._request_embedding()
+
+    def _on_load_failed(self, request_id: int, message: str) -> None:
+        if request_id == self._request:
+            self.image_failed.emit(self.row, message)
+
+    def _request_embedding(self) -> None:
+        item, session = self.item, self.session
+        assert item is not None and session is not None
+        cached = session.cached_embedding(item.image, item.key)
+        if cached is not None:
+            self._use_embedding(cached, 0.0)
+            return
+        self._embed_started = time.perf_counter()
+        self.embedding_started.emit()
+        self.embedder.request(self._embed_key(item.key),
+                              lambda checkpoint: session.embedding(item.image, item.key, checkpoint=checkpoint))
+
+    def _on_embedded(self, key: str, embedding, seconds: float) -> None:
+        if self.item is None or key != self._embed_key(self.item.key):
+            return
+        self._use_embedding(embedding, seconds)
+
+    def _use_embedding(self, embedding, seconds: float) -> None:
+        self.embedding = embedding
+        self.embedding_ready.emit(seconds)
+        self._on_annotation_changed(self.annotation)  # clicks made while encoding apply now
+        self.embedder.pause_prefetch(PREFETCH_PAUSE_S)  # the first clicks on this image come before the prefetch
+        self._prefetch_next()
+
+    def _on_embed_failed(self, key: str, message: str) -> None:
+        if self.item is not None and key == self._embed_key(self.item.key):
+            self.embedding_stopped.emit(message)
+            self.message.emit(f"Encoding failed: {message}")
+
+    def _on_embed_cancelled(self, key: str) -> None:
+        if self.item is not None and key == self._embed_key(self.item.key):
+            self.embedding_stopped.emit("cancelled")
+
+    def _on_annotation_changed(self, annotation: Annotation | None) -> None:
+        if annotation is None or annotation is not self.annotation:
+            return
+        self.fixed_mask = None if self._fixed_stale() else self.fixed_mask
+        prompt = annotation.prompt
+        self._emit_state()
+        if prompt.is_empty or not annotation.has_model_mask:
+            self.shown = None
+            self._show_mask()
+            return
+        if self.embedding is None:
+            self._show_mask()
+            return
+        key = self._prompt_key(prompt)
+        if self.shown is not None and self.shown.kind in ("prompt", "native") and self.shown.prompt_key == key:
+            self._show_mask()  # same prompt: candidate or strokes changed
+        else:
+            self._decode("prompt", prompt)
+
+    def _decode(self, kind: str, prompt: Prompt) -> None:
+        session, emb, item = self.session, self.embedding, self.item
+        candidate = self.annotation.candidate if self.annotation is not None else None
+        size = view_size(item.original_size)
+        key = self._prompt_key(prompt)
+
+        def job() -> Decoded:
+            pred = session.predict(emb, prompt, multimask=True, output_size=size)
+            chosen = candidate if candidate is not None and candidate < len(pred) else pred.best
+            pred.mask(chosen)  # upscale the shown candidate here, not on the UI thread
+            return Decoded(kind, key, pred, chosen, size, candidate_thumbnails(pred, emb.input_size))
+
+        if kind == "prompt":
+            self._native_pending = True  # the saved mask follows this decode
+        self._request += 1
+        self.decoder.submit(self._request, job)
+
+    def _on_decoded(self, request_id: int, result: Decoded) -> None:
+        if request_id != self._request or self.annotation is None:
+            return  # a newer request (or another image) came meanwhile
+        if result.kind == "hover" and not self.annotation.prompt.is_empty:
+            return
+        self.shown = result
+        self._show_mask()
+        if result.kind == "prompt":
+            self.scored.emit(self.row, float(result.prediction.scores[self._chosen(result)]))
+        if result.kind == "prompt" and result.size != self.item.original_size:
+            self._request_native(result)
+
+    def _request_native(self, shown: Decoded) -> None:
+        """The shown candidate at the image's own size, for metrics and saving (decoded again, off the UI thread)."""
+        session, emb, prompt_key = self.session, self.embedding, shown.prompt_key
+        ann, gt = self.annotation, self.item.gt
+        prompt, candidate, version = ann.prompt, self._chosen(shown), ann.version
+        layer = ann.stroke_layer(self.item.original_size).copy() if ann.strokes else None  # a snapshot
+
+        def job() -> Decoded:
+            native = session.predict(emb, prompt, multimask=True).mask(candidate)
+            composed = apply_stroke_layer(native.copy(), layer) if layer is not None else native
+            metrics = mask_metrics(composed, gt) if gt is not None else None
+            return Decoded("native", prompt_key, shown.prediction, candidate, shown.size, shown.thumbs,
+                           native, composed, metrics, version)
+
+        self._request += 1
+        self.decoder.submit(self._request, job)
+
+    def _on_decode_failed(self, request_id: int, message: str) -> None:
+        if request_id == self._request:
+            self.message.emit(f"Decoding failed: {message}")
+
+    def _on_auto_failed(self, message: str) -> None:
+        if "cancelled" not in message.lower():
+            self.message.emit(f"Auto: {message}")
+
+    def _on_auto(self, mask: np.ndarray) -> None:
+        if (self.row, self._prompt_key(self.annotation.prompt if self.annotation else Prompt())) != self._fixed_key:
+            return
+        self.fixed_mask = mask
+        self._show_mask()
+
+    # ------------------------------------------------------------------------------------------------ rendering
+
+    def _show_mask(self) -> None:
+        """Emit the view mask, candidates and metrics for the current state (UI thread, milliseconds)."""
+        ann, item, shown = self.annotation, self.item, self.shown
+        if ann is None or item is None:
+            return
+        view = view_size(item.original_size)
+        if shown is not None and shown.kind == "hover":
+            self.mask_changed.emit(shown.prediction.mask(shown.prediction.best))
+            self._emit_candidates(shown)
+            return
+        model_view = None
+        if self.fixed_mask is not None:
+            model_view = _resize_mask(self.fixed_mask, view)
+        elif shown is not None:
+            model_view = shown.prediction.mask(self._chosen(shown))
+        if model_view is None and not ann.strokes:
+            self.mask_changed.emit(None)
+        else:
+            self.mask_changed.emit(ann.compose(model_view if model_view is not None else np.zeros(view, bool)))
+        self._emit_candidates(shown)
+        self._update_native(model_view)
+
+    def _emit_candidates(self, shown: Decoded | None) -> None:
+        if shown is None:
+            self.candidates_changed.emit([], [], -1)
+        else:
+            scores = [float(s) for s in shown.prediction.scores]
+            self.candidates_changed.emit(shown.thumbs, scores, self._chosen(shown))
+
+    def _update_native(self, model_view: np.ndarray | None) -> None:
+        """Recompute the native mask (the one that would be saved) and its metrics against the GT."""
+        ann, item, shown = self.annotation, self.item, self.shown
+        native_size = item.original_size
+        if self.fixed_mask is not None:
+            model_native = self.fixed_mask
+        elif shown is None:
+            model_native = None
+        elif model_view is not None and model_view.shape == native_size:
+            model_native = model_view
+        elif shown.kind == "native" and shown.candidate == self._chosen(shown):
+            model_native = shown.native_mask
+        else:
+            if shown.kind == "native":  # another candidate was picked: decode it at the native size
+                self._request_native(shown)
+            self._native_pending = True
+            return  # the native mask is on its way from the decode worker
+        self._native_pending = False
+        has_gt = item.gt is not None
+        if (self.fixed_mask is None and shown is not None and shown.kind == "native"
+                and shown.version == ann.version and shown.composed is not None):
+            self.native_mask, self.metrics = shown.composed, shown.metrics  # made in the worker
+        else:
+            if model_native is None and not ann.strokes:
+                self.native_mask = None
+            else:
+                base = model_native if model_native is not None else np.zeros(native_size, bool)
+                self.native_mask = ann.compose(base)
+            self.metrics = mask_metrics(self.native_mask, item.gt) if has_gt and self.native_mask is not None else None
+        if self.metrics is not None:
+            self.noc.update(ann.click_count, self.metrics.iou)
+        self.metrics_changed.emit(self.metrics, has_gt)
+        self.clicks_changed.emit(ann.click_count, self.noc.noc85, self.noc.noc90)
+
+    def _emit_state(self) -> None:
+        ann = self.annotation
+        if ann is None:
+            return
+        p = ann.prompt
+        self.markers_changed.emit(p.points, p.labels, p.box, self.embedding is None)
+        self.history_changed.emit(ann.can_undo, ann.can_redo)
+        self.clicks_changed.emit(ann.click_count, self.noc.noc85, self.noc.noc90)
+
+    # ------------------------------------------------------------------------------------------------ helpers
+
+    def _chosen(self, shown: Decoded) -> int:
+        c = self.annotation.candidate if self.annotation is not None else None
+        return c if c is not None and c < len(shown.prediction) else shown.prediction.best
+
+    def _interacting(self) -> None:
+        self.embedder.pause_prefetch(PREFETCH_PAUSE_S)
+
+    def _prefetch_next(self) -> None:
+        """Pre-encode the next image (cache only) while the user works on this one."""
+        ds, session = self.dataset, self.session
+        nxt = self.next_row(self.row)
+        if ds is None or session is None or nxt is None or not 0 <= nxt < len(ds.pairs) or nxt in self._prefetched_rows:
+            return
+        if getattr(session.segmenter, "cacheable", True) is False:
+            return  # classic: embedding is a resize, nothing to gain
+        self._prefetched_rows.add(nxt)
+        pair: ImagePair = ds.pairs[nxt]
+
+        items = self._prefetched_items
+
+        def job(checkpoint: Callable[[], None]) -> None:
+            item = load_image_item(pair)  # decoded once: select() reuses it (a 12 MP JPEG takes ~100 ms)
+            while len(items) >= 2:
+                items.pop(next(iter(items)), None)
+            items[nxt] = item
+            session.embedding(item.image, item.key, checkpoint=checkpoint)
+
+        self.embedder.prefetch(f"prefetch:{session.model_id}:{pair.image}", job)
+
+    def _embed_key(self, image_key: str) -> str:
+        return f"{self.session.model_id if self.session else ''}:{image_key}"
+
+    def _fixed_stale(self) -> bool:
+        if self.fixed_mask is None or self.annotation is None:
+            return False
+        return self._fixed_key != (self.row, self._prompt_key(self.annotation.prompt))
+
+    @staticmethod
+    def _prompt_key(prompt: Prompt) -> str:
+        return repr(prompt.to_dict())
+
+
+def _open_session(model: str):
+    """SegmentationSession.open in the worker, import included: the engine imports torch (about 2 s), which the UI
+    thread must not wait for (the window and its image list appear meanwhile)."""
+    from floodlabel.core.models.session import SegmentationSession
+
+    return SegmentationSession.open(model)
+
+
+def _restored_annotation(state: dict | None, original_size: tuple[int, int]) -> Annotation:
+    """The saved annotation when it belongs to an image of this size, else a new one."""
+    if state:
+        try:
+            annotation = Annotation.from_dict(state)
+        except (KeyError, TypeError, ValueError):
+            annotation = None
+        if annotation is not None and tuple(annotation.original_size) == tuple(original_size):
+            return annotation
+    return Annotation(original_size)
+
+
+def _resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    if mask.shape == tuple(size):
+        return mask
+    return cv2.resize(mask.astype(np.uint8), (size[1], size[0]), interpolation=cv2.INTER_NEAREST).astype(bool)

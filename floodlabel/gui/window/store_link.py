@@ -1,0 +1,180 @@
+"""The window's link to the project store: accept, autosave and restore, all written off the UI thread, in order.
+
+Writes go through one daemon thread in submission order (an autosave queued before an accept is written before
+it), so the store never sees them interleaved. Results come back through a relay QObject's queued signals, as in
+`background.py`.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from floodlabel.core.common.errors import FloodLabelError
+from floodlabel.core.store.project_store import ImageRecord, ProjectStore, Status, relative_image_path
+from floodlabel.gui.workers.background import one_line_error
+
+AUTOSAVE_DELAY_MS = 700
+"""In-progress work is saved this long after the last change (the issue asks for at most a second)."""
+
+
+class StoreLink(QObject):
+    """One open ProjectStore for a dataset folder. Signals:
+
+    accepted(rel_path, record): an accept reached the disk. failed(message): a write failed (the mask stays in the
+    window; nothing already accepted is touched). saved(rel_path): an autosave reached the disk.
+    recovered(rel_paths): `recover` restored these accepted masks. writable(): a read-only link took over the
+    project when the window that held it closed (`try_writable`).
+    """
+
+    accepted = Signal(str, object)
+    saved = Signal(str)
+    failed = Signal(str)
+    recovered = Signal(object)
+    writable = Signal()
+
+    def __init__(self, store: ProjectStore, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self._relay = _Relay()
+        self._relay.done.connect(self._on_done)
+        self._relay.failed.connect(self._on_failed)
+        self._jobs: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="floodlabel-store", daemon=True)
+        self._thread.start()
+        self._pending_state: tuple[str, Callable[[], dict]] | None = None
+        self._autosave = QTimer(self, singleShot=True, interval=AUTOSAVE_DELAY_MS)
+        self._autosave.timeout.connect(self.flush)
+
+    @classmethod
+    def open(cls, data_root: str | Path, project_dir: str | Path | None = None,
+             parent: QObject | None = None) -> "StoreLink":
+        """Open (or create) the project of `data_root`; raises StoreError with a readable message."""
+        return cls(ProjectStore(data_root, project_dir), parent)
+
+    @property
+    def read_only(self) -> bool:
+        return self.store.read_only
+
+    def rel_path(self, image_path: Path) -> str:
+        """The store's key of an image of the dataset (a linked-in photo keeps its own name; see
+        `relative_image_path`)."""
+        return relative_image_path(image_path, self.store.data_root)
+
+    def recover(self, image_rel_paths: list[str]) -> None:
+        """Restore the accepted masks the database does not list (`ProjectStore.recover_orphans`), in order with the
+        other writes; `recovered(rel_paths)` when done."""
+        self._submit(("recovered", ""), lambda: self.store.recover_orphans(image_rel_paths))
+
+    def try_writable(self) -> None:
+        """A read-only link (another window had the project) tries to take the project's lock; `writable()` when
+        it did."""
+        if self.read_only:
+            self._submit(("writable", ""), lambda: self.store.try_take_writer_lock())
+
+    def statuses(self) -> dict[str, Status]:
+        return self.store.statuses()
+
+    def restore(self, image_path: Path) -> tuple[dict | None, np.ndarray | None, str | None]:
+        """(annotation state, accepted mask (H, W) bool or None, a problem line or None). Runs in the loader thread.
+
+        An image whose file changed since it was saved is flagged and its state not matched to the new pixels.
+        """
+        record: ImageRecord | None = self.store.record(self.rel_path(image_path))
+        if record is None:
+            return None, None, None
+        if record.changed:
+            return None, None, "changed since it was saved: the stored mask is kept but not shown"
+        mask = None
+        problem = None
+        if record.accepted:
+            try:
+                mask = record.load_mask()
+            except FloodLabelError as exc:
+                problem = str(exc)
+        return record.annotation_state, mask, problem
+
+    def schedule_autosave(self, rel_path: str, state: Callable[[], dict]) -> None:
+        """Save `state()` as in-progress work shortly (debounced); `flush` writes it at once."""
+        if self.read_only:
+            return
+        if self._pending_state is not None and self._pending_state[0] != rel_path:
+            self.flush()
+        self._pending_state = (rel_path, state)
+        self._autosave.start()
+
+    def flush(self) -> None:
+        """Queue the pending autosave now (before switching images, accepting or closing)."""
+        self._autosave.stop()
+        if self._pending_state is None:
+            return
+        rel, state = self._pending_state
+        self._pending_state = None
+        snapshot = state()  # taken on the UI thread: the annotation may change right after
+        self._submit(("saved", rel), lambda: self.store.save_progress(rel, snapshot))
+
+    def accept(self, rel_path: str, mask: np.ndarray, state: dict, model_id: str | None,
+               metrics: dict[str, Any] | None) -> None:
+        """Store `mask` ((H, W) bool, native size; a private copy) with its state; `accepted` when it is on disk."""
+        if self._pending_state is not None and self._pending_state[0] == rel_path:
+            self._pending_state = None  # the accept carries the same state
+            self._autosave.stop()
+        self._submit(("accepted", rel_path),
+                     lambda: self.store.accept(rel_path, mask, state, model_id=model_id, metrics=metrics))
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Block until every queued write is done (closing the window); False on timeout."""
+        done = threading.Event()
+        self._jobs.put((None, done.set))
+        return done.wait(timeout)
+
+    def close(self) -> None:
+        self.flush()
+        self.wait_idle()
+        self._jobs.put(None)
+        self.store.close()
+
+    # ------------------------------------------------------------------------------------------------ helpers
+
+    def _submit(self, tag: tuple[str, str], fn: Callable[[], Any]) -> None:
+        self._jobs.put((tag, fn))
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            tag, fn = job
+            try:
+                result = fn()
+            except Exception as exc:  # noqa: BLE001 - every failure becomes one line in the window
+                if tag is not None and tag[0] != "writable":  # a failed take-over: still read-only, try later
+                    what = "Recovering the accepted masks" if tag[0] == "recovered" else f"Saving {tag[1]}"
+                    self._relay.failed.emit(f"{what} failed: {one_line_error(exc)}")
+            else:
+                if tag is not None:
+                    self._relay.done.emit(tag[0], tag[1], result)
+
+    def _on_done(self, kind: str, rel: str, result: object) -> None:
+        if kind == "accepted":
+            self.accepted.emit(rel, result)
+        elif kind == "recovered":
+            self.recovered.emit(result)
+        elif kind == "writable":
+            if result:
+                self.writable.emit()
+        else:
+            self.saved.emit(rel)
+
+    def _on_failed(self, message: str) -> None:
+        self.failed.emit(message)
+
+
+class _Relay(QObject):
+    done = Signal(str, str, object)
+    failed = Signal(str)
