@@ -182,6 +182,33 @@ def test_draw_stroke_segment_paints_and_erases_the_overlay_only(canvas):
     assert canvas.overlay_array().shape == (H, W) and canvas.overlay_array()[10, 10]
 
 
+@pytest.mark.parametrize("image_hw, mask_hw", [((H, W), (H, W)), ((H, W), (120, 160)),
+                                                 ((3000, 4100), (1499, 2048))])
+@pytest.mark.parametrize("mode", ["paint", "erase"])
+def test_the_live_stroke_has_the_saved_strokes_pixels(qtbot, image_hw, mask_hw, mode):
+    """Same points, radius and image size: the live overlay and Annotation.stroke_layer agree pixel for pixel."""
+    from floodlabel.core.annotation.annotation import (ERASED, PAINTED, Annotation, Stroke,
+                                                   apply_stroke_layer)
+    c = MaskCanvas()
+    qtbot.addWidget(c)
+    c.set_image(np.zeros((*image_hw, 3), np.uint8))
+    base = np.ones(mask_hw, bool) if mode == "erase" else np.zeros(mask_hw, bool)
+    c.set_mask(base)
+    sy, sx = image_hw[0] / H, image_hw[1] / W
+    pts = [(10.3 * sx, 20.7 * sy), (10.3 * sx, 20.7 * sy), (55.5 * sx, 31.2 * sy), (56.1 * sx, 31.0 * sy),
+           (120.9 * sx, 200.4 * sy), (-3.0 * sx, 230.0 * sy)]
+    radius = 3.3 * sx
+    c.draw_stroke_segment(mode, radius, pts[0], pts[0])
+    for p0, p1 in zip(pts, pts[1:]):
+        c.draw_stroke_segment(mode, radius, p0, p1)
+    a = Annotation(image_hw)
+    a.add_stroke(Stroke(mode, radius, np.asarray(pts, np.float32)))
+    layer = a.stroke_layer(mask_hw)
+    live = c.overlay_array().astype(bool)
+    np.testing.assert_array_equal(live != base, layer == (PAINTED if mode == "paint" else ERASED))
+    np.testing.assert_array_equal(live, apply_stroke_layer(base.copy(), layer))
+
+
 def test_candidate_strip_shows_scores_and_emits_the_clicked_one(qtbot):
     strip = CandidateStrip()
     qtbot.addWidget(strip)

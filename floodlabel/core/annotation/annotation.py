@@ -326,24 +326,37 @@ class Annotation:
 _SHIFT = 4  # cv2 fractional bits for sub-pixel stroke coordinates
 
 
-def _draw_stroke(layer: np.ndarray, stroke: Stroke, original_size: tuple[int, int]) -> None:
-    """Draw stroke (original frame) into layer (h, w) uint8 in place, scaled from original_size (H, W)."""
+def draw_stroke_segment(layer: np.ndarray, p0: tuple[float, float], p1: tuple[float, float], radius: float,
+                        original_size: tuple[int, int], value: int) -> None:
+    """Draw one brush segment p0 -> p1 into layer (h, w) uint8 in place: the one stroke rasteriser.
+
+    p0, p1: (x, y) in the original frame (H, W) = original_size; radius in original pixels. Scaled to the
+    layer's frame: a point x maps to (x + 0.5) * w / W - 0.5 in layer pixel indices (pixel centres line up),
+    the radius by the mean of the two scales (at least 1 px). Equal endpoints (after 1/16 px rounding) draw a
+    filled dot; otherwise a line of width 2r with round caps. `value` is written into the drawn pixels.
+    A stroke of points q0..qn is the dot (q0, q0) followed by the segments (q[i-1], q[i]): the live brush
+    (canvas) and the saved stroke (`Annotation.stroke_layer`) draw exactly that, so their pixels agree.
+    """
     h, w = layer.shape
     H, W = original_size
     sx, sy = w / W, h / H
-    r = max(1.0, stroke.radius * (sx + sy) / 2)
-    value = PAINTED if stroke.mode == "paint" else ERASED
+    r = max(1.0, float(radius) * (sx + sy) / 2)
     one = 1 << _SHIFT
-    # pixel centres: original x maps to (x + 0.5) * sx - 0.5 in the target
-    pts = np.empty_like(stroke.points, dtype=np.float64)
-    pts[:, 0] = (stroke.points[:, 0] + 0.5) * sx - 0.5
-    pts[:, 1] = (stroke.points[:, 1] + 0.5) * sy - 0.5
-    ipts = np.round(pts * one).astype(np.int32)
-    if len(ipts) == 1 or np.all(ipts == ipts[0]):
-        cv2.circle(layer, (int(ipts[0, 0]), int(ipts[0, 1])), int(round(r * one)), value, -1, cv2.LINE_8, _SHIFT)
+    a = (int(round(((p0[0] + 0.5) * sx - 0.5) * one)), int(round(((p0[1] + 0.5) * sy - 0.5) * one)))
+    b = (int(round(((p1[0] + 0.5) * sx - 0.5) * one)), int(round(((p1[1] + 0.5) * sy - 0.5) * one)))
+    if a == b:
+        cv2.circle(layer, a, int(round(r * one)), int(value), -1, cv2.LINE_8, _SHIFT)
     else:
-        cv2.polylines(layer, [ipts.reshape(-1, 1, 2)], False, value, max(1, int(round(2 * r))), cv2.LINE_8,
-                      _SHIFT)
+        cv2.line(layer, a, b, int(value), max(1, int(round(2 * r))), cv2.LINE_8, _SHIFT)
+
+
+def _draw_stroke(layer: np.ndarray, stroke: Stroke, original_size: tuple[int, int]) -> None:
+    """Draw stroke (original frame) into layer (h, w) uint8 in place, scaled from original_size (H, W)."""
+    value = PAINTED if stroke.mode == "paint" else ERASED
+    pts = stroke.points.tolist()
+    draw_stroke_segment(layer, pts[0], pts[0], stroke.radius, original_size, value)
+    for p0, p1 in zip(pts, pts[1:]):
+        draw_stroke_segment(layer, p0, p1, stroke.radius, original_size, value)
 
 
 def _is_prefix(drawn: tuple[Stroke, ...], strokes: tuple[Stroke, ...]) -> bool:

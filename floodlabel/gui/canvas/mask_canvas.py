@@ -28,7 +28,7 @@ from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import (QGraphicsEllipseItem, QGraphicsRectItem, QHBoxLayout, QLabel, QVBoxLayout,
                                QWidget)
 
-from floodlabel.core.annotation.annotation import view_size
+from floodlabel.core.annotation.annotation import draw_stroke_segment, view_size
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
@@ -317,8 +317,10 @@ class MaskCanvas(QWidget):
         """Live brush feedback: draw the segment p0 -> p1 (original frame, radius in original pixels) onto the
         displayed overlay only, in place at the overlay's own scale ("paint" sets water, "erase" clears it).
 
-        Touches only the segment's bounding rectangle of the array; without a mask it starts an empty one at
-        view size. The window replaces it with the composed mask when the stroke is done.
+        Drawn by the annotation's own rasteriser (`core.annotation.annotation.draw_stroke_segment`), so a
+        stroke drawn live as (q0, q0), (q0, q1), ... has the pixels the saved stroke gets at the same size.
+        Without a mask it starts an empty one at view size. The window replaces it with the composed mask
+        when the stroke is done.
         """
         if self._image_size is None:
             return
@@ -329,28 +331,7 @@ class MaskCanvas(QWidget):
         elif not self._overlay_owned:
             overlay = overlay.copy()
             self._show_overlay(overlay, owned=True)
-        h, w = overlay.shape
-        H, W = self._image_size
-        sx, sy = w / W, h / H
-        r = max(0.5, radius * (sx + sy) / 2)
-        # continuous original x maps to continuous x * sx; cv2 draws on pixel centres (index + 0.5)
-        a = np.array([p0[0] * sx - 0.5, p0[1] * sy - 0.5])
-        b = np.array([p1[0] * sx - 0.5, p1[1] * sy - 0.5])
-        lo = np.floor(np.minimum(a, b) - r - 1).astype(int)
-        hi = np.ceil(np.maximum(a, b) + r + 2).astype(int)
-        x0, y0 = max(lo[0], 0), max(lo[1], 0)
-        x1, y1 = min(hi[0], w), min(hi[1], h)
-        if x0 >= x1 or y0 >= y1:
-            return
-        roi = overlay[y0:y1, x0:x1]   # a view: cv2 draws into the overlay itself
-        one = 16
-        ia = tuple(int(v) for v in np.round((a - (x0, y0)) * one))
-        ib = tuple(int(v) for v in np.round((b - (x0, y0)) * one))
-        value = 1 if mode == "paint" else 0
-        if ia == ib:
-            cv2.circle(roi, ia, int(round(r * one)), value, -1, cv2.LINE_8, 4)
-        else:
-            cv2.line(roi, ia, ib, value, max(1, int(round(2 * r))), cv2.LINE_8, 4)
+        draw_stroke_segment(overlay, p0, p1, radius, self._image_size, 1 if mode == "paint" else 0)
         self._overlay_item.updateImage()
 
     def overlay_array(self) -> np.ndarray | None:
