@@ -13,7 +13,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from floodlabel.core.data.datasets import FloodDataset, ImagePair
-from floodlabel.gui.panels import image_list
+from floodlabel.gui.panels import image_list, size_scan
 from floodlabel.gui.panels.image_list import COL_IOU, COL_PROBLEM, COL_SIZE, ImageListDock, ImageListModel
 
 N = 2000
@@ -89,13 +89,13 @@ def test_sorting_and_filtering_make_no_python_call_per_comparison(qtbot, monkeyp
 def test_a_scan_chunk_updates_the_problem_count_without_visiting_every_row(qtbot, dock, monkeypatch):
     dock.set_dataset(_dataset(N))
     problem_calls = _count_calls(monkeypatch, image_list._Row, "problem")
-    dock.model.set_sizes([(row, (64, 48), (32, 24), None) for row in range(image_list.SIZE_CHUNK)])
+    dock.model.set_sizes([(row, (64, 48), (32, 24), None) for row in range(size_scan.SIZE_CHUNK)])
     dock._update_summary()
-    assert dock.model.error_count() == image_list.SIZE_CHUNK
-    assert problem_calls[0] <= 4 * image_list.SIZE_CHUNK  # before: every row, on every chunk
+    assert dock.model.error_count() == size_scan.SIZE_CHUNK
+    assert problem_calls[0] <= 4 * size_scan.SIZE_CHUNK  # before: every row, on every chunk
     dock.set_problem(0, "unreadable: broken")
     dock.set_problem(1, None)
-    assert dock.model.error_count() == image_list.SIZE_CHUNK
+    assert dock.model.error_count() == size_scan.SIZE_CHUNK
 
 
 def test_set_statuses_sets_many_rows_at_once(dock):

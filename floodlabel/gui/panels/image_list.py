@@ -7,35 +7,33 @@ informative image to label next; a click on its header sorts by it.
 
 Rows appear at once (nothing is decoded, no header is read: 10,000 images list in 10 ms). Image and mask sizes are
 read afterwards, once the rows are painted (`gui/on_screen.py`), from file headers by a daemon thread
-(`_SizeScanner`) in chunks, reported through a relay QObject like gui/background.py, so the list never
+(`gui/panels/size_scan.SizeScanner`) in chunks, reported through a relay QObject, so the list never
 blocks. A pair whose header cannot be read, or whose image is over the pixel limit (core/images.MAX_IMAGE_PIXELS),
 is a red row with the reason; a pair whose image and mask sizes differ is a red "size mismatch" row; an image
 without a ground-truth mask says "no GT" in grey.
 
 Rows are "model rows": the index into `dataset.pairs`. The view may be sorted (by IoU, worst first) or filtered by
-name through `ViewOrder`, a proxy that keeps the view's order as Python lists: sorting 10,000 rows is one `sorted`,
-where a QSortFilterProxyModel over a Python model calls back into Python twice per comparison (a second per sort).
+name through `gui/panels/view_order.ViewOrder`, a proxy that keeps the view's order as Python lists (sorting
+10,000 rows is one `sorted`).
 Every public method and signal speaks model rows.
 """
 
 from __future__ import annotations
 
 import math
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import (QAbstractItemModel, QAbstractProxyModel, QAbstractTableModel, QItemSelectionModel,
-                            QModelIndex, QObject, QPersistentModelIndex, Qt, Signal)
+from PySide6.QtCore import (QAbstractTableModel, QItemSelectionModel, QModelIndex, QObject, QPersistentModelIndex, Qt,
+                            Signal)
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QPushButton, QTableView, QVBoxLayout, QWidget)
 
 from floodlabel.core.data.datasets import FloodDataset
-from floodlabel.core.common.errors import ImageReadError
-from floodlabel.core.data.images import pixel_limit_problem
+from floodlabel.gui.panels.size_scan import SizeScanner
+from floodlabel.gui.panels.view_order import ViewOrder
 from floodlabel.gui.workers.on_screen import when_on_screen
 
 STATUSES = ("new", "in progress", "accepted")
@@ -46,11 +44,6 @@ HEADER_TIPS = {COL_IOU: "IoU of the shown mask against the ground truth",
                COL_AGREEMENT: "Agreement in compare mode: IoU between model A's and model B's masks (low = they "
                               "disagree)"}
 NO_GT = "no GT"
-SIZE_CHUNK = 64
-"""Rows whose headers are read before one result is sent to the UI thread."""
-GIL_HANDOVER_S = 0.002
-"""The header scan hands the GIL over at least this often (Python's own switch interval is 5 ms)."""
-
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 ERROR_COLOUR = QColor(200, 40, 40)
 ERROR_BACKGROUND = QColor(255, 225, 225)
@@ -73,7 +66,7 @@ class ImageListDock(QDockWidget):
         super().__init__("Images", parent)
         self.setObjectName("imageListDock")
         self.model = ImageListModel(self)
-        self.proxy = ViewOrder(self)
+        self.proxy = ViewOrder(self, natural_columns=(COL_INDEX, COL_NAME))
         self.proxy.setSourceModel(self.model)
 
         self.view = QTableView()
@@ -123,7 +116,7 @@ class ImageListDock(QDockWidget):
         layout.addWidget(self.summary_label)
         self.setWidget(body)
 
-        self._scanner: _SizeScanner | None = None
+        self._scanner: SizeScanner | None = None
         self._generation = 0
         self._emit_selection = True
 
@@ -139,7 +132,7 @@ class ImageListDock(QDockWidget):
         self.model.set_dataset(dataset)
         self.view.sortByColumn(COL_INDEX, Qt.SortOrder.AscendingOrder)
         if dataset is not None and dataset.pairs:
-            self._scanner = _SizeScanner(dataset, self._generation)
+            self._scanner = SizeScanner(dataset, self._generation)
             self._scanner.relay.sizes.connect(self._on_sizes)
             self._scanner.relay.done.connect(self._on_scan_done)
             when_on_screen(self, self, self._start_scan)  # the rows are painted first
@@ -455,194 +448,3 @@ class _Row:
 
 
 _VALUE_ATTRS = {COL_CONFIDENCE: "confidence", COL_AGREEMENT: "agreement"}
-
-
-class ViewOrder(QAbstractProxyModel):
-    """The view's rows over an ImageListModel: model rows whose name contains the filter text (case-insensitive),
-    sorted by `sort(column, order)` with keys from `ImageListModel.sort_keys`. A None key (no IoU yet) sorts last in
-    either order; ties keep dataset order. The order is recomputed when the sort column's keys change (a live sort).
-
-    The model only resets or changes data (it never inserts or moves rows): those are the signals followed.
-    """
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._rows: list[int] = []  # view row -> model row
-        self._at: list[int] = []  # model row -> view row, -1 when filtered out
-        self._keys: list[Any] = []  # sort keys of the model rows for the sort column
-        self._column = COL_INDEX
-        self._order = Qt.SortOrder.AscendingOrder
-        self._needle = ""
-
-    def setSourceModel(self, model: QAbstractItemModel) -> None:  # noqa: N802 (Qt API)
-        self.beginResetModel()
-        super().setSourceModel(model)
-        model.modelAboutToBeReset.connect(self.beginResetModel)
-        model.modelReset.connect(self._on_reset)
-        model.dataChanged.connect(self._on_data_changed)
-        model.headerDataChanged.connect(self.headerDataChanged)
-        self._compute()
-        self.endResetModel()
-
-    def set_filter(self, text: str) -> None:
-        """Show only rows whose file name contains `text` (case-insensitive); "" shows all."""
-        needle = text.casefold()
-        if needle != self._needle:
-            self._needle = needle
-            self._relayout()
-
-    def model_rows(self) -> list[int]:
-        """Model rows in view order."""
-        return list(self._rows)
-
-    # ------------------------------------------------------------------------------------- QAbstractProxyModel
-
-    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
-        self._column, self._order = column, order
-        self._relayout()
-
-    def mapToSource(self, proxy_index: QModelIndex | QPersistentModelIndex) -> QModelIndex:  # noqa: N802
-        if not proxy_index.isValid() or not 0 <= proxy_index.row() < len(self._rows):
-            return QModelIndex()
-        return self.sourceModel().index(self._rows[proxy_index.row()], proxy_index.column())
-
-    def mapFromSource(self, source_index: QModelIndex | QPersistentModelIndex) -> QModelIndex:  # noqa: N802
-        if not source_index.isValid() or not 0 <= source_index.row() < len(self._at):
-            return QModelIndex()
-        at = self._at[source_index.row()]
-        return self.index(at, source_index.column()) if at >= 0 else QModelIndex()
-
-    def index(self, row: int, column: int,
-              parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> QModelIndex:  # noqa: B008
-        if parent.isValid() or not (0 <= row < len(self._rows) and 0 <= column < len(COLUMNS)):
-            return QModelIndex()
-        return self.createIndex(row, column)
-
-    def parent(self, index: QModelIndex | QPersistentModelIndex | None = None) -> Any:
-        if index is None:
-            return super().parent()  # QObject.parent()
-        return QModelIndex()
-
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def hasChildren(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> bool:  # noqa: B008
-        return not parent.isValid() and bool(self._rows)
-
-    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        return self.sourceModel().data(self.mapToSource(index), role)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        return self.sourceModel().headerData(section, orientation, role)
-
-    # ------------------------------------------------------------------------------------------------ helpers
-
-    def _on_reset(self) -> None:
-        self._compute()
-        self.endResetModel()
-
-    def _on_data_changed(self, top_left: QModelIndex, bottom_right: QModelIndex, roles: list[int] = ()) -> None:
-        first, last = top_left.row(), bottom_right.row()
-        if top_left.column() <= self._column <= bottom_right.column() and self._column not in (COL_INDEX, COL_NAME):
-            keys = self.sourceModel().sort_keys(self._column)
-            if keys[first:last + 1] != self._keys[first:last + 1]:
-                self._relayout(keys)
-        at = [self._at[r] for r in range(first, last + 1) if self._at[r] >= 0]
-        if at:
-            self.dataChanged.emit(self.index(min(at), top_left.column()), self.index(max(at), bottom_right.column()),
-                                  list(roles))
-
-    def _relayout(self, keys: list[Any] | None = None) -> None:
-        """Recompute the order, keeping the view's current and selected rows on the same model rows."""
-        self.layoutAboutToBeChanged.emit()
-        old = self.persistentIndexList()
-        model_rows = [self._rows[i.row()] if i.isValid() and i.row() < len(self._rows) else -1 for i in old]
-        self._compute(keys)
-        new = [self.index(self._at[r], i.column()) if r >= 0 and self._at[r] >= 0 else QModelIndex()
-               for r, i in zip(model_rows, old)]
-        self.changePersistentIndexList(old, new)
-        self.layoutChanged.emit()
-
-    def _compute(self, keys: list[Any] | None = None) -> None:
-        model = self.sourceModel()
-        n = model.rowCount() if model is not None else 0
-        rows = list(range(n))
-        if self._needle:
-            needle = self._needle
-            rows = [r for r, name in zip(rows, model.names()) if needle in name.casefold()]
-        descending = self._order == Qt.SortOrder.DescendingOrder
-        if self._column in (COL_INDEX, COL_NAME):  # dataset.pairs is in natural name order already
-            self._keys = []
-            if descending:
-                rows.reverse()
-        elif 0 <= self._column < len(COLUMNS):
-            self._keys = keys if keys is not None else model.sort_keys(self._column)
-            known = [r for r in rows if self._keys[r] is not None]
-            known.sort(key=self._keys.__getitem__, reverse=descending)  # stable either way: ties in dataset order
-            rows = known + [r for r in rows if self._keys[r] is None]
-        self._rows = rows
-        self._at = [-1] * n
-        for view_row, model_row in enumerate(rows):
-            self._at[model_row] = view_row
-
-
-class _SizeRelay(QObject):
-    sizes = Signal(int, object)  # generation, [(row, image size, mask size, error)]
-    done = Signal(int)
-
-
-class _SizeScanner:
-    """Reads the image and mask header of every pair in a daemon thread, SIZE_CHUNK rows per `sizes` signal.
-
-    Uses `dataset.image_size`, so the sizes are cached on the dataset for later use. `stop()` ends it after the
-    current file. The relay is parentless and kept alive by the thread (see gui/background.py).
-    """
-
-    def __init__(self, dataset: FloodDataset, generation: int) -> None:
-        self._dataset = dataset
-        self._generation = generation
-        self._stop = threading.Event()
-        self.relay = _SizeRelay()
-        self._thread = threading.Thread(target=self._run, name="floodlabel-image-sizes", daemon=True)
-
-    @property
-    def started(self) -> bool:
-        return self._thread.ident is not None
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _run(self) -> None:
-        relay, chunk = self.relay, []
-        handover = time.perf_counter() + GIL_HANDOVER_S
-        for row, pair in enumerate(self._dataset.pairs):
-            if self._stop.is_set():
-                return
-            image_size = mask_size = error = None
-            try:
-                image_size = self._dataset.image_size(pair.image)
-                too_large = pixel_limit_problem(image_size)
-                error = f"unreadable: {too_large}" if too_large else None
-            except ImageReadError as exc:
-                error = f"unreadable: {exc.reason}"
-            if pair.mask is not None:
-                try:
-                    mask_size = self._dataset.image_size(pair.mask)
-                except ImageReadError as exc:
-                    error = error or f"unreadable mask: {exc.reason}"
-            chunk.append((row, image_size, mask_size, error))
-            if time.perf_counter() >= handover:  # let a waiting UI thread take the GIL now, not after 5 ms:
-                time.sleep(0)  # each of Qt's calls into Python while painting would wait that long
-                handover = time.perf_counter() + GIL_HANDOVER_S
-            if len(chunk) >= SIZE_CHUNK:
-                relay.sizes.emit(self._generation, chunk)
-                chunk = []
-        if chunk and not self._stop.is_set():
-            relay.sizes.emit(self._generation, chunk)
-        relay.done.emit(self._generation)
