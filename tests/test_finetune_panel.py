@@ -86,12 +86,12 @@ def test_a_short_run_on_the_dataset_gt_draws_both_curves_and_emits_the_checkpoin
     assert ckpt.data["train"] == 3 and ckpt.data["val"] == 2 and len(ckpt.metrics) == 2
     assert best == pytest.approx(ckpt.best_val_iou)
     # the curves: a loss point per step (3 training images, batch 2: 2 steps an epoch), a val IoU point per epoch
-    xs, ys = p.loss_curve.getData()
+    xs, ys = p.curves.loss_curve.getData()
     assert list(xs) == [1, 2, 3, 4] and np.all(np.isfinite(ys))
-    ex, ey = p.iou_curve.getData()
+    ex, ey = p.curves.iou_curve.getData()
     assert list(ex) == [1, 2] and list(ey) == [m["val_iou"] for m in ckpt.metrics]
-    assert p.base_line.isVisible() and p.base_line.value() == pytest.approx(p.result.base_val_iou)
-    assert len(p.epoch_loss_curve.getData()[0]) == 2
+    assert p.curves.base_line.isVisible() and p.curves.base_line.value() == pytest.approx(p.result.base_val_iou)
+    assert len(p.curves.epoch_loss_curve.getData()[0]) == 2
     assert "Best val IoU" in p.message_label.text() and path in p.message_label.text()
     assert p.phase_label.text() == "Finished" and p.start_button.isEnabled() and not p.cancel_button.isEnabled()
     if SCREENSHOT:
@@ -105,7 +105,7 @@ def test_cancel_stops_a_run(qtbot, panel, data, checkpoint, tmp_path):
     p.set_context(open_dataset(folder), None, str(checkpoint))
     settings(p, 200, tmp_path)
     assert p.start()
-    qtbot.waitUntil(lambda: len(p._steps) >= 1, timeout=20000)
+    qtbot.waitUntil(lambda: len(p.curves.steps) >= 1, timeout=20000)
     p.cancel()
     assert not p.cancel_button.isEnabled() and p.phase_label.text() == "Cancelling…"
     qtbot.waitUntil(lambda: p.result is not None, timeout=20000)

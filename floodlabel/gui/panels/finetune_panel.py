@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -47,6 +46,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from floodlabel.gui.panels.finetune_curves import FinetuneCurves
 from floodlabel.gui.workers.background import BackgroundJob
 
 CLASSIC = "classic"
@@ -69,14 +69,6 @@ class FinetunePanel(QWidget):
         self.job: FinetuneJob | None = None
         self.result = None  # the last run's FinetuneResult
         self._out_edited = False
-        self._steps: list[float] = []
-        self._losses: list[float] = []
-        self._epoch_x: list[float] = []
-        self._epoch_losses: list[float] = []
-        self._val_epochs: list[int] = []
-        self._val_ious: list[float] = []
-        self._base_iou: float | None = None
-        self._dirty = False
         self._busy = False
 
         self.base_label = QLabel()
@@ -136,31 +128,7 @@ class FinetunePanel(QWidget):
         self.message_label.setWordWrap(True)
         self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
-        self.loss_plot = pg.PlotWidget(background=(32, 32, 32))
-        self.loss_plot.setTitle("Training loss", size="9pt")
-        self.loss_plot.setLabel("bottom", "step")
-        self.loss_plot.showGrid(x=True, y=True, alpha=0.25)
-        self.loss_plot.setMouseEnabled(x=False, y=False)
-        self.loss_plot.hideButtons()
-        self.loss_plot.setMinimumHeight(130)
-        self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen((110, 170, 255), width=1))
-        self.epoch_loss_curve = self.loss_plot.plot([], [], pen=None, symbol="o", symbolSize=6,
-                                                    symbolBrush=(255, 200, 80), symbolPen=None)
-        self.iou_plot = pg.PlotWidget(background=(32, 32, 32))
-        self.iou_plot.setTitle("Validation IoU", size="9pt")
-        self.iou_plot.setLabel("bottom", "epoch")
-        self.iou_plot.showGrid(x=True, y=True, alpha=0.25)
-        self.iou_plot.setMouseEnabled(x=False, y=False)
-        self.iou_plot.hideButtons()
-        self.iou_plot.setMinimumHeight(130)
-        self.iou_curve = self.iou_plot.plot([], [], pen=pg.mkPen((90, 210, 120), width=2), symbol="o",
-                                            symbolSize=6, symbolBrush=(90, 210, 120), symbolPen=None)
-        self.base_line = pg.InfiniteLine(angle=0, movable=False,
-                                         pen=pg.mkPen((200, 200, 200), width=1, style=Qt.PenStyle.DashLine),
-                                         label="base {value:.3f}",
-                                         labelOpts={"position": 0.12, "color": (200, 200, 200)})
-        self.base_line.setVisible(False)
-        self.iou_plot.addItem(self.base_line, ignoreBounds=True)
+        self.curves = FinetuneCurves()
 
         form = QFormLayout()
         form.addRow("Base model", self.base_label)
@@ -177,12 +145,12 @@ class FinetunePanel(QWidget):
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.phase_label)
         layout.addWidget(self.message_label)
-        layout.addWidget(self.loss_plot, 1)
-        layout.addWidget(self.iou_plot, 1)
+        layout.addWidget(self.curves.loss_plot, 1)
+        layout.addWidget(self.curves.iou_plot, 1)
 
         self._plot_timer = QTimer(self)
         self._plot_timer.setInterval(PLOT_INTERVAL_MS)
-        self._plot_timer.timeout.connect(self._redraw)
+        self._plot_timer.timeout.connect(self.curves.redraw)
         self.set_context(None, None, None)
 
     # ------------------------------------------------------------------------------------------------- API
@@ -232,7 +200,7 @@ class FinetunePanel(QWidget):
             self.out_edit.setText(str(self.default_out_path()))  # a fresh timestamp: never overwrite the last run
         out = Path(self.out_edit.text().strip()).expanduser()
         mode = ACCEPTED if self.accepted_radio.isChecked() else DATASET_GT
-        self._clear_plots()
+        self.curves.clear()
         self.result = None
         self._show_message("")
         self.phase_label.setText("Opening the model…")
@@ -304,35 +272,29 @@ class FinetunePanel(QWidget):
             self.progress_bar.setValue(event.done)
             self.phase_label.setText(f"Embedding images {event.done}/{event.total}")
         elif phase == "training":
-            if self._base_iou is None and not self._val_ious and event.val_iou is not None:
-                self._base_iou = float(event.val_iou)  # before epoch 1 the event carries the base's val IoU
-            self._steps.append(event.step)
-            self._losses.append(float(event.loss))
+            curves = self.curves
+            if curves.base_iou is None and not curves.val_ious and event.val_iou is not None:
+                curves.set_base_iou(event.val_iou)  # before epoch 1 the event carries the base's val IoU
+            curves.add_step(event.step, event.loss)
             self.progress_bar.setRange(0, max(event.total, 1))
             self.progress_bar.setValue(event.done)
             self.phase_label.setText(f"Epoch {event.epoch}/{event.epochs} · step {event.done}/{event.total} · "
                                      f"loss {event.loss:.4f} · ETA {_duration(event.eta_s)}")
-            self._dirty = True
         elif phase == "epoch":
             m = event.epoch_metrics
-            self._epoch_x.append(event.step)
-            self._epoch_losses.append(m.train_loss)
-            self._val_epochs.append(m.epoch)
-            self._val_ious.append(m.val_iou)
+            self.curves.add_epoch(event.step, m.epoch, m.train_loss, m.val_iou)
             self.progress_bar.setValue(event.done)
             self.phase_label.setText(f"Epoch {m.epoch}/{event.epochs} · val IoU {m.val_iou:.3f} · "
                                      f"ETA {_duration(event.eta_s)}")
-            self._dirty = True
-            self._redraw()
+            self.curves.redraw()
 
     def _on_finished(self, result) -> None:
         self._busy = False
         self.result = result
         self._plot_timer.stop()
         if math.isfinite(result.base_val_iou):
-            self._base_iou = result.base_val_iou
-        self._dirty = True
-        self._redraw()
+            self.curves.set_base_iou(result.base_val_iou)
+        self.curves.redraw()
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(1 if result.stopped is None else 0)
         skipped = f" ({len(result.skipped)} images skipped)" if result.skipped else ""
@@ -353,7 +315,7 @@ class FinetunePanel(QWidget):
     def _on_failed(self, message: str) -> None:
         self._busy = False
         self._plot_timer.stop()
-        self._redraw()
+        self.curves.redraw()
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(0)
         cancelled = self.job is not None and self.job.cancel_requested
@@ -362,37 +324,6 @@ class FinetunePanel(QWidget):
         self._update_controls()
 
     # ----------------------------------------------------------------------------------------------- helpers
-
-    def _redraw(self) -> None:
-        if not self._dirty:
-            return
-        self._dirty = False
-        self.loss_curve.setData(self._steps, self._losses)
-        self.epoch_loss_curve.setData(self._epoch_x, self._epoch_losses)
-        self.iou_curve.setData(self._val_epochs, self._val_ious)
-        if self._base_iou is not None and math.isfinite(self._base_iou):
-            self.base_line.setVisible(True)  # before setValue: the label is only updated while visible
-            self.base_line.setValue(self._base_iou)
-            values = self._val_ious + [self._base_iou]
-            lo, hi = min(values), max(values)
-            pad = max(0.02, (hi - lo) * 0.15)
-            self.iou_plot.setYRange(max(0.0, lo - pad), min(1.0, hi + pad), padding=0)
-        if self._val_epochs:
-            last = max(self._val_epochs)
-            self.iou_plot.setXRange(0.5, last + 0.5, padding=0)
-            spacing = max(1, math.ceil(last / 8))
-            self.iou_plot.getAxis("bottom").setTickSpacing(spacing, spacing)  # whole epochs
-
-    def _clear_plots(self) -> None:
-        for values in (self._steps, self._losses, self._epoch_x, self._epoch_losses, self._val_epochs,
-                       self._val_ious):
-            values.clear()
-        self._base_iou = None
-        self.base_line.setVisible(False)
-        self._dirty = True
-        self._redraw()
-        self.iou_plot.getAxis("bottom").setTickSpacing()
-        self.iou_plot.enableAutoRange()
 
     def _update_controls(self) -> None:
         running = self.is_running()

@@ -14,8 +14,8 @@ from PySide6.QtCore import QAbstractItemModel, QAbstractProxyModel, QModelIndex,
 class ViewOrder(QAbstractProxyModel):
     """The view's rows over a table model with `names() -> list[str]` and `sort_keys(col) -> list` (one key per model
     row; e.g. ImageListModel): model rows whose name contains the filter text (case-insensitive), sorted by
-    `sort(column, order)` with those keys; `natural_columns` are already in model-row order (no keys needed). A None key (no IoU yet) sorts last in
-    either order; ties keep dataset order. The order is recomputed when the sort column's keys change (a live sort).
+    `sort(column, order)` with those keys; `natural_columns` are already in model-row order (no keys needed).
+    A None key (no IoU yet) sorts last in either order; ties keep dataset order. The order is recomputed when the sort column's keys change (a live sort).
 
     The model only resets or changes data (it never inserts or moves rows): those are the signals followed.
     """
