@@ -24,23 +24,18 @@ import cv2
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QPen
-from PySide6.QtWidgets import (QGraphicsEllipseItem, QGraphicsRectItem, QHBoxLayout, QLabel, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from floodlabel.core.annotation.annotation import draw_stroke_segment, view_size
+from floodlabel.gui.canvas.markers import PromptMarkers
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
 TOOLS = ("prompt", "box", "brush", "erase")
 WATER_RGB = (30, 144, 255)      # predicted water (dodger blue)
 GT_RGB = (255, 214, 0)          # ground truth (yellow), fill in the GT view and outline in the main view
-POSITIVE_RGB = (40, 220, 60)
-NEGATIVE_RGB = (240, 40, 40)
-BOX_RGB = (235, 70, 235)     # magenta: apart from the yellow GT outline
 COMPARE_RGB = (255, 128, 0)    # the second model's mask in compare mode (orange)
 DIFF_RGB = (255, 0, 160)       # pixels where the two compared models disagree
-MARKER_SIZE = 13                # screen pixels
 DEFAULT_OPACITY = 0.45
 
 
@@ -108,25 +103,9 @@ class MaskCanvas(QWidget):
         self._diff_item.setLookupTable(_lut(DIFF_RGB, 0.85))
         self._diff_item.setZValue(1.5)
 
-        self._markers = _InertScatter(size=MARKER_SIZE, pxMode=True)
-        self._markers.setZValue(10)
-        self._box_item = QGraphicsRectItem()
-        self._box_item.setZValue(9)
-        self._box_item.setVisible(False)
-        self._drag_box_item = QGraphicsRectItem()
-        self._drag_box_item.setPen(_cosmetic_pen(BOX_RGB, 1.5, Qt.PenStyle.DashLine))
-        self._drag_box_item.setZValue(9)
-        self._drag_box_item.setVisible(False)
-        self._cursor_items = (QGraphicsEllipseItem(), QGraphicsEllipseItem())
-        self._cursor_items[0].setPen(_cosmetic_pen((0, 0, 0), 3.0))
-        self._cursor_items[1].setPen(_cosmetic_pen((255, 255, 255), 1.2))
-        for z, item in enumerate(self._cursor_items):
-            item.setZValue(20 + z)
-            item.setVisible(False)
-
+        self._markers = PromptMarkers()   # point markers, prompt box, drag box, brush cursor
         self.main_view.addItem(self._image_item)
-        for item in (self._overlay_item, self._diff_item, self._outline_item, self._markers, self._box_item,
-                     self._drag_box_item, *self._cursor_items):
+        for item in (self._overlay_item, self._diff_item, self._outline_item, *self._markers.items()):
             self.main_view.addItem(item, ignoreBounds=True)
         self.gt_view.addItem(self._gt_image_item)
         self.gt_view.addItem(self._gt_overlay_item, ignoreBounds=True)
@@ -246,23 +225,7 @@ class MaskCanvas(QWidget):
     def set_markers(self, points: Any, labels: Any, box: Any | None, pending: bool) -> None:
         """Prompt markers: points (N, 2) float (x, y), labels (N,) int (1 positive, 0 negative), box (4,)
         (x0, y0, x1, y1) or None. pending=True (embedding not ready yet) draws them hollow / dashed."""
-        pts = np.asarray(points, dtype=float).reshape(-1, 2)
-        labs = np.asarray(labels).reshape(-1)
-        brushes, pens = [], []
-        for label in labs:
-            rgb = POSITIVE_RGB if label else NEGATIVE_RGB
-            brushes.append(pg.mkBrush(None) if pending else pg.mkBrush(*rgb))
-            pens.append(pg.mkPen(rgb, width=3) if pending else pg.mkPen((255, 255, 255), width=1.5))
-        symbols = ["o" if label else "s" for label in labs]
-        self._markers.setData(pos=pts, brush=brushes, pen=pens, symbol=symbols)
-        if box is None:
-            self._box_item.setVisible(False)
-            return
-        x0, y0, x1, y1 = (float(v) for v in box)
-        self._box_item.setRect(QRectF(min(x0, x1), min(y0, y1), abs(x1 - x0), abs(y1 - y0)))
-        style = Qt.PenStyle.DashLine if pending else Qt.PenStyle.SolidLine
-        self._box_item.setPen(_cosmetic_pen(BOX_RGB, 2.0, style))
-        self._box_item.setVisible(True)
+        self._markers.set_prompt(points, labels, box, pending)
 
     def set_tool(self, tool: str) -> None:
         """"prompt" | "box" | "brush" | "erase"."""
@@ -279,9 +242,9 @@ class MaskCanvas(QWidget):
     def set_brush_radius(self, r: float) -> None:
         """Brush radius in original-frame pixels (the circle cursor's size)."""
         self._brush_radius = max(0.5, float(r))
-        if self._cursor_items[0].isVisible():
-            c = self._cursor_items[0].rect().center()
-            self._show_cursor((c.x(), c.y()))
+        centre = self._markers.cursor_centre()
+        if centre is not None:
+            self._show_cursor(centre)
 
     def set_opacity(self, a: float) -> None:
         """Fill opacity of the predicted and ground-truth overlays, 0..1 (the GT outline stays opaque)."""
@@ -387,8 +350,7 @@ class MaskCanvas(QWidget):
             self._drag_kind = None
         if kind == "box":
             box = self._clipped_box(self._drag_start, pos)
-            self._drag_box_item.setRect(QRectF(box[0], box[1], box[2] - box[0], box[3] - box[1]))
-            self._drag_box_item.setVisible(not is_finish)
+            self._markers.show_drag_box(None if is_finish else box)
             self.box_changed.emit(*box)
             if is_finish:
                 self.box_finished.emit(*box)
@@ -455,7 +417,7 @@ class MaskCanvas(QWidget):
                      self._diff_item):
             item.clear()
         self._overlay_owned = False
-        self._drag_box_item.setVisible(False)
+        self._markers.show_drag_box(None)
         self._gt_title.setText("Ground truth")
 
     def _link_views(self, on: bool) -> None:
@@ -466,13 +428,7 @@ class MaskCanvas(QWidget):
             a.setYLink(b if on else None)
 
     def _show_cursor(self, pos: tuple[float, float] | None) -> None:
-        for item in self._cursor_items:
-            if pos is None:
-                item.setVisible(False)
-                continue
-            r = self._brush_radius
-            item.setRect(QRectF(pos[0] - r, pos[1] - r, 2 * r, 2 * r))
-            item.setVisible(True)
+        self._markers.show_cursor(pos, self._brush_radius)
 
 
 class _CanvasViewBox(pg.ViewBox):
@@ -511,13 +467,6 @@ class _CanvasViewBox(pg.ViewBox):
         self._canvas._on_hover((float(p.x()), float(p.y())), bool(ev.buttons()))
 
 
-class _InertScatter(pg.ScatterPlotItem):
-    """Markers that never take a click (a click on a marker adds a point there, it does not select the marker)."""
-
-    def mouseClickEvent(self, ev: Any) -> None:
-        ev.ignore()
-
-
 def _lut(rgb: tuple[int, int, int], alpha: float) -> np.ndarray:
     """2-entry RGBA lookup table: 0 transparent, 1 the colour at alpha (0..1)."""
     return np.array([[0, 0, 0, 0], [*rgb, int(round(255 * alpha))]], dtype=np.uint8)
@@ -531,14 +480,6 @@ def _as_uint8(mask: np.ndarray) -> np.ndarray:
     if mask.dtype == np.bool_ and mask.flags.c_contiguous:
         return mask.view(np.uint8)
     return (mask != 0).astype(np.uint8)
-
-
-def _cosmetic_pen(rgb: tuple[int, int, int], width: float, style: Qt.PenStyle = Qt.PenStyle.SolidLine) -> QPen:
-    pen = QPen(QColor(*rgb))
-    pen.setWidthF(width)
-    pen.setCosmetic(True)
-    pen.setStyle(style)
-    return pen
 
 
 def _pane(title: QLabel, view: QWidget) -> QWidget:
