@@ -339,7 +339,7 @@ def test_floodlabel_data_opens_the_window_on_the_first_image(qtbot, data, monkey
     assert cli.main([str(folder), "--model", str(checkpoint)]) == 0
     w = opened["window"]
     qtbot.waitUntil(lambda: w.controller.item is not None, timeout=20000)
-    assert w.controller.row == 0 and "a_lake.png" in w.windowTitle()
+    assert w.controller.row == 0 and "a_lake.png" in w.windowTitle() and not w.windowIcon().isNull()
     w.close()
 
 

@@ -1,4 +1,4 @@
-"""The launch window (offscreen Qt): model status and download, dataset overview, the `gui` command's set-up.
+"""The Models panel on its own (offscreen Qt): model status and download; the `gui` command's set-up.
 
 `floodlabel gui` through cli.main is not run here (it would block in the event loop); the window factory is.
 """
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
@@ -23,88 +22,78 @@ from floodlabel.core.models import registry as reg
 from floodlabel.core.common.errors import DownloadError
 from floodlabel.core.common.paths import models_dir
 from floodlabel.gui import qt_platform
-from floodlabel.gui.app import create_start_window
+from floodlabel.gui.panels.model_panel import ModelPanel
 from floodlabel.gui.workers.background import one_line_error
-from tests.image_factories import make_dataset
 
 VIT_B = reg.MODELS["vit_b"]
 
 
 @pytest.fixture
-def window(qtbot):
-    def make(**kwargs):
-        w = create_start_window(**kwargs)
-        qtbot.addWidget(w)
-        w.show()
-        qtbot.waitExposed(w)
-        return w
+def panel_for(qtbot):
+    """make(model=None): a shown bare ModelPanel for the `--model` value `model`."""
+    def make(model: str | None = None) -> ModelPanel:
+        panel = ModelPanel(model)
+        qtbot.addWidget(panel)
+        panel.show()
+        qtbot.waitExposed(panel)
+        return panel
 
     return make
 
 
-def _table(w) -> dict[str, tuple[str, str]]:
-    t = w.model_panel.table
+def _table(panel: ModelPanel) -> dict[str, tuple[str, str]]:
+    t = panel.table
     return {t.item(i, 0).text(): (t.item(i, 1).text(), t.item(i, 2).text()) for i in range(t.rowCount())}
 
 
 # ------------------------------------------------------------------------------------------------ model panel
 
 
-def test_window_opens_with_classic_fallback_and_says_how_to_get_sam(window):
-    w = window()
-    panel = w.model_panel
-    assert w.windowTitle() == "FloodLabel" and not w.windowIcon().isNull()
+def test_panel_starts_with_classic_fallback_and_says_how_to_get_sam(panel_for):
+    panel = panel_for()
     assert "classic (offline, no weights)" in panel.backend_label.text()
-    assert _table(w) == {"vit_b": ("375 MB", "no"), "vit_l": ("1.25 GB", "no"), "vit_h": ("2.56 GB", "no")}
+    assert _table(panel) == {"vit_b": ("375 MB", "no"), "vit_l": ("1.25 GB", "no"), "vit_h": ("2.56 GB", "no")}
     howto = panel.howto_label.text()
     for needed in ("floodlabel models download vit_b", VIT_B.url, reg.BASE_URL_ENV, "--model", str(models_dir())):
         assert needed in howto
     assert panel.download_button.isEnabled() and panel.download_button.text() == "Download vit_b (375 MB)"
     assert not panel.cancel_button.isEnabled() and not panel.progress_bar.isVisible()
     assert not panel.warning_label.isVisible()
-    assert "floodlabel stats" in w.centralWidget().findChildren(type(panel.howto_label))[-1].text()
 
 
-def test_compute_line_fills_in_after_the_window_shows(window, qtbot):
-    w = window()
-    assert "Allocator:" in w.compute_label.text()
-    qtbot.waitUntil(lambda: "checking" not in w.compute_label.text(), timeout=60_000)
-    assert re.search(r"Compute: (cpu|cuda\S*), encoder (fp32|bf16), decoder (fp32|bf16)", w.compute_label.text())
-
-
-def test_fake_downloaded_checkpoint_is_listed_and_used(window):
+def test_fake_downloaded_checkpoint_is_listed_and_used(panel_for):
     (models_dir() / VIT_B.filename).write_bytes(b"x" * 1234)
-    w = window()
-    assert _table(w)["vit_b"] == ("1 kB", "yes") and _table(w)["vit_l"][1] == "no"
-    assert "SAM vit_b" in w.model_panel.backend_label.text()
-    assert not w.model_panel.download_button.isEnabled()
-    assert w.model_panel.download_button.text() == "vit_b downloaded"
+    panel = panel_for()
+    assert _table(panel)["vit_b"] == ("1 kB", "yes") and _table(panel)["vit_l"][1] == "no"
+    assert "SAM vit_b" in panel.backend_label.text()
+    assert not panel.download_button.isEnabled()
+    assert panel.download_button.text() == "vit_b downloaded"
 
 
-def test_requested_model_that_is_missing_falls_back_with_a_warning(window, tmp_path):
-    w = window(model=str(tmp_path / "nope.pth"))
-    assert "classic" in w.model_panel.backend_label.text()
-    assert w.model_panel.warning_label.isVisible()
-    assert "checkpoint not found" in w.model_panel.warning_label.text()
+def test_requested_model_that_is_missing_falls_back_with_a_warning(panel_for, tmp_path):
+    panel = panel_for(model=str(tmp_path / "nope.pth"))
+    assert "classic" in panel.backend_label.text()
+    assert panel.warning_label.isVisible()
+    assert "checkpoint not found" in panel.warning_label.text()
 
 
-def test_requested_checkpoint_file_is_used(window, tmp_path):
+def test_requested_checkpoint_file_is_used(panel_for, tmp_path):
     ckpt = tmp_path / "my_sam.pth"
     ckpt.write_bytes(b"weights")
-    w = window(model=str(ckpt))
-    assert f"SAM checkpoint {ckpt}" in w.model_panel.backend_label.text()
+    panel = panel_for(model=str(ckpt))
+    assert f"SAM checkpoint {ckpt}" in panel.backend_label.text()
 
 
-def test_mirror_from_the_environment_is_named(window, monkeypatch):
+def test_mirror_from_the_environment_is_named(panel_for, monkeypatch):
     monkeypatch.setenv(reg.BASE_URL_ENV, "http://mirror.example/sam")
-    w = window()
-    assert "http://mirror.example/sam/" in w.model_panel.howto_label.text()
+    panel = panel_for()
+    assert "http://mirror.example/sam/" in panel.howto_label.text()
 
 
 # ------------------------------------------------------------------------------------------------ download
 
 
-def test_download_reports_progress_and_refreshes_the_panel(window, qtbot, monkeypatch):
+def test_download_reports_progress_and_refreshes_the_panel(panel_for, qtbot, monkeypatch):
     def fake_download(name, progress_callback=None, cancel_event=None, **_):
         assert threading.current_thread() is not threading.main_thread()
         for done in range(0, 101, 10):
@@ -114,18 +103,17 @@ def test_download_reports_progress_and_refreshes_the_panel(window, qtbot, monkey
         return path
 
     monkeypatch.setattr(model_download, "download_model", fake_download)
-    w = window()
-    panel = w.model_panel
+    panel = panel_for()
     with qtbot.waitSignal(panel.backend_changed, timeout=30_000) as changed:
         qtbot.mouseClick(panel.download_button, Qt.MouseButton.LeftButton)
     assert changed.args[0].model == "vit_b"
     assert "Downloaded and verified" in panel.status_label.text()
-    assert _table(w)["vit_b"][1] == "yes"
+    assert _table(panel)["vit_b"][1] == "yes"
     assert "SAM vit_b" in panel.backend_label.text()
     assert not panel.download_button.isEnabled() and not panel.cancel_button.isEnabled()
 
 
-def test_download_can_be_cancelled_while_the_ui_stays_responsive(window, qtbot, monkeypatch):
+def test_download_can_be_cancelled_while_the_ui_stays_responsive(panel_for, qtbot, monkeypatch):
     halfway = threading.Event()
 
     def fake_download(name, progress_callback=None, cancel_event=None, **_):
@@ -136,8 +124,7 @@ def test_download_can_be_cancelled_while_the_ui_stays_responsive(window, qtbot, 
         raise DownloadError(f"download of {name} from {reg.download_url(name)} cancelled")
 
     monkeypatch.setattr(model_download, "download_model", fake_download)
-    w = window()
-    panel = w.model_panel
+    panel = panel_for()
     panel.start_download()
     assert not panel.download_button.isEnabled() and panel.cancel_button.isEnabled()
     # the UI thread keeps running its event loop while the worker is busy: timers fire, progress arrives
@@ -156,15 +143,14 @@ def test_download_can_be_cancelled_while_the_ui_stays_responsive(window, qtbot, 
     assert not reg.local_path("vit_b").exists()
 
 
-def test_download_error_is_one_line_in_the_window(window, qtbot, monkeypatch):
+def test_download_error_is_one_line_in_the_panel(panel_for, qtbot, monkeypatch):
     message = "cannot download https://dl.fbaipublicfiles.com/x.pth: host name could not be resolved"
 
     def fake_download(name, **_):
         raise DownloadError(message)
 
     monkeypatch.setattr(model_download, "download_model", fake_download)
-    w = window()
-    panel = w.model_panel
+    panel = panel_for()
     panel.start_download()
     qtbot.waitUntil(lambda: panel.task is None, timeout=10_000)  # finished, one way or another
     assert panel.status_label.text() == (f"Download failed: {message}. "
@@ -173,7 +159,7 @@ def test_download_error_is_one_line_in_the_window(window, qtbot, monkeypatch):
     assert panel.download_button.isEnabled() and "classic" in panel.backend_label.text()
 
 
-def test_real_download_code_against_a_local_server_shows_the_checksum_error(window, qtbot, monkeypatch):
+def test_real_download_code_against_a_local_server_shows_the_checksum_error(panel_for, qtbot, monkeypatch):
     """The real `download_model` (pooch, progress, MD5) against 127.0.0.1: wrong bytes -> readable error, no file."""
     body = b"not a checkpoint " * 60_000  # about 1 MB: several 256 KiB chunks of progress
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(body))
@@ -192,8 +178,7 @@ def test_real_download_code_against_a_local_server_shows_the_checksum_error(wind
 
     monkeypatch.setattr(model_download, "download_model", spy)
     try:
-        w = window()
-        panel = w.model_panel
+        panel = panel_for()
         panel.start_download()
         qtbot.waitUntil(lambda: panel.task is None, timeout=30_000)
     finally:
@@ -210,62 +195,6 @@ def test_one_line_error():
     assert one_line_error(DownloadError("a\nb")) == "a"
     assert one_line_error(ValueError("bad value")) == "ValueError: bad value"
     assert one_line_error(KeyError()) == "KeyError"
-
-
-# ------------------------------------------------------------------------------------------------ dataset panel
-
-
-def test_dataset_argument_shows_the_counts(window, qtbot, tmp_path):
-    root = make_dataset(tmp_path / "flood", images={"1": (40, 30), "2": (40, 30), "3": (40, 30), "10": (50, 30)},
-                        masks={"1": (40, 30), "2": (40, 30), "10": (40, 30), "11": (40, 30)})
-    w = window(data=root)
-    panel = w.dataset_panel
-    qtbot.waitUntil(lambda: panel.summary is not None, timeout=10_000)
-    values = {k: v.text() for k, v in panel.values.items()}
-    assert values == {"pairs": "3 of 4 images", "images_without_masks": "1", "masks_without_images": "1",
-                      "size_mismatches": "1", "other": "none"}
-    assert panel.examples_label.text() == "10: 50×30 image, 40×30 mask"
-    assert str(root) in panel.path_label.text() and not panel.error_label.isVisible()
-
-
-def test_only_a_few_size_mismatches_are_listed(window, qtbot, tmp_path):
-    sizes = {str(i): (20 + i, 20) for i in range(5)}
-    root = make_dataset(tmp_path / "mismatched", images=sizes, masks={s: (10, 10) for s in sizes})
-    w = window()
-    panel = w.dataset_panel
-    with qtbot.waitSignal(panel.summary_ready, timeout=10_000):
-        panel.open_folder(root)
-    lines = panel.examples_label.text().splitlines()
-    assert panel.values["size_mismatches"].text() == "5"
-    assert lines[:3] == ["0: 20×20 image, 10×10 mask", "1: 21×20 image, 10×10 mask", "2: 22×20 image, 10×10 mask"]
-    assert lines[3].startswith("… and 2 more") and "floodlabel stats" in lines[3] and len(lines) == 4
-
-
-def test_folder_of_images_only_says_there_is_no_mask_folder(window, qtbot, tmp_path):
-    root = make_dataset(tmp_path / "photos", images={"a": (20, 20), "b": (20, 20)}, masks={}, image_dir=".")
-    w = window()
-    panel = w.dataset_panel
-    with qtbot.waitSignal(panel.summary_ready, timeout=10_000):
-        panel.open_folder(root)
-    assert panel.values["pairs"].text() == "0 of 2 images"
-    assert panel.values["images_without_masks"].text() == "2 (no mask folder found)"
-
-
-@pytest.mark.parametrize("make_bad, expected", [
-    (lambda p: p / "missing", "does not exist"),
-    (lambda p: (p / "empty").mkdir() or p / "empty", "no images found"),
-])
-def test_bad_folder_shows_an_error_label(window, qtbot, tmp_path, make_bad, expected):
-    good = make_dataset(tmp_path / "good", images={"1": (20, 20)}, masks={"1": (20, 20)})
-    w = window()
-    panel = w.dataset_panel
-    with qtbot.waitSignal(panel.summary_ready, timeout=10_000):
-        panel.open_folder(good)
-    with qtbot.waitSignal(panel.failed, timeout=10_000) as failed:
-        panel.open_folder(make_bad(tmp_path))
-    assert expected in failed.args[0].lower() and "Traceback" not in failed.args[0]
-    assert panel.error_label.isVisible() and panel.error_label.text().startswith("Cannot open this folder: ")
-    assert panel.summary is None and panel.values["pairs"].text() == "–"
 
 
 # ------------------------------------------------------------------------------------------------ gui command

@@ -10,7 +10,7 @@ from PySide6.QtCore import QSettings
 
 from floodlabel import cli
 from floodlabel.commands import gui_command
-from floodlabel.gui.app import sample_dataset_dir
+from floodlabel.gui.resources import sample_dataset_dir
 from floodlabel.gui.window.recent import MAX_RECENT, RECENT_KEY, add_recent_folder, recent_folders, settings, startup_folder
 
 

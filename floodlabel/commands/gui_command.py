@@ -1,14 +1,14 @@
 """`floodlabel gui [DATA] [--model NAME|PATH]`: open the app window (the default command; `floodlabel DATA` too).
 
-Without DATA the app opens the most recent folder that still exists, else the bundled sample (gui/recent.py).
+Without DATA the app opens the most recent folder that still exists, else the bundled sample (gui/window/recent.py).
 
-Qt is imported only inside `run`: cli.py imports every command module to build its parser.
+Qt is imported only inside `run` (through floodlabel.gui.app, this command's one gui import): cli.py imports every
+command module to build its parser.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,21 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from floodlabel.gui.qt_platform import platform_problem
+    from floodlabel.gui.app import run_app
 
     # the fast allocator is set up by cli.entry() before this runs (it may re-execute the process)
-    problem = platform_problem()  # Qt aborts the process if its platform plugin fails: check first
-    if problem:
-        print(f"floodlabel: {problem}", file=sys.stderr)
-        return 2
-
-    from floodlabel.gui.app import create_annotation_window, create_app
-
-    app = create_app(["floodlabel"])  # program name: the X11 WM_CLASS, also under `python -m floodlabel`
-    # data None: the last folder used, else the bundled sample
-    window = create_annotation_window(args.data, args.model, project=getattr(args, "project", None))
-    window.show()
-    from floodlabel.gui.quit_signals import quit_on_signals
-
-    with quit_on_signals():  # SIGTERM / SIGINT close the window (and its project) cleanly
-        return app.exec()
+    return run_app(args.data, args.model, project=getattr(args, "project", None))

@@ -1,23 +1,30 @@
-"""Application set-up: the QApplication, the app icon from resources/, and the window factory used by
-`floodlabel gui` and by the tests."""
+"""The top of the gui: the QApplication with the app icon, the annotation window factory, and `run_app`, the one
+entry point of `floodlabel gui` (commands/gui_command.py imports only this module)."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
-import floodlabel.resources
-from floodlabel.gui.start_window import StartWindow
+from floodlabel.gui.qt_platform import platform_problem
+from floodlabel.gui.quit_signals import quit_on_signals
+from floodlabel.gui.resources import app_icon
 
-RESOURCES_DIR = Path(floodlabel.resources.__file__).resolve().parent
-"""The package floodlabel.resources: resources/ at the top of the repository, shipped as package data in the wheel
-(see setup.py); in a checkout or an editable install it is the repository's resources/ folder itself."""
 
-ICON_FILE = "floodlabel.svg"
-SAMPLE_DIR_NAME = "sample"
+def run_app(data: str | Path | None = None, model: str | None = None, project: str | Path | None = None) -> int:
+    """Open the annotation window and run the event loop; the exit status (2, with one line on stderr, when Qt
+    cannot open a window here). Arguments as for `create_annotation_window`."""
+    problem = platform_problem()  # Qt aborts the process if its platform plugin fails: check first
+    if problem:
+        print(f"floodlabel: {problem}", file=sys.stderr)
+        return 2
+    app = create_app(["floodlabel"])  # program name: the X11 WM_CLASS, also under `python -m floodlabel`
+    window = create_annotation_window(data, model, project=project)
+    window.show()
+    with quit_on_signals():  # SIGTERM / SIGINT close the window (and its project) cleanly
+        return app.exec()
 
 
 def create_app(argv: list[str] | None = None) -> QApplication:
@@ -31,11 +38,6 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-def create_start_window(data: str | Path | None = None, model: str | None = None) -> StartWindow:
-    """The launch window (not shown yet). `data`: dataset folder to open; `model`: --model name or .pth path."""
-    return StartWindow(data=data, model=model, icon=app_icon())
-
-
 def create_annotation_window(data: str | Path | None = None, model: str | None = None, session=None,
                              project: str | Path | None = None):
     """The annotation window (not shown yet) on `data` (None: the last folder used, else the bundled sample).
@@ -44,18 +46,6 @@ def create_annotation_window(data: str | Path | None = None, model: str | None =
     `session`: an already opened SegmentationSession (tests and benchmarks). `project`: the project folder
     (default: <DATA>/floodlabel-project, or one under the user data folder when DATA is not writable).
     """
-    from floodlabel.gui.window.annotation_window import AnnotationWindow
+    from floodlabel.gui.window.annotation_window import AnnotationWindow  # OpenCV, pyqtgraph: not needed by the checks
 
     return AnnotationWindow(data=data, model=model, icon=app_icon(), session=session, project=project)
-
-
-def app_icon() -> QIcon:
-    """The water-drop icon (an empty QIcon if the file were missing)."""
-    path = RESOURCES_DIR / ICON_FILE
-    return QIcon(str(path)) if path.is_file() else QIcon()
-
-
-def sample_dataset_dir() -> Path:
-    """The bundled sample dataset (SYNTHETIC scenes in the Kaggle layout: Image/*.jpg, Mask/*.png; see its
-    README.txt and packaging/make_sample.py)."""
-    return RESOURCES_DIR / SAMPLE_DIR_NAME

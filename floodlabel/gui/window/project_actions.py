@@ -10,7 +10,7 @@ import numpy as np
 from floodlabel.core.common.errors import DamagedProjectError, FloodLabelError
 from floodlabel.core.common.paths import data_dir
 from floodlabel.core.store.project_store import relative_image_path
-from floodlabel.gui.app import sample_dataset_dir
+from floodlabel.gui.resources import sample_dataset_dir
 from floodlabel.gui.workers.background import BackgroundCall
 from floodlabel.gui.window.store_link import StoreLink
 

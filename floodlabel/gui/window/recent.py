@@ -12,6 +12,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
+from floodlabel.gui.resources import sample_dataset_dir
+
 ORGANIZATION = APPLICATION = "FloodLabel"
 RECENT_KEY = "recent/folders"
 MAX_RECENT = 8
@@ -51,6 +53,4 @@ def startup_folder(requested: str | os.PathLike[str] | None) -> Path:
     for folder in recent_folders():
         if Path(folder).is_dir():
             return Path(folder)
-    from floodlabel.gui.app import sample_dataset_dir
-
     return sample_dataset_dir()
