@@ -11,54 +11,31 @@ mask that would be saved): the decode worker builds it after the view mask when 
 
 from __future__ import annotations
 
-import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
-
-from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
-from floodlabel.core.annotation.annotation import Annotation, Stroke, apply_stroke_layer, view_size
-from floodlabel.core.segment.candidates import candidate_thumbnails
-from floodlabel.core.data.datasets import FloodDataset, ImagePair
-from floodlabel.core.data.image_item import ImageItem, load_image_item
+from floodlabel.core.annotation.annotation import Annotation, Stroke, view_size
+from floodlabel.core.annotation.prompts import Prompt
+from floodlabel.core.data.datasets import FloodDataset
+from floodlabel.core.data.image_item import ImageItem
 from floodlabel.core.evaluation.live_metrics import NocTracker
 from floodlabel.core.evaluation.metrics import MaskMetrics, mask_metrics
-from floodlabel.core.annotation.prompts import Prompt
+from floodlabel.gui.window.auto_runner import AutoRunner
+from floodlabel.gui.window.decode_jobs import Decoded, decode_native, decode_view, resize_mask
+from floodlabel.gui.window.image_loading import Restore, load_job, open_session, prefetch_job, restored_annotation
 from floodlabel.gui.workers.background import BackgroundCall
-from floodlabel.gui.workers.on_screen import when_on_screen
 from floodlabel.gui.workers.latest_request import EmbedWorker, LatestRequestWorker
+from floodlabel.gui.workers.on_screen import when_on_screen
 
 AUTO_POINTS_PER_SIDE = 8
 """Auto's point grid (8 x 8 = 64 prompts; SAM's default 32 x 32 takes minutes per image on a 2-core CPU)."""
 
 PREFETCH_PAUSE_S = 1.5
 """After a click, hover or stroke, the prefetch encoder waits this long before it resumes (2 cores: clicks first)."""
-
-
-@dataclass
-class Decoded:
-    """A decode result. kind: "prompt" (the annotation's prompt), "box" (a live box drag), "hover" (preview).
-
-    prediction: at `size` (the view size); native_mask: the shown candidate at the image's size, when known.
-    """
-
-    kind: str
-    prompt_key: str
-    prediction: Any
-    candidate: int
-    size: tuple[int, int]
-    thumbs: list[np.ndarray] = field(default_factory=list)
-    native_mask: np.ndarray | None = None
-    # large images: the native mask with the strokes applied and its metrics, made in the worker for the
-    # annotation at `version` (the UI thread does not compose and score 12 MP masks per click)
-    composed: np.ndarray | None = None
-    metrics: MaskMetrics | None = None
-    version: int = -1
 
 
 class SegmentationController(QObject):
@@ -96,7 +73,7 @@ class SegmentationController(QObject):
         # a mask not made by the decoder: Auto's proposal or the accepted mask restored from the project store,
         # (H, W) bool at the native size; shown until the prompt changes
         self.fixed_mask: np.ndarray | None = None
-        self.restore_fn: Callable[[Path], tuple[dict | None, np.ndarray | None, str | None]] | None = None
+        self.restore_fn: Restore | None = None
         self.restore_problem: str | None = None
         self.pending_prompt: Prompt | None = None  # applied as steps when the next image loads (compare on dataset)
         self.next_row: Callable[[int], int | None] = lambda row: row + 1  # the image to pre-encode after `row`
@@ -113,9 +90,10 @@ class SegmentationController(QObject):
         self.embedder.cancelled.connect(self._on_embed_cancelled)
         self._session_call: BackgroundCall | None = None
         self._shut_down = False
-        self._auto_call: BackgroundCall | None = None
-        self._auto_cancel: threading.Event | None = None
-        self.auto_progress = 0.0
+        self.auto = AutoRunner(self)
+        self.auto.done.connect(self._on_auto)
+        self.auto.failed.connect(self._on_auto_failed)
+        self._fixed_key: tuple | None = None  # (row, prompt key) fixed_mask belongs to
         self._native_pending = False
         self._request = 0
         self._embed_started = 0.0
@@ -131,7 +109,7 @@ class SegmentationController(QObject):
         painted first: the engine imports torch (about 2 s), holding the GIL for much of it. Of calls made before
         it starts, only the last one loads.
         """
-        call = BackgroundCall(lambda: _open_session(model))
+        call = BackgroundCall(lambda: open_session(model))
         call.succeeded.connect(self._on_session)
         call.failed.connect(self._on_session_failed)
         self._session_call = call
@@ -176,14 +154,7 @@ class SegmentationController(QObject):
         self.embedder.cancel()
         pair = self.dataset.pairs[row]
         self._request += 1
-        restore = self.restore_fn
-        prefetched = self._prefetched_items.pop(row, None)
-
-        def job() -> tuple[int, ImageItem, tuple]:
-            item = prefetched if prefetched is not None else load_image_item(pair)
-            return row, item, restore(pair.image) if restore is not None else (None, None, None)
-
-        self.loader.submit(self._request, job)
+        self.loader.submit(self._request, load_job(row, pair, self._prefetched_items.pop(row, None), self.restore_fn))
 
     # ------------------------------------------------------------------------------------------------ steps
 
@@ -253,35 +224,21 @@ class SegmentationController(QObject):
         mask (every AMG segment containing a positive point) is shown until the prompt changes."""
         if self.item is None or self.session is None or self.annotation is None or self.auto_running:
             return
-        from floodlabel.core.models.auto_water import auto_water_mask
-        from floodlabel.core.common.cancel import Cancelled
-
-        session, image, emb, prompt = self.session, self.item.image, self.embedding, self.annotation.prompt
-        cancel = threading.Event()
-        self.auto_progress = 0.0
-
-        def on_progress(fraction: float) -> None:
-            self.auto_progress = fraction  # read by the window's timer; a float assignment is atomic
-
-        def checkpoint() -> None:
-            if cancel.is_set():
-                raise Cancelled("Auto cancelled")
-
-        call = BackgroundCall(lambda: auto_water_mask(session, image, emb, prompt, progress=on_progress,
-                                                      checkpoint=checkpoint, points_per_side=AUTO_POINTS_PER_SIDE))
-        call.succeeded.connect(self._on_auto)
-        call.failed.connect(self._on_auto_failed)
-        self._auto_call, self._auto_cancel = call, cancel
+        prompt = self.annotation.prompt
         self._fixed_key = (self.row, self._prompt_key(prompt))
-        call.start()
+        self.auto.start(self.session, self.item.image, self.embedding, prompt, self._fixed_key, AUTO_POINTS_PER_SIDE)
 
     @property
     def auto_running(self) -> bool:
-        return self._auto_call is not None and self._auto_call.is_running()
+        return self.auto.running
+
+    @property
+    def auto_progress(self) -> float:
+        """The running (or last) Auto's progress, 0..1."""
+        return self.auto.progress
 
     def cancel_auto(self) -> None:
-        if self._auto_cancel is not None:
-            self._auto_cancel.set()
+        self.auto.cancel()
 
     def native_ready(self) -> bool:
         """Whether `native_mask` matches what is on screen (False while the full-size mask is being decoded)."""
@@ -295,7 +252,7 @@ class SegmentationController(QObject):
         for worker in (self.embedder, self.loader, self.decoder):
             worker.stop()
         deadline = time.monotonic() + timeout
-        for worker in (self.embedder, self.loader, self.decoder, self._auto_call, self._session_call):
+        for worker in (self.embedder, self.loader, self.decoder, self.auto, self._session_call):
             if worker is not None:
                 worker.join(max(0.0, deadline - time.monotonic()))
 
@@ -312,7 +269,7 @@ class SegmentationController(QObject):
         if row != self.row:
             return
         self.item = item
-        self.annotation = _restored_annotation(state, item.original_size)
+        self.annotation = restored_annotation(state, item.original_size)
         self.restore_problem = problem
         if mask is not None and mask.shape == item.original_size:
             self.fixed_mask = mask
@@ -393,17 +350,10 @@ class SegmentationController(QObject):
         candidate = self.annotation.candidate if self.annotation is not None else None
         size = view_size(item.original_size)
         key = self._prompt_key(prompt)
-
-        def job() -> Decoded:
-            pred = session.predict(emb, prompt, multimask=True, output_size=size)
-            chosen = candidate if candidate is not None and candidate < len(pred) else pred.best
-            pred.mask(chosen)  # upscale the shown candidate here, not on the UI thread
-            return Decoded(kind, key, pred, chosen, size, candidate_thumbnails(pred, emb.input_size))
-
         if kind == "prompt":
             self._native_pending = True  # the saved mask follows this decode
         self._request += 1
-        self.decoder.submit(self._request, job)
+        self.decoder.submit(self._request, lambda: decode_view(session, emb, kind, key, prompt, candidate, size))
 
     def _on_decoded(self, request_id: int, result: Decoded) -> None:
         if request_id != self._request or self.annotation is None:
@@ -419,20 +369,12 @@ class SegmentationController(QObject):
 
     def _request_native(self, shown: Decoded) -> None:
         """The shown candidate at the image's own size, for metrics and saving (decoded again, off the UI thread)."""
-        session, emb, prompt_key = self.session, self.embedding, shown.prompt_key
-        ann, gt = self.annotation, self.item.gt
+        session, emb, ann, gt = self.session, self.embedding, self.annotation, self.item.gt
         prompt, candidate, version = ann.prompt, self._chosen(shown), ann.version
         layer = ann.stroke_layer(self.item.original_size).copy() if ann.strokes else None  # a snapshot
-
-        def job() -> Decoded:
-            native = session.predict(emb, prompt, multimask=True).mask(candidate)
-            composed = apply_stroke_layer(native.copy(), layer) if layer is not None else native
-            metrics = mask_metrics(composed, gt) if gt is not None else None
-            return Decoded("native", prompt_key, shown.prediction, candidate, shown.size, shown.thumbs,
-                           native, composed, metrics, version)
-
         self._request += 1
-        self.decoder.submit(self._request, job)
+        self.decoder.submit(self._request,
+                            lambda: decode_native(session, emb, shown, prompt, candidate, layer, gt, version))
 
     def _on_decode_failed(self, request_id: int, message: str) -> None:
         if request_id == self._request:
@@ -442,8 +384,8 @@ class SegmentationController(QObject):
         if "cancelled" not in message.lower():
             self.message.emit(f"Auto: {message}")
 
-    def _on_auto(self, mask: np.ndarray) -> None:
-        if (self.row, self._prompt_key(self.annotation.prompt if self.annotation else Prompt())) != self._fixed_key:
+    def _on_auto(self, key: tuple, mask: np.ndarray) -> None:
+        if (self.row, self._prompt_key(self.annotation.prompt if self.annotation else Prompt())) != key:
             return
         self.fixed_mask = mask
         self._show_mask()
@@ -462,7 +404,7 @@ class SegmentationController(QObject):
             return
         model_view = None
         if self.fixed_mask is not None:
-            model_view = _resize_mask(self.fixed_mask, view)
+            model_view = resize_mask(self.fixed_mask, view)
         elif shown is not None:
             model_view = shown.prediction.mask(self._chosen(shown))
         if model_view is None and not ann.strokes:
@@ -540,18 +482,9 @@ class SegmentationController(QObject):
         if getattr(session.segmenter, "cacheable", True) is False:
             return  # classic: embedding is a resize, nothing to gain
         self._prefetched_rows.add(nxt)
-        pair: ImagePair = ds.pairs[nxt]
-
-        items = self._prefetched_items
-
-        def job(checkpoint: Callable[[], None]) -> None:
-            item = load_image_item(pair)  # decoded once: select() reuses it (a 12 MP JPEG takes ~100 ms)
-            while len(items) >= 2:
-                items.pop(next(iter(items)), None)
-            items[nxt] = item
-            session.embedding(item.image, item.key, checkpoint=checkpoint)
-
-        self.embedder.prefetch(f"prefetch:{session.model_id}:{pair.image}", job)
+        pair = ds.pairs[nxt]
+        self.embedder.prefetch(f"prefetch:{session.model_id}:{pair.image}",
+                               prefetch_job(nxt, pair, session, self._prefetched_items))
 
     def _embed_key(self, image_key: str) -> str:
         return f"{self.session.model_id if self.session else ''}:{image_key}"
@@ -564,31 +497,3 @@ class SegmentationController(QObject):
     @staticmethod
     def _prompt_key(prompt: Prompt) -> str:
         return repr(prompt.to_dict())
-
-
-def _open_session(model: str):
-    """SegmentationSession.open in the worker, import included: the engine imports torch (about 2 s), which the UI
-    thread must not wait for (the window and its image list appear meanwhile)."""
-    from floodlabel.core.models.session import SegmentationSession
-
-    return SegmentationSession.open(model)
-
-
-def _restored_annotation(state: dict | None, original_size: tuple[int, int]) -> Annotation:
-    """The saved annotation when it belongs to an image of this size, else a new one."""
-    if state:
-        try:
-            annotation = Annotation.from_dict(state)
-        except (KeyError, TypeError, ValueError):
-            annotation = None
-        if annotation is not None and tuple(annotation.original_size) == tuple(original_size):
-            return annotation
-    return Annotation(original_size)
-
-
-def _resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    import cv2
-
-    if mask.shape == tuple(size):
-        return mask
-    return cv2.resize(mask.astype(np.uint8), (size[1], size[0]), interpolation=cv2.INTER_NEAREST).astype(bool)

@@ -1,0 +1,70 @@
+"""What the segmentation controller's decode worker runs: a prompt decoded at the view size, and the shown
+candidate decoded again at the image's native size with the strokes applied and its metrics.
+
+Frames: the view size is `view_size(original_size)` (long side <= 2048), the native size the original image's
+(H, W). Both jobs run off the UI thread and return a `Decoded`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from floodlabel.core.annotation.annotation import apply_stroke_layer
+from floodlabel.core.annotation.prompts import Prompt
+from floodlabel.core.evaluation.metrics import MaskMetrics, mask_metrics
+from floodlabel.core.segment.candidates import candidate_thumbnails
+
+
+@dataclass
+class Decoded:
+    """A decode result. kind: "prompt" (the annotation's prompt), "box" (a live box drag), "hover" (preview),
+    "native" (the shown candidate again at the native size).
+
+    prediction: at `size` (the view size); native_mask: the shown candidate (H, W) bool at the image's size, when
+    known.
+    """
+
+    kind: str
+    prompt_key: str
+    prediction: Any
+    candidate: int
+    size: tuple[int, int]
+    thumbs: list[np.ndarray] = field(default_factory=list)
+    native_mask: np.ndarray | None = None
+    # large images: the native mask with the strokes applied and its metrics, made in the worker for the
+    # annotation at `version` (the UI thread does not compose and score 12 MP masks per click)
+    composed: np.ndarray | None = None
+    metrics: MaskMetrics | None = None
+    version: int = -1
+
+
+def decode_view(session, embedding, kind: str, key: str, prompt: Prompt, candidate: int | None,
+                size: tuple[int, int]) -> Decoded:
+    """Decode `prompt` at `size` (h, w); the shown candidate (`candidate`, else the best) is upscaled here."""
+    pred = session.predict(embedding, prompt, multimask=True, output_size=size)
+    chosen = candidate if candidate is not None and candidate < len(pred) else pred.best
+    pred.mask(chosen)  # upscale the shown candidate here, not on the UI thread
+    return Decoded(kind, key, pred, chosen, size, candidate_thumbnails(pred, embedding.input_size))
+
+
+def decode_native(session, embedding, shown: Decoded, prompt: Prompt, candidate: int, layer: np.ndarray | None,
+                  gt: np.ndarray | None, version: int) -> Decoded:
+    """`shown`'s candidate decoded at the native size (H, W), `layer` (a stroke-layer snapshot at (H, W), or None)
+    applied, scored against `gt` (H, W) bool when there is one; a "native" Decoded for annotation `version`."""
+    native = session.predict(embedding, prompt, multimask=True).mask(candidate)
+    composed = apply_stroke_layer(native.copy(), layer) if layer is not None else native
+    metrics = mask_metrics(composed, gt) if gt is not None else None
+    return Decoded("native", shown.prompt_key, shown.prediction, candidate, shown.size, shown.thumbs,
+                   native, composed, metrics, version)
+
+
+def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(h, w) bool `mask` at `size` (h, w), nearest neighbour (e.g. a native-size fixed mask at the view size)."""
+    import cv2
+
+    if mask.shape == tuple(size):
+        return mask
+    return cv2.resize(mask.astype(np.uint8), (size[1], size[0]), interpolation=cv2.INTER_NEAREST).astype(bool)

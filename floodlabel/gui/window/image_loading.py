@@ -1,0 +1,63 @@
+"""Loading for the segmentation controller, off the UI thread: the model session, and an image with the annotation
+restored from the project store.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from floodlabel.core.annotation.annotation import Annotation
+from floodlabel.core.data.datasets import ImagePair
+from floodlabel.core.data.image_item import ImageItem, load_image_item
+
+Restore = Callable[[Path], tuple[dict | None, np.ndarray | None, str | None]]
+"""image path -> (saved annotation state or None, accepted mask (H, W) bool or None, problem text or None)."""
+
+
+def open_session(model: str):
+    """SegmentationSession.open in the worker, import included: the engine imports torch (about 2 s), which the UI
+    thread must not wait for (the window and its image list appear meanwhile)."""
+    from floodlabel.core.models.session import SegmentationSession
+
+    return SegmentationSession.open(model)
+
+
+def load_job(row: int, pair: ImagePair, prefetched: ImageItem | None,
+             restore: Restore | None) -> Callable[[], tuple[int, ImageItem, tuple]]:
+    """The loader's job for dataset row `row`: (row, the image (the prefetched one when given), restore's answer)."""
+
+    def job() -> tuple[int, ImageItem, tuple]:
+        item = prefetched if prefetched is not None else load_image_item(pair)
+        return row, item, restore(pair.image) if restore is not None else (None, None, None)
+
+    return job
+
+
+def prefetch_job(row: int, pair: ImagePair, session,
+                 items: dict[int, ImageItem]) -> Callable[[Callable[[], None]], None]:
+    """The embed worker's prefetch job for dataset row `row`: decode the image once into `items` (row -> item, at
+    most 2 kept; select() reuses it: a 12 MP JPEG takes ~100 ms) and compute its embedding into the cache."""
+
+    def job(checkpoint: Callable[[], None]) -> None:
+        item = load_image_item(pair)
+        while len(items) >= 2:
+            items.pop(next(iter(items)), None)
+        items[row] = item
+        session.embedding(item.image, item.key, checkpoint=checkpoint)
+
+    return job
+
+
+def restored_annotation(state: dict | None, original_size: tuple[int, int]) -> Annotation:
+    """The saved annotation when it belongs to an image of this (H, W), else a new one."""
+    if state:
+        try:
+            annotation = Annotation.from_dict(state)
+        except (KeyError, TypeError, ValueError):
+            annotation = None
+        if annotation is not None and tuple(annotation.original_size) == tuple(original_size):
+            return annotation
+    return Annotation(original_size)
