@@ -475,7 +475,7 @@ class Driver:
     # ----- actions
     def open_folder(self, folder: Path, label: str) -> None:
         """window.open_folder with the project store in the benchmark's temporary folder (never in `folder`)."""
-        self.w._requested_project = self.tmp / "projects" / label.replace(" ", "_").replace(":", "")
+        self.w.project.requested_project = self.tmp / "projects" / label.replace(" ", "_").replace(":", "")
         self.w.open_folder(folder)
 
     def timed_click(self, x: float, y: float, positive: bool) -> float:

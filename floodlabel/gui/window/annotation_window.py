@@ -22,7 +22,6 @@ from floodlabel.core.data.datasets import open_dataset
 from floodlabel.core.common.errors import FloodLabelError
 from floodlabel.core.models.registry import CLASSIC
 from floodlabel.gui.window import recent
-from floodlabel.gui.workers.background import BackgroundCall
 from floodlabel.gui.panels.candidate_strip import CandidateStrip
 from floodlabel.gui.window.compare_controller import CompareController
 from floodlabel.gui.canvas.mask_canvas import MaskCanvas
@@ -40,15 +39,16 @@ from floodlabel.gui.window.layout import TOOLS, build_actions, build_layout
 from floodlabel.gui.window.model_actions import ModelActions
 from floodlabel.gui.window.project_actions import ProjectActions
 
-LOCK_POLL_MS = 2000
-"""A read-only window (another one had the project) checks this often whether the project is free to take over."""
-
 BRUSH_SIZES = (2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 """Brush radii to step through with [ and ], in original-image pixels."""
 
 
-class AnnotationWindow(ProjectActions, ModelActions, QMainWindow):
-    """`data`: a dataset folder (None: the last folder used, else the bundled sample). `model`: --model value."""
+class AnnotationWindow(QMainWindow):
+    """`data`: a dataset folder (None: the last folder used, else the bundled sample). `model`: --model value.
+
+    `project` (the store, Accept, export, recovery) and `models` (the model selector, compare mode) are the
+    window's collaborators; the methods below that only delegate to them are the window's public entry points.
+    """
 
     def __init__(self, data: str | Path | None = None, model: str | None = None, icon: QIcon | None = None,
                  session=None, project: str | Path | None = None) -> None:
@@ -61,8 +61,6 @@ class AnnotationWindow(ProjectActions, ModelActions, QMainWindow):
         self.compare = CompareController(self.controller, self)
         self.compare_combo = QComboBox()
         self.compare_label = QLabel()
-        self._compare_call: BackgroundCall | None = None
-        self._compare_model = ""
         self.canvas = MaskCanvas()
         self.candidates = CandidateStrip()
         self.metrics_panel = MetricsPanel()
@@ -88,21 +86,17 @@ class AnnotationWindow(ProjectActions, ModelActions, QMainWindow):
         self._auto_timer = QTimer(self, interval=200)
         self.auto_label = QLabel()
         self.auto_cancel = QPushButton("Cancel Auto")
-        self._requested_model = model
-        self._requested_project = project
-        self._extra_models: dict[str, str] = {}  # fine-tuned checkpoints made in this session: path -> label
-        self.store: StoreLink | None = None
         self.project_label = QLabel()
         self.compute_label = QLabel()
-        self._accept_waiting = False
-        self._lock_timer = QTimer(self, interval=LOCK_POLL_MS)  # a read-only window takes over a freed project
-        self._lock_timer.timeout.connect(self._try_writable)
-        self._recovery_call: BackgroundCall | None = None
-        self._accepted_rows: set[int] = set()
-        self._rows_by_rel: dict[str, int] = {}  # the store's key of each image -> its dataset row
-        self._model = ""
 
         build_actions(self)
+        self.project = ProjectActions(self.controller, self.image_list, self.project_notice, self.finetune_panel,
+                                      self.project_label, self.statusBar(), self.accept_action, self.export_action,
+                                      self.select_image, self.show_message, project, parent=self)
+        self.models = ModelActions(self.controller, self.compare, self.canvas, self.image_list, self.model_combo,
+                                   self.compare_combo, self.compare_label, self.banner, self.statusBar(),
+                                   self.settings, self.select_image, self.show_message, model, parent=self)
+        self.models.fill_models()
         build_layout(self)
         self._connect()
         self._restore_settings()
@@ -113,13 +107,50 @@ class AnnotationWindow(ProjectActions, ModelActions, QMainWindow):
             self._probe_timer.timeout.connect(self.probe.update)
             self._probe_timer.start()
         if session is not None:
-            self._model = session.model_id
+            self.models.model = session.model_id
             self.controller.set_session(session)
         else:
-            self.use_model(self._initial_model())
+            self.use_model(self.models.initial_model())
         self.open_folder(recent.startup_folder(data))
 
     # ------------------------------------------------------------------------------------------------ public
+
+    @property
+    def store(self) -> StoreLink | None:
+        """The open project (None: accepting is off)."""
+        return self.project.store
+
+    def accept_mask(self) -> None:
+        """Enter: save the current mask with its prompts, then show the next image not accepted yet."""
+        self.project.accept_mask()
+
+    def export_masks(self) -> None:
+        self.project.export_masks()
+
+    def use_model(self, model: str) -> None:
+        """Load `model` in the background; the current image is re-embedded and its prompts kept."""
+        self.models.use_model(model)
+
+    def compare_with(self, model: str | None) -> None:
+        """Show model `model` (name or .pth; None or "" = off) beside the current one, on the same prompts."""
+        self.models.compare_with(model)
+
+    def show_image_with_prompt(self, row: int, prompt) -> None:
+        """Open dataset row `row` with `prompt` (a core Prompt, original frame) as its prompts."""
+        self.models.show_image_with_prompt(row, prompt)
+
+    def open_compare_dataset(self) -> None:
+        """Model → Compare on dataset… (non-modal)."""
+        self.models.open_compare_dataset()
+
+    @property
+    def compare_dataset_dialog(self):
+        """The Compare on dataset dialog once opened, else None."""
+        return self.models.compare_dataset_dialog
+
+    def show_models_dock(self) -> None:
+        self.models_dock.show()
+        self.models_dock.raise_()
 
     def open_folder(self, folder: str | Path) -> bool:
         """List `folder` (names only: milliseconds) and show its first image. A bad folder gives a message."""
@@ -132,10 +163,10 @@ class AnnotationWindow(ProjectActions, ModelActions, QMainWindow):
         self.dataset = dataset
         recent.add_recent_folder(str(folder))
         self._fill_recent_menu()
-        self._open_store(dataset.root)
+        self.project.open_store(dataset)
         self.controller.set_dataset(dataset)
         self.image_list.set_dataset(dataset)
-        self._show_statuses()
+        self.project.show_statuses()
         self._update_finetune_context()
         self.dataset_view.set_dataset(dataset)
         if dataset.pairs:
@@ -147,8 +178,7 @@ class AnnotationWindow(ProjectActions, ModelActions, QMainWindow):
     def select_image(self, row: int) -> None:
         if self.dataset is None or not 0 <= row < len(self.dataset.pairs):
             return
-        if self.store is not None:
-            self.store.flush()  # the previous image's work is written before this one loads
+        self.project.flush()  # the previous image's work is written before this one loads
         if self.image_list.current_row() != row:
             self.image_list.select_row(row, emit=False)
         if self.controller.row == row and self.controller.item is not None:
@@ -248,8 +278,8 @@ class AnnotationWindow(ProjectActions, ModelActions, QMainWindow):
                                     and getattr(self.controller.session.segmenter, "cacheable", True))
 
     def _on_session_failed(self, message: str) -> None:
-        self.show_message(f"Cannot load {self._model}: {message}. Using the classic backend.")
-        if self._model != CLASSIC:
+        self.show_message(f"Cannot load {self.models.model}: {message}. Using the classic backend.")
+        if self.models.model != CLASSIC:
             self.use_model(CLASSIC)
 
     def _on_markers(self, points, labels, box, pending: bool) -> None:
@@ -260,18 +290,13 @@ class AnnotationWindow(ProjectActions, ModelActions, QMainWindow):
         self.compare.refresh()
         if has_gt:
             self.image_list.set_iou(self.controller.row, None if metrics is None else metrics.iou)
-        ann = self.controller.annotation
-        saving = self.store is not None and not self.store.read_only  # a read-only window saves nothing
-        if saving and ann is not None and ann.version > 0 and self.controller.row not in self._accepted_rows:
-            self.image_list.set_status(self.controller.row, "in progress")
+        self.project.mark_in_progress()
 
     def _on_history(self, can_undo: bool, can_redo: bool) -> None:
         """Called after every annotation change: undo/redo state and the in-progress autosave."""
         self.undo_action.setEnabled(can_undo)
         self.redo_action.setEnabled(can_redo)
-        ann, item = self.controller.annotation, self.controller.item
-        if self.store is not None and ann is not None and item is not None and ann.version > 0:
-            self.store.schedule_autosave(self.store.rel_path(item.path), ann.to_dict)
+        self.project.annotation_changed()
 
     # ------------------------------------------------------------------------------------------------ canvas
 
@@ -333,21 +358,13 @@ class AnnotationWindow(ProjectActions, ModelActions, QMainWindow):
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.settings.setValue("view/opacity", self.opacity_slider.value())
-        self.settings.setValue("model/last", self._model)
+        self.settings.setValue("model/last", self.models.model)
         self.model_panel.cancel_download()
         self.finetune_panel.shutdown(timeout=60)
         self.controller.shutdown()
         self.compare.shutdown()
-        if getattr(self, "compare_dataset_dialog", None) is not None:
-            self.compare_dataset_dialog.shutdown()
-        if self._compare_call is not None:
-            self._compare_call.join(5.0)
-        self._lock_timer.stop()
-        if self._recovery_call is not None:
-            self._recovery_call.join(30.0)
-        if self.store is not None:
-            self.store.close()  # waits for queued writes: an accepted mask is on disk before the window goes
-            self.store = None
+        self.models.shutdown()
+        self.project.close()  # waits for queued writes: an accepted mask is on disk before the window goes
         super().closeEvent(event)
 
     # ------------------------------------------------------------------------------------------------ set-up
@@ -364,13 +381,13 @@ class AnnotationWindow(ProjectActions, ModelActions, QMainWindow):
         c.markers_changed.connect(self._on_markers)
         c.mask_changed.connect(v.set_mask)
         c.mask_changed.connect(self.compare.update)
-        self.compare.changed.connect(self._on_compared)
+        self.compare.changed.connect(self.models.on_compared)
         self.compare.failed.connect(self.show_message)
-        self.compare_combo.activated.connect(self._on_compare_combo)
+        self.compare_combo.activated.connect(self.models.on_compare_combo)
         c.candidates_changed.connect(self.candidates.set_candidates)
         c.metrics_changed.connect(self._on_metrics)
         c.scored.connect(self.image_list.set_confidence)
-        c.metrics_changed.connect(self._on_native_ready)
+        c.metrics_changed.connect(self.project.on_native_ready)
         c.clicks_changed.connect(self.metrics_panel.set_clicks)
         c.history_changed.connect(self._on_history)
         c.message.connect(self.show_message)
@@ -389,9 +406,10 @@ class AnnotationWindow(ProjectActions, ModelActions, QMainWindow):
         self._auto_timer.timeout.connect(self._tick_auto)
         self.auto_cancel.clicked.connect(c.cancel_auto)
         self.opacity_slider.valueChanged.connect(self._on_opacity)
-        self.model_combo.activated.connect(self._on_model_combo)
-        self.model_panel.backend_changed.connect(self._on_backend_changed)
-        self.finetune_panel.checkpoint_ready.connect(self._on_finetuned)
+        self.model_combo.activated.connect(self.models.on_model_combo)
+        self.model_panel.backend_changed.connect(self.models.on_backend_changed)
+        self.finetune_panel.checkpoint_ready.connect(self.models.on_finetuned)
+        self.models.model_changed.connect(self._update_finetune_context)
 
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
@@ -413,6 +431,9 @@ class AnnotationWindow(ProjectActions, ModelActions, QMainWindow):
         except (TypeError, ValueError):
             pass
         self._on_opacity(self.opacity_slider.value())
+
+    def _update_finetune_context(self) -> None:
+        self.finetune_panel.set_context(self.dataset, self.project.project_store, self.models.model or None)
 
     def _set_hover(self, on: bool) -> None:
         self.controller.hover_enabled = on

@@ -1,5 +1,6 @@
 """How the annotation window is put together: its actions (with their shortcuts), menus, toolbar, docks and status
-bar. Functions of the window (`w`), called once from AnnotationWindow.__init__."""
+bar. Functions of the window (`w`), called once from AnnotationWindow.__init__: build_actions before the
+window's collaborators exist (they are given the actions), build_layout after."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def build_actions(w) -> None:
                             tip="Before the first click, show the mask a click would give")
     w.help_action = action("&Keyboard shortcuts…", lambda: show_help(w), keys("help"),
                            tip="Shortcuts and how the brush works")
-    w.models_action = action("&Models…", w._show_models_dock, tip="SAM checkpoints and downloads")
+    w.models_action = action("&Models…", w.show_models_dock, tip="SAM checkpoints and downloads")
     w.compare_dataset_action = action("&Compare on dataset…", w.open_compare_dataset,
                                       tip="Evaluate two models on this dataset with the same prompts")
     w.quit_action = action("&Quit", w.close, QKeySequence.StandardKey.Quit)
@@ -135,7 +136,6 @@ def build_layout(w) -> None:
     w.addToolBar(bar)
     w.opacity_slider.setRange(10, 100)
     w.opacity_slider.setValue(50)
-    w._fill_models()
 
     w.banner.setText(
         "<b>No SAM checkpoint yet</b>: using the offline classic backend (OpenCV GrabCut), which is rougher. "
@@ -143,7 +143,7 @@ def build_layout(w) -> None:
         "<code>floodlabel models download vit_b</code>, or start with <code>--model path/to/sam.pth</code>.")
     w.banner.setWordWrap(True)
     w.banner.setStyleSheet("background: #fff4d6; color: #5a4500; padding: 6px; border: 1px solid #e6c66b;")
-    w.banner.linkActivated.connect(lambda _: w._show_models_dock())
+    w.banner.linkActivated.connect(lambda _: w.show_models_dock())
     w.banner.setVisible(False)
     w.message_label.setWordWrap(True)
     w.message_label.setStyleSheet("background: #fde7e7; color: #8a1c1c; padding: 4px;")

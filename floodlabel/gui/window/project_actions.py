@@ -1,22 +1,77 @@
 """The annotation window's project side: the store behind Accept, autosave and restore, statuses, the accepted
-counter, export. A mixin of AnnotationWindow (it uses the window's widgets and controller)."""
+counter, recovery of lost masks, export. A collaborator of AnnotationWindow, given the window parts it uses."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+from PySide6.QtCore import QObject, QTimer
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
 from floodlabel.core.common.errors import DamagedProjectError, FloodLabelError
 from floodlabel.core.common.paths import data_dir
-from floodlabel.core.store.project_store import relative_image_path
+from floodlabel.core.data.datasets import FloodDataset
+from floodlabel.core.store.project_store import ProjectStore, relative_image_path
+from floodlabel.gui.panels.finetune_panel import FinetunePanel
+from floodlabel.gui.panels.image_list import ImageListDock
+from floodlabel.gui.panels.project_notice import ProjectNotice
 from floodlabel.gui.resources import sample_dataset_dir
-from floodlabel.gui.workers.background import BackgroundCall
+from floodlabel.gui.window.segmentation_controller import SegmentationController
 from floodlabel.gui.window.store_link import StoreLink
+from floodlabel.gui.workers.background import BackgroundCall
+
+LOCK_POLL_MS = 2000
+"""A read-only window (another one had the project) checks this often whether the project is free to take over."""
 
 
-class ProjectActions:
-    """Accept (Enter), export and the project store's link to the image list and status bar."""
+class ProjectActions(QObject):
+    """Accept (Enter), export and the project store's link to the image list, notices and status bar.
+
+    `store` is the open StoreLink (None: no project, accepting is off); `dataset` the folder it belongs to.
+    `select_image(row)` shows another image (after an accept); `show_message(text)` is the window's message line.
+    """
+
+    def __init__(self, controller: SegmentationController, image_list: ImageListDock, notice: ProjectNotice,
+                 finetune_panel: FinetunePanel, project_label: QLabel, status_bar: QStatusBar,
+                 accept_action: QAction, export_action: QAction, select_image: Callable[[int], None],
+                 show_message: Callable[[str], None], requested_project: str | Path | None,
+                 parent: QWidget) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.image_list = image_list
+        self.notice = notice
+        self.finetune_panel = finetune_panel
+        self.project_label = project_label
+        self.status_bar = status_bar
+        self.accept_action = accept_action
+        self.export_action = export_action
+        self.select_image = select_image
+        self.show_message = show_message
+        self.requested_project = requested_project  # --project (None: next to the data, see _project_dir_for)
+        self.window = parent
+        self.store: StoreLink | None = None
+        self.dataset: FloodDataset | None = None
+        self.accepted_rows: set[int] = set()
+        self.rows_by_rel: dict[str, int] = {}  # the store's key of each image -> its dataset row
+        self.accept_waiting = False  # Enter came before the full-size mask: accept when it lands
+        self.lock_timer = QTimer(self, interval=LOCK_POLL_MS)  # a read-only window takes over a freed project
+        self.lock_timer.timeout.connect(self._try_writable)
+        self.recovery_call: BackgroundCall | None = None
+
+    # ------------------------------------------------------------------------------------------------ public
+
+    @property
+    def project_store(self) -> ProjectStore | None:
+        """The open ProjectStore itself (for the Fine-tune panel), or None."""
+        return self.store.store if self.store is not None else None
+
+    @property
+    def saving(self) -> bool:
+        """A project is open and this window may write to it."""
+        return self.store is not None and not self.store.read_only
 
     def accept_mask(self) -> None:
         """Enter: store the mask that would be saved (native size) with its prompts, then the next image."""
@@ -24,19 +79,18 @@ class ProjectActions:
         if self.store is None or c.item is None or c.annotation is None:
             return
         if self.store.read_only:
-            self.project_notice.show_notice("read-only", f"This project is read-only: "
-                                                         f"{self.store.store.read_only_reason}")
+            self.notice.show_notice("read-only", f"This project is read-only: {self.store.read_only_reason}")
             return
         if not c.native_ready():
-            self._accept_waiting = True  # the full-size mask is on its way from the decoder: accept when it lands
-            self.statusBar().showMessage("Preparing the full-size mask …")
+            self.accept_waiting = True
+            self.status_bar.showMessage("Preparing the full-size mask …")
             return
-        self._accept_waiting = False
+        self.accept_waiting = False
         mask = c.native_mask.copy() if c.native_mask is not None else np.zeros(c.item.original_size, bool)
         metrics = c.metrics.as_dict() if c.metrics is not None else None
         rel = self.store.rel_path(c.item.path)
         self.store.accept(rel, mask, c.annotation.to_dict(), c.session.model_id if c.session else None, metrics)
-        self.statusBar().showMessage(f"Saving {rel} …", 2000)
+        self.status_bar.showMessage(f"Saving {rel} …", 2000)
         nxt = self._next_unaccepted(c.row)
         if nxt is not None:
             self.select_image(nxt)
@@ -48,14 +102,17 @@ class ProjectActions:
 
         self.store.flush()
         self.store.wait_idle()
-        ExportDialog(self.store.store, parent=self).open()
+        ExportDialog(self.store.store, parent=self.window).open()
 
-    def _open_store(self, root: Path) -> None:
+    def open_store(self, dataset: FloodDataset) -> None:
+        """Close the current project and open (or create) the one of `dataset`; a notice says what is wrong."""
+        self.dataset = dataset
+        root = dataset.root
         if self.store is not None:
             self.store.close()
             self.store = None
-        self._lock_timer.stop()
-        self.project_notice.dismiss()
+        self.lock_timer.stop()
+        self.notice.dismiss()
         self.controller.restore_fn = None
         project = self._project_dir_for(root)
         try:
@@ -63,7 +120,7 @@ class ProjectActions:
         except DamagedProjectError as exc:
             self._store_off("No project: its database cannot be read")
             detail = f" ({exc.detail})" if exc.detail else ""
-            self.project_notice.show_notice(
+            self.notice.show_notice(
                 "damaged", f"The project database {exc.path} cannot be read{detail}. Accepting is off and nothing "
                            "was changed. Your accepted masks are kept: Recover masks moves the damaged database "
                            "aside and rebuilds the project from them.", "Recover masks",
@@ -71,7 +128,7 @@ class ProjectActions:
             return
         except FloodLabelError as exc:
             self._store_off("No project: accepting is off")
-            self.project_notice.show_notice("store", f"Masks cannot be saved for this folder: {exc}")
+            self.notice.show_notice("store", f"Masks cannot be saved for this folder: {exc}")
             return
         self.store.accepted.connect(self._on_accepted)
         self.store.failed.connect(self.show_message)
@@ -81,16 +138,60 @@ class ProjectActions:
         self.accept_action.setEnabled(not self.store.read_only)
         self.export_action.setEnabled(True)
         if self.store.read_only:
-            self.project_notice.show_notice(
-                "read-only", f"Read-only: {self.store.store.read_only_reason}. Nothing you do in this window is "
-                             "saved.")
-            self._lock_timer.start()
+            self.notice.show_notice(
+                "read-only", f"Read-only: {self.store.read_only_reason}. Nothing you do in this window is saved.")
+            self.lock_timer.start()
         else:
             self._offer_recovery()
 
+    def show_statuses(self) -> None:
+        """Every image's status from the store into the image list, and the accepted counter."""
+        if self.store is None or self.dataset is None:
+            return
+        statuses = self.store.statuses()
+        self.rows_by_rel = {self.store.rel_path(pair.image): row for row, pair in enumerate(self.dataset.pairs)}
+        shown = {row: str(statuses[rel]) for rel, row in self.rows_by_rel.items() if rel in statuses}
+        self.image_list.set_statuses(shown)
+        self.accepted_rows = {row for row, status in shown.items() if status == "accepted"}
+        self._update_project_label(statuses)
+
+    def flush(self) -> None:
+        """Queue the pending autosave now (before another image loads)."""
+        if self.store is not None:
+            self.store.flush()
+
+    def annotation_changed(self) -> None:
+        """After every annotation change: the in-progress autosave of the current image."""
+        ann, item = self.controller.annotation, self.controller.item
+        if self.store is not None and ann is not None and item is not None and ann.version > 0:
+            self.store.schedule_autosave(self.store.rel_path(item.path), ann.to_dict)
+
+    def mark_in_progress(self) -> None:
+        """The current image shows "in progress" once it has work that is saved (not in a read-only window)."""
+        ann, row = self.controller.annotation, self.controller.row
+        if self.saving and ann is not None and ann.version > 0 and row not in self.accepted_rows:
+            self.image_list.set_status(row, "in progress")
+
+    def on_native_ready(self, *_: object) -> None:
+        """The full-size mask is there: an accept that waited for it goes ahead."""
+        if self.accept_waiting:
+            self.accept_mask()
+
+    def close(self) -> None:
+        """Stop polling, let a recovery finish and close the store (waits for queued writes: an accepted mask is
+        on disk before the window goes)."""
+        self.lock_timer.stop()
+        if self.recovery_call is not None:
+            self.recovery_call.join(30.0)
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    # ------------------------------------------------------------------------------------------------ helpers
+
     def _project_dir_for(self, root: Path) -> Path | None:
-        if self._requested_project is not None:
-            return Path(self._requested_project)
+        if self.requested_project is not None:
+            return Path(self.requested_project)
         if Path(root).resolve() == sample_dataset_dir().resolve():
             return data_dir() / "projects" / "bundled-sample"  # never write into the installed package
         return None
@@ -104,13 +205,13 @@ class ProjectActions:
         """Accepted masks the database does not list (it was damaged, emptied or moved away, or the app stopped
         between a mask and its row): kept on disk, and offered back."""
         assert self.store is not None
-        orphans = self.store.store.orphans
+        orphans = self.store.orphans
         if not orphans:
             return
-        why = ("the project database was missing or empty" if self.store.store.created
+        why = ("the project database was missing or empty" if self.store.created
                else "the project database does not list them (it was damaged, or the app stopped mid-accept)")
-        self.project_notice.show_notice(
-            "orphans", f"{len(orphans)} accepted mask(s) in {self.store.store.masks_dir} are not in this project: "
+        self.notice.show_notice(
+            "orphans", f"{len(orphans)} accepted mask(s) in {self.store.masks_dir} are not in this project: "
                        f"{why}. They are kept.", "Recover", self._recover_orphans)
 
     def _recover_orphans(self) -> None:
@@ -119,10 +220,10 @@ class ProjectActions:
         self.store.recover([self.store.rel_path(pair.image) for pair in self.dataset.pairs])
 
     def _on_recovered(self, restored: list[str]) -> None:
-        self._show_statuses()
-        left = len(self.store.store.orphans) if self.store is not None else 0
+        self.show_statuses()
+        left = len(self.store.orphans) if self.store is not None else 0
         kept = f"; {left} could not be matched to an image and are kept in the masks folder" if left else ""
-        self.project_notice.show_notice("recovered", f"Recovered {len(restored)} accepted mask(s){kept}.")
+        self.notice.show_notice("recovered", f"Recovered {len(restored)} accepted mask(s){kept}.")
         self._reload_if_untouched()
 
     def _reload_if_untouched(self) -> None:
@@ -136,46 +237,36 @@ class ProjectActions:
         from floodlabel.core.store.recovery import recover_project
 
         rels = [relative_image_path(pair.image, root) for pair in self.dataset.pairs] if self.dataset else None
-        self._recovery_call = BackgroundCall(lambda: recover_project(root, project, rels))
-        self._recovery_call.succeeded.connect(self._on_damaged_recovered)
-        self._recovery_call.failed.connect(lambda message: self.project_notice.show_notice(
+        self.recovery_call = BackgroundCall(lambda: recover_project(root, project, rels))
+        self.recovery_call.succeeded.connect(self._on_damaged_recovered)
+        self.recovery_call.failed.connect(lambda message: self.notice.show_notice(
             "damaged", f"Recovery failed: {message}"))
-        self._recovery_call.start()
+        self.recovery_call.start()
 
     def _on_damaged_recovered(self, report) -> None:
         if self.dataset is None:
             return
-        self._open_store(self.dataset.root)
-        self._show_statuses()
-        self.project_notice.show_notice("recovered", " ".join(report.lines()))
+        self.open_store(self.dataset)
+        self.show_statuses()
+        self.notice.show_notice("recovered", " ".join(report.lines()))
         self._reload_if_untouched()
 
     def _try_writable(self) -> None:
         if self.store is not None and self.store.read_only:
             self.store.try_writable()
         else:
-            self._lock_timer.stop()
+            self.lock_timer.stop()
 
     def _on_writable(self) -> None:
         """The other window closed: this one saves from now on."""
-        self._lock_timer.stop()
+        self.lock_timer.stop()
         if self.store is None:
             return
         self.accept_action.setEnabled(True)
-        self._show_statuses()
-        self.project_notice.show_notice("writable", "The other window closed this project: this window saves "
-                                                    "your work now.")
+        self.show_statuses()
+        self.notice.show_notice("writable", "The other window closed this project: this window saves "
+                                            "your work now.")
         self._offer_recovery()
-
-    def _show_statuses(self) -> None:
-        if self.store is None or self.dataset is None:
-            return
-        statuses = self.store.statuses()
-        self._rows_by_rel = {self.store.rel_path(pair.image): row for row, pair in enumerate(self.dataset.pairs)}
-        shown = {row: str(statuses[rel]) for rel, row in self._rows_by_rel.items() if rel in statuses}
-        self.image_list.set_statuses(shown)
-        self._accepted_rows = {row for row, status in shown.items() if status == "accepted"}
-        self._update_project_label(statuses)
 
     def _update_project_label(self, statuses=None) -> None:
         if self.store is None or self.dataset is None:
@@ -184,28 +275,24 @@ class ProjectActions:
         accepted = sum(1 for s in statuses.values() if str(s) == "accepted")
         mode = " (read-only)" if self.store.read_only else ""
         self.project_label.setText(f"Accepted {accepted} / {len(self.dataset.pairs)}   ·   "
-                                   f"Project: {self.store.store.project_dir}{mode}")
+                                   f"Project: {self.store.project_dir}{mode}")
 
     def _on_accepted(self, rel: str, record) -> None:
         if self.dataset is None or self.store is None:
             return
-        row = self._rows_by_rel.get(rel)
+        row = self.rows_by_rel.get(rel)
         if row is not None:
             self.image_list.set_status(row, "accepted")
-            self._accepted_rows.add(row)
-        self.statusBar().showMessage(f"Accepted {rel}", 3000)
+            self.accepted_rows.add(row)
+        self.status_bar.showMessage(f"Accepted {rel}", 3000)
         self._update_project_label()
         self.finetune_panel.refresh()
-
-    def _on_native_ready(self, *_: object) -> None:
-        if self._accept_waiting:
-            self.accept_mask()
 
     def _next_unaccepted(self, row: int) -> int | None:
         order = self.image_list.visible_rows()
         if row not in order:
             return None
         for r in order[order.index(row) + 1:] + order[:order.index(row)]:
-            if r not in self._accepted_rows:
+            if r not in self.accepted_rows:
                 return r
         return None

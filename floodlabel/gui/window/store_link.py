@@ -16,6 +16,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from floodlabel.core.common.errors import FloodLabelError
+from floodlabel.core.store.orphan_masks import OrphanMask
 from floodlabel.core.store.project_store import ImageRecord, ProjectStore, Status, relative_image_path
 from floodlabel.gui.workers.background import one_line_error
 
@@ -60,6 +61,29 @@ class StoreLink(QObject):
     @property
     def read_only(self) -> bool:
         return self.store.read_only
+
+    @property
+    def read_only_reason(self) -> str:
+        """Why the store is read-only (another window holds the project, the folder is not writable...)."""
+        return self.store.read_only_reason
+
+    @property
+    def orphans(self) -> list[OrphanMask]:
+        """Accepted masks on disk that the database does not list (`ProjectStore.orphans`)."""
+        return self.store.orphans
+
+    @property
+    def created(self) -> bool:
+        """The database was new (missing or empty) when the store opened."""
+        return self.store.created
+
+    @property
+    def project_dir(self) -> Path:
+        return self.store.project_dir
+
+    @property
+    def masks_dir(self) -> Path:
+        return self.store.masks_dir
 
     def rel_path(self, image_path: Path) -> str:
         """The store's key of an image of the dataset (a linked-in photo keeps its own name; see
