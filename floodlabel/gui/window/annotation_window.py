@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow,
                                QPushButton, QSlider)
 
 from floodlabel.core.annotation.annotation import Stroke
-from floodlabel.core.data.datasets import open_dataset
+from floodlabel.core.data.datasets import FloodDataset, open_dataset
 from floodlabel.core.common.errors import FloodLabelError
 from floodlabel.core.models.registry import CLASSIC
 from floodlabel.gui.window import recent
@@ -75,7 +75,7 @@ class AnnotationWindow(QMainWindow):
         self.message_label = QLabel()
         self.project_notice = ProjectNotice()
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
-        self.dataset = None
+        self.dataset: FloodDataset | None = None
         self.folder: Path | None = None
         self.tool = "prompt"
         self.brush_radius = 16.0
