@@ -114,8 +114,8 @@ def _window_child(data: str) -> dict:
 
     timed(aw, "open_dataset", "open_dataset")
     timed(ImageListDock, "set_dataset", "image list")
-    timed(ProjectActions, "_show_statuses", "statuses")
-    timed(ProjectActions, "_open_store", "open store")
+    timed(ProjectActions, "show_statuses", "statuses")
+    timed(ProjectActions, "open_store", "open store")
     timed(ModelActions, "use_model", "start model")
 
     shown: list[float] = []

@@ -79,3 +79,18 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+
+SLOW_FILES = {"test_store_kill.py", "test_window_kill.py", "test_cluster.py", "test_distributed_finetune.py",
+              "test_real_window.py", "test_finetune.py", "test_finetune_panel.py", "test_sam_refinement.py"}
+"""Files of tests that take seconds each (SIGKILL loops, Ray, DDP, real X windows, training): marked `slow`, so
+`pytest -m "not slow"` is the quick loop while editing (README, Development). CI runs everything."""
+
+SLOW_TESTS = {"test_sigterm_closes_the_app_and_its_project_cleanly",
+              "test_killed_app_with_damaged_wal_keeps_every_mask_and_recovers"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in SLOW_FILES or item.originalname in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)

@@ -19,7 +19,7 @@ CHECK = """
 import json, floodlabel, floodlabel.resources
 from PySide6.QtWidgets import QApplication
 from floodlabel.core.data.datasets import open_dataset
-from floodlabel.gui.app import RESOURCES_DIR, app_icon, sample_dataset_dir
+from floodlabel.gui.resources import RESOURCES_DIR, app_icon, sample_dataset_dir
 app = QApplication([])
 print(json.dumps({"package": floodlabel.__file__, "resources": str(RESOURCES_DIR), "sample": str(sample_dataset_dir()),
                   "icon": not app_icon().isNull(), "pairs": len(open_dataset(sample_dataset_dir()).complete_pairs),
