@@ -39,6 +39,7 @@ class Decoded:
     composed: np.ndarray | None = None
     metrics: MaskMetrics | None = None
     version: int = -1
+    new_prompt: bool = False  # a "native" result that is a new prompt's only decode (its score is reported)
 
 
 def decode_view(session, embedding, kind: str, key: str, prompt: Prompt, candidate: int | None,
@@ -59,6 +60,35 @@ def decode_native(session, embedding, shown: Decoded, prompt: Prompt, candidate:
     metrics = mask_metrics(composed, gt) if gt is not None else None
     return Decoded("native", shown.prompt_key, shown.prediction, candidate, shown.size, shown.thumbs,
                    native, composed, metrics, version)
+
+
+def decode_prompt(session, embedding, key: str, prompt: Prompt, candidate: int | None, size: tuple[int, int],
+                  layer: np.ndarray | None, gt: np.ndarray | None, version: int) -> Decoded:
+    """A new prompt on an image larger than the view, in one trip: `decode_view` at `size` (h, w), then its shown
+    candidate at the native size (`decode_native`); a "native" Decoded with `new_prompt` set."""
+    shown = decode_view(session, embedding, "prompt", key, prompt, candidate, size)
+    result = decode_native(session, embedding, shown, prompt, shown.candidate, layer, gt, version)
+    result.new_prompt = True
+    return result
+
+
+def native_model_mask(fixed: np.ndarray | None, shown: Decoded | None, chosen: int, model_view: np.ndarray | None,
+                      native_size: tuple[int, int]) -> tuple[bool, np.ndarray | None]:
+    """The model's mask at the native size (H, W), strokes not applied: (True, mask or None when there is none), or
+    (False, None) while it has to come from the decode worker.
+
+    fixed: Auto's or the restored (H, W) mask, which wins; shown: the decode on screen, `chosen` its shown candidate;
+    model_view: the model mask at the view size (it is the native one when the image is no larger than the view).
+    """
+    if fixed is not None:
+        return True, fixed
+    if shown is None:
+        return True, None
+    if model_view is not None and model_view.shape == native_size:
+        return True, model_view
+    if shown.kind == "native" and shown.candidate == chosen:
+        return True, shown.native_mask
+    return False, None
 
 
 def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -10,6 +10,7 @@ from typing import Callable
 import numpy as np
 
 from floodlabel.core.annotation.annotation import Annotation
+from floodlabel.core.annotation.prompts import Prompt
 from floodlabel.core.data.datasets import ImagePair
 from floodlabel.core.data.image_item import ImageItem, load_image_item
 
@@ -61,3 +62,13 @@ def restored_annotation(state: dict | None, original_size: tuple[int, int]) -> A
         if annotation is not None and tuple(annotation.original_size) == tuple(original_size):
             return annotation
     return Annotation(original_size)
+
+
+def annotation_from_prompt(prompt: Prompt, original_size: tuple[int, int]) -> Annotation:
+    """A new annotation of an (H, W) image with `prompt`'s points and box as its steps (compare on a dataset)."""
+    annotation = Annotation(original_size)
+    for (x, y), label in zip(prompt.points, prompt.labels):
+        annotation.add_point(float(x), float(y), bool(label))
+    if prompt.box is not None:
+        annotation.set_box(tuple(float(v) for v in prompt.box))
+    return annotation

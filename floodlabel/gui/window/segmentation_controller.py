@@ -1,12 +1,19 @@
 """The annotation flow behind the window, without widgets: image → embedding → prompts → decode → mask → metrics.
 
-Follow a click: the canvas emits point_clicked → `add_point` (an Annotation step) → a decode request on the
-latest-request-wins worker → `session.predict` at the view size → `mask_changed(view mask)` → the canvas.
+Follow a click: the canvas emits point_clicked → `add_point` (an Annotation step) → `_on_annotation_changed` → one
+request on the latest-request-wins `decoder` (decode_jobs): `session.predict` at the view size and, when the image is
+larger than the view (long side > 2048), again at the native size with the strokes applied and scored against the
+GT → `_on_decoded` (UI thread) → `mask_changed(view mask)` (the canvas, the compare controller) and
+`metrics_changed` / `clicks_changed`. One trip per click: the native mask comes back with the view mask. Only
+picking another candidate decodes at the native size again (`_request_native`).
+
+Collaborators: `auto_runner.AutoRunner` (Auto), `decode_jobs` (what the decoder runs), `image_loading` (session,
+image, restore and prefetch jobs).
 
 Threads: images load in `loader`, embeddings run in `embedder` (foreground + prefetch of the next image, paused while
 the user interacts), prompts decode in `decoder`; all report back through queued signals. Nothing here waits on the
-model on the UI thread. Metrics are computed here, on the UI thread, from the mask at the image's native size (the
-mask that would be saved): the decode worker builds it after the view mask when the view is smaller than the image.
+model on the UI thread. Metrics are of the mask at the image's native size (the mask that would be saved): made in
+the decode worker for large images, here on the UI thread otherwise (and after strokes added meanwhile).
 """
 
 from __future__ import annotations
@@ -25,8 +32,10 @@ from floodlabel.core.data.image_item import ImageItem
 from floodlabel.core.evaluation.live_metrics import NocTracker
 from floodlabel.core.evaluation.metrics import MaskMetrics, mask_metrics
 from floodlabel.gui.window.auto_runner import AutoRunner
-from floodlabel.gui.window.decode_jobs import Decoded, decode_native, decode_view, resize_mask
-from floodlabel.gui.window.image_loading import Restore, load_job, open_session, prefetch_job, restored_annotation
+from floodlabel.gui.window.decode_jobs import (Decoded, decode_native, decode_prompt, decode_view, native_model_mask,
+                                              resize_mask)
+from floodlabel.gui.window.image_loading import (Restore, annotation_from_prompt, load_job, open_session, prefetch_job,
+                                                restored_annotation)
 from floodlabel.gui.workers.background import BackgroundCall
 from floodlabel.gui.workers.latest_request import EmbedWorker, LatestRequestWorker
 from floodlabel.gui.workers.on_screen import when_on_screen
@@ -110,8 +119,8 @@ class SegmentationController(QObject):
         it starts, only the last one loads.
         """
         call = BackgroundCall(lambda: open_session(model))
-        call.succeeded.connect(self._on_session)
-        call.failed.connect(self._on_session_failed)
+        call.succeeded.connect(self.set_session)
+        call.failed.connect(self.session_failed)
         self._session_call = call
         window = self.parent()
         when_on_screen(self, window if isinstance(window, QWidget) else None, lambda: self._start_session(call))
@@ -256,14 +265,6 @@ class SegmentationController(QObject):
             if worker is not None:
                 worker.join(max(0.0, deadline - time.monotonic()))
 
-    # ------------------------------------------------------------------------------------------------ slots
-
-    def _on_session(self, session) -> None:
-        self.set_session(session)
-
-    def _on_session_failed(self, message: str) -> None:
-        self.session_failed.emit(message)
-
     def _on_loaded(self, request_id: int, result: tuple[int, ImageItem, tuple]) -> None:
         row, item, (state, mask, problem) = result
         if row != self.row:
@@ -276,12 +277,8 @@ class SegmentationController(QObject):
             self._fixed_key = (row, self._prompt_key(self.annotation.prompt))
         if self.pending_prompt is not None:
             prompt, self.pending_prompt = self.pending_prompt, None
-            self.annotation = Annotation(item.original_size)
+            self.annotation = annotation_from_prompt(prompt, item.original_size)
             self.fixed_mask = None
-            for (x, y), label in zip(prompt.points, prompt.labels):
-                self.annotation.add_point(float(x), float(y), bool(label))
-            if prompt.box is not None:
-                self.annotation.set_box(tuple(float(v) for v in prompt.box))
         self.annotation.add_listener(self._on_annotation_changed)
         self.noc.reset()
         self.image_loaded.emit(item)
@@ -350,10 +347,16 @@ class SegmentationController(QObject):
         candidate = self.annotation.candidate if self.annotation is not None else None
         size = view_size(item.original_size)
         key = self._prompt_key(prompt)
-        if kind == "prompt":
-            self._native_pending = True  # the saved mask follows this decode
         self._request += 1
-        self.decoder.submit(self._request, lambda: decode_view(session, emb, kind, key, prompt, candidate, size))
+        if kind != "prompt" or size == item.original_size:
+            self.decoder.submit(self._request, lambda: decode_view(session, emb, kind, key, prompt, candidate, size))
+            return
+        # one trip: the view mask and the native one (strokes applied, metrics) come back together
+        self._native_pending = True
+        ann, gt = self.annotation, item.gt
+        layer, version = self._stroke_snapshot(), ann.version
+        self.decoder.submit(self._request, lambda: decode_prompt(session, emb, key, prompt, candidate, size, layer,
+                                                                 gt, version))
 
     def _on_decoded(self, request_id: int, result: Decoded) -> None:
         if request_id != self._request or self.annotation is None:
@@ -362,19 +365,22 @@ class SegmentationController(QObject):
             return
         self.shown = result
         self._show_mask()
-        if result.kind == "prompt":
+        if result.kind == "prompt" or result.new_prompt:
             self.scored.emit(self.row, float(result.prediction.scores[self._chosen(result)]))
-        if result.kind == "prompt" and result.size != self.item.original_size:
-            self._request_native(result)
 
     def _request_native(self, shown: Decoded) -> None:
-        """The shown candidate at the image's own size, for metrics and saving (decoded again, off the UI thread)."""
+        """Another candidate of `shown` picked: that one at the image's own size, for metrics and saving (decoded
+        again, off the UI thread)."""
         session, emb, ann, gt = self.session, self.embedding, self.annotation, self.item.gt
         prompt, candidate, version = ann.prompt, self._chosen(shown), ann.version
-        layer = ann.stroke_layer(self.item.original_size).copy() if ann.strokes else None  # a snapshot
+        layer = self._stroke_snapshot()
         self._request += 1
         self.decoder.submit(self._request,
                             lambda: decode_native(session, emb, shown, prompt, candidate, layer, gt, version))
+
+    def _stroke_snapshot(self) -> np.ndarray | None:
+        """A copy of the strokes' layer at the native size (H, W) for a worker, None without strokes."""
+        return self.annotation.stroke_layer(self.item.original_size).copy() if self.annotation.strokes else None
 
     def _on_decode_failed(self, request_id: int, message: str) -> None:
         if request_id == self._request:
@@ -425,15 +431,9 @@ class SegmentationController(QObject):
         """Recompute the native mask (the one that would be saved) and its metrics against the GT."""
         ann, item, shown = self.annotation, self.item, self.shown
         native_size = item.original_size
-        if self.fixed_mask is not None:
-            model_native = self.fixed_mask
-        elif shown is None:
-            model_native = None
-        elif model_view is not None and model_view.shape == native_size:
-            model_native = model_view
-        elif shown.kind == "native" and shown.candidate == self._chosen(shown):
-            model_native = shown.native_mask
-        else:
+        chosen = self._chosen(shown) if shown is not None else -1
+        ready, model_native = native_model_mask(self.fixed_mask, shown, chosen, model_view, native_size)
+        if not ready:
             if shown.kind == "native":  # another candidate was picked: decode it at the native size
                 self._request_native(shown)
             self._native_pending = True

@@ -1,0 +1,53 @@
+"""SegmentationController on its own (no window), with the tiny seeded SAM: one trip per click on a large image."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from floodlabel.core.annotation.annotation import view_size
+from floodlabel.core.data.datasets import open_dataset
+from floodlabel.core.models.session import SegmentationSession
+from floodlabel.gui.window.segmentation_controller import SegmentationController
+from tests.image_factories import make_dataset
+from tiny_sam import tiny_sam_checkpoint
+
+W, H = 3000, 2200   # over 2048: the view is smaller than the image
+
+
+@pytest.fixture
+def controller(qtbot, tmp_path):
+    ckpt = tiny_sam_checkpoint(tmp_path / "tiny.pth", seed=0)
+    session = SegmentationSession.open(str(ckpt), cache_dir=tmp_path / "cache")
+    root = make_dataset(tmp_path / "data", {"big": (W, H)}, {"big": (W, H)})
+    c = SegmentationController()
+    c.set_session(session)
+    c.set_dataset(open_dataset(root))
+    c.select(0)
+    qtbot.waitUntil(lambda: c.embedding is not None and c.item is not None, timeout=60_000)
+    yield c
+    c.shutdown()
+
+
+def test_a_click_on_a_large_image_is_one_decode_trip(qtbot, controller, monkeypatch):
+    c = controller
+    submits, views, scores = [], [], []
+    real_submit = c.decoder.submit
+    monkeypatch.setattr(c.decoder, "submit", lambda rid, fn: (submits.append(rid), real_submit(rid, fn)))
+    c.mask_changed.connect(views.append)
+    c.scored.connect(lambda row, s: scores.append(row))
+    c.add_point(W / 2, H / 4, True)
+    qtbot.waitUntil(lambda: c.native_mask is not None and c.native_ready() and not c.decoder.pending,
+                    timeout=60_000)
+    qtbot.wait(50)
+    assert len(submits) == 1                                   # view and native masks in the same request
+    assert len(views) == 1 and views[0].shape == view_size((H, W))
+    assert c.native_mask.shape == (H, W) and c.metrics is not None and scores == [0]
+    pred = c.session.predict(c.embedding, c.annotation.prompt, multimask=True)
+    np.testing.assert_array_equal(c.native_mask, pred.mask(c.shown.candidate))
+    other = (c.shown.candidate + 1) % len(c.shown.prediction)
+    c.choose_candidate(other)                                   # another candidate: decoded again at native size
+    assert not c.native_ready()
+    qtbot.waitUntil(lambda: c.native_ready() and not c.decoder.pending, timeout=60_000)
+    assert len(submits) == 2
+    np.testing.assert_array_equal(c.native_mask, pred.mask(other))
