@@ -17,7 +17,8 @@ from tiny_sam import tiny_sam_checkpoint
 
 import floodlabel.cli as cli
 from floodlabel.core.cluster import batch_embed
-from floodlabel.core.segment.embedding_cache import EmbeddingCache, image_key
+from floodlabel.core.common.hashing import image_key
+from floodlabel.core.segment.embedding_cache import EmbeddingCache
 from floodlabel.core.models.session import SegmentationSession
 from floodlabel.core.data.images import read_image
 

@@ -12,6 +12,7 @@ from segment_anything import SamPredictor
 from tiny_sam import tiny_sam_checkpoint
 
 from floodlabel.core.segment.compute_config import ComputeConfig
+from floodlabel.core.common.hashing import sha256_file
 from floodlabel.core.segment.embedding_cache import EmbeddingCache
 from floodlabel.core.models.session import SegmentationSession, load_segmenter
 from floodlabel.core.common.errors import ModelError
@@ -69,7 +70,7 @@ def test_round_trip_weights_only_and_small(base_file, tmp_path):
     ckpt = read_decoder_checkpoint(path)
     assert all(torch.equal(ckpt.mask_decoder[k], dec[k]) for k in dec)
     assert all(torch.equal(ckpt.prompt_encoder[k], pe[k]) for k in pe)
-    assert ckpt.base.sha256 == dc.sha256_file(base_file) and ckpt.base.file_name == "tiny.pth"
+    assert ckpt.base.sha256 == sha256_file(base_file) and ckpt.base.file_name == "tiny.pth"
     assert ckpt.settings == {"lr": 1e-4, "epochs": 2} and ckpt.data["hash"] == "abc"
     assert ckpt.best_epoch == 1 and ckpt.metrics[0] == {"epoch": 1, "val_iou": 0.5}
     assert not list(tmp_path.glob(".*.tmp"))  # atomic save left nothing behind

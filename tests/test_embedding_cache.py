@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from floodlabel.core.segment import embedding_cache as ec
-from floodlabel.core.segment.embedding_cache import EmbeddingCache, image_key
+from floodlabel.core.common.hashing import image_key
+from floodlabel.core.segment.embedding_cache import EmbeddingCache
 from floodlabel.core.segment.segmenter import Embedding
 
 REPO = Path(__file__).resolve().parents[1]

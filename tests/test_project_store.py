@@ -142,8 +142,8 @@ def test_changed_image_is_flagged_not_matched(data):
 
 def test_hash_is_cached_per_file_version(data, monkeypatch):
     calls = []
-    real = project_store._sha256_file
-    monkeypatch.setattr(project_store, "_sha256_file", lambda p: calls.append(p) or real(p))
+    real = project_store.sha256_file
+    monkeypatch.setattr(project_store, "sha256_file", lambda p: calls.append(p) or real(p))
     with ProjectStore(data) as store:
         store.accept("Image/a.jpg", holey_mask())
         for _ in range(3):

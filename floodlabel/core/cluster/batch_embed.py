@@ -30,7 +30,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from floodlabel.core.segment.embedding_cache import EmbeddingCache, image_key
+from floodlabel.core.common.hashing import image_key
+from floodlabel.core.segment.embedding_cache import EmbeddingCache
 from floodlabel.core.common.errors import FloodLabelError, ImageReadError
 
 ENTRY_BYTES = 256 * 64 * 64 * 2 + 4096  # one float16 SAM entry with its header (every SAM size)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from floodlabel.core.data.datasets import ImagePair
-from floodlabel.core.segment.embedding_cache import image_key
+from floodlabel.core.common.hashing import image_key
 from floodlabel.core.common.errors import ImageReadError
 from floodlabel.core.data.images import read_image, read_mask
 
@@ -20,7 +20,7 @@ from floodlabel.core.data.images import read_image, read_mask
 class ImageItem:
     """image: (H, W, 3) uint8 RGB, original frame. gt: (H, W) bool (True = water) or None.
 
-    key: the image's content hash (`embedding_cache.image_key`), the embedding cache key.
+    key: the image's content hash (`hashing.image_key`), the embedding cache key.
     gt_problem: why there is no usable GT ("no GT mask", "mask is 700x389 but the image is 660x440", ...),
     None when gt is set.
     """

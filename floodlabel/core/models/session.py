@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from floodlabel.core.segment.compute_config import ComputeConfig
-from floodlabel.core.segment.embedding_cache import EmbeddingCache, image_key
+from floodlabel.core.common.hashing import image_key
+from floodlabel.core.segment.embedding_cache import EmbeddingCache
 from floodlabel.core.models.registry import CLASSIC, resolve_checkpoint
 from floodlabel.core.annotation.prompts import Prompt
 from floodlabel.core.segment.segmenter import Embedding, Prediction, Segmenter
@@ -70,7 +71,7 @@ class SegmentationSession:
     def embedding(
         self, image: np.ndarray, key: str | None = None, checkpoint: Callable[[], None] | None = None
     ) -> Embedding:
-        """image: (H, W, 3) uint8 RGB. key: its content hash if already known (see embedding_cache.image_key).
+        """image: (H, W, 3) uint8 RGB. key: its content hash if already known (see hashing.image_key).
 
         checkpoint: passed to the encoder of segmenters whose embed accepts one (SAM: called between encoder
         blocks; it may raise core.cancel.Cancelled, which caches nothing); others (classic) ignore it.

@@ -22,7 +22,6 @@ of the same size in `paths.models_dir()`. A base whose SHA-256 differs is refuse
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -36,7 +35,8 @@ import torch
 
 from floodlabel import __version__
 from floodlabel.core.common.errors import ModelError
-from floodlabel.core.common.paths import cache_dir, models_dir
+from floodlabel.core.common.hashing import sha256_file_memoised
+from floodlabel.core.common.paths import models_dir
 from floodlabel.core.sam.checkpoint import (LoadedSam, SamArchitecture, check_checkpoint_file, infer_architecture,
                                             load_sam, read_state_dict)
 
@@ -60,7 +60,7 @@ class BaseModelInfo:
     @classmethod
     def of(cls, loaded: LoadedSam) -> "BaseModelInfo":
         p = Path(loaded.path)
-        return cls(loaded.model_id, loaded.architecture.name, sha256_file(p), p.name, str(p.resolve()),
+        return cls(loaded.model_id, loaded.architecture.name, sha256_file_memoised(p), p.name, str(p.resolve()),
                    p.stat().st_size)
 
     def describe(self) -> str:
@@ -172,7 +172,7 @@ def apply_checkpoint(base: LoadedSam, checkpoint: DecoderCheckpoint, path: str |
     Refuses (ModelError naming both) when `base` is not the checkpoint's base (SHA-256 of the base file).
     """
     p = Path(path)
-    digest = sha256_file(base.path)
+    digest = sha256_file_memoised(base.path)
     if digest != checkpoint.base.sha256:
         raise ModelError(
             f"{p.name} was fine-tuned on {checkpoint.base.describe()}; refusing to load it onto "
@@ -183,7 +183,7 @@ def apply_checkpoint(base: LoadedSam, checkpoint: DecoderCheckpoint, path: str |
         _load_into(model.prompt_encoder, checkpoint.prompt_encoder, p, "prompt encoder")
     model.eval()
     return LoadedSam(model, base.architecture, base.weights_hash, base.path, decoder_path=p,
-                     decoder_hash=sha256_file(p)[:16])
+                     decoder_hash=sha256_file_memoised(p)[:16])
 
 
 def find_base(info: BaseModelInfo, bases: Sequence[str | os.PathLike] = (), checkpoint_path: Path | None = None) -> Path:
@@ -194,14 +194,14 @@ def find_base(info: BaseModelInfo, bases: Sequence[str | os.PathLike] = (), chec
         for b in explicit:
             if not b.is_file():
                 raise ModelError(f"base checkpoint not found: {b}")
-            if sha256_file(b) == info.sha256:
+            if sha256_file_memoised(b) == info.sha256:
                 return b.resolve()
-        others = ", ".join(f"{b.name} (sha256 {sha256_file(b)[:16]}…)" for b in explicit)
+        others = ", ".join(f"{b.name} (sha256 {sha256_file_memoised(b)[:16]}…)" for b in explicit)
         raise ModelError(f"{name} was fine-tuned on {info.describe()}; refusing to load it onto {others}")
     candidates = [Path(info.path)] + _same_size_files(models_dir(), info.size)
     for c in candidates:
         try:
-            if c.is_file() and c.stat().st_size == info.size and sha256_file(c) == info.sha256:
+            if c.is_file() and c.stat().st_size == info.size and sha256_file_memoised(c) == info.sha256:
                 return c.resolve()
         except OSError:
             continue
@@ -233,32 +233,6 @@ def use_base_checkpoints(paths: Sequence[str | os.PathLike]) -> None:
     goes through load_sam). Given bases are binding: a fine-tuned checkpoint whose base is not among them is
     refused. An empty list restores the search."""
     _given_bases[:] = [Path(p).expanduser() for p in paths]
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file, memoised on disk by (path, size, mtime): a 375 MB vit_b hashes once (~1 s)."""
-    p = Path(path).resolve()
-    st = p.stat()
-    memo_file = cache_dir() / "sha256_hashes.json"
-    key = f"{p}|{st.st_size}|{st.st_mtime_ns}"
-    try:
-        memo = json.loads(memo_file.read_text())
-    except (OSError, ValueError):
-        memo = {}
-    if key in memo:
-        return memo[key]
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(8 << 20), b""):
-            h.update(chunk)
-    memo[key] = h.hexdigest()
-    tmp = memo_file.with_name(f".{memo_file.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(memo))
-        os.replace(tmp, memo_file)
-    except OSError:
-        pass
-    return memo[key]
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -56,18 +56,6 @@ MAX_GB_ENV = "FLOODLABEL_CACHE_MAX_GB"
 log = logging.getLogger(__name__)
 
 
-def image_key(image: np.ndarray) -> str:
-    """Content hash of an image ((H, W, 3) uint8 RGB; any array works): shape, dtype and bytes.
-
-    blake2b with a 16-byte digest, as 32 hex characters. About 60 ms for 4000x3000x3 here.
-    """
-    arr = np.ascontiguousarray(image)
-    h = hashlib.blake2b(digest_size=16)
-    h.update(f"{arr.shape}|{arr.dtype.str}|".encode())
-    h.update(memoryview(arr).cast("B") if arr.size else b"")
-    return h.hexdigest()
-
-
 def default_max_disk_bytes() -> int:
     """The disk cache's size limit: FLOODLABEL_CACHE_MAX_GB (GiB, a positive number) when set, else 2 GiB.
 

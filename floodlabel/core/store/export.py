@@ -37,7 +37,6 @@ export carries on over them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
@@ -53,6 +52,7 @@ import numpy as np
 from floodlabel.core.common.atomic_files import describe_os_error, fsync_dir, remove_temp_files, write_atomic
 from floodlabel.core.data.datasets import IMAGE_DIR_NAMES, MASK_DIR_NAMES
 from floodlabel.core.common.errors import ExportError, StoreError
+from floodlabel.core.common.hashing import sha256_bytes, sha256_file
 from floodlabel.core.store.project_store import ImageRecord, ProjectStore, Status, decode_mask_png, read_mask_bytes
 
 FORMATS = ("png", "coco")
@@ -387,7 +387,7 @@ def _write(out: Path, name: str, data: bytes, manifest: _Manifest, so_far: str) 
         write_atomic(out / name, data, sync_dir=False, prefix=EXPORT_TEMP_PREFIX)
     except OSError as exc:
         raise ExportError(f"cannot write {out / name}: {describe_os_error(exc)}; {so_far}") from exc
-    manifest.files[name] = hashlib.sha256(data).hexdigest()
+    manifest.files[name] = sha256_bytes(data)
 
 
 def _remove_stale(out: Path, manifest: _Manifest, written: set[str], formats: tuple[str, ...]) -> list[Path]:
@@ -511,7 +511,7 @@ class _Manifest:
             if not stat.S_ISREG(os.lstat(path).st_mode):
                 return False
             expected = self.files[name]
-            return expected is None or hashlib.sha256(path.read_bytes()).hexdigest() == expected
+            return expected is None or sha256_file(path) == expected
         except OSError:
             return False
 

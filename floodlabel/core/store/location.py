@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from pathlib import Path
 
 from floodlabel.core.common import paths
+from floodlabel.core.common.hashing import sha256_bytes
 
 PROJECT_DIR_NAME = "floodlabel-project"
 DB_NAME = "project.sqlite"
@@ -25,7 +25,7 @@ def default_project_dir(data_root: str | os.PathLike[str]) -> Path:
 
 def _user_project_dir(data: Path) -> Path:
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", data.name) or "data"
-    return paths.data_dir() / "projects" / f"{safe}-{hashlib.sha256(str(data).encode()).hexdigest()[:8]}"
+    return paths.data_dir() / "projects" / f"{safe}-{sha256_bytes(str(data).encode())[:8]}"
 
 
 def find_project_dir(data_root: str | os.PathLike[str]) -> Path | None:

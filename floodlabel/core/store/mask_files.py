@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
 from floodlabel.core.common.atomic_files import describe_os_error
 from floodlabel.core.common.errors import StoreError
+from floodlabel.core.common.hashing import sha256_bytes
 
 
 def encode_mask_png(mask: np.ndarray) -> bytes:
@@ -39,7 +39,7 @@ def read_mask_bytes(path: Path, rel_path: str, sha256: str | None = None) -> byt
                          "accept the image again to restore it") from None
     except OSError as exc:
         raise StoreError(f"cannot read the accepted mask of {rel_path} ({path}): {describe_os_error(exc)}") from exc
-    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+    if sha256 is not None and sha256_bytes(data) != sha256:
         raise StoreError(f"the accepted mask of {rel_path} ({path}) was changed or damaged outside FloodLabel; "
                          "accept the image again to restore it")
     return data

@@ -12,13 +12,13 @@ same image holds a later accepted mask whose file exists. Every other unreferenc
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from floodlabel.core.common.hashing import sha256_file
 from floodlabel.core.store.mask_sidecar import MaskSidecar, read_sidecar
 
 MASK_NAME = re.compile(r"[A-Za-z0-9._-]+-[0-9a-f]{12}\.png")
@@ -81,7 +81,7 @@ def classify(png: Path, rows: dict[str, RowInfo]) -> OrphanMask:
     if sidecar is None:
         return OrphanMask(png, OrphanKind.NO_SIDECAR, None, "no sidecar: matched to an image by name at recovery")
     try:
-        digest = hashlib.sha256(png.read_bytes()).hexdigest()
+        digest = sha256_file(png)
     except OSError as exc:
         return OrphanMask(png, OrphanKind.DAMAGED, sidecar, f"cannot be read ({exc.strerror or exc})")
     if digest != sidecar.mask_sha256:

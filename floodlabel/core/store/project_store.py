@@ -33,7 +33,6 @@ database only (`record` also hashes the image file once per file version).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
@@ -50,6 +49,7 @@ import numpy as np
 
 from floodlabel.core.common.atomic_files import describe_os_error, remove_stale_temp_files, write_atomic
 from floodlabel.core.common.errors import DamagedProjectError, FloodLabelError, ImageReadError, StoreError
+from floodlabel.core.common.hashing import sha256_bytes, sha256_file
 from floodlabel.core.data.images import image_size
 from floodlabel.core.store.mask_files import decode_mask_png, encode_mask_png, read_mask_bytes, read_mask_png
 from floodlabel.core.store.mask_sidecar import MaskSidecar, sidecar_path, write_sidecar
@@ -222,7 +222,7 @@ class ProjectStore:
         key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
         if key not in self._hashes:
             try:
-                self._hashes[key] = _sha256_file(path)
+                self._hashes[key] = sha256_file(path)
             except OSError:
                 return None
         return self._hashes[key]
@@ -291,7 +291,7 @@ class ProjectStore:
         name = f"{safe_stem(rel)}-{secrets.token_hex(6)}.png"
         now = time.time()
         sidecar = MaskSidecar(rel_path=rel, image_hash=image_hash, image_bytes=st.st_size,
-                              image_mtime_ns=st.st_mtime_ns, mask_sha256=hashlib.sha256(png).hexdigest(),
+                              image_mtime_ns=st.st_mtime_ns, mask_sha256=sha256_bytes(png),
                               mask_width=width, mask_height=height, accepted_at=now,
                               state=annotation_state, model_id=model_id, checkpoint_hash=checkpoint_hash,
                               metrics=metrics, strokes_used=bool(strokes_used))
@@ -322,7 +322,7 @@ class ProjectStore:
                     "checkpoint_hash = excluded.checkpoint_hash, metrics_json = excluded.metrics_json, "
                     "strokes_used = excluded.strokes_used, accepted_at = excluded.accepted_at",
                     (rel, str(Status.ACCEPTED), image_hash, st.st_size, st.st_mtime_ns, state, now, now, state,
-                     image_hash, f"{MASKS_DIR_NAME}/{name}", hashlib.sha256(png).hexdigest(), width, height,
+                     image_hash, f"{MASKS_DIR_NAME}/{name}", sha256_bytes(png), width, height,
                      model_id, checkpoint_hash, metrics_json, int(strokes_used), now))
         except BaseException:
             _unlink_quietly(self.masks_dir / name)
@@ -580,7 +580,7 @@ class ProjectStore:
         if mask.shape != (height, width):
             return None
         return MaskSidecar(rel_path=rel, image_hash=image_hash, image_bytes=st.st_size,
-                           image_mtime_ns=st.st_mtime_ns, mask_sha256=hashlib.sha256(data).hexdigest(),
+                           image_mtime_ns=st.st_mtime_ns, mask_sha256=sha256_bytes(data),
                            mask_width=width, mask_height=height, accepted_at=png.stat().st_mtime,
                            state=None, model_id="recovered")
 
@@ -705,14 +705,6 @@ def _to_json(value: Any, what: str) -> str | None:
 
 def _from_json(text: str | None) -> Any:
     return None if text is None else json.loads(text)
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _unlink_quietly(path: Path) -> None:

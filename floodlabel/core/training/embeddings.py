@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from floodlabel.core.segment.embedding_cache import EmbeddingCache, image_key
+from floodlabel.core.common.hashing import image_key
+from floodlabel.core.segment.embedding_cache import EmbeddingCache
 from floodlabel.core.common.errors import FloodLabelError, ImageReadError
 from floodlabel.core.training.examples import Target, TrainingItem, make_target, mask_digest
 
