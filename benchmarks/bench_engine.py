@@ -145,7 +145,8 @@ def _embed_worker(config: str, n: int) -> int:
     import torch
 
     from floodlabel.core.segment.compute_config import ComputeConfig, default_compute_config
-    from floodlabel.core.segment.embedding_cache import EmbeddingCache, image_key
+    from floodlabel.core.common.hashing import image_key
+    from floodlabel.core.segment.embedding_cache import EmbeddingCache
     from floodlabel.core.sam.backend import SamSegmenter
     from floodlabel.runtime import allocator_status, tune_allocator
 
