@@ -254,7 +254,7 @@ def _while_training(d: "Driver", r: "Results", folder: Path, tmp: Path, clicks: 
     if not panel.start():
         print(f"  warning: fine-tuning did not start: {panel.start_problem()}", flush=True)
         return
-    if not d.spin(lambda: bool(panel._steps), 300):  # the first training step is done
+    if not d.spin(lambda: bool(panel.curves.steps), 300):  # the first training step is done
         print("  warning: no training step within 300 s", flush=True)
     rng = np.random.default_rng(7)
     points = d.points_for_row(0, clicks, rng)
