@@ -88,8 +88,10 @@ def test_real_keys_open_and_close_the_folder_dialog(xvfb, flood_data, tmp_path):
         geometry = app.wait_geometry(lambda g: "view" in g)
         # what the window reports about itself is where X has it
         assert list(xvfb.window_geometry(window)) == geometry["window"]
-        before = xvfb.screenshot(tmp_path / "before.png")
         x, y, w, h = geometry["window"]
+        # mapped is not yet painted: on a slow machine the first frame can come seconds after the geometry file
+        before = wait_for_screen(xvfb, lambda shot: shot[y:y + h, x:x + w].std() > 10, 20)
+        xvfb.screenshot(tmp_path / "before.png")
         assert before[y:y + h, x:x + w].std() > 10, "the window was not drawn (screenshot is flat)"
 
         xvfb.key("ctrl+o", window=window)  # a real key press: File → Open folder…
@@ -116,7 +118,9 @@ def test_annotation_window_real_click_shows_the_overlay_there(xvfb, flood_data, 
         assert _inside(view, sx, sy), f"the click point {click} is off the view: screen ({sx:.0f}, {sy:.0f}), {view}"
 
         water_pts, land_pts = _probe_points(mask, click, to_screen, view)
-        before = xvfb.screenshot(tmp_path / "before.png")
+        vx, vy, vw, vh = view
+        before = wait_for_screen(xvfb, lambda shot: shot[vy:vy + vh, vx:vx + vw].std() > 10, 20)
+        xvfb.screenshot(tmp_path / "before.png")
         xvfb.click(sx, sy, button=1)  # a real left click = positive point
 
         def overlay_shown(shot: np.ndarray) -> bool:
