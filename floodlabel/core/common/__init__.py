@@ -1,4 +1,4 @@
-"""Shared plumbing with no domain knowledge: errors, cancellation, folders, atomic files, hashing.
+"""Shared plumbing with no domain knowledge: errors, cancellation, progress, folders, atomic files, hashing.
 
 May import: the standard library and small third-party packages only (no floodlabel module).
 """

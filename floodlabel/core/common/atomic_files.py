@@ -8,6 +8,9 @@ it into a readable message with `describe_os_error`).
 Temporary names: `.tmp-<12 hex>-<name>` by default (`remove_stale_temp_files` deletes any `.tmp-*` file); with
 `write_atomic(..., prefix=P)` a short `<P><12 hex>` whatever the target's name (so any name that fits the file system
 can be written), and `remove_temp_files(folder, P)` deletes exactly those names and nothing else.
+
+`atomic_writer(path)` is the same rule for writers that want a file object (`torch.save`, `json.dump`, streamed
+bytes): write into the yielded file; it replaces `path` only when the `with` block ends without an exception.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ import os
 import re
 import secrets
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 TEMP_PREFIX = ".tmp-"
 """Temporary files start with this; `remove_stale_temp_files` deletes leftovers of a killed process."""
@@ -49,6 +55,31 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, *, sync_dir: bool = 
         _remove_quietly(temp)
         raise
     if sync_dir:
+        fsync_dir(target.parent)
+
+
+@contextmanager
+def atomic_writer(path: str | os.PathLike[str], *, durable: bool = True,
+                  prefix: str | None = None) -> Iterator[BinaryIO]:
+    """A binary file to write into; on a clean exit it atomically replaces `path` (see the module docstring).
+
+    durable=False skips the fsyncs (a cache entry that may be lost at a power cut, but never half-written).
+    On an exception the temporary file is removed, `path` is untouched, and the exception propagates."""
+    target = Path(path)
+    token = secrets.token_hex(6)
+    temp = target.with_name(f"{prefix}{token}" if prefix is not None else f"{TEMP_PREFIX}{token}-{target.name}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o644)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            yield file
+            file.flush()
+            if durable:
+                os.fsync(file.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        _remove_quietly(temp)
+        raise
+    if durable:
         fsync_dir(target.parent)
 
 
