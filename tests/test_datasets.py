@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -138,12 +137,9 @@ def test_listing_a_thousand_images_decodes_nothing(tmp_path, monkeypatch):
     opened = []
     monkeypatch.setattr(Image, "open", lambda *a, **k: opened.append(a) or pytest.fail("Image.open called"))
     monkeypatch.setattr(images, "read_image", lambda *a: pytest.fail("read_image called"))
-    start = time.perf_counter()
-    ds = open_dataset(tmp_path)
-    elapsed = time.perf_counter() - start
+    ds = open_dataset(tmp_path)  # how fast: benchmarks/bench_open_folder.py (timings do not belong in tests)
     assert len(ds.pairs) == 1000 and len(ds.complete_pairs) == 1000 and not opened
     assert [p.stem for p in ds.pairs[:3]] == ["0", "1", "2"] and ds.pairs[-1].stem == "999"
-    assert elapsed < 1.0, f"listing 1,000 images took {elapsed:.2f} s"
 
 
 def test_sizes_are_read_lazily_once(tmp_path, monkeypatch):
