@@ -20,7 +20,7 @@ from floodlabel.core.models.registry import checkpoint_architecture
 from floodlabel.core.common.paths import models_dir
 from floodlabel.core.annotation.prompts import Prompt
 from floodlabel.core.sam.backend import SamSegmenter
-from floodlabel.core.sam.checkpoint import load_sam
+from floodlabel.core.sam.loading import load_sam
 from floodlabel.core.segment.segmenter import Embedding
 from floodlabel.core.sam import decoder_checkpoint as dc
 from floodlabel.core.sam.decoder_checkpoint import (BaseModelInfo, DecoderCheckpoint, is_decoder_checkpoint_file,
@@ -73,7 +73,7 @@ def test_round_trip_weights_only_and_small(base_file, tmp_path):
     assert ckpt.base.sha256 == sha256_file(base_file) and ckpt.base.file_name == "tiny.pth"
     assert ckpt.settings == {"lr": 1e-4, "epochs": 2} and ckpt.data["hash"] == "abc"
     assert ckpt.best_epoch == 1 and ckpt.metrics[0] == {"epoch": 1, "val_iou": 0.5}
-    assert not list(tmp_path.glob(".*.tmp"))  # atomic save left nothing behind
+    assert [p.name for p in tmp_path.iterdir()] == ["ft.pth"]  # atomic save left no temporary file behind
 
 
 def test_code_carrying_file_is_refused(tmp_path):

@@ -41,7 +41,7 @@ def entry_files(d: Path) -> list[Path]:
 
 
 def temp_files(d: Path) -> list[Path]:
-    return sorted(d.glob("*" + ec.TEMP_SUFFIX))
+    return sorted(p for p in d.iterdir() if ec.is_temp_name(p.name))
 
 
 # ---- image_key --------------------------------------------------------------------------------
@@ -196,7 +196,9 @@ def test_disk_is_size_bounded_least_recently_used_first(tmp_path):
 def test_clear_removes_memory_and_files(tmp_path):
     cache = EmbeddingCache(tmp_path)
     cache.put("m", "a", small_embedding(1.0))
-    (tmp_path / ".x.1.ab.tmp").write_bytes(b"partial")
+    (tmp_path / ".x.1.ab.tmp").write_bytes(b"partial")  # an older version's temp name
+    (tmp_path / f"{ec.TEMP_PREFIX}0123456789ab").write_bytes(b"partial")
+    assert len(temp_files(tmp_path)) == 2
     cache.clear()
     assert entry_files(tmp_path) == [] and temp_files(tmp_path) == []
     assert cache.get("m", "a") is None
@@ -304,7 +306,7 @@ def test_process_killed_mid_write_leaves_no_entry_and_stale_temp_is_cleaned(tmp_
     assert proc.returncode == 3, proc.stderr
     assert entry_files(tmp_path) == []
     (left,) = temp_files(tmp_path)
-    assert left.stat().st_size > 0
+    assert left.name.startswith(ec.TEMP_PREFIX) and left.stat().st_size > 0
 
     cache = EmbeddingCache(tmp_path)
     assert cache.get("m", "k") is None

@@ -24,7 +24,7 @@ from floodlabel.core.models import registry as reg
 from floodlabel.core.common.errors import DownloadError, ModelError
 from floodlabel.core.models.download import download_model
 from floodlabel.core.common.paths import models_dir
-from floodlabel.core.sam.checkpoint import load_sam
+from floodlabel.core.sam.loading import load_sam
 from tests.tiny_sam import TINY, tiny_sam_checkpoint
 
 TINY_FILE = "sam_tiny_test.pth"

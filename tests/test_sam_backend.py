@@ -12,7 +12,7 @@ from floodlabel.core.segment.compute_config import ComputeConfig
 from floodlabel.core.segment.mask_resize import upscale_logits
 from floodlabel.core.annotation.prompts import Prompt
 from floodlabel.core.sam.backend import SamSegmenter
-from floodlabel.core.sam.checkpoint import load_sam
+from floodlabel.core.sam.loading import load_sam
 from tiny_sam import tiny_sam_checkpoint
 
 FP32 = ComputeConfig("cpu", torch.float32, torch.float32)

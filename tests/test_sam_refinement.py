@@ -13,7 +13,8 @@ from segment_anything.utils.transforms import ResizeLongestSide
 from floodlabel.core.segment.compute_config import ComputeConfig
 from floodlabel.core.annotation.prompts import Prompt
 from floodlabel.core.sam.backend import SamSegmenter
-from floodlabel.core.sam.checkpoint import IMAGE_SIZE, load_sam
+from floodlabel.core.sam.checkpoint import IMAGE_SIZE
+from floodlabel.core.sam.loading import load_sam
 from floodlabel.core.segment.segmenter import Embedding
 from tiny_sam import tiny_sam_checkpoint
 

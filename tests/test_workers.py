@@ -17,7 +17,7 @@ from floodlabel.core.models.session import SegmentationSession
 from floodlabel.core.common.errors import FloodLabelError
 from floodlabel.core.annotation.prompts import Prompt
 from floodlabel.core.sam.backend import SamSegmenter
-from floodlabel.core.sam.checkpoint import load_sam
+from floodlabel.core.sam.loading import load_sam
 from floodlabel.gui.workers.latest_request import Cancelled, EmbedWorker, LatestRequestWorker
 from tiny_sam import TINY, tiny_sam_checkpoint
 

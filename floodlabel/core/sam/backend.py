@@ -31,7 +31,8 @@ from segment_anything.utils.transforms import ResizeLongestSide
 from floodlabel.core.segment.compute_config import ComputeConfig, default_compute_config
 from floodlabel.core.segment.mask_resize import logits_to_masks
 from floodlabel.core.annotation.prompts import Prompt
-from floodlabel.core.sam.checkpoint import IMAGE_SIZE, LoadedSam, load_sam
+from floodlabel.core.sam.checkpoint import IMAGE_SIZE, LoadedSam
+from floodlabel.core.sam.loading import load_sam
 from floodlabel.core.sam.fast_decoder import FastSamDecoder
 from floodlabel.core.segment.segmenter import Embedding, Prediction
 

@@ -1,4 +1,5 @@
-"""SAM checkpoints: read safely, infer the architecture from tensor shapes, build the model.
+"""Plain SAM checkpoints (the official state-dict format): read safely, infer the architecture from tensor shapes,
+build the model. Fine-tuned decoders build on this (decoder_checkpoint); `loading.load_sam` takes either.
 
 The architecture (vit_b / vit_l / vit_h, or a smaller custom one such as the tests' tiny SAM) is read from the
 state dict, never from the file name:
@@ -24,6 +25,7 @@ from pathlib import Path
 import torch
 from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 
+from floodlabel.core.common.atomic_files import atomic_writer
 from floodlabel.core.common.errors import ModelError
 from floodlabel.core.common.paths import cache_dir
 
@@ -63,7 +65,7 @@ KNOWN_ARCHITECTURES: dict[str, SamArchitecture] = {
 class LoadedSam:
     """A SAM model in eval mode, its architecture, and a short content hash of its weights file.
 
-    A fine-tuned decoder (core/training/decoder_checkpoint.py) loaded onto its base keeps the base's `path` and
+    A fine-tuned decoder (core/sam/decoder_checkpoint.py) loaded onto its base keeps the base's `path` and
     `weights_hash` (so the same embeddings serve both) and sets `decoder_path` / `decoder_hash`.
     """
 
@@ -202,16 +204,12 @@ def infer_architecture(state: dict[str, torch.Tensor], source: object = "checkpo
     )
 
 
-def load_sam(path: str | os.PathLike) -> LoadedSam:
-    """Read, validate and build a SAM from a checkpoint file. Raises ModelError on any problem.
+def load_plain_sam(path: str | os.PathLike) -> LoadedSam:
+    """Read, validate and build a SAM from a plain (official-format) state dict file. Raises ModelError.
 
-    A fine-tuned decoder checkpoint is loaded onto its base, found by SHA-256 (decoder_checkpoint.load_finetuned).
+    A fine-tuned decoder checkpoint is not a plain state dict: `loading.load_sam` tells the two apart.
     """
     p = Path(path)
-    from floodlabel.core.sam.decoder_checkpoint import is_decoder_checkpoint_file, load_finetuned
-
-    if is_decoder_checkpoint_file(p):
-        return load_finetuned(p)
     state = read_state_dict(p)
     arch = infer_architecture(state, p)
     model = build_sam(arch)
@@ -226,9 +224,8 @@ def load_sam(path: str | os.PathLike) -> LoadedSam:
 def save_sam(model: Sam, path: str | os.PathLike) -> Path:
     """Write a model's state dict the way the official checkpoints are stored (atomic)."""
     p = Path(path)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, p)
+    with atomic_writer(p, durable=False) as file:  # a test or benchmark model: no fsync, as before
+        torch.save(model.state_dict(), file)
     return p
 
 
@@ -250,7 +247,6 @@ def weights_hash(path: str | os.PathLike) -> str:
             h.update(chunk)
     digest = h.hexdigest()
     memo[memo_key] = digest
-    tmp = memo_file.with_name(f".{memo_file.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(memo))
-    os.replace(tmp, memo_file)
+    with atomic_writer(memo_file, durable=False) as file:  # a memo: losing it costs one re-hash
+        file.write(json.dumps(memo).encode())
     return digest

@@ -34,11 +34,12 @@ from pathlib import Path
 import torch
 
 from floodlabel import __version__
+from floodlabel.core.common.atomic_files import atomic_writer
 from floodlabel.core.common.errors import ModelError
 from floodlabel.core.common.hashing import sha256_file_memoised
 from floodlabel.core.common.paths import models_dir
 from floodlabel.core.sam.checkpoint import (LoadedSam, SamArchitecture, check_checkpoint_file, infer_architecture,
-                                            load_sam, read_state_dict)
+                                            load_plain_sam, read_state_dict)
 
 FORMAT = "floodlabel-decoder-v1"
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
@@ -101,19 +102,11 @@ class DecoderCheckpoint:
 
 
 def save_decoder_checkpoint(checkpoint: DecoderCheckpoint, path: str | os.PathLike) -> Path:
-    """Write atomically (temp file in the same folder, fsync, os.replace). Returns the absolute path."""
+    """Write atomically and durably (`atomic_files.atomic_writer`). Returns the absolute path."""
     target = Path(path).expanduser().absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(checkpoint.to_dict(), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_writer(target) as file:
+        torch.save(checkpoint.to_dict(), file)
     return target
 
 
@@ -163,7 +156,7 @@ def load_finetuned(path: str | os.PathLike, bases: Sequence[str | os.PathLike] =
     p = Path(path).expanduser().resolve()
     checkpoint = read_decoder_checkpoint(p)
     base_path = find_base(checkpoint.base, bases, p)
-    return apply_checkpoint(load_sam(base_path), checkpoint, p)
+    return apply_checkpoint(load_plain_sam(base_path), checkpoint, p)
 
 
 def apply_checkpoint(base: LoadedSam, checkpoint: DecoderCheckpoint, path: str | os.PathLike) -> LoadedSam:
@@ -230,8 +223,8 @@ def given_bases(paths: Sequence[str | os.PathLike]) -> Iterator[None]:
 
 def use_base_checkpoints(paths: Sequence[str | os.PathLike]) -> None:
     """Process-wide `bases` for loads that cannot pass them (the CLI's --base: `floodlabel eval --model ft.pth`
-    goes through load_sam). Given bases are binding: a fine-tuned checkpoint whose base is not among them is
-    refused. An empty list restores the search."""
+    goes through loading.load_sam). Given bases are binding: a fine-tuned checkpoint whose base is not among them
+    is refused. An empty list restores the search."""
     _given_bases[:] = [Path(p).expanduser() for p in paths]
 
 

@@ -2,8 +2,8 @@
 
 An entry is keyed by the model id AND the image's content hash (`image_key`), so embeddings of
 different models never mix. In memory the Embedding object is kept as handed in (full precision,
-`extra` included). On disk each entry is ONE file, written to a temp file and `os.replace`d into
-place, so it is all-or-nothing:
+`extra` included). On disk each entry is ONE file, written with `atomic_files.atomic_writer`
+(a `.femb-tmp-<12 hex>` temp file `os.replace`d into place, not fsynced), so it is all-or-nothing:
 
     8 bytes   magic b"FLEMBED1"
     4 bytes   little-endian uint32 n: length of the JSON header
@@ -18,7 +18,8 @@ A truncated, zero-byte, garbage or mismatching file is detected on load (magic, 
 crc32 of the payload), deleted and counted as a miss. `extra` is never written to disk.
 Recency on disk is the file mtime (touched on every hit); after each put the folder is trimmed
 to `max_disk_bytes` under an fcntl.flock on `.lock`, least recently used first, and temp files
-left by crashed writers are removed once they are older than STALE_TEMP_SECONDS.
+left by crashed writers (`is_temp_name`: this version's TEMP_PREFIX names, older versions'
+`*.tmp`) are removed once they are older than STALE_TEMP_SECONDS.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import hashlib
 import json
 import logging
 import os
-import secrets
+import re
 import struct
 import sys
 import threading
@@ -43,11 +44,16 @@ from typing import Any
 
 import numpy as np
 
+from floodlabel.core.common.atomic_files import atomic_writer
 from floodlabel.core.common.paths import embeddings_dir
 from floodlabel.core.segment.segmenter import Embedding
 
 ENTRY_SUFFIX = ".femb"
+TEMP_PREFIX = ".femb-tmp-"
+"""An entry being written is `<TEMP_PREFIX><12 hex>` (`atomic_writer(..., prefix=TEMP_PREFIX)`)."""
 TEMP_SUFFIX = ".tmp"
+"""Temp files of versions before atomic_files ended with this; still cleaned up."""
+_TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r"[0-9a-f]{12}")
 LOCK_NAME = ".lock"
 STALE_TEMP_SECONDS = 10 * 60
 DEFAULT_MAX_DISK_BYTES = 2 * 1024**3
@@ -188,7 +194,7 @@ class EmbeddingCache:
             self._memory.clear()
         with self._folder_lock():
             for entry in self._scan():
-                if entry.name.endswith((ENTRY_SUFFIX, TEMP_SUFFIX)):
+                if entry.name.endswith(ENTRY_SUFFIX) or is_temp_name(entry.name):
                     _unlink(Path(entry.path))
 
     def evict(self) -> None:
@@ -202,7 +208,7 @@ class EmbeddingCache:
                     st = entry.stat()
                 except FileNotFoundError:
                     continue
-                if entry.name.endswith(TEMP_SUFFIX):
+                if is_temp_name(entry.name):
                     if now - st.st_mtime > STALE_TEMP_SECONDS:
                         _unlink(Path(entry.path))
                 elif entry.name.endswith(ENTRY_SUFFIX):
@@ -254,16 +260,10 @@ class EmbeddingCache:
             "crc32": zlib.crc32(payload),
         }
         head = _encode_header(header)
-        final = self.path_for(model_id, image_key)
-        tmp = final.with_name(f".{final.stem}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
-        try:
-            with open(tmp, "wb") as f:
-                f.write(head)
-                f.write(payload)
-            os.replace(tmp, final)
-        except BaseException:
-            _unlink(tmp)
-            raise
+        # a cache entry: all-or-nothing, but not fsynced (a power cut may lose it, never half-write it)
+        with atomic_writer(self.path_for(model_id, image_key), durable=False, prefix=TEMP_PREFIX) as f:
+            f.write(head)
+            f.write(payload)
 
     def _load(self, model_id: str, image_key: str) -> Embedding | None:
         """Read and verify an entry; a bad one is deleted. None on any miss."""
@@ -409,6 +409,11 @@ def _decode(buf: bytearray, model_id: str, image_key: str) -> Embedding:
 
         features = torch.from_numpy(arr)
     return Embedding(features, original_size, input_size, model_id)  # type: ignore[arg-type]
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether a file name in the cache folder is a writer's temp file (this version's or an older one's)."""
+    return bool(_TEMP_NAME.fullmatch(name)) or name.endswith(TEMP_SUFFIX)
 
 
 def _unlink_if_same(path: Path, st: os.stat_result) -> None:
