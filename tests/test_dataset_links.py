@@ -105,7 +105,7 @@ def test_image_list_shows_the_bad_links_as_red_rows(qtbot, linked):
     assert text[1].startswith("unreadable: a symbolic link to ") and text[1].endswith("which does not exist")
     assert text[2].startswith("unreadable: a symbolic link that loops")
     assert dock.model.index(3, COL_SIZE).data() == "40×30"
-    assert dock.summary_label.text() == "4 images · 2 problems"
+    assert dock.summary_label.text() == "4 images · 2 with problems"
 
 
 def test_the_window_opens_a_folder_with_links_and_shows_the_linked_photo(qtbot, linked, tmp_path):

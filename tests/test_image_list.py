@@ -54,7 +54,7 @@ def test_thousand_rows_list_at_once_and_sizes_fill_in_later(qtbot, dock):
     assert _text(dock, 7, COL_PROBLEM) == "size mismatch 640x480 vs 320x240"
     assert _text(dock, 2, COL_PROBLEM) == "no GT"
     assert _text(dock, 3, COL_PROBLEM) == ""
-    assert dock.summary_label.text() == "1,000 images · 1 problem"
+    assert dock.summary_label.text() == "1,000 images · 1 with problems"
 
 
 def test_broken_mismatched_and_missing_gt_rows(qtbot, dock, tmp_path):
@@ -76,7 +76,7 @@ def test_broken_mismatched_and_missing_gt_rows(qtbot, dock, tmp_path):
     assert m.index(3, COL_NAME).data(Qt.ItemDataRole.ForegroundRole) is None  # "no GT" is not an error
     assert m.index(3, COL_PROBLEM).data(Qt.ItemDataRole.ForegroundRole).color().rgb() == INFO_COLOUR.rgb()
     assert m.index(3, COL_NAME).data(Qt.ItemDataRole.BackgroundRole) is None
-    assert dock.summary_label.text() == "4 images · 2 problems"
+    assert dock.summary_label.text() == "4 images · 2 with problems"
 
     dock.set_problem(0, "decode failed: truncated")  # the window's own finding wins, and can be removed
     assert _text(dock, 0, COL_PROBLEM) == "decode failed: truncated"
@@ -127,7 +127,7 @@ def test_new_dataset_replaces_rows_and_ignores_the_old_scan(qtbot, dock):
     dock.set_dataset(_fake_dataset(500))
     dock.set_dataset(_fake_dataset(3))
     _wait_scanned(qtbot, dock)
-    assert dock.row_count == 3 and dock.summary_label.text() == "3 images · 0 problems"
+    assert dock.row_count == 3 and dock.summary_label.text() == "3 images · 0 with problems"
     dock.set_dataset(None)
     assert dock.row_count == 0 and dock.summary_label.text() == "No dataset"
 

@@ -59,7 +59,7 @@ def test_every_row_is_listed_and_the_scan_starts_after_the_rows(qtbot, dock):
     qtbot.waitUntil(lambda: not dock.scanning(), timeout=20_000)
     assert dock.model.index(N - 1, COL_SIZE).data() == "64×48"
     assert dock.model.index(100, COL_PROBLEM).data() == "size mismatch 64x48 vs 32x24"
-    assert dock.summary_label.text() == f"{N:,} images · {N // 100} problems"
+    assert dock.summary_label.text() == f"{N:,} images · {N // 100:,} with problems"
 
 
 def test_sorting_and_filtering_make_no_python_call_per_comparison(qtbot, monkeypatch):

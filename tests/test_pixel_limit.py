@@ -96,4 +96,4 @@ def test_the_image_list_shows_it_as_a_red_row(limit, data, qtbot):
     assert dock.model.index(0, COL_PROBLEM).data() == f"unreadable: {TOO_LARGE}"
     assert dock.model.index(0, COL_SIZE).data() == "300×200"
     assert dock.model.index(1, COL_PROBLEM).data() == ""
-    assert dock.summary_label.text() == "2 images · 1 problem"
+    assert dock.summary_label.text() == "2 images · 1 with problems"

@@ -246,10 +246,14 @@ class ImageListDock(QDockWidget):
             self.summary_label.setText("No dataset")
             return
         problems = self.model.error_count()
-        text = f"{n:,} image{'s' if n != 1 else ''} · {problems} problem{'s' if problems != 1 else ''}"
+        text = f"{n:,} image{'s' if n != 1 else ''} · {problems:,} with problems"
         if self._scanner is not None:
             text += " · reading sizes…"
         self.summary_label.setText(text)
+        self.summary_label.setToolTip(
+            f"{problems:,} image{'s' if problems != 1 else ''} in this list (red rows) cannot be labelled as they are.\n"
+            "The Dataset panel's Problems also counts what is not a row: masks without images, duplicates,\n"
+            "files that are not images.")
 
 
 class ImageListModel(QAbstractTableModel):
