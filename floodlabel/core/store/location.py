@@ -1,4 +1,5 @@
-"""Where a dataset's project folder is: beside the data when it can be, else under the user data folder."""
+"""Where a dataset's project folder is (beside the data when it can be, else under the user data folder), and the
+names inside it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from floodlabel.core.common.hashing import sha256_bytes
 
 PROJECT_DIR_NAME = "floodlabel-project"
 DB_NAME = "project.sqlite"
+MASKS_DIR_NAME = "masks"
+"""The project folder's folder of accepted mask PNGs and their sidecars."""
 
 
 def default_project_dir(data_root: str | os.PathLike[str]) -> Path:

@@ -1,4 +1,5 @@
-"""Accepted masks on disk: PNG, 8-bit greyscale, 0 = background, 255 = water, at the image's native size."""
+"""Accepted masks on disk: PNG, 8-bit greyscale, 0 = background, 255 = water, at the image's native size;
+encoding, reading and deleting them (a mask with its sidecar)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 from floodlabel.core.common.atomic_files import describe_os_error
 from floodlabel.core.common.errors import StoreError
 from floodlabel.core.common.hashing import sha256_bytes
+from floodlabel.core.store.mask_sidecar import sidecar_path
 
 
 def encode_mask_png(mask: np.ndarray) -> bytes:
@@ -53,3 +55,17 @@ def decode_mask_png(data: bytes, path: Path, rel_path: str) -> np.ndarray:
     if pixels is None or pixels.ndim != 2:
         raise StoreError(f"the accepted mask of {rel_path} ({path}) is not a single-channel PNG")
     return pixels > 127
+
+
+def remove_mask_files(png: Path) -> None:
+    """Delete a stored mask PNG and its sidecar; a file already gone (or that cannot be deleted) is left as is."""
+    remove_quietly(png)
+    remove_quietly(sidecar_path(png))
+
+
+def remove_quietly(path: Path) -> None:
+    """Delete a file, ignoring every OSError (it is gone, or a later open removes it)."""
+    try:
+        path.unlink()
+    except OSError:
+        pass

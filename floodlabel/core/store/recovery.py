@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from floodlabel.core.common.errors import DamagedProjectError, StoreError
+from floodlabel.core.store.location import DB_NAME, MASKS_DIR_NAME, default_project_dir, find_project_dir
 from floodlabel.core.store.orphan_masks import OrphanMask
-from floodlabel.core.store.location import DB_NAME, default_project_dir, find_project_dir
-from floodlabel.core.store.project_store import LOCK_NAME, ProjectStore, Status
+from floodlabel.core.store.project_store import ProjectStore, Status
+from floodlabel.core.store.writer_lock import LOCK_NAME
 
 
 @dataclass
@@ -54,7 +55,7 @@ def recover_project(data_root: str | os.PathLike[str], project_dir: str | os.Pat
     root = Path(data_root).expanduser().resolve()
     project = Path(project_dir).expanduser().resolve() if project_dir else (
         find_project_dir(root) or _project_with_masks(root) or default_project_dir(root))
-    if not (project / "masks").is_dir() and not (project / DB_NAME).exists():
+    if not (project / MASKS_DIR_NAME).is_dir() and not (project / DB_NAME).exists():
         raise StoreError(f"no FloodLabel project at {project}: nothing to recover")
     report = RecoveryReport(project_dir=project)
     try:
@@ -74,7 +75,7 @@ def recover_project(data_root: str | os.PathLike[str], project_dir: str | os.Pat
 def _project_with_masks(root: Path) -> Path | None:
     """The default project folder when only its masks are left (its database was moved away)."""
     candidate = default_project_dir(root)
-    return candidate if (candidate / "masks").is_dir() else None
+    return candidate if (candidate / MASKS_DIR_NAME).is_dir() else None
 
 
 def _move_database_aside(project: Path) -> list[Path]:
