@@ -26,19 +26,18 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from floodlabel.core.common.hashing import image_key
+from floodlabel.core.common.progress import Progress
 from floodlabel.core.segment.embedding_cache import EmbeddingCache
 from floodlabel.core.common.errors import FloodLabelError, ImageReadError
 
 ENTRY_BYTES = 256 * 64 * 64 * 2 + 4096  # one float16 SAM entry with its header (every SAM size)
 DEFAULT_BATCH = 4
 DEFAULT_CPUS_PER_WORKER = 4
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)

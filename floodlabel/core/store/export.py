@@ -33,41 +33,38 @@ system (over NAME_MAX, 255 bytes on most): they are detected before anything is 
 file too, so that the masks and coco.json list the same images. A write that fails mid-way (disk full, permission)
 raises ExportError saying how many masks were written; those are complete and listed in the manifest, and the next
 export carries on over them.
+
+The parts: `export_folder` (where an export may go), `export_manifest` (the names in OUT and the manifest), `coco`
+(coco.json); this module writes the files.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
-import stat
 import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from floodlabel.core.common.atomic_files import describe_os_error, fsync_dir, remove_temp_files, write_atomic
-from floodlabel.core.data.datasets import IMAGE_DIR_NAMES, MASK_DIR_NAMES
 from floodlabel.core.common.errors import ExportError, StoreError
-from floodlabel.core.common.hashing import sha256_bytes, sha256_file
-from floodlabel.core.store.project_store import ImageRecord, ProjectStore, Status, decode_mask_png, read_mask_bytes
+from floodlabel.core.common.hashing import sha256_bytes
+from floodlabel.core.common.progress import Progress
+from floodlabel.core.store.coco import WATER_CATEGORY, CocoBuilder
+from floodlabel.core.store.export_folder import (DEFAULT_NAME_MAX, check_export_folder, make_export_folder, name_max,
+                                                 resolve_folder)
+from floodlabel.core.store.export_manifest import (COCO_NAME, EXPORT_TEMP_PREFIX, IMAGE_LINK_NAME, MANIFEST_NAME,
+                                                   MASK_DIR_NAME, ExportManifest)
+from floodlabel.core.store.mask_files import decode_mask_png, read_mask_bytes
+from floodlabel.core.store.project_store import ProjectStore
+from floodlabel.core.store.records import ImageRecord, Status
+
+__all__ = ["COCO_NAME", "DEFAULT_NAME_MAX", "EXPORT_TEMP_PREFIX", "FORMATS", "IMAGE_LINK_NAME", "MANIFEST_NAME",
+           "MASK_DIR_NAME", "WATER_CATEGORY", "ExportCancelled", "ExportResult", "Progress", "check_export_folder",
+           "export_project"]
 
 FORMATS = ("png", "coco")
-MASK_DIR_NAME = "Mask"
-IMAGE_LINK_NAME = "Image"
-COCO_NAME = "coco.json"
-MANIFEST_NAME = ".floodlabel-export.json"
-WATER_CATEGORY = {"id": 1, "name": "water", "supercategory": "water"}
-EXPORT_TEMP_PREFIX = ".fl-export-tmp-"
-"""The export's temporary files are named this plus 12 hex digits; only such names are removed as leftovers."""
-DEFAULT_NAME_MAX = 255
-"""Bytes per file name where the file system does not say (pathconf)."""
-
-Progress = Callable[[int, int], None]
-"""progress(done, total): called before the first image and after each one."""
 
 
 class ExportCancelled(ExportError):
@@ -100,7 +97,8 @@ def export_project(store: ProjectStore, out_dir: str | os.PathLike[str], *, form
     would replace a file the export did not write (unless overwrite), or two accepted images share a stem;
     ExportError when a write fails (disk full, permission), saying how many masks were written (they are listed in
     the manifest). cancel: checked before each file; once set, the export stops and raises ExportCancelled (a
-    subclass of ExportError). Every file written before is complete and in the manifest.
+    subclass of ExportError). Every file written before is complete and in the manifest. progress(done, total):
+    called before the first image and after each one.
     """
     formats = _check_formats(formats)
     out = check_export_folder(store, out_dir)
@@ -108,16 +106,16 @@ def export_project(store: ProjectStore, out_dir: str | os.PathLike[str], *, form
     if not records:
         raise ExportError(f"nothing to export: no image of {store.data_root} is accepted in the project "
                           f"{store.project_dir}")
-    _make_out_dir(out)
+    make_export_folder(out)
     result = ExportResult(out_dir=out)
-    manifest = _Manifest.load(out)
+    manifest = ExportManifest.load(out)
     if manifest.found:  # OUT is an earlier export's: the leftovers of a killed one are ours to remove
         for folder in (out, out / MASK_DIR_NAME):
             remove_temp_files(folder, EXPORT_TEMP_PREFIX)
-    name_max = _name_max(out)
+    longest = name_max(out)
     exportable = []
     for rec in records:
-        reason = _skip_reason(rec) or (_name_reason(rec, out, name_max) if "png" in formats else None)
+        reason = _skip_reason(rec) or (_name_reason(rec, out, longest) if "png" in formats else None)
         if reason:
             result.skipped.append((rec.rel_path, reason))
         else:
@@ -131,7 +129,7 @@ def export_project(store: ProjectStore, out_dir: str | os.PathLike[str], *, form
 
     manifest.files.update(dict.fromkeys(targets))  # ours, pending until written (a killed export leaves them so)
     manifest.save(out)
-    coco = _CocoBuilder() if "coco" in formats else None
+    coco = CocoBuilder() if "coco" in formats else None
     image_root = os.path.commonpath([str(rec.image_path.parent) for rec in exportable]) if exportable else ""
     written: set[str] = set()
     total = len(exportable)
@@ -183,42 +181,6 @@ def export_project(store: ProjectStore, out_dir: str | os.PathLike[str], *, form
     return result
 
 
-def check_export_folder(store: ProjectStore, out_dir: str | os.PathLike[str]) -> Path:
-    """The resolved export folder for `store`; ExportError when exporting into it is refused (rules in the module
-    docstring: the root, the home folder, the dataset's and the project's folders, a linked Mask or manifest).
-    Creates and deletes nothing."""
-    out = _resolve(Path(out_dir).expanduser())
-    if out.exists() and not out.is_dir():
-        raise ExportError(f"the export folder {out} is not a folder")
-    data = store.data_root
-    protected = _protected_folders(store)
-    for folder, subject in ((out, "it"), (out / MASK_DIR_NAME, f"its Mask folder {out / MASK_DIR_NAME}")):
-        reason = _refusal(folder, data, protected)
-        if reason:
-            raise ExportError(f"refusing to export into {out}: {subject} {reason}")
-    mask_dir = out / MASK_DIR_NAME
-    if mask_dir.is_symlink():
-        try:
-            target = _resolve(mask_dir)
-        except ExportError:
-            target = Path(os.readlink(mask_dir))
-        where = "leads outside the export folder" if not target.is_relative_to(out) else "stays inside"
-        raise ExportError(f"refusing to write into {mask_dir}: it is a link to {target}, which {where} {out}; "
-                          "the export writes only into a real Mask folder")
-    if mask_dir.exists() and not mask_dir.is_dir():
-        raise ExportError(f"refusing to write into {mask_dir}: it is not a folder")
-    manifest = out / MANIFEST_NAME
-    if manifest.is_symlink():
-        raise ExportError(f"refusing to use {manifest}: it is a link, not a manifest this export wrote")
-    if manifest.exists() and not manifest.is_file():
-        raise ExportError(f"refusing to use {manifest}: it is not a file")
-    return out
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# helpers
-
-
 def _check_cancel(cancel: threading.Event | None, out: Path, exported: int, total: int) -> None:
     """Raise ExportCancelled when `cancel` is set (the caller then drops pending entries of files not written)."""
     if cancel is None or not cancel.is_set():
@@ -227,7 +189,7 @@ def _check_cancel(cancel: threading.Event | None, out: Path, exported: int, tota
                           f"complete and listed in {out / MANIFEST_NAME}")
 
 
-def _forget_unwritten(out: Path, manifest: _Manifest, written: set[str]) -> None:
+def _forget_unwritten(out: Path, manifest: ExportManifest, written: set[str]) -> None:
     """Drop the pending manifest entries of files this export did not write and that do not exist."""
     for name, digest in list(manifest.files.items()):
         if digest is None and name not in written and not os.path.lexists(out / name):
@@ -248,78 +210,6 @@ def _check_formats(formats: Iterable[str]) -> tuple[str, ...]:
     if unknown or not chosen:
         raise ExportError(f"unknown export format {', '.join(unknown) or '(none)'}: choose from {', '.join(FORMATS)}")
     return chosen
-
-
-def _resolve(path: Path) -> Path:
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError) as exc:  # RuntimeError: a link loop (Python < 3.13)
-        reason = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
-        raise ExportError(f"cannot use {path}: {reason}") from exc
-
-
-def _protected_folders(store: ProjectStore) -> list[tuple[Path, str]]:
-    """(resolved folder, what it is) of folders no export may go into: the project folder, the dataset's image
-    and mask folders (the folders of the project's images other than DATA, and DATA's image or mask sub-folders)."""
-    data = store.data_root
-    found: dict[Path, str] = {store.project_dir: "the project folder"}
-    try:
-        with os.scandir(data) as entries:
-            children = [Path(e.path) for e in entries if e.is_dir()]  # follows links: DATA/Image may be one
-    except OSError:
-        children = []
-    for child in children:
-        name = child.name.casefold()
-        what = ("image folder" if name in IMAGE_DIR_NAMES else "mask folder" if name in MASK_DIR_NAMES else None)
-        if what:
-            found.setdefault(_resolve(child), f"the dataset's {what}")
-    for folder in {(data / rel).parent for rel in store.statuses()} - {data}:
-        found.setdefault(_resolve(folder), "the dataset's image folder")
-    return list(found.items())
-
-
-def _refusal(folder: Path, data: Path, protected: list[tuple[Path, str]]) -> str | None:
-    """Why no export may write into `folder` (resolved), as a predicate ("is the dataset folder ..."), or None."""
-    new_folder = "choose a new folder for the export (one inside it, for example)"
-    if folder.parent == folder:
-        return "is the file system root"
-    try:
-        home = Path.home().resolve()
-    except (OSError, RuntimeError, KeyError):
-        home = None
-    if folder == home:
-        return f"is your home folder; {new_folder}"
-    if folder == data:
-        return f"is the dataset folder; {new_folder}"
-    for place, what in protected:
-        if folder == place:
-            return f"is {what}"
-        if folder.is_relative_to(place):
-            return f"is inside {what} {place}"
-    if folder.is_relative_to(data):
-        first = folder.relative_to(data).parts[0]
-        for names, what in ((IMAGE_DIR_NAMES, "image folder"), (MASK_DIR_NAMES, "mask folder")):
-            if first.casefold() in names:
-                inside = "" if folder == data / first else "inside "
-                return f"is {inside}{data / first}, which the dataset would read as its {what}"
-    return None
-
-
-def _make_out_dir(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ExportError(f"cannot create the export folder {out}: {describe_os_error(exc)}") from exc
-    if not out.is_dir():
-        raise ExportError(f"the export folder {out} is not a folder")
-
-
-def _name_max(folder: Path) -> int:
-    """The longest file name (in bytes) the file system of `folder` allows."""
-    try:
-        return int(os.pathconf(folder, "PC_NAME_MAX"))
-    except (OSError, ValueError, AttributeError):  # AttributeError: no pathconf (Windows)
-        return DEFAULT_NAME_MAX
 
 
 def _name_reason(rec: ImageRecord, out: Path, name_max: int) -> str | None:
@@ -361,11 +251,11 @@ def _check_stem_clashes(records: list[ImageRecord]) -> None:
                           f"({listed}); rename the images so that stems are unique")
 
 
-def _check_targets(out: Path, targets: Iterable[str], manifest: _Manifest, overwrite: bool) -> None:
+def _check_targets(out: Path, targets: Iterable[str], manifest: ExportManifest, overwrite: bool) -> None:
     foreign = []
     for name in targets:
         path = out / name
-        resolved = _resolve(path)  # ExportError for a link loop
+        resolved = resolve_folder(path)  # ExportError for a link loop
         if not resolved.is_relative_to(out):
             raise ExportError(f"refusing to write {path}: it leads outside the export folder {out}")
         if resolved != path:
@@ -381,7 +271,7 @@ def _check_targets(out: Path, targets: Iterable[str], manifest: _Manifest, overw
                           f"({shown}); choose an empty folder or pass --overwrite")
 
 
-def _write(out: Path, name: str, data: bytes, manifest: _Manifest, so_far: str) -> None:
+def _write(out: Path, name: str, data: bytes, manifest: ExportManifest, so_far: str) -> None:
     """Write OUT/name atomically; ExportError (ending with `so_far`: what is complete) when that fails."""
     try:  # the folders are fsynced once, before the manifest
         write_atomic(out / name, data, sync_dir=False, prefix=EXPORT_TEMP_PREFIX)
@@ -390,7 +280,7 @@ def _write(out: Path, name: str, data: bytes, manifest: _Manifest, so_far: str) 
     manifest.files[name] = sha256_bytes(data)
 
 
-def _remove_stale(out: Path, manifest: _Manifest, written: set[str], formats: tuple[str, ...]) -> list[Path]:
+def _remove_stale(out: Path, manifest: ExportManifest, written: set[str], formats: tuple[str, ...]) -> list[Path]:
     """Masks an earlier export wrote that this (PNG) export did not: removed when unchanged since. Entries of files
     that are gone or were changed by someone else are dropped from the manifest (those files are no longer ours)."""
     removed = []
@@ -409,7 +299,7 @@ def _remove_stale(out: Path, manifest: _Manifest, written: set[str], formats: tu
     return removed
 
 
-def _link_images(out: Path, records: list[ImageRecord], manifest: _Manifest, notes: list[str]) -> Path | None:
+def _link_images(out: Path, records: list[ImageRecord], manifest: ExportManifest, notes: list[str]) -> Path | None:
     """OUT/Image -> the folder of the accepted images, so OUT reads as Image/ + Mask/. None (and a note) when not."""
     folders = {rec.image_path.parent for rec in records}
     link = out / IMAGE_LINK_NAME
@@ -436,7 +326,9 @@ def _link_images(out: Path, records: list[ImageRecord], manifest: _Manifest, not
         notes.append(f"{link} already exists and was not made by FloodLabel, so it was left alone; the images are "
                      f"in {target}")
         return None
-    temp = out / f"{EXPORT_TEMP_PREFIX}{secrets.token_hex(6)}"  # removed as a leftover if killed before the swap
+    # a link swapped in atomically (write_atomic writes bytes, not links); the temporary link is removed as a
+    # leftover if the export is killed before the swap
+    temp = out / f"{EXPORT_TEMP_PREFIX}{secrets.token_hex(6)}"
     try:
         os.symlink(target, temp, target_is_directory=True)
         os.replace(temp, link)
@@ -447,89 +339,3 @@ def _link_images(out: Path, records: list[ImageRecord], manifest: _Manifest, not
         return None
     manifest.links[IMAGE_LINK_NAME] = str(target)
     return link
-
-
-class _CocoBuilder:
-    def __init__(self) -> None:
-        self.images: list[dict] = []
-        self.annotations: list[dict] = []
-
-    def add(self, rec: ImageRecord, mask: np.ndarray, file_name: str) -> None:
-        from pycocotools import mask as mask_utils
-
-        height, width = mask.shape
-        rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
-        image_id = len(self.images) + 1
-        self.images.append({"id": image_id, "file_name": file_name, "width": width, "height": height,
-                            "floodlabel_path": rec.rel_path})
-        self.annotations.append({
-            "id": image_id, "image_id": image_id, "category_id": WATER_CATEGORY["id"],
-            "segmentation": {"size": [int(rle["size"][0]), int(rle["size"][1])],
-                             "counts": rle["counts"].decode("ascii")},
-            "area": int(mask_utils.area(rle)), "bbox": [float(v) for v in mask_utils.toBbox(rle)], "iscrowd": 0})
-
-    def to_json(self) -> str:
-        info = {"description": "FloodLabel export", "date_created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        return json.dumps({"info": info, "licenses": [], "images": self.images, "annotations": self.annotations,
-                           "categories": [WATER_CATEGORY]})
-
-
-@dataclass
-class _Manifest:
-    """The files (name -> SHA-256, None while pending) and links (name -> target) exports wrote into OUT.
-    found: OUT held a manifest of an earlier export (a regular file, format 1)."""
-
-    files: dict[str, str | None] = field(default_factory=dict)
-    links: dict[str, str] = field(default_factory=dict)
-    found: bool = False
-
-    @classmethod
-    def load(cls, out: Path) -> _Manifest:
-        """The manifest in OUT; only entries an export can have written (coco.json, Mask/<plain name>, Image)."""
-        path = out / MANIFEST_NAME
-        try:
-            if not stat.S_ISREG(os.lstat(path).st_mode):
-                return cls()
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(data, dict) or data.get("format") != 1:
-                return cls()
-            files = {name: digest for name, digest in dict(data.get("files", {})).items()
-                     if _is_own_name(name) and (digest is None or isinstance(digest, str))}
-            links = {name: target for name, target in dict(data.get("links", {})).items()
-                     if name == IMAGE_LINK_NAME and isinstance(target, str)}
-        except (OSError, ValueError, AttributeError, TypeError):
-            return cls()  # no manifest (or an unreadable one): nothing in OUT counts as ours
-        return cls(files=files, links=links, found=True)
-
-    def wrote(self, out: Path, name: str) -> bool:
-        """True when an export wrote `name` and it is unchanged since (pending entries: written by a killed export).
-        A link is never the export's."""
-        if name not in self.files:
-            return False
-        path = out / name
-        try:
-            if not stat.S_ISREG(os.lstat(path).st_mode):
-                return False
-            expected = self.files[name]
-            return expected is None or sha256_file(path) == expected
-        except OSError:
-            return False
-
-    def save(self, out: Path) -> None:
-        data = json.dumps({"format": 1, "files": dict(sorted(self.files.items())), "links": self.links}, indent=1)
-        try:
-            write_atomic(out / MANIFEST_NAME, data.encode(), prefix=EXPORT_TEMP_PREFIX)
-        except OSError as exc:
-            raise ExportError(f"cannot write {out / MANIFEST_NAME}: {describe_os_error(exc)}") from exc
-
-
-def _is_own_name(name: object) -> bool:
-    """True for the names an export writes: coco.json and Mask/<a plain file name>."""
-    if not isinstance(name, str) or "\0" in name:
-        return False
-    if name == COCO_NAME:
-        return True
-    folder, _, file_name = name.partition("/")
-    separators = {"/", os.sep, os.altsep or "/"}  # a backslash is a plain character on POSIX
-    return folder == MASK_DIR_NAME and file_name not in ("", ".", "..") and not any(c in separators
-                                                                                   for c in file_name)
