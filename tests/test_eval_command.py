@@ -12,6 +12,7 @@ from image_factories import mask_png, save
 from synthetic_scenes import make_flood_scene
 
 import floodlabel.cli as cli
+from floodlabel.core.common.atomic_files import TEMP_PREFIX
 from floodlabel.core.evaluation.report import CSV_COLUMNS
 
 H, W = 160, 240
@@ -59,7 +60,9 @@ def test_eval_prints_tables_and_writes_the_csv(data, tmp_path, capsys):
     assert str(out_csv) in out
 
     rows = read_csv(out_csv)
-    assert tuple(rows[0]) == CSV_COLUMNS
+    assert tuple(rows[0]) == CSV_COLUMNS == (
+        "model", "model_id", "prompt", "stem", "iou", "dice", "precision", "recall", "score",
+        "noc85", "noc90", "reached85", "reached90", "click_ious", "delta_iou")
     body = [dict(zip(rows[0], r)) for r in rows[1:]]
     assert [(r["model"], r["prompt"], r["stem"]) for r in body] == [
         ("classic", "point", "0"), ("classic", "box", "0"), ("classic", "point", "1"), ("classic", "box", "1")]
@@ -70,7 +73,7 @@ def test_eval_prints_tables_and_writes_the_csv(data, tmp_path, capsys):
             assert float(r["click_ious"].split()[0]) == pytest.approx(float(r["iou"]), abs=1e-6)
         else:
             assert r["noc85"] == r["noc90"] == r["click_ious"] == ""
-    assert not list(out_csv.parent.glob("*.tmp"))  # atomic write left no temp file
+    assert not list(out_csv.parent.glob(f"{TEMP_PREFIX}*"))  # atomic write left no temp file
 
 
 def test_default_csv_no_noc_and_json(data, tmp_path, capsys, monkeypatch):

@@ -7,8 +7,10 @@ import csv
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
+import torch
 from image_factories import mask_png, save
 from synthetic_scenes import make_flood_scene
 from tiny_sam import tiny_sam, tiny_sam_checkpoint
@@ -16,6 +18,8 @@ from tiny_sam import tiny_sam, tiny_sam_checkpoint
 import floodlabel.cli as cli
 from floodlabel.core.evaluation import auto as eval_auto
 from floodlabel.core.evaluation import parallel as eval_parallel
+from floodlabel.core.evaluation import worker as eval_worker
+from floodlabel.core.evaluation.worker import EvalContext
 from floodlabel.core.sam.auto_mask import generate_segments, water_mask_from_segments
 from floodlabel.core.data.datasets import open_dataset
 from floodlabel.core.evaluation.evaluate import _expand_kinds, evaluate
@@ -61,6 +65,26 @@ def _plain(rows):
             clicks = (c.ious, c.noc, c.reached, c.max_clicks, c.prompt.points.tolist(), c.prompt.labels.tolist())
         out.append((r.model, r.prompt, r.stem, r.metrics, r.score, clicks))
     return out
+
+
+def test_a_worker_process_evaluates_pairs_as_the_serial_loop(tmp_path):
+    data = open_dataset(_scenes(tmp_path / "data", 1))
+    ctx = EvalContext("classic", ("point", "box"), noc=True, max_clicks=3)
+    with pytest.raises(RuntimeError, match="init_worker"):
+        eval_worker.evaluate_in_worker(data.complete_pairs[0])
+    threads = (torch.get_num_threads(), max(1, cv2.getNumThreads()))
+    try:
+        eval_worker.init_worker(ctx)  # here, in this process: what a --jobs or Ray worker does first
+        assert eval_worker.worker_context() == ctx
+        outcomes = [eval_worker.evaluate_in_worker(p) for p in data.complete_pairs]
+    finally:
+        eval_worker.reset_worker()
+        eval_worker.set_threads(*threads)  # init_worker set 1 thread: give this test process its own back
+    serial = evaluate(data, ["classic"], ["both"], max_clicks=3, jobs=1)
+    assert [p.stem for p in data.complete_pairs] == ["0", "dry"]
+    (rows, problem, model_id), (dry_rows, dry_problem, _) = outcomes
+    assert _plain(rows) == _plain(serial.rows) and problem is None and model_id == "classic-grabcut-v2"
+    assert dry_rows == [] and dry_problem == serial.skipped[0]
 
 
 def test_default_jobs():

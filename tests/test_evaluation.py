@@ -13,8 +13,10 @@ from synthetic_scenes import make_flood_scene
 from tiny_sam import tiny_sam_checkpoint
 
 import floodlabel.core.evaluation.evaluate as evaluation
+from floodlabel.core.evaluation import worker as eval_worker
 from floodlabel.core.evaluation.auto_prompts import box_prompt, point_prompt
 from floodlabel.core.data.datasets import open_dataset
+from floodlabel.core.data.images import read_image
 from floodlabel.core.models.session import SegmentationSession
 from floodlabel.core.common.errors import DatasetError, ModelError
 from floodlabel.core.evaluation.evaluate import FAILURE_IOU, evaluate
@@ -183,8 +185,8 @@ def test_skips_bad_pairs_with_reasons_and_never_evaluates_them(tmp_path, scripte
 def test_models_load_lazily_one_at_a_time_and_each_image_is_read_once_per_model(tmp_path, scripted, monkeypatch):
     log, _ = scripted
     reads = []
-    real_read = evaluation.read_image
-    monkeypatch.setattr(evaluation, "read_image", lambda p: (reads.append(Path(p).stem), real_read(p))[1])
+    real_read = eval_worker.read_image
+    monkeypatch.setattr(eval_worker, "read_image", lambda p: (reads.append(Path(p).stem), real_read(p))[1])
     result = evaluate(open_dataset(half_masks_dataset(tmp_path)), ["m1", "m2", "m1"], ["both"], max_clicks=3)
     assert result.models == ["m1", "m2"]  # duplicates dropped
     assert sorted(reads) == sorted(["a", "b", "c", "d"] * 2)
@@ -249,7 +251,7 @@ def test_classic_backend_end_to_end(tmp_path):
     assert [(r.stem, r.prompt) for r in result.rows] == [("0", "point"), ("0", "box"), ("1", "point"), ("1", "box")]
     # the rows are the scores of exactly what the backend predicts for the automatic prompts
     session = SegmentationSession.open("classic")
-    image = evaluation.read_image(tmp_path / "Image" / "0.png")
+    image = read_image(tmp_path / "Image" / "0.png")
     emb = session.embedding(image)
     point = session.predict(emb, point_prompt(gts["0"]), multimask=True)
     box = session.predict(emb, box_prompt(gts["0"]), multimask=False)

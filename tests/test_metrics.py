@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -96,14 +95,25 @@ def test_identical_masks_score_one(mask):
     assert mask_metrics(mask, mask.copy()) == MaskMetrics(1.0, 1.0, 1.0, 1.0)
 
 
+@st.composite
+def _disjoint_nonempty(draw, shape=(6, 7)):
+    """(pred, gt): disjoint and both non-empty by construction (labels 1 and 2, each forced at one pixel)."""
+    labels = draw(arrays(np.int8, shape, elements=st.integers(0, 2)))
+    size = shape[0] * shape[1]
+    i = draw(st.integers(0, size - 1))
+    j = draw(st.integers(0, size - 2))
+    j += j >= i  # a pixel other than i
+    labels.flat[i], labels.flat[j] = 1, 2
+    return labels == 1, labels == 2
+
+
 @settings(max_examples=100, deadline=None)
-@given(_pair())
+@given(_disjoint_nonempty())
 def test_disjoint_nonempty_masks_score_zero(pair):
     p, g = pair
-    p = p & ~g
-    if p.any() and g.any():
-        m = mask_metrics(p, g)
-        assert (m.iou, m.dice, m.precision, m.recall) == (0.0, 0.0, 0.0, 0.0)
+    assert p.any() and g.any() and not (p & g).any()
+    m = mask_metrics(p, g)
+    assert (m.iou, m.dice, m.precision, m.recall) == (0.0, 0.0, 0.0, 0.0)
 
 
 def test_aggregate_mean_and_population_std():
@@ -125,11 +135,9 @@ def test_aggregate_single_and_empty():
     assert all(math.isnan(mu) and math.isnan(sd) for mu, sd in empty.as_dict().values())
 
 
-def test_fast_on_12_megapixels():
+def test_12_megapixels_match_the_pixel_counts():
     rng = np.random.default_rng(0)
     pred = rng.random((3000, 4000)) < 0.5
     gt = rng.random((3000, 4000)) < 0.5
-    mask_metrics(pred, gt)
-    t0 = time.perf_counter()
-    mask_metrics(pred, gt)
-    assert time.perf_counter() - t0 < 0.25  # ~3 ms measured; generous for a busy 2-core machine
+    tp, p, g = int((pred & gt).sum()), int(pred.sum()), int(gt.sum())
+    assert mask_metrics(pred, gt) == metrics_from_counts(tp, p, g)

@@ -12,12 +12,13 @@ Next click (`next_click`), exactly as RITM's `Clicker._get_next_click`:
 4. No error left (or only already-clicked pixels) -> None.
 Clicks are (x, y) pixel indices in the original image frame, like the points of `Prompt`.
 
-NoC (`clicks_to_reach`): the first prompt is interaction 1 (by default one positive click at the gt's
-interior point, which is also what step 3 gives for an empty prediction); each further click is added
-to the accumulated prompt and the predictor is called again. The IoU is recorded after every
-prediction. NoC@t = the 1-based number of the first prediction with IoU >= t, or max_clicks if none
-reaches it (the standard convention: a failure counts max_clicks; `reached` tells it apart from a
-success at exactly max_clicks). By default the loop stops once the highest threshold is reached.
+NoC (`clicks_to_reach`; the rule and the thresholds are `noc`'s): the first prompt is interaction 1
+(by default one positive click at the gt's interior point, which is also what step 3 gives for an empty
+prediction); each further click is added to the accumulated prompt and the predictor is called again.
+The IoU is recorded after every prediction. NoC@t = the 1-based number of the first prediction with
+IoU >= t, or max_clicks if none reaches it (the standard convention: a failure counts max_clicks;
+`reached` tells it apart from a success at exactly max_clicks). By default the loop stops once the
+highest threshold is reached.
 """
 
 from __future__ import annotations
@@ -30,9 +31,8 @@ import numpy as np
 
 from floodlabel.core.evaluation.auto_prompts import deepest_point, point_prompt
 from floodlabel.core.evaluation.metrics import mask_metrics
+from floodlabel.core.evaluation.noc import NOC_THRESHOLDS, clicks_to_threshold
 from floodlabel.core.annotation.prompts import Prompt
-
-DEFAULT_THRESHOLDS = (0.85, 0.90)
 
 
 class Click(NamedTuple):
@@ -83,7 +83,7 @@ def next_click(pred: np.ndarray, gt: np.ndarray, exclude: np.ndarray | None = No
 def clicks_to_reach(
     predict: Callable[[Prompt], np.ndarray],
     gt: np.ndarray,
-    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    thresholds: Sequence[float] = NOC_THRESHOLDS,
     max_clicks: int = 20,
     first_prompt: Prompt | None = None,
     stop_when_reached: bool = True,
@@ -113,8 +113,9 @@ def clicks_to_reach(
         if click is None:
             break
         prompt = prompt.with_point(click.x, click.y, click.positive)
-    noc = {t: _noc(ious, t, max_clicks) for t in thresholds}
-    reached = {t: any(iou >= t for iou in ious) for t in thresholds}
+    first = {t: clicks_to_threshold(enumerate(ious, start=1), t) for t in thresholds}
+    noc = {t: max_clicks if k is None else k for t, k in first.items()}
+    reached = {t: k is not None for t, k in first.items()}
     return ClickResult(tuple(ious), prompt, noc, reached, max_clicks)
 
 
@@ -123,11 +124,11 @@ def noc_summary(results: Sequence[ClickResult], thresholds: Sequence[float] | No
 
     Returns {"count": n, "NoC@85": mean, "NoC@85_std": population std (ddof=0), "failed@85": fraction
     of images that never reached 0.85 within max_clicks, ...} for each threshold, keyed in percent.
-    thresholds: default those of the results (which must all hold them), or DEFAULT_THRESHOLDS when
+    thresholds: default those of the results (which must all hold them), or NOC_THRESHOLDS when
     there are no results; with no results every value but count is NaN.
     """
     if thresholds is None:
-        thresholds = tuple(results[0].noc) if results else DEFAULT_THRESHOLDS
+        thresholds = tuple(results[0].noc) if results else NOC_THRESHOLDS
     thresholds = tuple(float(t) for t in thresholds)
     if any(t not in r.noc for r in results for t in thresholds):
         raise ValueError(f"every result must have NoC for thresholds {thresholds}")
@@ -141,12 +142,3 @@ def noc_summary(results: Sequence[ClickResult], thresholds: Sequence[float] | No
         summary[f"failed@{key}"] = float(failed.mean()) if len(failed) else math.nan
     return summary
 
-
-# --- helpers ---------------------------------------------------------------------------------
-
-
-def _noc(ious: Sequence[float], threshold: float, max_clicks: int) -> int:
-    for k, iou in enumerate(ious, start=1):
-        if iou >= threshold:
-            return k
-    return max_clicks

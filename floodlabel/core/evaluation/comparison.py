@@ -15,10 +15,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from floodlabel.core.evaluation.click_simulation import noc_summary
 from floodlabel.core.data.datasets import natural_key
-from floodlabel.core.evaluation.evaluate import FAILURE_IOU, NOC_THRESHOLDS, EvaluationResult
+from floodlabel.core.evaluation.click_simulation import noc_summary
 from floodlabel.core.evaluation.metrics import METRIC_NAMES, MetricsSummary, aggregate
+from floodlabel.core.evaluation.noc import NOC_THRESHOLDS
+from floodlabel.core.evaluation.results import FAILURE_IOU, EvaluationResult
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,14 @@
 """Live number-of-clicks (NoC) tracking while one image is annotated against its ground truth.
 
 NoC@t is the click count at which the mask's IoU with the ground truth first reached t (the interactive
-segmentation benchmark measure). The window feeds `NocTracker.update(click_count, iou)` after every change
-(click_count from Annotation.click_count, iou from core.metrics.mask_metrics(...).iou) and resets it per image.
+segmentation benchmark measure; the rule and the thresholds are `noc`'s, as for `eval`'s simulated clicks). The
+window feeds `NocTracker.update(click_count, iou)` after every change (click_count from Annotation.click_count, iou
+from core.evaluation.metrics.mask_metrics(...).iou) and resets it per image.
 """
 
 from __future__ import annotations
 
-NOC_THRESHOLDS = (0.85, 0.90)
+from floodlabel.core.evaluation.noc import NOC_THRESHOLDS, clicks_to_threshold
 
 
 class NocTracker:
@@ -26,8 +27,8 @@ class NocTracker:
         if iou is None:
             return
         for t in self.thresholds:
-            if self._reached[t] is None and iou >= t:
-                self._reached[t] = int(click_count)
+            if self._reached[t] is None:
+                self._reached[t] = clicks_to_threshold([(int(click_count), iou)], t)
 
     def noc(self, threshold: float) -> int | None:
         """Click count at which IoU first reached threshold (one of `thresholds`), or None."""

@@ -1,12 +1,14 @@
 """`eval --jobs N`: one model's image pairs evaluated in N worker processes, with results identical to a serial run.
 
 Each worker opens its own session for the model once (classic: nothing to load; SAM: the checkpoint, the disk
-embedding cache shared between processes) and evaluates whole pairs with `evaluation._evaluate_pair`, the very
-function the serial loop calls. Workers run with one torch / OpenCV thread each, so N workers use N cores. Results
-are taken back in pair order, so rows, skipped entries and progress come out exactly as in the serial loop.
+embedding cache shared between processes; `worker.init_worker`) and evaluates whole pairs with
+`worker.evaluate_pair`, the very function the serial loop calls. Workers run with one torch / OpenCV thread each,
+so N workers use N cores. Results are taken back in pair order, so rows, skipped entries and progress come out
+exactly as in the serial loop.
 
 Default job counts (`default_jobs`): the available cores for the classic backend (its work per image is
-single-threaded; at most one worker per two pairs), 1 for SAM (its encoder already uses every core; more processes would only compete for them).
+single-threaded; at most one worker per two pairs), 1 for SAM (its encoder already uses every core; more processes
+would only compete for them).
 Workers are started with "spawn" (a fork after torch's or OpenCV's thread pools have started can hang).
 """
 
@@ -18,14 +20,13 @@ import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
-from typing import TYPE_CHECKING
 
 from floodlabel.core.common.errors import FloodLabelError
+from floodlabel.core.common.progress import Progress
+from floodlabel.core.data.datasets import ImagePair
+from floodlabel.core.evaluation.results import EvaluationResult
+from floodlabel.core.evaluation.worker import EvalContext, evaluate_in_worker, init_worker
 from floodlabel.core.models.registry import CLASSIC
-
-if TYPE_CHECKING:
-    from floodlabel.core.data.datasets import ImagePair
-    from floodlabel.core.evaluation.evaluate import EvaluationResult, Progress
 
 POLL_S = 0.2  # how often the parent checks the cancel event while waiting for a worker
 MIN_PAIRS_PER_JOB = 2
@@ -49,11 +50,8 @@ def default_jobs(model: str, pairs: int | None = None) -> int:
 
 
 def evaluate_model_parallel(
-    model: str,
+    ctx: EvalContext,
     pairs: list[ImagePair],
-    kinds: list[str],
-    noc: bool,
-    max_clicks: int,
     jobs: int,
     result: EvaluationResult,
     bad_stems: set[str],
@@ -62,7 +60,7 @@ def evaluate_model_parallel(
     progress: Progress | None,
     cancel: threading.Event | None,
 ) -> int:
-    """Evaluate `pairs` for `model` in `jobs` processes, appending to result (rows, skipped, model_ids) and
+    """Evaluate `pairs` for ctx.model in `jobs` processes, appending to result (rows, skipped, model_ids) and
     bad_stems exactly as the serial loop does. Returns the updated count of processed pairs."""
     todo = [p for p in pairs if p.stem not in bad_stems]
     if not todo:
@@ -72,10 +70,10 @@ def evaluate_model_parallel(
                 progress(done, total)
         return done
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(min(jobs, len(todo)), mp_context=context, initializer=_init_worker,
-                               initargs=(model, kinds, noc, max_clicks))
+    pool = ProcessPoolExecutor(min(jobs, len(todo)), mp_context=context, initializer=init_worker,
+                               initargs=(ctx,))
     try:
-        futures = {p.stem: pool.submit(_evaluate_in_worker, p) for p in todo}
+        futures = {p.stem: pool.submit(evaluate_in_worker, p) for p in todo}
         for pair in pairs:
             if cancel is not None and cancel.is_set():
                 break
@@ -84,44 +82,16 @@ def evaluate_model_parallel(
                 outcome = _wait(future, cancel)
                 if outcome is None:  # cancelled while waiting
                     break
-                merge_outcome(result, model, pair.stem, outcome, bad_stems)
+                result.add_outcome(ctx.model, pair.stem, outcome, bad_stems)
             done += 1
             if progress:
                 progress(done, total)
     except BrokenProcessPool as exc:
-        raise FloodLabelError(f"an evaluation worker process for {model} stopped unexpectedly ({exc}); "
+        raise FloodLabelError(f"an evaluation worker process for {ctx.model} stopped unexpectedly ({exc}); "
                               "run with --jobs 1 to see the error") from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return done
-
-
-# ----------------------------------------------------------------------------------------------------- worker
-
-_worker: dict = {}
-
-
-def _init_worker(model: str, kinds: list[str], noc: bool, max_clicks: int) -> None:
-    import cv2
-    import torch
-
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-    from floodlabel.core.models.session import SegmentationSession
-
-    _worker.update(model=model, kinds=kinds, noc=noc, max_clicks=max_clicks,
-                   session=SegmentationSession.open(model))
-
-
-def _evaluate_in_worker(pair: ImagePair):
-    from floodlabel.core.evaluation.evaluate import _evaluate_pair
-
-    rows: list = []
-    session = _worker["session"]
-    problem = _evaluate_pair(session, _worker["model"], pair, _worker["kinds"], _worker["noc"],
-                             _worker["max_clicks"], rows)
-    loaded = getattr(session.segmenter, "loaded", None)  # SAM: a fine-tuned decoder reports its own weights id
-    return rows, problem, getattr(loaded, "weights_id", session.model_id)
 
 
 def _wait(future: Future, cancel: threading.Event | None):
@@ -133,13 +103,3 @@ def _wait(future: Future, cancel: threading.Event | None):
             if cancel is not None and cancel.is_set():
                 return None
 
-
-def merge_outcome(result, model: str, stem: str, outcome: tuple, bad_stems: set[str]) -> None:
-    """Add one image's worker outcome (rows, problem or None, model id) to `result`, in the caller's order;
-    an image with a problem is skipped for the later models too."""
-    rows, problem, model_id = outcome
-    result.model_ids[model] = model_id
-    result.rows.extend(rows)
-    if problem is not None:
-        bad_stems.add(stem)
-        result.skipped.append(problem)

@@ -1,8 +1,8 @@
 """`eval --ray ADDRESS|local`: one model's image pairs evaluated as Ray tasks, with results identical to a local run.
 
-Each task evaluates one pair with `eval_parallel._evaluate_in_worker`, the very function the `--jobs` workers call
-(and through it `evaluation._evaluate_pair`, the serial loop's). A Ray worker process keeps the model it opened
-(`eval_parallel._init_worker`) for the next tasks of the same run, so a model is loaded once per worker process, not
+Each task evaluates one pair with `worker.evaluate_in_worker`, the very function the `--jobs` workers call (and
+through it `worker.evaluate_pair`, the serial loop's). A Ray worker process keeps the model it opened
+(`worker.init_worker`) for the next tasks of the same run, so a model is loaded once per worker process, not
 once per image. Results are taken back in pair order, so rows, skipped entries and progress come out exactly as in
 the serial loop. Workers see the driver's FLOODLABEL_* variables (`cluster.worker_env`) and --base files.
 
@@ -16,28 +16,26 @@ differ in the last bits whatever the threads. On a cluster with GPUs a SAM task 
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from floodlabel.core.evaluation import parallel as eval_parallel
+from floodlabel.core.cluster import connection as cluster
 from floodlabel.core.common.errors import FloodLabelError
+from floodlabel.core.common.progress import Progress
+from floodlabel.core.data.datasets import ImagePair
+from floodlabel.core.evaluation import worker
+from floodlabel.core.evaluation.results import EvaluationResult
+from floodlabel.core.evaluation.worker import EvalContext, PairOutcome
 from floodlabel.core.models.registry import CLASSIC
-
-if TYPE_CHECKING:
-    from floodlabel.core.data.datasets import ImagePair
-    from floodlabel.core.evaluation.evaluate import EvaluationResult, Progress
 
 POLL_S = 0.2
 
 
 def evaluate_model_ray(
     address: str,
-    model: str,
+    ctx: EvalContext,
     pairs: list[ImagePair],
-    kinds: list[str],
-    noc: bool,
-    max_clicks: int,
     result: EvaluationResult,
     bad_stems: set[str],
     done: int,
@@ -46,15 +44,14 @@ def evaluate_model_ray(
     cancel: threading.Event | None,
     threads: int | None = None,
 ) -> int:
-    """Evaluate `pairs` for `model` as Ray tasks, appending to result (rows, skipped, model_ids) and bad_stems
+    """Evaluate `pairs` for ctx.model as Ray tasks, appending to result (rows, skipped, model_ids) and bad_stems
     exactly as the serial loop does. Returns the updated count of processed pairs. A Ray already running in this
     process (`cluster.ray_session`) is used; otherwise one is started or joined for this call only.
     threads: torch and OpenCV threads per task (None: this process's, for results identical to a local run)."""
     import cv2
     import torch
 
-    from floodlabel.core.cluster import connection as cluster
-    from floodlabel.core.sam.decoder_checkpoint import _given_bases
+    from floodlabel.core.sam.decoder_checkpoint import _given_bases  # torch: only when there is work
 
     torch_threads, cv_threads = (threads, threads) if threads else (torch.get_num_threads(),
                                                                       max(1, cv2.getNumThreads()))
@@ -63,12 +60,12 @@ def evaluate_model_ray(
         _, gpus = cluster.resources(ray)
         node_cpus = max([int(n.get("Resources", {}).get("CPU", 0)) for n in ray.nodes() if n.get("Alive")] or [1])
         task = ray.remote(_evaluate_pair_task).options(
-            num_cpus=max(1, min(torch_threads, node_cpus)), num_gpus=1 if gpus and model != CLASSIC else 0,
+            num_cpus=max(1, min(torch_threads, node_cpus)), num_gpus=1 if gpus and ctx.model != CLASSIC else 0,
             max_retries=0)
-        path = Path(model).expanduser()
-        opened = str(path.absolute()) if model != CLASSIC and path.is_file() else model  # workers' cwd differs
-        args = (opened, model, list(kinds), noc, max_clicks, cluster.worker_env(), [str(p) for p in _given_bases],
-                torch_threads, cv_threads)
+        path = Path(ctx.model).expanduser()
+        if ctx.model != CLASSIC and path.is_file():  # workers' cwd differs
+            ctx = dataclasses.replace(ctx, source=str(path.absolute()))
+        args = (ctx, cluster.worker_env(), [str(p) for p in _given_bases], torch_threads, cv_threads)
         todo = [p for p in pairs if p.stem not in bad_stems]
         refs = {p.stem: task.remote(*args, p) for p in todo}
         try:
@@ -81,7 +78,7 @@ def evaluate_model_ray(
                     if outcome is None:  # cancelled while waiting
                         break
                     del refs[pair.stem]  # finished: never cancelled below
-                    eval_parallel.merge_outcome(result, model, pair.stem, outcome, bad_stems)
+                    result.add_outcome(ctx.model, pair.stem, outcome, bad_stems)
                 done += 1
                 if progress:
                     progress(done, total)
@@ -123,27 +120,22 @@ def _wait(ray, ref, cancel: threading.Event | None):
 
 # ------------------------------------------------------------------------------------------------ in the worker
 
-_opened: dict = {}
+_prepared: dict = {}
+"""This Ray worker process's set-up: {"key": (context, driver env, base checkpoints)} of the run it serves."""
 
 
-def _evaluate_pair_task(opened: str, model: str, kinds: list[str], noc: bool, max_clicks: int,
-                        env: dict[str, str], bases: list[str], torch_threads: int, cv_threads: int, pair: ImagePair):
-    """Runs in a Ray worker: (rows, problem, model id) for one pair, as `eval_parallel._evaluate_in_worker`."""
-    import cv2
-    import torch
-
-    key = (opened, model, tuple(kinds), noc, max_clicks, tuple(sorted(env.items())), tuple(bases))
-    if _opened.get("key") != key:
-        from floodlabel.core.cluster.connection import apply_env
+def _evaluate_pair_task(ctx: EvalContext, env: dict[str, str], bases: list[str], torch_threads: int,
+                        cv_threads: int, pair: ImagePair) -> PairOutcome:
+    """Runs in a Ray worker: one pair's outcome, as `worker.evaluate_in_worker` in a `--jobs` process."""
+    key = (ctx, tuple(sorted(env.items())), tuple(bases))
+    if _prepared.get("key") != key or worker.worker_context() != ctx:
         from floodlabel.core.sam.decoder_checkpoint import use_base_checkpoints
 
-        _opened.clear()
-        eval_parallel._worker.clear()
-        apply_env(env)
+        _prepared.clear()
+        worker.reset_worker()
+        cluster.apply_env(env)
         use_base_checkpoints(bases)
-        eval_parallel._init_worker(opened, kinds, noc, max_clicks)
-        eval_parallel._worker["model"] = model  # rows carry the name as given
-        _opened["key"] = key
-    torch.set_num_threads(torch_threads)  # _init_worker set 1 (--jobs); the driver's count reproduces its results
-    cv2.setNumThreads(cv_threads)
-    return eval_parallel._evaluate_in_worker(pair)
+        worker.init_worker(ctx)
+        _prepared["key"] = key
+    worker.set_threads(torch_threads, cv_threads)  # init_worker set 1 (--jobs); the driver's count gives its results
+    return worker.evaluate_in_worker(pair)

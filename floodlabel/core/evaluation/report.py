@@ -5,39 +5,38 @@ quality estimate), noc85, noc90 (NoC; empty on box rows or without NoC; max_clic
 reached90 (1/0), click_ious (IoU after each simulated click, space-separated), delta_iou (this row's IoU minus the
 first model's on the same image and prompt; empty for the first model). Floats have 6 decimals.
 
-With two or more models, `format_comparison` prints the comparison of core/eval_comparison.py.
+With two or more models, `format_comparison` prints the comparison of `comparison`.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
-import tempfile
 from pathlib import Path
 
-from floodlabel.core.evaluation.evaluate import FAILURE_IOU, NOC_THRESHOLDS, EvaluationResult, ImageResult, SummaryRow
+from floodlabel.core.common.atomic_files import write_atomic
+from floodlabel.core.evaluation.comparison import compare
+from floodlabel.core.evaluation.noc import NOC_THRESHOLDS
+from floodlabel.core.evaluation.results import FAILURE_IOU, EvaluationResult, ImageResult, SummaryRow
 
+_PCTS = tuple(f"{round(t * 100, 2):g}" for t in NOC_THRESHOLDS)  # "85", "90"
 CSV_COLUMNS = ("model", "model_id", "prompt", "stem", "iou", "dice", "precision", "recall", "score",
-               "noc85", "noc90", "reached85", "reached90", "click_ious", "delta_iou")
+               *(f"noc{p}" for p in _PCTS), *(f"reached{p}" for p in _PCTS), "click_ious", "delta_iou")
 
 
 def write_csv(result: EvaluationResult, path: str | os.PathLike) -> Path:
-    """Write one row per (model, prompt, image) to `path` atomically (temp file + os.replace). Returns the
-    absolute path."""
+    """Write one row per (model, prompt, image) to `path` atomically (`common.atomic_files.write_atomic`: the old
+    file or the complete new one, never half). Returns the absolute path. Raises OSError."""
     target = Path(path).expanduser().absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(CSV_COLUMNS)
-            reference = _reference_ious(result)
-            writer.writerows(csv_row(result, r, reference) for r in result.rows)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(CSV_COLUMNS)
+    reference = _reference_ious(result)
+    writer.writerows(csv_row(result, r, reference) for r in result.rows)
+    write_atomic(target, text.getvalue().encode("utf-8"))
     return target
 
 
@@ -48,7 +47,7 @@ def csv_row(result: EvaluationResult, r: ImageResult, reference: dict[tuple[str,
     cells = [r.model, result.model_ids.get(r.model, ""), r.prompt, r.stem,
              *(f"{v:.6f}" for v in (m.iou, m.dice, m.precision, m.recall, r.score))]
     if r.clicks is None:
-        cells += ["", "", "", "", ""]
+        cells += [""] * (2 * len(NOC_THRESHOLDS) + 1)
     else:
         cells += [str(r.clicks.noc[t]) for t in NOC_THRESHOLDS]
         cells += [str(int(r.clicks.reached[t])) for t in NOC_THRESHOLDS]
@@ -60,13 +59,14 @@ def csv_row(result: EvaluationResult, r: ImageResult, reference: dict[tuple[str,
 
 def format_summary(result: EvaluationResult) -> str:
     """The summary table: model, prompt, n, IoU, Dice, precision, recall (mean ± std), NoC@85, NoC@90, failures."""
-    header = ("MODEL", "PROMPT", "N", "IoU", "Dice", "Precision", "Recall", "NoC@85", "NoC@90",
+    header = ("MODEL", "PROMPT", "N", "IoU", "Dice", "Precision", "Recall", *(f"NoC@{p}" for p in _PCTS),
               f"IoU<{FAILURE_IOU:g}")
     table = [header] + [_summary_cells(row) for row in result.summary()]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
     if result.noc:
-        lines.append(f"NoC: mean clicks to reach IoU 0.85 / 0.90 (max {result.max_clicks}; "
+        reach = " / ".join(f"{t:.2f}" for t in NOC_THRESHOLDS)
+        lines.append(f"NoC: mean clicks to reach IoU {reach} (max {result.max_clicks}; "
                      f"unreached counts {result.max_clicks}), point rows only")
     if result.cancelled:
         lines.append("Cancelled: the table covers only the images done before the cancel.")
@@ -77,8 +77,6 @@ def format_comparison(result: EvaluationResult, top: int = 10) -> str:
     """Two or more models: per prompt kind, mean ± std per metric and model, Δ and Δ% against the first model,
     NoC@85/90, failures (IoU < FAILURE_IOU) and their reduction, and the `top` worst per-image Δ IoU. "" for one
     model."""
-    from floodlabel.core.evaluation.comparison import compare
-
     blocks = []
     labels = _labels(result.models)
     for c in compare(result):
@@ -222,8 +220,6 @@ def _table(rows: list) -> list[str]:
 
 
 def _comparison_json(result: EvaluationResult) -> list[dict]:
-    from floodlabel.core.evaluation.comparison import compare
-
     out = []
     for c in compare(result):
         models = {}

@@ -12,7 +12,8 @@ NO_MASK = "—"
 
 
 class MetricsPanel(QWidget):
-    """Shows a MaskMetrics (values 0..1, three decimals) and "Clicks: 5 · IoU ≥ 85% at click 3 · ≥ 90%: not yet".
+    """Shows a MaskMetrics (values 0..1, three decimals) and "Clicks: 5 · IoU ≥ 85% at click 3 · ≥ 90%: not yet"
+    (the thresholds are NoC's, `core.evaluation.noc.NOC_THRESHOLDS`).
 
     set_metrics(None, True): the image has ground truth but there is no prediction yet (dashes).
     set_metrics(_, False): the numbers are hidden and NO_GT_TEXT is shown; the click line shows only the count.
@@ -63,7 +64,8 @@ class MetricsPanel(QWidget):
         self._render_clicks()
 
     def set_clicks(self, count: int, noc85: int | None, noc90: int | None) -> None:
-        """Prompt clicks on this image and the click at which IoU first reached 0.85 / 0.90 (None = not yet)."""
+        """Prompt clicks on this image and the click at which IoU first reached 0.85 / 0.90 (None = not yet): NoC
+        at `core.evaluation.noc.NOC_THRESHOLDS`, as `core.evaluation.live_metrics.NocTracker` counts it."""
         self._clicks = (int(count), noc85, noc90)
         self._render_clicks()
 
