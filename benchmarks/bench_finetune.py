@@ -6,7 +6,7 @@
     .venv/bin/python -m benchmarks.bench_finetune --precision fp32    # no bf16 autocast
 
 A seeded, randomly initialised vit_b (random weights time like real ones). Both rows run FloodLabel's training step
-(core/training/finetune.py: segment_anything's prompt encoder + mask decoder, forward and backward, Adam, simulated
+(core/training/trainer.py: segment_anything's prompt encoder + mask decoder, forward and backward, Adam, simulated
 prompts from synthetic water masks), on the same batch size in the same process:
 - cached:   embeddings read per batch from the on-disk embedding cache (float16 -> float32), as `finetune` does;
 - baseline: each image of the batch through the frozen vit_b encoder first (no grad, fp32), as the seed notebook did.
@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     from floodlabel.core.segment.segmenter import Embedding
     from floodlabel.core.training.embeddings import EmbeddingReader, PreparedItem
     from floodlabel.core.training.examples import make_target, mask_digest
-    from floodlabel.core.training.finetune import FinetuneSettings, _Trainer
+    from floodlabel.core.training.finetune_settings import FinetuneSettings
+    from floodlabel.core.training.trainer import Trainer
 
     torch.manual_seed(0)
     arch = KNOWN_ARCHITECTURES["vit_b"]
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         session.cache.put(cache_id, key, Embedding(torch.randn(1, 256, 64, 64), (551, 893), (632, 1024), cache_id))
         items.append(PreparedItem(i, key, key, make_target(mask, (632, 1024)), mask_digest(mask), False))
     settings = FinetuneSettings(batch_size=args.batch, precision=args.precision)
-    trainer = _Trainer(seg, settings, EmbeddingReader(session, seg.device))
+    trainer = Trainer(seg, settings, EmbeddingReader(session, seg.device))
     batches = [[items[(s * args.batch + j) % n] for j in range(args.batch)] for s in range(args.steps + 1)]
 
     trainer.step(batches[0], rng)  # warm-up

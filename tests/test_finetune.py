@@ -182,7 +182,7 @@ def test_batched_decoder_matches_segment_anything_per_prompt():
     from tiny_sam import tiny_sam
 
     from floodlabel.core.training import batched_decoder
-    from floodlabel.core.training.finetune import _groups
+    from floodlabel.core.training.trainer import prompt_groups
 
     torch.manual_seed(0)
     sam = tiny_sam(seed=3)
@@ -194,7 +194,7 @@ def test_batched_decoder_matches_segment_anything_per_prompt():
     box = (None, None, np.array([100, 150, 700, 600], np.float32), None)
     two = (np.array([[300.0, 200.0], [50.0, 60.0]], np.float32), np.array([1, 0]), None,
            torch.randn(1, 1, 256, 256))
-    assert _groups([point, box, two, point]) == [[0, 1, 3], [2]]
+    assert prompt_groups([point, box, two, point]) == [[0, 1, 3], [2]]
     for prompts in ([point, box, point], [two, two]):
         K = len(prompts)
         features = torch.randn(K, 256, 64, 64)

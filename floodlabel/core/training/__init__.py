@@ -7,8 +7,14 @@
 - embeddings.py:         embeddings computed once through the EmbeddingCache, then read per batch (float16 at rest).
 - losses.py:             BCE / focal + Dice over SAM's 256x256 low-res logits.
 - batched_decoder.py:    SAM's mask decoder for a batch of images with one prompt each, differentiable, re-associated.
-- finetune.py:           the loop: settings, progress events, cancel, NaN guard, best weights kept.
-- decoder_checkpoint.py: the fine-tuned checkpoint format (decoder weights + base id and SHA-256) and loading.
+- finetune.py:           the loop: split, epochs, cancel, NaN guard (re-exports the public names below).
+- finetune_settings.py:  FinetuneSettings (stored in the checkpoint) and the precision they resolve to.
+- finetune_progress.py:  TrainingProgress events, EpochMetrics, FinetuneResult.
+- trainer.py:            Trainer: the trained modules, one optimiser step, validation.
+- data_split.py:         the seeded train/validation split and the data record the checkpoint stores.
+- best_checkpoint.py:    the best epoch's weights, saved atomically whenever validation improves.
+- distributed.py:        the same run shared by several processes under torchrun (DDP).
+- core/sam/decoder_checkpoint.py: the fine-tuned checkpoint format (decoder weights + base id and SHA-256).
 
 Nothing is imported here so that `import floodlabel.core.sam.decoder_checkpoint` stays light.
 """

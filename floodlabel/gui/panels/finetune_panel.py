@@ -187,7 +187,7 @@ class FinetunePanel(QWidget):
         if problem:
             self._show_message(problem, error=True)
             return False
-        from floodlabel.core.training.finetune import FinetuneSettings
+        from floodlabel.core.training.finetune_settings import FinetuneSettings
 
         try:
             settings = FinetuneSettings(epochs=self.epochs_spin.value(), lr=self.lr_spin.value(),
