@@ -204,7 +204,7 @@ def _scenario(d: "Driver", r: "Results", label: str, folder: Path, clicks: int, 
     nxt = c.next_row(c.row)
     next_key = d.image_key(nxt)
     d.meter.mark()
-    c._prefetch_next()
+    c.prefetch_next()
     points = d.points_for_row(0, prefetch_clicks, rng)
     d.meter.mark()
     with d.meter.phase(f"clicks while the next image is pre-encoded ({label})"):
@@ -417,12 +417,12 @@ class Driver:
         if c.annotation.prompt.is_empty:
             return c.shown is None and not c.decoder.pending
         s = c.shown
-        return (s is not None and s.prompt_key == c._prompt_key(c.annotation.prompt) and not c.decoder.pending
+        return (s is not None and s.prompt_key == c.prompt_key(c.annotation.prompt) and not c.decoder.pending
                 and (s.kind == "native" or s.size == c.item.original_size))
 
     def wait_idle(self) -> None:
         """Nothing decoding or encoding (the prefetch queue done)."""
-        e = self.w.controller.embedder
+        e = self.w.controller.encoder.worker
 
         def idle() -> bool:
             with e._cond:
@@ -435,7 +435,7 @@ class Driver:
     def wait_prefetch_encoding(self, row: int, key: str, timeout: float) -> bool:
         """Until the prefetch of `row` is running the encoder (not paused); restart it when it completed."""
         c = self.w.controller
-        e = c.embedder
+        e = c.encoder.worker
 
         def encoding() -> bool:
             with e._cond:
@@ -445,8 +445,8 @@ class Driver:
                 return True
             if running is None and not queued and _cached(c.session, key):
                 _forget(c.session, key)  # completed: run it again
-                c._prefetched_rows.discard(row)
-                c._prefetch_next()
+                c.encoder.forget(row)
+                c.prefetch_next()
             return False
 
         ok = self.spin(encoding, timeout)
@@ -455,7 +455,7 @@ class Driver:
 
     def wait_cached(self, row: int, key: str, timeout: float) -> None:
         c = self.w.controller
-        e = c.embedder
+        e = c.encoder.worker
 
         def done() -> bool:
             with e._cond:
@@ -468,7 +468,7 @@ class Driver:
                          f"foreground={e._foreground and e._foreground.key}, queue={list(e._prefetch)}, "
                          f"pause_in={e._pause_until - time.monotonic():.1f}s")
             raise RuntimeError(f"row {row} was not pre-encoded: row={c.row}, next={c.next_row(c.row)}, "
-                               f"prefetched={c._prefetched_rows}, cached={_cached(c.session, key)}, "
+                               f"prefetched={set(c.encoder.prefetched_rows)}, cached={_cached(c.session, key)}, "
                                f"{state}")
         self.sleep(0.05)
 
@@ -496,7 +496,7 @@ class Driver:
         QTest.mouseClick(vp, button, Qt.KeyboardModifier.NoModifier, pos)
         if len(c.annotation.prompt.points) != n + 1:
             raise RuntimeError("the click did not add a point")
-        self._expect_key = c._prompt_key(c.annotation.prompt)
+        self._expect_key = c.prompt_key(c.annotation.prompt)
         if not self.spin(lambda: self.watch.t_done is not None, 60):
             raise RuntimeError("no mask was painted for the click")
         latency = self.watch.t_done - t0
@@ -528,7 +528,7 @@ class Driver:
         t1 = time.perf_counter()
         QTest.mouseClick(self.w.canvas.main_viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
                          self.w.canvas.widget_pos(*point))
-        self._expect_key = c._prompt_key(c.annotation.prompt)
+        self._expect_key = c.prompt_key(c.annotation.prompt)
         self.spin(lambda: self.watch.t_done is not None, 60)
         return {"shown": shown, "ready": ready, "click": self.watch.t_done - t1, "total": self.watch.t_done - t0}
 

@@ -2,7 +2,8 @@
 candidate decoded again at the image's native size with the strokes applied and its metrics.
 
 Frames: the view size is `view_size(original_size)` (long side <= 2048), the native size the original image's
-(H, W). Both jobs run off the UI thread and return a `Decoded`.
+(H, W). The jobs run off the UI thread and return a `Decoded`; what the UI thread makes of one is in
+`mask_composition`.
 """
 
 from __future__ import annotations
@@ -70,31 +71,3 @@ def decode_prompt(session, embedding, key: str, prompt: Prompt, candidate: int |
     result = decode_native(session, embedding, shown, prompt, shown.candidate, layer, gt, version)
     result.new_prompt = True
     return result
-
-
-def native_model_mask(fixed: np.ndarray | None, shown: Decoded | None, chosen: int, model_view: np.ndarray | None,
-                      native_size: tuple[int, int]) -> tuple[bool, np.ndarray | None]:
-    """The model's mask at the native size (H, W), strokes not applied: (True, mask or None when there is none), or
-    (False, None) while it has to come from the decode worker.
-
-    fixed: Auto's or the restored (H, W) mask, which wins; shown: the decode on screen, `chosen` its shown candidate;
-    model_view: the model mask at the view size (it is the native one when the image is no larger than the view).
-    """
-    if fixed is not None:
-        return True, fixed
-    if shown is None:
-        return True, None
-    if model_view is not None and model_view.shape == native_size:
-        return True, model_view
-    if shown.kind == "native" and shown.candidate == chosen:
-        return True, shown.native_mask
-    return False, None
-
-
-def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(h, w) bool `mask` at `size` (h, w), nearest neighbour (e.g. a native-size fixed mask at the view size)."""
-    import cv2
-
-    if mask.shape == tuple(size):
-        return mask
-    return cv2.resize(mask.astype(np.uint8), (size[1], size[0]), interpolation=cv2.INTER_NEAREST).astype(bool)

@@ -1,5 +1,5 @@
-"""Loading for the segmentation controller, off the UI thread: the model session, and an image with the annotation
-restored from the project store.
+"""Loading for the segmentation controller, off the UI thread: the model session (`SessionOpener`), and an image
+with the annotation restored from the project store.
 """
 
 from __future__ import annotations
@@ -8,14 +8,50 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QWidget
 
 from floodlabel.core.annotation.annotation import Annotation
 from floodlabel.core.annotation.prompts import Prompt
 from floodlabel.core.data.datasets import ImagePair
 from floodlabel.core.data.image_item import ImageItem, load_image_item
+from floodlabel.gui.workers.background import BackgroundCall
+from floodlabel.gui.workers.on_screen import when_on_screen
 
 Restore = Callable[[Path], tuple[dict | None, np.ndarray | None, str | None]]
 """image path -> (saved annotation state or None, accepted mask (H, W) bool or None, problem text or None)."""
+
+
+class SessionOpener:
+    """Opens model sessions in the background for `owner` (a QObject whose parent is the window): `opened(session)`
+    or `failed(message)` on the UI thread.
+
+    The worker starts once the window is on the screen (`when_on_screen`), so the window and its image list are
+    painted first: the engine imports torch (about 2 s), holding the GIL for much of it. Of calls made before it
+    starts, only the last one loads; none starts after `close()`.
+    """
+
+    def __init__(self, owner: QObject, opened: Callable[[object], None], failed: Callable[[str], None]) -> None:
+        self.call: BackgroundCall | None = None  # the latest open's call
+        self._owner, self._opened, self._failed = owner, opened, failed
+        self._closed = False
+
+    def open(self, model: str) -> None:
+        """Load `model` ('classic', a registered name or a .pth path)."""
+        call = BackgroundCall(lambda: open_session(model))
+        call.succeeded.connect(self._opened)
+        call.failed.connect(self._failed)
+        self.call = call
+        window = self._owner.parent()
+        when_on_screen(self._owner, window if isinstance(window, QWidget) else None, lambda: self._start(call))
+
+    def close(self) -> None:
+        """Start no more calls (the one running, `call`, is left to finish)."""
+        self._closed = True
+
+    def _start(self, call: BackgroundCall) -> None:
+        if call is self.call and not self._closed:
+            call.start()
 
 
 def open_session(model: str):

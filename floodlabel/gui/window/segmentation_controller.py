@@ -7,12 +7,13 @@ GT → `_on_decoded` (UI thread) → `mask_changed(view mask)` (the canvas, the 
 `metrics_changed` / `clicks_changed`. One trip per click: the native mask comes back with the view mask. Only
 picking another candidate decodes at the native size again (`_request_native`).
 
-Collaborators: `auto_runner.AutoRunner` (Auto), `decode_jobs` (what the decoder runs), `image_loading` (session,
-image, restore and prefetch jobs).
+Collaborators: `auto_runner.AutoRunner` (Auto), `encoder_jobs.EncoderJobs` (`encoder`: the embedding of the image on
+screen and the prefetch of the next one), `decode_jobs` (what the decoder runs), `mask_composition` (the shown and
+the saved mask from a decode), `image_loading` (`SessionOpener`, image, restore and prefetch jobs).
 
-Threads: images load in `loader`, embeddings run in `embedder` (foreground + prefetch of the next image, paused while
-the user interacts), prompts decode in `decoder`; all report back through queued signals. Nothing here waits on the
-model on the UI thread. Metrics are of the mask at the image's native size (the mask that would be saved): made in
+Threads: images load in `loader`, embeddings run in `encoder.worker` (foreground + prefetch of the next image,
+paused while the user interacts), prompts decode in `decoder`; all report back through queued signals. Nothing here
+waits on the model on the UI thread. Metrics are of the mask at the image's native size (the mask that would be saved): made in
 the decode worker for large images, here on the UI thread otherwise (and after strokes added meanwhile).
 """
 
@@ -23,28 +24,23 @@ from typing import Callable
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QWidget
 
 from floodlabel.core.annotation.annotation import Annotation, Stroke, view_size
 from floodlabel.core.annotation.prompts import Prompt
 from floodlabel.core.data.datasets import FloodDataset
 from floodlabel.core.data.image_item import ImageItem
 from floodlabel.core.evaluation.live_metrics import NocTracker
-from floodlabel.core.evaluation.metrics import MaskMetrics, mask_metrics
+from floodlabel.core.evaluation.metrics import MaskMetrics
 from floodlabel.gui.window.auto_runner import AutoRunner
-from floodlabel.gui.window.decode_jobs import (Decoded, decode_native, decode_prompt, decode_view, native_model_mask,
-                                              resize_mask)
-from floodlabel.gui.window.image_loading import (Restore, annotation_from_prompt, load_job, open_session, prefetch_job,
+from floodlabel.gui.window.decode_jobs import Decoded, decode_native, decode_prompt, decode_view
+from floodlabel.gui.window.encoder_jobs import EncoderJobs
+from floodlabel.gui.window.image_loading import (Restore, SessionOpener, annotation_from_prompt, load_job,
                                                 restored_annotation)
-from floodlabel.gui.workers.background import BackgroundCall
-from floodlabel.gui.workers.latest_request import EmbedWorker, LatestRequestWorker
-from floodlabel.gui.workers.on_screen import when_on_screen
+from floodlabel.gui.window.mask_composition import native_model_mask, saved_mask, view_model_mask, with_strokes
+from floodlabel.gui.workers.latest_request import LatestRequestWorker
 
 AUTO_POINTS_PER_SIDE = 8
 """Auto's point grid (8 x 8 = 64 prompts; SAM's default 32 x 32 takes minutes per image on a 2-core CPU)."""
-
-PREFETCH_PAUSE_S = 1.5
-"""After a click, hover or stroke, the prefetch encoder waits this long before it resumes (2 cores: clicks first)."""
 
 
 class SegmentationController(QObject):
@@ -93,48 +89,32 @@ class SegmentationController(QObject):
         self.decoder = LatestRequestWorker("floodlabel-decoder")
         self.decoder.done.connect(self._on_decoded)
         self.decoder.failed.connect(self._on_decode_failed)
-        self.embedder = EmbedWorker()
-        self.embedder.finished.connect(self._on_embedded)
-        self.embedder.failed.connect(self._on_embed_failed)
-        self.embedder.cancelled.connect(self._on_embed_cancelled)
-        self._session_call: BackgroundCall | None = None
-        self._shut_down = False
+        self.encoder = EncoderJobs(lambda: (self.session, self.item), self)
+        self.encoder.started.connect(self.embedding_started)
+        self.encoder.ready.connect(self._use_embedding)
+        self.encoder.stopped.connect(self.embedding_stopped)
+        self.encoder.failed.connect(lambda message: self.message.emit(f"Encoding failed: {message}"))
+        self.opener = SessionOpener(self, self.set_session, self.session_failed)
         self.auto = AutoRunner(self)
         self.auto.done.connect(self._on_auto)
         self.auto.failed.connect(self._on_auto_failed)
         self._fixed_key: tuple | None = None  # (row, prompt key) fixed_mask belongs to
         self._native_pending = False
         self._request = 0
-        self._embed_started = 0.0
-        self._prefetched_rows: set[int] = set()
-        self._prefetched_items: dict[int, ImageItem] = {}  # row -> image decoded by the prefetch (at most 2)
 
     # ------------------------------------------------------------------------------------------------ session
 
     def open_session(self, model: str) -> None:
-        """Load `model` ('classic', a registered name or a .pth path) in the background; prompts are kept.
-
-        The worker starts once the window is on the screen (`when_on_screen`), so the window and its image list are
-        painted first: the engine imports torch (about 2 s), holding the GIL for much of it. Of calls made before
-        it starts, only the last one loads.
-        """
-        call = BackgroundCall(lambda: open_session(model))
-        call.succeeded.connect(self.set_session)
-        call.failed.connect(self.session_failed)
-        self._session_call = call
-        window = self.parent()
-        when_on_screen(self, window if isinstance(window, QWidget) else None, lambda: self._start_session(call))
-
-    def _start_session(self, call: BackgroundCall) -> None:
-        if call is self._session_call and not self._shut_down:
-            call.start()
+        """Load `model` ('classic', a registered name or a .pth path) in the background once the window is on the
+        screen (`image_loading.SessionOpener`); prompts are kept. `session_ready` or `session_failed` follows."""
+        self.opener.open(model)
 
     def set_session(self, session) -> None:
         """Use an already opened SegmentationSession (tests, benchmarks); re-embeds the current image."""
         self.session = session
         self.embedding = None
         self.shown = None  # the old model's prediction: the prompts are decoded again with the new one
-        self._prefetched_rows.clear()
+        self.encoder.reset()
         self.session_ready.emit(session.model_id)
         if self.item is not None:
             self._request_embedding()
@@ -144,8 +124,7 @@ class SegmentationController(QObject):
     def set_dataset(self, dataset: FloodDataset) -> None:
         self.dataset = dataset
         self.row = -1
-        self._prefetched_rows.clear()
-        self._prefetched_items.clear()
+        self.encoder.reset(images=True)
 
     def select(self, row: int) -> None:
         """Show dataset row `row`: the image loads in the background, then its embedding (cache first)."""
@@ -160,10 +139,10 @@ class SegmentationController(QObject):
         self.fixed_mask = None
         self.annotation = None
         self._native_pending = False
-        self.embedder.cancel()
+        self.encoder.cancel()
         pair = self.dataset.pairs[row]
         self._request += 1
-        self.loader.submit(self._request, load_job(row, pair, self._prefetched_items.pop(row, None), self.restore_fn))
+        self.loader.submit(self._request, load_job(row, pair, self.encoder.take_item(row), self.restore_fn))
 
     # ------------------------------------------------------------------------------------------------ steps
 
@@ -226,7 +205,11 @@ class SegmentationController(QObject):
             self.annotation.clear()
 
     def cancel_embedding(self) -> None:
-        self.embedder.cancel()
+        self.encoder.cancel()
+
+    def prefetch_next(self) -> None:
+        """Pre-encode the image after this one (`next_row`; cache only) while the user works on this one."""
+        self.encoder.prefetch(self.dataset, self.session, self.next_row(self.row))
 
     def run_auto(self) -> None:
         """Automatic mask generation in a worker (progress in `auto_progress`, `cancel_auto()` stops it); its water
@@ -234,7 +217,7 @@ class SegmentationController(QObject):
         if self.item is None or self.session is None or self.annotation is None or self.auto_running:
             return
         prompt = self.annotation.prompt
-        self._fixed_key = (self.row, self._prompt_key(prompt))
+        self._fixed_key = (self.row, self.prompt_key(prompt))
         self.auto.start(self.session, self.item.image, self.embedding, prompt, self._fixed_key, AUTO_POINTS_PER_SIDE)
 
     @property
@@ -256,12 +239,12 @@ class SegmentationController(QObject):
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop every worker and wait (up to `timeout` s in all) until none runs model code: torch work still
         running in a daemon thread when the interpreter exits can abort the process."""
-        self._shut_down = True
+        self.opener.close()
         self.cancel_auto()
-        for worker in (self.embedder, self.loader, self.decoder):
+        for worker in (self.encoder.worker, self.loader, self.decoder):
             worker.stop()
         deadline = time.monotonic() + timeout
-        for worker in (self.embedder, self.loader, self.decoder, self.auto, self._session_call):
+        for worker in (self.encoder.worker, self.loader, self.decoder, self.auto, self.opener.call):
             if worker is not None:
                 worker.join(max(0.0, deadline - time.monotonic()))
 
@@ -274,7 +257,7 @@ class SegmentationController(QObject):
         self.restore_problem = problem
         if mask is not None and mask.shape == item.original_size:
             self.fixed_mask = mask
-            self._fixed_key = (row, self._prompt_key(self.annotation.prompt))
+            self._fixed_key = (row, self.prompt_key(self.annotation.prompt))
         if self.pending_prompt is not None:
             prompt, self.pending_prompt = self.pending_prompt, None
             self.annotation = annotation_from_prompt(prompt, item.original_size)
@@ -291,37 +274,15 @@ class SegmentationController(QObject):
             self.image_failed.emit(self.row, message)
 
     def _request_embedding(self) -> None:
-        item, session = self.item, self.session
-        assert item is not None and session is not None
-        cached = session.cached_embedding(item.image, item.key)
-        if cached is not None:
-            self._use_embedding(cached, 0.0)
-            return
-        self._embed_started = time.perf_counter()
-        self.embedding_started.emit()
-        self.embedder.request(self._embed_key(item.key),
-                              lambda checkpoint: session.embedding(item.image, item.key, checkpoint=checkpoint))
-
-    def _on_embedded(self, key: str, embedding, seconds: float) -> None:
-        if self.item is None or key != self._embed_key(self.item.key):
-            return
-        self._use_embedding(embedding, seconds)
+        assert self.item is not None and self.session is not None
+        self.encoder.embed(self.session, self.item)  # -> _use_embedding (at once on a cache hit)
 
     def _use_embedding(self, embedding, seconds: float) -> None:
         self.embedding = embedding
         self.embedding_ready.emit(seconds)
         self._on_annotation_changed(self.annotation)  # clicks made while encoding apply now
-        self.embedder.pause_prefetch(PREFETCH_PAUSE_S)  # the first clicks on this image come before the prefetch
-        self._prefetch_next()
-
-    def _on_embed_failed(self, key: str, message: str) -> None:
-        if self.item is not None and key == self._embed_key(self.item.key):
-            self.embedding_stopped.emit(message)
-            self.message.emit(f"Encoding failed: {message}")
-
-    def _on_embed_cancelled(self, key: str) -> None:
-        if self.item is not None and key == self._embed_key(self.item.key):
-            self.embedding_stopped.emit("cancelled")
+        self.encoder.pause()  # the first clicks on this image come before the prefetch
+        self.prefetch_next()
 
     def _on_annotation_changed(self, annotation: Annotation | None) -> None:
         if annotation is None or annotation is not self.annotation:
@@ -336,7 +297,7 @@ class SegmentationController(QObject):
         if self.embedding is None:
             self._show_mask()
             return
-        key = self._prompt_key(prompt)
+        key = self.prompt_key(prompt)
         if self.shown is not None and self.shown.kind in ("prompt", "native") and self.shown.prompt_key == key:
             self._show_mask()  # same prompt: candidate or strokes changed
         else:
@@ -346,7 +307,7 @@ class SegmentationController(QObject):
         session, emb, item = self.session, self.embedding, self.item
         candidate = self.annotation.candidate if self.annotation is not None else None
         size = view_size(item.original_size)
-        key = self._prompt_key(prompt)
+        key = self.prompt_key(prompt)
         self._request += 1
         if kind != "prompt" or size == item.original_size:
             self.decoder.submit(self._request, lambda: decode_view(session, emb, kind, key, prompt, candidate, size))
@@ -391,7 +352,7 @@ class SegmentationController(QObject):
             self.message.emit(f"Auto: {message}")
 
     def _on_auto(self, key: tuple, mask: np.ndarray) -> None:
-        if (self.row, self._prompt_key(self.annotation.prompt if self.annotation else Prompt())) != key:
+        if (self.row, self.prompt_key(self.annotation.prompt if self.annotation else Prompt())) != key:
             return
         self.fixed_mask = mask
         self._show_mask()
@@ -408,15 +369,8 @@ class SegmentationController(QObject):
             self.mask_changed.emit(shown.prediction.mask(shown.prediction.best))
             self._emit_candidates(shown)
             return
-        model_view = None
-        if self.fixed_mask is not None:
-            model_view = resize_mask(self.fixed_mask, view)
-        elif shown is not None:
-            model_view = shown.prediction.mask(self._chosen(shown))
-        if model_view is None and not ann.strokes:
-            self.mask_changed.emit(None)
-        else:
-            self.mask_changed.emit(ann.compose(model_view if model_view is not None else np.zeros(view, bool)))
+        model_view = view_model_mask(self.fixed_mask, shown, self._chosen(shown) if shown is not None else -1, view)
+        self.mask_changed.emit(with_strokes(ann, model_view, view))
         self._emit_candidates(shown)
         self._update_native(model_view)
 
@@ -439,20 +393,10 @@ class SegmentationController(QObject):
             self._native_pending = True
             return  # the native mask is on its way from the decode worker
         self._native_pending = False
-        has_gt = item.gt is not None
-        if (self.fixed_mask is None and shown is not None and shown.kind == "native"
-                and shown.version == ann.version and shown.composed is not None):
-            self.native_mask, self.metrics = shown.composed, shown.metrics  # made in the worker
-        else:
-            if model_native is None and not ann.strokes:
-                self.native_mask = None
-            else:
-                base = model_native if model_native is not None else np.zeros(native_size, bool)
-                self.native_mask = ann.compose(base)
-            self.metrics = mask_metrics(self.native_mask, item.gt) if has_gt and self.native_mask is not None else None
+        self.native_mask, self.metrics = saved_mask(ann, item.gt, native_size, self.fixed_mask, shown, model_native)
         if self.metrics is not None:
             self.noc.update(ann.click_count, self.metrics.iou)
-        self.metrics_changed.emit(self.metrics, has_gt)
+        self.metrics_changed.emit(self.metrics, item.gt is not None)
         self.clicks_changed.emit(ann.click_count, self.noc.noc85, self.noc.noc90)
 
     def _emit_state(self) -> None:
@@ -471,29 +415,14 @@ class SegmentationController(QObject):
         return c if c is not None and c < len(shown.prediction) else shown.prediction.best
 
     def _interacting(self) -> None:
-        self.embedder.pause_prefetch(PREFETCH_PAUSE_S)
-
-    def _prefetch_next(self) -> None:
-        """Pre-encode the next image (cache only) while the user works on this one."""
-        ds, session = self.dataset, self.session
-        nxt = self.next_row(self.row)
-        if ds is None or session is None or nxt is None or not 0 <= nxt < len(ds.pairs) or nxt in self._prefetched_rows:
-            return
-        if getattr(session.segmenter, "cacheable", True) is False:
-            return  # classic: embedding is a resize, nothing to gain
-        self._prefetched_rows.add(nxt)
-        pair = ds.pairs[nxt]
-        self.embedder.prefetch(f"prefetch:{session.model_id}:{pair.image}",
-                               prefetch_job(nxt, pair, session, self._prefetched_items))
-
-    def _embed_key(self, image_key: str) -> str:
-        return f"{self.session.model_id if self.session else ''}:{image_key}"
+        self.encoder.pause()
 
     def _fixed_stale(self) -> bool:
         if self.fixed_mask is None or self.annotation is None:
             return False
-        return self._fixed_key != (self.row, self._prompt_key(self.annotation.prompt))
+        return self._fixed_key != (self.row, self.prompt_key(self.annotation.prompt))
 
     @staticmethod
-    def _prompt_key(prompt: Prompt) -> str:
+    def prompt_key(prompt: Prompt) -> str:
+        """The key a decoded prediction carries (`Decoded.prompt_key`) for the prompt it was made for."""
         return repr(prompt.to_dict())

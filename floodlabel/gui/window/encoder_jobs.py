@@ -1,0 +1,118 @@
+"""The image encoder's jobs behind the window: the embedding of the image on screen (foreground) and the
+pre-encoding of the next image (prefetch, into the embedding cache only), on one `EmbedWorker` thread.
+
+The SegmentationController owns one `EncoderJobs` (`controller.encoder`): `embed(session, item)` gives the image on
+screen's embedding (from the cache at once, else from the worker), reported on the UI thread by `started`, `ready`
+and `stopped` / `failed` only while that image is still the one `current()` returns. Prefetch waits
+`PREFETCH_PAUSE_S` after each click, hover or stroke (`pause`): on 2 cores the clicks come first. A prefetch also
+decodes the image once; `select()` takes it back with `take_item` (a 12 MP JPEG costs ~100 ms to decode).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, Signal
+
+from floodlabel.core.data.datasets import FloodDataset
+from floodlabel.core.data.image_item import ImageItem
+from floodlabel.gui.window.image_loading import prefetch_job
+from floodlabel.gui.workers.latest_request import EmbedWorker
+
+PREFETCH_PAUSE_S = 1.5
+"""After a click, hover or stroke, the prefetch encoder waits this long before it resumes (2 cores: clicks first)."""
+
+
+class EncoderJobs(QObject):
+    """The embed worker, which rows were prefetched, and the images the prefetch decoded (at most 2).
+
+    current(): (session, item) of the image on screen (item None while none is), read when the worker reports.
+    """
+
+    started = Signal()  # the encoder runs for the image on screen (no cache hit)
+    ready = Signal(object, float)  # its embedding, seconds (0 for a cache hit)
+    stopped = Signal(str)  # "cancelled" or the failure message
+    failed = Signal(str)  # the failure message (after `stopped`)
+
+    def __init__(self, current: Callable[[], tuple[object, ImageItem | None]], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._current = current
+        self.worker = EmbedWorker()
+        self.worker.finished.connect(self._on_finished)
+        self.worker.failed.connect(self._on_failed)
+        self.worker.cancelled.connect(self._on_cancelled)
+        self._prefetched_rows: set[int] = set()
+        self._prefetched_items: dict[int, ImageItem] = {}  # row -> image decoded by the prefetch (at most 2)
+
+    @property
+    def prefetched_rows(self) -> frozenset[int]:
+        """Rows whose prefetch was asked for since the last `reset` (each is asked for once)."""
+        return frozenset(self._prefetched_rows)
+
+    @staticmethod
+    def key(session, image_key: str) -> str:
+        """The worker's key of a foreground embedding: the model and the image."""
+        return f"{session.model_id if session else ''}:{image_key}"
+
+    def embed(self, session, item: ImageItem) -> None:
+        """The embedding of the image on screen: `ready` at once on a cache hit, else `started` and a foreground job
+        (it pre-empts a prefetch and replaces an earlier request)."""
+        cached = session.cached_embedding(item.image, item.key)
+        if cached is not None:
+            self.ready.emit(cached, 0.0)
+            return
+        self.started.emit()
+        self.worker.request(self.key(session, item.key),
+                            lambda checkpoint: session.embedding(item.image, item.key, checkpoint=checkpoint))
+
+    def prefetch(self, dataset: FloodDataset | None, session, row: int | None) -> None:
+        """Pre-encode dataset row `row` (cache only) unless it was already asked for; nothing for the classic
+        backend (its embedding is a resize) or without a dataset, session or row."""
+        if (dataset is None or session is None or row is None or not 0 <= row < len(dataset.pairs)
+                or row in self._prefetched_rows):
+            return
+        if getattr(session.segmenter, "cacheable", True) is False:
+            return  # classic: embedding is a resize, nothing to gain
+        self._prefetched_rows.add(row)
+        pair = dataset.pairs[row]
+        self.worker.prefetch(f"prefetch:{session.model_id}:{pair.image}",
+                             prefetch_job(row, pair, session, self._prefetched_items))
+
+    def forget(self, row: int) -> None:
+        """Let `row` be prefetched again (benchmarks re-run a prefetch that completed)."""
+        self._prefetched_rows.discard(row)
+
+    def take_item(self, row: int) -> ImageItem | None:
+        """The image the prefetch decoded for `row`, once (None when it did not)."""
+        return self._prefetched_items.pop(row, None)
+
+    def reset(self, *, images: bool = False) -> None:
+        """Forget which rows were prefetched (a new model); `images`: also the decoded images (a new dataset)."""
+        self._prefetched_rows.clear()
+        if images:
+            self._prefetched_items.clear()
+
+    def pause(self, seconds: float = PREFETCH_PAUSE_S) -> None:
+        """Hold prefetch for `seconds` from now (the user is interacting)."""
+        self.worker.pause_prefetch(seconds)
+
+    def cancel(self) -> None:
+        """Cancel the foreground embedding (pending or running)."""
+        self.worker.cancel()
+
+    def _is_current(self, key: str) -> bool:
+        session, item = self._current()
+        return item is not None and key == self.key(session, item.key)
+
+    def _on_finished(self, key: str, embedding, seconds: float) -> None:
+        if self._is_current(key):
+            self.ready.emit(embedding, seconds)
+
+    def _on_failed(self, key: str, message: str) -> None:
+        if self._is_current(key):
+            self.stopped.emit(message)
+            self.failed.emit(message)
+
+    def _on_cancelled(self, key: str) -> None:
+        if self._is_current(key):
+            self.stopped.emit("cancelled")
