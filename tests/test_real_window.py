@@ -13,8 +13,7 @@ it is shown, moved, resized, or the probe's update() is called) one JSON object,
      "view": [x, y, w, h],                        # main image view's screen rectangle (annotation window)
      "image_to_screen": [[ix, iy, sx, sy], ...],  # >= 3 non-collinear points: original-frame image pixel (x right,
                                                   # y down) -> screen pixel; [] while no image is shown
-     "ready": true,                               # clicks on the image are accepted (embedding ready)
-     "widgets": {"open_folder": [x, y, w, h]}}    # optional named widgets (the start window's "Open folder…")
+     "ready": true}                               # clicks on the image are accepted (embedding ready)
 
 The annotation window test needs "view", "image_to_screen" (for the first image of the dataset) and "ready"; the
 mapping is taken as affine (pan + zoom, no rotation), fitted by least squares to the points given.

@@ -5,17 +5,16 @@ Active only when the environment variable FLOODLABEL_TEST_GEOMETRY_FILE names a 
 benchmarks/screenshots.py start the app as a separate process under Xvfb and read this file to know where to
 click with real X input events.
 
-The file (rewritten atomically, tmp + rename, whenever the window is shown, moved or resized, or `update()` is
-called) holds one JSON object; all screen coordinates are X screen pixels (global, device-independent == device
-pixels under Xvfb), rectangles are [x, y, w, h]:
+The file (rewritten atomically by `atomic_files.write_atomic`, without the folder's fsync, whenever the window is
+shown, moved or resized, or `update()` is called) holds one JSON object; all screen coordinates are X screen pixels
+(global, device-independent == device pixels under Xvfb), rectangles are [x, y, w, h]:
 
     {
       "window": [x, y, w, h],                # the top-level window's screen rectangle (frame excluded)
       "view": [x, y, w, h],                  # the main image view's screen rectangle (only when a view is given)
       "image_to_screen": [[ix, iy, sx, sy], ...],  # >= 3 non-collinear points: image pixel (original frame,
                                              # x right / y down) -> screen pixel; [] while no image is shown
-      "ready": true,                         # the app accepts clicks on the image (embedding ready); false before
-      "widgets": {"name": [x, y, w, h], ...} # optional named widgets (buttons) tests may click
+      "ready": true                          # the app accepts clicks on the image (embedding ready); false before
     }
 
 The annotation window calls `install_geometry_probe(window, view=..., image_to_screen=..., ready=...)` and then
@@ -33,6 +32,8 @@ from pathlib import Path
 from PySide6.QtCore import QEvent, QObject, QPoint, QTimer
 from PySide6.QtWidgets import QWidget
 
+from floodlabel.core.common.atomic_files import write_atomic
+
 ENV_VAR = "FLOODLABEL_TEST_GEOMETRY_FILE"
 
 ImageToScreen = Callable[[], Sequence[Sequence[float]]]
@@ -45,17 +46,16 @@ def install_geometry_probe(
     view: QWidget | None = None,
     image_to_screen: ImageToScreen | None = None,
     ready: Callable[[], bool] | None = None,
-    widgets: dict[str, QWidget] | None = None,
 ) -> GeometryProbe | None:
     """Start writing `window`'s geometry to $FLOODLABEL_TEST_GEOMETRY_FILE; None (and nothing done) when unset.
 
     `view`: the main image view widget; `image_to_screen`: see ImageToScreen; `ready`: whether clicks on the image
-    are accepted now (default: always true); `widgets`: named widgets whose screen rectangles tests may click.
+    are accepted now (default: always true).
     """
     path = os.environ.get(ENV_VAR, "").strip()
     if not path:
         return None
-    probe = GeometryProbe(window, Path(path), view, image_to_screen, ready, widgets or {})
+    probe = GeometryProbe(window, Path(path), view, image_to_screen, ready)
     window._floodlabel_geometry_probe = probe  # type: ignore[attr-defined]  # keep the Python object alive
     return probe
 
@@ -64,11 +64,11 @@ class GeometryProbe(QObject):
     """Child of the window; rewrites the JSON file after show / move / resize events and on `update()`."""
 
     def __init__(self, window: QWidget, path: Path, view: QWidget | None, image_to_screen: ImageToScreen | None,
-                 ready: Callable[[], bool] | None, widgets: dict[str, QWidget]) -> None:
+                 ready: Callable[[], bool] | None) -> None:
         super().__init__(window)
         self.path = path
         self._window, self._view = window, view
-        self._image_to_screen, self._ready, self._widgets = image_to_screen, ready, widgets
+        self._image_to_screen, self._ready = image_to_screen, ready
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(0)  # after the event that triggered it has been handled (layouts settled)
@@ -92,16 +92,13 @@ class GeometryProbe(QObject):
         points = self._image_to_screen() if self._image_to_screen is not None else []
         data["image_to_screen"] = [[float(v) for v in p] for p in points]
         data["ready"] = bool(self._ready()) if self._ready is not None else True
-        if self._widgets:
-            data["widgets"] = {name: _screen_rect(w) for name, w in self._widgets.items() if w.isVisible()}
         return data
 
     def write(self) -> None:
+        """Rewrite the file now (readers never see a half-written one); nothing while the window is hidden."""
         if not self._window.isVisible():
             return
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(self.snapshot()))
-        os.replace(tmp, self.path)  # readers never see a half-written file
+        write_atomic(self.path, json.dumps(self.snapshot()).encode(), sync_dir=False)
 
 
 def _screen_rect(widget: QWidget) -> list[int]:
