@@ -15,7 +15,7 @@ changed by `init_worker` and `reset_worker`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from floodlabel.core.evaluation.click_simulation import ClickResult, clicks_to_r
 from floodlabel.core.evaluation.metrics import mask_metrics
 from floodlabel.core.evaluation.noc import NOC_THRESHOLDS
 from floodlabel.core.evaluation.results import ImageResult, Skipped
+
+if TYPE_CHECKING:
+    from floodlabel.core.models.session import SegmentationSession
 
 
 @dataclass(frozen=True)
@@ -57,14 +60,14 @@ class PairOutcome(NamedTuple):
     model_id: str
 
 
-def weights_id(session) -> str:
+def weights_id(session: SegmentationSession) -> str:
     """The id of the weights a session predicts with. SAM: a fine-tuned decoder has its own weights id while it
     shares its base's model_id; other segmenters: the session's model_id."""
     loaded = getattr(session.segmenter, "loaded", None)
     return getattr(loaded, "weights_id", session.model_id)
 
 
-def evaluate_pair(session, ctx: EvalContext, pair: ImagePair) -> PairOutcome:
+def evaluate_pair(session: SegmentationSession, ctx: EvalContext, pair: ImagePair) -> PairOutcome:
     """Evaluate one pair with an open session: its rows, or a Skipped when it is unreadable or its GT is empty."""
     assert pair.mask is not None
     model_id = weights_id(session)
@@ -106,7 +109,7 @@ def evaluate_pair(session, ctx: EvalContext, pair: ImagePair) -> PairOutcome:
 @dataclass
 class _WorkerState:
     ctx: EvalContext | None = None
-    session: object | None = None
+    session: SegmentationSession | None = None
 
 
 _state = _WorkerState()
@@ -127,7 +130,7 @@ def init_worker(ctx: EvalContext) -> None:
     set_threads(1, 1)
     from floodlabel.core.models.session import SegmentationSession  # torch: only in processes that do the work
 
-    _state.ctx, _state.session = None, None
+    reset_worker()  # a failed open leaves no half state behind
     _state.session = SegmentationSession.open(ctx.opens)
     _state.ctx = ctx
 
@@ -152,7 +155,7 @@ def evaluate_in_worker(pair: ImagePair) -> PairOutcome:
 # ----------------------------------------------------------------------------------------------------- helpers
 
 
-def _click_session(session, emb, gt: np.ndarray, first_mask: np.ndarray, first_logits: np.ndarray,
+def _click_session(session: SegmentationSession, emb, gt: np.ndarray, first_mask: np.ndarray, first_logits: np.ndarray,
                    max_clicks: int) -> ClickResult:
     """NoC session whose interaction 1 is the point prediction already made; later clicks refine the previous
     prediction's low-res logits with multimask=False."""
