@@ -51,7 +51,7 @@ def evaluate_model_ray(
     import cv2
     import torch
 
-    from floodlabel.core.sam.decoder_checkpoint import _given_bases  # torch: only when there is work
+    from floodlabel.core.sam.decoder_checkpoint import base_checkpoints  # torch: only when there is work
 
     torch_threads, cv_threads = (threads, threads) if threads else (torch.get_num_threads(),
                                                                       max(1, cv2.getNumThreads()))
@@ -65,7 +65,7 @@ def evaluate_model_ray(
         path = Path(ctx.model).expanduser()
         if ctx.model != CLASSIC and path.is_file():  # workers' cwd differs
             ctx = dataclasses.replace(ctx, source=str(path.absolute()))
-        args = (ctx, cluster.worker_env(), [str(p) for p in _given_bases], torch_threads, cv_threads)
+        args = (ctx, cluster.worker_env(), [str(p) for p in base_checkpoints()], torch_threads, cv_threads)
         todo = [p for p in pairs if p.stem not in bad_stems]
         refs = {p.stem: task.remote(*args, p) for p in todo}
         try:

@@ -228,6 +228,11 @@ def use_base_checkpoints(paths: Sequence[str | os.PathLike]) -> None:
     _given_bases[:] = [Path(p).expanduser() for p in paths]
 
 
+def base_checkpoints() -> list[Path]:
+    """The process-wide bases set by `use_base_checkpoints` (a copy; [] while the search is used)."""
+    return list(_given_bases)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # helpers
 
