@@ -564,7 +564,8 @@ class Driver:
     def _on_mask(self, mask) -> None:
         c = self.w.controller
         s = c.shown
-        if (self._expect_key is not None and mask is not None and s is not None and s.kind == "prompt"
+        # "native": a click on an image larger than the view comes back in one trip with its native-size mask
+        if (self._expect_key is not None and mask is not None and s is not None and s.kind in ("prompt", "native")
                 and s.prompt_key == self._expect_key):
             self._expect_key = None
             self.watch.arm()
