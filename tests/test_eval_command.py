@@ -12,6 +12,7 @@ from image_factories import mask_png, save
 from synthetic_scenes import make_flood_scene
 
 import floodlabel.cli as cli
+from floodlabel.core.classic.backend import ClassicSegmenter
 from floodlabel.core.common.atomic_files import TEMP_PREFIX
 from floodlabel.core.evaluation.report import CSV_COLUMNS
 
@@ -67,7 +68,7 @@ def test_eval_prints_tables_and_writes_the_csv(data, tmp_path, capsys):
     assert [(r["model"], r["prompt"], r["stem"]) for r in body] == [
         ("classic", "point", "0"), ("classic", "box", "0"), ("classic", "point", "1"), ("classic", "box", "1")]
     for r in body:
-        assert 0.0 <= float(r["iou"]) <= 1.0 and r["model_id"] == "classic-grabcut-v2"
+        assert 0.0 <= float(r["iou"]) <= 1.0 and r["model_id"] == ClassicSegmenter.model_id
         if r["prompt"] == "point":
             assert int(r["noc85"]) in (1, 2) and len(r["click_ious"].split()) in (1, 2)
             assert float(r["click_ious"].split()[0]) == pytest.approx(float(r["iou"]), abs=1e-6)

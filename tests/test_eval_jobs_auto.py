@@ -16,6 +16,7 @@ from synthetic_scenes import make_flood_scene
 from tiny_sam import tiny_sam, tiny_sam_checkpoint
 
 import floodlabel.cli as cli
+from floodlabel.core.classic.backend import ClassicSegmenter
 from floodlabel.core.evaluation import auto as eval_auto
 from floodlabel.core.evaluation import parallel as eval_parallel
 from floodlabel.core.evaluation import worker as eval_worker
@@ -51,7 +52,7 @@ def test_jobs_2_equals_jobs_1_for_classic(tmp_path):
     assert len(serial.rows) == 8  # 4 images x (point, box)
     assert _plain(parallel.rows) == _plain(serial.rows)  # every metric, score and click, bit for bit, same order
     assert parallel.skipped == serial.skipped and [s.stem for s in serial.skipped] == ["dry"]
-    assert parallel.model_ids == serial.model_ids == {"classic": "classic-grabcut-v2"}
+    assert parallel.model_ids == serial.model_ids == {"classic": ClassicSegmenter.model_id}
     assert progress[1] == progress[2] == [(i, 5) for i in range(6)]
 
 
@@ -83,7 +84,7 @@ def test_a_worker_process_evaluates_pairs_as_the_serial_loop(tmp_path):
     serial = evaluate(data, ["classic"], ["both"], max_clicks=3, jobs=1)
     assert [p.stem for p in data.complete_pairs] == ["0", "dry"]
     (rows, problem, model_id), (dry_rows, dry_problem, _) = outcomes
-    assert _plain(rows) == _plain(serial.rows) and problem is None and model_id == "classic-grabcut-v2"
+    assert _plain(rows) == _plain(serial.rows) and problem is None and model_id == ClassicSegmenter.model_id
     assert dry_rows == [] and dry_problem == serial.skipped[0]
 
 

@@ -13,6 +13,7 @@ from synthetic_scenes import make_flood_scene
 from tiny_sam import tiny_sam_checkpoint
 
 import floodlabel.core.evaluation.evaluate as evaluation
+from floodlabel.core.classic.backend import ClassicSegmenter
 from floodlabel.core.evaluation import worker as eval_worker
 from floodlabel.core.evaluation.auto_prompts import box_prompt, point_prompt
 from floodlabel.core.data.datasets import open_dataset
@@ -21,7 +22,7 @@ from floodlabel.core.models.session import SegmentationSession
 from floodlabel.core.common.errors import DatasetError, ModelError
 from floodlabel.core.evaluation.evaluate import FAILURE_IOU, evaluate
 from floodlabel.core.evaluation.metrics import mask_metrics
-from floodlabel.core.segment.segmenter import Embedding, Prediction
+from floodlabel.core.segment.segmenter import Capabilities, Embedding, Prediction
 
 H, W = 160, 240
 
@@ -48,8 +49,9 @@ class ScriptedSegmenter:
     mask_input of the next call can be traced back to the call that produced it.
     """
 
-    model_id = "scripted"
-    cacheable = False
+    model_id = cache_model_id = weights_id = "scripted"
+    compute_label = "scripted (test)"
+    capabilities = Capabilities()  # nothing beyond embed + predict
 
     def __init__(self, log: list) -> None:
         self.log = log
@@ -247,7 +249,7 @@ def test_bad_models_and_datasets_fail_before_any_work(tmp_path, monkeypatch):
 def test_classic_backend_end_to_end(tmp_path):
     gts = write_scenes(tmp_path, n=2)
     result = evaluate(open_dataset(tmp_path), ["classic"], ["both"], max_clicks=3)
-    assert result.model_ids == {"classic": "classic-grabcut-v2"} and not result.skipped
+    assert result.model_ids == {"classic": ClassicSegmenter.model_id} and not result.skipped
     assert [(r.stem, r.prompt) for r in result.rows] == [("0", "point"), ("0", "box"), ("1", "point"), ("1", "box")]
     # the rows are the scores of exactly what the backend predicts for the automatic prompts
     session = SegmentationSession.open("classic")

@@ -92,7 +92,7 @@ def _run(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"Training on {source}" + (f" (first {len(items)})" if args.limit is not None else ""))
     session = SegmentationSession.open(args.model)
-    if not hasattr(session.segmenter, "loaded"):
+    if not session.segmenter.capabilities.finetune_decoder:
         raise FloodLabelError(f"{args.model} is not a SAM model: only SAM's mask decoder can be fine-tuned")
 
     bars: dict[str, tqdm] = {}

@@ -27,10 +27,8 @@ NEEDS_SAM = "automatic mask generation needs a SAM model (vit_b, vit_l, vit_h or
 
 
 def supports_auto(session) -> bool:
-    """True when the session's segmenter is a SAM (AMG needs its prompt encoder and mask decoder)."""
-    from segment_anything.modeling import Sam
-
-    return isinstance(getattr(session.segmenter, "model", None), Sam)
+    """True when the session's segmenter declares automatic mask generation (Capabilities.auto_masks)."""
+    return session.segmenter.capabilities.auto_masks
 
 
 def auto_water_prediction(session, image: np.ndarray, embedding: Embedding, gt: np.ndarray) -> tuple[np.ndarray, float]:

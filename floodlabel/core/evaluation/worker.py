@@ -63,8 +63,7 @@ class PairOutcome(NamedTuple):
 def weights_id(session: SegmentationSession) -> str:
     """The id of the weights a session predicts with. SAM: a fine-tuned decoder has its own weights id while it
     shares its base's model_id; other segmenters: the session's model_id."""
-    loaded = getattr(session.segmenter, "loaded", None)
-    return getattr(loaded, "weights_id", session.model_id)
+    return session.segmenter.weights_id
 
 
 def evaluate_pair(session: SegmentationSession, ctx: EvalContext, pair: ImagePair) -> PairOutcome:

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import torch
 from segment_anything import SamAutomaticMaskGenerator
-from segment_anything.modeling import Sam
 
 from floodlabel.core.sam.auto_mask import DEFAULT_AMG_KWARGS, water_mask_from_segments
 from floodlabel.core.common.cancel import Checkpoint
@@ -49,8 +48,7 @@ def auto_water_mask(
     auto_mask.DEFAULT_AMG_KWARGS. Returns an (H, W) bool mask (empty when no segment holds a positive point).
     Raises FloodLabelError for the classic backend or a prompt without a positive point.
     """
-    model = getattr(session.segmenter, "model", None)
-    if not isinstance(model, Sam):
+    if not session.segmenter.capabilities.auto_masks:
         raise FloodLabelError(NEEDS_SAM)
     labels = np.asarray(prompt.labels)
     if not np.any(labels == 1):

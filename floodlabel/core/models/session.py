@@ -43,8 +43,8 @@ class SegmentationSession:
 
     def __init__(self, segmenter: Segmenter, cache: EmbeddingCache | None = None) -> None:
         self.segmenter = segmenter
-        # backends with a cheap embed (classic) set `cacheable = False`: nothing to gain from the disk
-        self.cache = cache if getattr(segmenter, "cacheable", True) else None
+        # a backend with a cheap embed (classic) does not cache embeddings: nothing to gain from the disk
+        self.cache = cache if segmenter.capabilities.cache_embeddings else None
 
     @classmethod
     def open(
@@ -58,9 +58,9 @@ class SegmentationSession:
 
     @property
     def cache_model_id(self) -> str:
-        """The embedding cache's model key: the segmenter's `cache_model_id` where it has one (SAM: model_id plus
-        encoder precision and device type, which change the features), else model_id."""
-        return getattr(self.segmenter, "cache_model_id", None) or self.model_id
+        """The embedding cache's model key: the segmenter's `cache_model_id` (SAM: model_id plus encoder precision
+        and device type, which change the features)."""
+        return self.segmenter.cache_model_id
 
     def cached_embedding(self, image: np.ndarray, key: str | None = None) -> Embedding | None:
         """The embedding if memory or disk has it, else None (never runs the encoder)."""

@@ -34,10 +34,12 @@ from floodlabel.core.annotation.prompts import Prompt
 from floodlabel.core.sam.checkpoint import IMAGE_SIZE, LoadedSam
 from floodlabel.core.sam.loading import load_sam
 from floodlabel.core.sam.fast_decoder import FastSamDecoder
-from floodlabel.core.segment.segmenter import Embedding, Prediction
+from floodlabel.core.segment.segmenter import Capabilities, Embedding, Prediction
 
 REFINE_MEMORY = 4
 """Predictions per image whose full-grid logits can be completed when fed back as mask_input."""
+
+SAM_CAPABILITIES = Capabilities(cache_embeddings=True, fast_decode=True, auto_masks=True, finetune_decoder=True)
 
 _PRECISION_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
@@ -64,6 +66,19 @@ class SamSegmenter:
     @property
     def architecture(self) -> str:
         return self.loaded.architecture.name
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return SAM_CAPABILITIES
+
+    @property
+    def weights_id(self) -> str:
+        """The fine-tuned decoder's own id where one is loaded, else model_id."""
+        return self.loaded.weights_id
+
+    @property
+    def compute_label(self) -> str:
+        return self.config.describe()
 
     @property
     def cache_model_id(self) -> str:

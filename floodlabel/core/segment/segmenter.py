@@ -92,11 +92,48 @@ class Prediction:
         return self._masks
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do beyond embed + predict. The window, store, evaluation and training ask this, never a
+    backend's class or attributes.
+
+    cache_embeddings: its embedding is worth keeping on disk and pre-computing for the next images (SAM: seconds
+                      of encoder; classic: a resize, so no).
+    fast_decode:      predict takes milliseconds, so the hover preview can follow the mouse.
+    auto_masks:       it can propose every segment of an image (automatic mask generation, the window's Auto).
+    finetune_decoder: its mask decoder can be fine-tuned on the user's masks (core.training).
+    """
+
+    cache_embeddings: bool = False
+    fast_decode: bool = False
+    auto_masks: bool = False
+    finetune_decoder: bool = False
+
+
 @runtime_checkable
 class Segmenter(Protocol):
-    """A backend. `model_id` names the model and its weights hash (keys the embedding cache)."""
+    """A backend (one model family's implementation).
+
+    model_id:       names the model and its weights hash (an embedding carries it; predict checks it).
+    cache_model_id: keys the embedding cache: model_id plus whatever else changes the features (precision, device).
+    weights_id:     the weights that predict (a fine-tuned decoder has its own while sharing its base's model_id).
+    compute_label:  one short line for the status bar: the device and precisions, or what the backend is.
+    capabilities:   see Capabilities.
+    """
 
     model_id: str
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    @property
+    def cache_model_id(self) -> str: ...
+
+    @property
+    def weights_id(self) -> str: ...
+
+    @property
+    def compute_label(self) -> str: ...
 
     def embed(self, image: np.ndarray) -> Embedding:
         """image: (H, W, 3) uint8 RGB in the original frame."""

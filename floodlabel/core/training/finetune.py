@@ -76,7 +76,7 @@ def finetune(
     settings.validate()
     out = Path(out).expanduser().absolute()
     seg = session.segmenter
-    if not hasattr(seg, "loaded"):
+    if not seg.capabilities.finetune_decoder:
         raise TrainingError(f"{session.model_id} is not a SAM model: only SAM's decoder can be fine-tuned")
     settings = replace(settings, precision=resolve_precision(settings.precision, seg.device))  # recorded as run
     ddp = distributed.current()  # several processes under torchrun (training/distributed.py), else a no-op

@@ -410,7 +410,7 @@ class FinetuneJob:
             raise TrainingError(f"fine-tuning needs at least 2 usable masks, found {len(items)}"
                              + (f" ({len(self.left_out)} left out: {self.left_out[0][1]})" if self.left_out else ""))
         session = SegmentationSession.open(self.base_model, config=self.config)
-        if not hasattr(session.segmenter, "loaded"):
+        if not session.segmenter.capabilities.finetune_decoder:
             raise TrainingError(f"{self.base_model} is not a SAM model: only SAM's decoder can be fine-tuned")
         self.out.parent.mkdir(parents=True, exist_ok=True)
         result = finetune(items, session, self.out, self.settings, progress=progress, cancel=cancel)

@@ -31,7 +31,6 @@ from floodlabel.gui.window.geometry_probe import install_geometry_probe
 from floodlabel.gui.panels.image_list import ImageListDock
 from floodlabel.gui.panels.metrics_panel import MetricsPanel
 from floodlabel.gui.panels.model_panel import ModelPanel
-from floodlabel.gui.panels.model_status import CLASSIC_LABEL
 from floodlabel.gui.panels.project_notice import ProjectNotice
 from floodlabel.gui.window.segmentation_controller import SegmentationController
 from floodlabel.gui.window.store_link import StoreLink
@@ -271,11 +270,9 @@ class AnnotationWindow(QMainWindow):
 
     def _on_session_ready(self, model_id: str) -> None:
         self.statusBar().showMessage(f"Model ready: {model_id}", 4000)
-        config = getattr(self.controller.session.segmenter, "config", None)
-        self.compute_label.setText(f"{model_id.split(':')[0]} · {config.describe()}" if config is not None
-                                   else f"{CLASSIC_LABEL}")
-        self.auto_action.setEnabled(self.controller.session is not None
-                                    and getattr(self.controller.session.segmenter, "cacheable", True))
+        segmenter = self.controller.session.segmenter
+        self.compute_label.setText(f"{model_id.split(':')[0]} · {segmenter.compute_label}")
+        self.auto_action.setEnabled(segmenter.capabilities.auto_masks)
 
     def _on_session_failed(self, message: str) -> None:
         self.show_message(f"Cannot load {self.models.model}: {message}. Using the classic backend.")

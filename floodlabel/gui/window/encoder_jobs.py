@@ -71,7 +71,7 @@ class EncoderJobs(QObject):
         if (dataset is None or session is None or row is None or not 0 <= row < len(dataset.pairs)
                 or row in self._prefetched_rows):
             return
-        if getattr(session.segmenter, "cacheable", True) is False:
+        if not session.segmenter.capabilities.cache_embeddings:
             return  # classic: embedding is a resize, nothing to gain
         self._prefetched_rows.add(row)
         pair = dataset.pairs[row]

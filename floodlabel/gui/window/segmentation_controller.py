@@ -171,7 +171,7 @@ class SegmentationController(QObject):
     @property
     def fast_decoder(self) -> bool:
         """SAM decodes in milliseconds; the classic backend runs GrabCut per prompt (too slow to follow the mouse)."""
-        return self.session is not None and getattr(self.session.segmenter, "cacheable", True) is not False
+        return self.session is not None and self.session.segmenter.capabilities.fast_decode
 
     def hover_left(self) -> None:
         if self.shown is not None and self.shown.kind == "hover":
