@@ -10,7 +10,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
 from floodlabel.core.evaluation.metrics import MaskMetrics
-from floodlabel.gui.panels.candidate_strip import CandidateStrip, thumbnail_image
+from floodlabel.gui.panels.candidate_strip import THUMB_SIDE, CandidateStrip, thumbnail_image
 from floodlabel.gui.canvas.mask_canvas import MaskCanvas
 from floodlabel.gui.panels.metrics_panel import NO_GT_TEXT, MetricsPanel
 from tests.synthetic_scenes import make_flood_scene
@@ -222,7 +222,7 @@ def test_candidate_strip_shows_scores_and_emits_the_clicked_one(qtbot):
     assert blocker.args == [2]
     assert [b.isChecked() for b in strip.buttons] == [False, False, True]
     img = thumbnail_image(thumbs[0])
-    assert max(img.width(), img.height()) == 96 and (img.width(), img.height()) == (72, 96)
+    assert max(img.width(), img.height()) == THUMB_SIDE == 80 and (img.width(), img.height()) == (60, 80)
     strip.clear()
     assert not any(b.isVisible() for b in strip.buttons)
 

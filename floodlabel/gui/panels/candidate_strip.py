@@ -1,4 +1,7 @@
-"""The candidate strip: the model's (up to 3) candidate masks as small thumbnails with their scores; click to choose."""
+"""The candidate strip: the model's (up to 3) candidate masks as small thumbnails with their scores; click to choose.
+
+The strip takes its full size from the start, empty or not: filling it after the first click must not resize the
+dock it is in (the canvas beside it would shrink and the image move under the mouse between two clicks)."""
 
 from __future__ import annotations
 
@@ -8,9 +11,9 @@ import cv2
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
-from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QToolButton, QWidget
+from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QSizePolicy, QToolButton, QWidget
 
-THUMB_SIDE = 96                    # thumbnails fit in THUMB_SIDE x THUMB_SIDE pixels
+THUMB_SIDE = 80                    # thumbnails fit in THUMB_SIDE x THUMB_SIDE pixels (3 fit a 300-px dock)
 MAX_CANDIDATES = 3
 _PALETTE = np.array([[70, 70, 70], [30, 144, 255]], dtype=np.uint8)   # not water grey, water blue
 _STYLE = ("QToolButton { border: 2px solid transparent; border-radius: 4px; padding: 2px; }"
@@ -36,11 +39,18 @@ class CandidateStrip(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
         self.buttons: list[QToolButton] = []
+        blank = QPixmap(THUMB_SIDE, THUMB_SIDE)
+        blank.fill(Qt.GlobalColor.transparent)
         for i in range(MAX_CANDIDATES):
             b = QToolButton(self)
             b.setCheckable(True)
             b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
             b.setIconSize(QSize(THUMB_SIDE, THUMB_SIDE))
+            b.setIcon(QIcon(blank))  # a shown button's size (an icon, a score under it) while none is shown
+            b.setText("0.00")
+            policy = b.sizePolicy()
+            policy.setRetainSizeWhenHidden(True)  # a hidden button keeps its place: the strip never resizes
+            b.setSizePolicy(policy)
             b.setVisible(False)
             self._group.addButton(b, i)
             layout.addWidget(b)
