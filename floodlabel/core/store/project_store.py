@@ -52,7 +52,7 @@ from floodlabel.core.common.atomic_files import describe_os_error, write_atomic
 from floodlabel.core.common.errors import ImageReadError, StoreError
 from floodlabel.core.common.hashing import sha256_bytes, sha256_file
 from floodlabel.core.data.images import image_size
-from floodlabel.core.store import orphan_recovery, schema
+from floodlabel.core.store import orphan_recovery, resume, schema
 from floodlabel.core.store.location import (DB_NAME, MASKS_DIR_NAME, PROJECT_DIR_NAME, default_project_dir,
                                               find_project_dir, is_project_dir)
 from floodlabel.core.store.mask_files import (decode_mask_png, encode_mask_png, read_mask_bytes, read_mask_png,
@@ -95,6 +95,7 @@ class ProjectStore:
         self._file_lock = None
         self._hashes: dict[tuple, str] = {}
         self._conn: sqlite3.Connection | None = None
+        self._last_image: str | None = None  # remember_image's latest (a read-only store keeps it only here)
         self.created = False
         """True when this open created the database (a new project, or one whose database was missing or empty)."""
         self.orphans: list[OrphanMask] = []
@@ -176,7 +177,27 @@ class ProjectStore:
                 lines.append(f"{rec.rel_path}: the accepted mask {rec.mask_path} was deleted")
         return lines
 
+    def last_image(self) -> str | None:
+        """The image the user was last on (`remember_image`): this store's latest, else the project's; None."""
+        if self._last_image is not None:
+            return self._last_image
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (resume.LAST_IMAGE_KEY,))
+        return rows[0][0] if rows else None
+
+    def resume_image(self, rel_paths: Iterable[str | os.PathLike[str]]) -> str | None:
+        """The image to open (relative path): the one the user was last on when it is among `rel_paths` (the
+        folder's images, in list order), else the first not accepted, else the first; None for no images."""
+        return resume.resume_image([self._rel(p) for p in rel_paths], self.statuses(), self.last_image())
+
     # ------------------------------------------------------------------------------------------------ writing
+
+    def remember_image(self, rel_path: str | os.PathLike[str]) -> None:
+        """Note the image the user is on (selected, edited, accepted) for `resume_image`: one committed statement,
+        at once. A read-only store keeps it in memory (written when it takes the writer lock)."""
+        rel = self._rel(rel_path)
+        self._last_image = rel
+        if not self.read_only:
+            self._execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (resume.LAST_IMAGE_KEY, rel))
 
     def save_progress(self, rel_path: str | os.PathLike[str], annotation_state: dict[str, Any] | None) -> None:
         """Autosave the current annotation state. A new image becomes "in progress"; an accepted one stays accepted
@@ -305,6 +326,8 @@ class ProjectStore:
             self._conn, self._file_lock = conn, lock
             self.read_only, self.read_only_reason = False, ""
             self._scan_masks()
+            if self._last_image is not None:
+                self.remember_image(self._last_image)
         return True
 
     def close(self) -> None:
@@ -385,20 +408,27 @@ class ProjectStore:
             raise StoreError(f"cannot read the image {path}")
         return image_hash, st
 
-    def _current_hash(self, rel: str, stored_hash: str, size: int | None, mtime_ns: int | None) -> str | None:
-        """The image's hash now; trusts the stored hash while the file's size and mtime are those recorded."""
+    def _current_hash(self, rel: str, stored_hash: str, size: int | None, mtime_ns: int | None,
+                      recorded_at: float | None = None) -> str | None:
+        """The image's hash now; trusts the stored hash while the file's size and mtime are those recorded and its
+        inode did not change after `recorded_at` (the row's updated_at): a photo replaced by another of the same
+        size with its mtime kept (cp -p, rsync -t, os.utime) gets a new ctime and is hashed again."""
         path = self.image_path(rel)
         try:
             st = path.stat()
         except OSError:
             return None
-        if size == st.st_size and mtime_ns == st.st_mtime_ns:
+        unchanged_since = recorded_at is None or st.st_ctime_ns <= int(recorded_at * 1e9)
+        if size == st.st_size and mtime_ns == st.st_mtime_ns and unchanged_since:
             return stored_hash
         return self.image_hash(rel)
 
     def _to_record(self, row: tuple) -> ImageRecord:
+        def current_hash(rel: str, stored: str, size: int | None, mtime_ns: int | None) -> str | None:
+            return self._current_hash(rel, stored, size, mtime_ns, recorded_at=row[7])  # row[7]: updated_at
+
         return record_from_row(row, image_path=self.image_path(row[0]), project_dir=self.project_dir,
-                               current_hash=self._current_hash)
+                               current_hash=current_hash)
 
     def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
         with self._lock:
