@@ -6,6 +6,7 @@ by its path relative to the dataset folder (DATA) and the SHA-256 of its bytes, 
 - the latest annotation state (any JSON-serialisable dict: prompts, chosen candidate, strokes, ...), autosaved;
 - at accept: the mask as a PNG at the image's native size after EXIF orientation (0/255, one channel), the
   annotation state that made it, model id and checkpoint hash, metrics against GT, whether brush strokes were used.
+The project also keeps the image the user was last on (`remember_image`), where `resume_image` reopens.
 Autosaving an accepted image keeps it accepted (the accepted mask and state stay until the next accept);
 `ImageRecord.edited_since_accept` says that newer work exists.
 
@@ -327,7 +328,10 @@ class ProjectStore:
             self.read_only, self.read_only_reason = False, ""
             self._scan_masks()
             if self._last_image is not None:
-                self.remember_image(self._last_image)
+                try:
+                    self.remember_image(self._last_image)
+                except StoreError:
+                    pass  # only where to reopen; the next selection writes it again
         return True
 
     def close(self) -> None:
