@@ -320,3 +320,24 @@ def test_remove_temp_files_matches_strictly_and_never_follows_a_link(tmp_path):
     assert remove_temp_files(tmp_path / "link", EXPORT_TEMP_PREFIX) == 0
     assert (elsewhere / OWN_TEMP).exists()
     assert remove_temp_files(tmp_path / "missing", EXPORT_TEMP_PREFIX) == 0
+
+
+def test_a_non_empty_unrelated_folder_keeps_its_files(data, tmp_path):
+    out = tmp_path / "notes"
+    (out / "sub").mkdir(parents=True)
+    (out / "todo.txt").write_text("mine")
+    (out / "sub" / "x.jpg").write_bytes(b"a photo")
+    with ProjectStore(data) as store:
+        export_project(store, out)
+        export_project(store, out)  # again: only its own files are replaced
+    assert (out / "todo.txt").read_text() == "mine" and (out / "sub" / "x.jpg").read_bytes() == b"a photo"
+    assert sorted(p.name for p in (out / "Mask").iterdir()) == ["1.png", "2.png"]
+
+
+def test_onto_a_file_refused_and_the_file_kept(data, tmp_path, capsys):
+    target = tmp_path / "report.pdf"
+    target.write_bytes(b"%PDF")
+    line = cli_error(capsys, ["export", str(data), "--out", str(target)])
+    assert "is not a folder" in line and target.read_bytes() == b"%PDF"
+    line = cli_error(capsys, ["export", str(data), "--out", str(target / "sub")])
+    assert target.read_bytes() == b"%PDF" and "Traceback" not in line

@@ -190,6 +190,21 @@ def test_a_read_only_bind_mount_opens_read_only(data, tmp_path):
     assert masks_in(view / "DATA" / PROJECT_DIR_NAME) == masks_in(project)
 
 
+def test_a_tmpfs_remounted_read_only_opens_read_only(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount_or_skip("-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk))
+    try:
+        data = disk / "DATA"
+        photo(data / "Image" / "0.png", 0)
+        photo(data / "Image" / "1.png", 40)
+        project = accepted_project(data)
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        assert_opens_read_only_and_keeps_everything(data, project, "not writable")
+    finally:
+        unmount(disk)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # a disk that fills up mid-accept
 
@@ -275,6 +290,11 @@ def test_odd_names_list_accept_and_export(tmp_path, capsys, kind, monkeypatch):
         [im["file_name"] for im in coco["images"]] == [rel]
     assert cli(capsys, ["stats", "--", "-data"])[0] == 0
     assert cli(capsys, ["stats", "--quick", "./-out"])[0] == 0
+    if kind == "dash":  # a folder name that looks like an option: after `--`, or as ./-data
+        rc, out, err = cli(capsys, ["eval", "-m", "classic", "--prompt", "box", "--no-noc", "--csv", "e.csv",
+                                    "--", "-data"])
+        assert rc == 0, err
+        assert cli(capsys, ["export", "--out=-out2", "--", "-data"])[0] == 0
 
 
 # ---------------------------------------------------------------------------------------------------------------
