@@ -13,6 +13,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -149,7 +150,7 @@ def assert_opens_read_only_and_keeps_everything(data, project, reason):
     assert masks_in(project) == before
 
 
-@pytest.mark.skipif(IS_ROOT, reason="root ignores permission bits (chmod); the bind mount test covers root")
+@pytest.mark.skipif(IS_ROOT, reason="root ignores permission bits: the next test drops to nobody for this case")
 def test_a_chmod_read_only_project_opens_read_only(data):
     project = accepted_project(data)
     for path in (project, project / "masks"):
@@ -159,6 +160,55 @@ def test_a_chmod_read_only_project_opens_read_only(data):
     finally:
         for path in (project, project / "masks"):
             path.chmod(0o755)
+
+
+CHMOD_CHILD = """
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[2])
+from test_hostile_inputs import mask
+from floodlabel.core.common.errors import StoreError
+from floodlabel.core.store.project_store import ProjectStore
+with ProjectStore(sys.argv[1]) as store:
+    print(store.read_only)
+    print(store.read_only_reason)
+    print(np.array_equal(store.record("Image/0.png").load_mask(), mask(0)))
+    try:
+        store.accept("Image/1.png", mask(1))
+    except StoreError as exc:
+        print("refused:", exc)
+"""
+
+
+@pytest.mark.skipif(not IS_ROOT or shutil.which("setpriv") is None, reason="needs root and setpriv(1)")
+def test_a_chmod_read_only_project_opens_read_only_for_a_user_who_is_not_root(tmp_path):
+    """As root (who ignores permission bits) the chmod case runs in a child that drops to nobody."""
+    import tempfile
+
+    top = Path(tempfile.mkdtemp(prefix="floodlabel-chmod-", dir="/tmp"))
+    try:
+        data = top / "DATA"
+        for i in range(2):
+            photo(data / "Image" / f"{i}.png", 40 * i)
+        project = accepted_project(data)
+        before = masks_in(project)
+        (top / "userdata").mkdir()
+        subprocess.run(["chown", "-R", "65534:65534", str(top)], check=True)
+        top.chmod(0o755)
+        subprocess.run(["chmod", "-R", "a-w", str(project)], check=True)
+        env = {**os.environ, "FLOODLABEL_DATA_DIR": str(top / "userdata"), "HOME": str(top / "userdata"),
+               "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
+        done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
+                               CHMOD_CHILD, str(data), os.path.dirname(__file__)],
+                              capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        read_only, reason, same, refused = done.stdout.splitlines()
+        assert read_only == "True" and "not writable" in reason, done.stdout
+        assert same == "True" and refused.startswith("refused:") and "read-only" in refused
+        assert masks_in(project) == before
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(top)], check=False)
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def unmount(path: Path) -> None:
