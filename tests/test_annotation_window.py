@@ -396,6 +396,9 @@ def test_accept_stores_the_native_mask_moves_on_and_reopening_restores(qtbot, wi
     w2 = window(folder, session=session)
     wait_ready(qtbot, w2)
     assert "Accepted 1 / 3" in w2.project_label.text()
+    assert "b_river.png" in w2.windowTitle()  # where the user left off (the accept moved on to it)
+    w2.select_image(0)
+    qtbot.waitUntil(lambda: w2.controller.row == 0 and w2.controller.item is not None, timeout=5000)
     qtbot.waitUntil(lambda: w2.controller.native_mask is not None, timeout=5000)
     assert np.array_equal(w2.controller.native_mask, saved)  # the accepted mask is the current mask again
     assert len(w2.controller.annotation.strokes) == 1 and w2.controller.annotation.click_count == 1

@@ -120,3 +120,114 @@ def test_a_read_only_store_remembers_in_memory_and_writes_when_it_takes_over(dat
         second.close()
     with ProjectStore(data, read_only=True) as reader:  # a read-only open reads it
         assert reader.resume_image(rels()) == "Image/e.png"
+
+
+# ------------------------------------------------------------------------------------------------------------ window
+# The window reopens where the user left off (offscreen Qt, the classic backend, generated scenes).
+
+
+@pytest.fixture
+def scenes_folder(tmp_path):
+    """Image/ + Mask/ with five synthetic scenes (img0..img4); returns (folder, {stem: mask})."""
+    from PIL import Image
+
+    from synthetic_scenes import make_flood_scene
+
+    root = tmp_path / "floods"
+    (root / "Image").mkdir(parents=True)
+    (root / "Mask").mkdir()
+    masks = {}
+    for i in range(5):
+        image, mask = make_flood_scene(96, 128, seed=i, kind=("lake", "river")[i % 2])
+        Image.fromarray(image).save(root / "Image" / f"img{i}.png")
+        Image.fromarray(mask.astype(np.uint8) * 255).save(root / "Mask" / f"img{i}.png")
+        masks[f"img{i}"] = mask
+    return root, masks
+
+
+@pytest.fixture
+def classic(tmp_path):
+    from floodlabel.core.models.session import SegmentationSession
+
+    return SegmentationSession.open("classic", cache_dir=tmp_path / "cache")
+
+
+@pytest.fixture
+def window(qtbot):
+    from floodlabel.gui.window.annotation_window import AnnotationWindow
+
+    made = []
+
+    def make(folder, session):
+        w = AnnotationWindow(folder, session=session)
+        qtbot.addWidget(w)
+        w.resize(1280, 760)
+        w.show()
+        qtbot.waitExposed(w)
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.close()
+
+
+def shown_row(qtbot, w) -> int:
+    """The row the window shows once its image and embedding are there; the list's current row is the same one
+    and is scrolled into view."""
+    qtbot.waitUntil(lambda: w.controller.embedding is not None and w.controller.item is not None, timeout=20000)
+    row = w.controller.row
+    assert w.image_list.current_row() == row
+    assert w.dataset.pairs[row].image.name in w.windowTitle()
+    view = w.image_list.view
+    rect = view.visualRect(w.image_list.proxy.mapFromSource(w.image_list.model.index(row, 0)))
+    assert view.viewport().rect().contains(rect.center()), "the list is not scrolled to the current image"
+    return row
+
+
+def test_reopening_the_window_shows_the_image_the_user_left_off_at(qtbot, window, scenes_folder, classic):
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    from synthetic_scenes import interior_point
+    from test_annotation_window import click, wait_mask
+
+    folder, masks = scenes_folder
+    w = window(folder, classic)
+    assert shown_row(qtbot, w) == 0
+    for n in (1, 2):  # accept images 1 and 2: each accept moves on to the next image
+        click(w, *interior_point(masks[f"img{n - 1}"]))
+        wait_mask(qtbot, w, timeout=20000)
+        QTest.keyClick(w, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: f"Accepted {n} / 5" in w.project_label.text(), timeout=10000)
+        qtbot.waitUntil(lambda: w.controller.row == n, timeout=10000)
+    w.image_list.select_row(3)  # the user clicks image 4 in the list
+    assert shown_row(qtbot, w) == 3
+    w.close()
+
+    w2 = window(folder, classic)
+    assert shown_row(qtbot, w2) == 3
+    assert "Accepted 2 / 5" in w2.project_label.text()
+
+
+def test_a_first_open_shows_the_first_image_not_accepted(qtbot, window, scenes_folder, classic):
+    folder, masks = scenes_folder
+    with ProjectStore(folder) as store:  # an earlier project accepted image 1; nothing was selected
+        store.accept("Image/img0.png", masks["img0"], {"prompt": {}})
+    w = window(folder, classic)
+    assert shown_row(qtbot, w) == 1
+
+
+def test_a_long_list_scrolls_to_the_image_reopened(qtbot, window, tmp_path, classic):
+    root = tmp_path / "many"
+    for i in range(120):
+        save(root / "Image" / f"p{i:03d}.png", np.full((24, 32, 3), i, np.uint8), "PNG")
+    with ProjectStore(root) as store:
+        store.remember_image("Image/p100.png")
+    (root / "Image" / "p100.png").rename(root / "Image" / "gone.bak")  # not an image any more
+    w = window(root, classic)
+    assert shown_row(qtbot, w) == 0  # the image left off at is gone: the first not accepted
+    w.close()
+    (root / "Image" / "gone.bak").rename(root / "Image" / "p100.png")
+    w2 = window(root, classic)
+    assert shown_row(qtbot, w2) == 100

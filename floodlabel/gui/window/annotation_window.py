@@ -152,7 +152,8 @@ class AnnotationWindow(QMainWindow):
         self.models_dock.raise_()
 
     def open_folder(self, folder: str | Path) -> bool:
-        """List `folder` (names only: milliseconds) and show its first image. A bad folder gives a message."""
+        """List `folder` (names only: milliseconds) and show the image the user left off at (else the first not
+        accepted). A bad folder gives a message."""
         try:
             dataset = open_dataset(folder)
         except FloodLabelError as exc:
@@ -169,14 +170,18 @@ class AnnotationWindow(QMainWindow):
         self._update_finetune_context()
         self.dataset_view.set_dataset(dataset)
         if dataset.pairs:
-            self.select_image(0)
+            # where the user left off, else the first not accepted; opening is not the user's choice: not remembered
+            self.select_image(self.project.resume_row(), remember=False)
         else:
             self.show_message(f"{folder} has no images.")
         return True
 
-    def select_image(self, row: int) -> None:
+    def select_image(self, row: int, remember: bool = True) -> None:
+        """Show dataset row `row`; `remember`: the project reopens there (the user chose it)."""
         if self.dataset is None or not 0 <= row < len(self.dataset.pairs):
             return
+        if remember:
+            self.project.remember(row)
         self.project.flush()  # the previous image's work is written before this one loads
         if self.image_list.current_row() != row:
             self.image_list.select_row(row, emit=False)

@@ -56,6 +56,7 @@ class ProjectActions(QObject):
         self.dataset: FloodDataset | None = None
         self.accepted_rows: set[int] = set()
         self.rows_by_rel: dict[str, int] = {}  # the store's key of each image -> its dataset row
+        self.remembered: str | None = None  # the image the project reopens at, as last written (`remember`)
         self.accept_waiting = False  # Enter came before the full-size mask: accept when it lands
         self.lock_timer = QTimer(self, interval=LOCK_POLL_MS)  # a read-only window takes over a freed project
         self.lock_timer.timeout.connect(self._try_writable)
@@ -89,6 +90,7 @@ class ProjectActions(QObject):
         mask = c.native_mask.copy() if c.native_mask is not None else np.zeros(c.item.original_size, bool)
         metrics = c.metrics.as_dict() if c.metrics is not None else None
         rel = self.store.rel_path(c.item.path)
+        self.remember(c.row)
         self.store.accept(rel, mask, c.annotation.to_dict(), c.session.model_id if c.session else None, metrics)
         self.status_bar.showMessage(f"Saving {rel} …", 2000)
         nxt = self._next_unaccepted(c.row)
@@ -114,6 +116,7 @@ class ProjectActions(QObject):
         self.lock_timer.stop()
         self.notice.dismiss()
         self.controller.restore_fn = None
+        self.remembered = None
         project = self._project_dir_for(root)
         try:
             self.store = StoreLink.open(root, project, parent=self)
@@ -135,6 +138,7 @@ class ProjectActions(QObject):
         self.store.recovered.connect(self._on_recovered)
         self.store.writable.connect(self._on_writable)
         self.controller.restore_fn = self.store.restore
+        self.remembered = self.store.last_image()
         self.accept_action.setEnabled(not self.store.read_only)
         self.export_action.setEnabled(True)
         if self.store.read_only:
@@ -155,6 +159,28 @@ class ProjectActions(QObject):
         self.accepted_rows = {row for row, status in shown.items() if status == "accepted"}
         self._update_project_label(statuses)
 
+    def resume_row(self) -> int:
+        """The dataset row to show when the folder opens: the image the user was last on, else the first not
+        accepted (`ProjectStore.resume_image`); 0 without a project."""
+        if self.store is None or self.dataset is None:
+            return 0
+        rels = [self.store.rel_path(pair.image) for pair in self.dataset.pairs]
+        try:
+            rel = self.store.resume_image(rels)
+        except FloodLabelError:
+            return 0
+        return rels.index(rel) if rel is not None else 0
+
+    def remember(self, row: int) -> None:
+        """The user is on dataset row `row` (selected it, edits or accepts it): the project reopens there. Written
+        when it changes (the window's own opening selection is not remembered)."""
+        if self.store is None or self.dataset is None or not 0 <= row < len(self.dataset.pairs):
+            return
+        rel = self.store.rel_path(self.dataset.pairs[row].image)
+        if rel != self.remembered:
+            self.remembered = rel
+            self.store.remember(rel)
+
     def flush(self) -> None:
         """Queue the pending autosave now (before another image loads)."""
         if self.store is not None:
@@ -164,6 +190,7 @@ class ProjectActions(QObject):
         """After every annotation change: the in-progress autosave of the current image."""
         ann, item = self.controller.annotation, self.controller.item
         if self.store is not None and ann is not None and item is not None and ann.version > 0:
+            self.remember(self.controller.row)
             self.store.schedule_autosave(self.store.rel_path(item.path), ann.to_dict)
 
     def mark_in_progress(self) -> None:

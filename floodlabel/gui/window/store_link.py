@@ -104,6 +104,22 @@ class StoreLink(QObject):
     def statuses(self) -> dict[str, Status]:
         return self.store.statuses()
 
+    def resume_image(self, rel_paths: list[str]) -> str | None:
+        """The image to open (`ProjectStore.resume_image`): where the user left off, else the first not accepted."""
+        return self.store.resume_image(rel_paths)
+
+    def last_image(self) -> str | None:
+        """The image the project reopens at (`ProjectStore.last_image`); None when unknown or unreadable."""
+        try:
+            return self.store.last_image()
+        except FloodLabelError:
+            return None
+
+    def remember(self, rel_path: str) -> None:
+        """The user is on `rel_path`: the project reopens there. Written in order with the other writes (a read-only
+        store keeps it in memory); a failure says nothing (only where to reopen is lost)."""
+        self._submit(("remembered", rel_path), lambda: self.store.remember_image(rel_path))
+
     def restore(self, image_path: Path) -> tuple[dict | None, np.ndarray | None, str | None]:
         """(annotation state, accepted mask (H, W) bool or None, a problem line or None). Runs in the loader thread.
 
@@ -177,7 +193,7 @@ class StoreLink(QObject):
             try:
                 result = fn()
             except Exception as exc:  # noqa: BLE001 - every failure becomes one line in the window
-                if tag is not None and tag[0] != "writable":  # a failed take-over: still read-only, try later
+                if tag is not None and tag[0] not in ("writable", "remembered"):  # a failed take-over: try later
                     what = "Recovering the accepted masks" if tag[0] == "recovered" else f"Saving {tag[1]}"
                     self._relay.failed.emit(f"{what} failed: {one_line_error(exc)}")
             else:
@@ -192,7 +208,7 @@ class StoreLink(QObject):
         elif kind == "writable":
             if result:
                 self.writable.emit()
-        else:
+        elif kind == "saved":
             self.saved.emit(rel)
 
     def _on_failed(self, message: str) -> None:
