@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from floodlabel.core.annotation.prompts import NEGATIVE, POSITIVE, Prompt
-from floodlabel.core.segment.segmenter import LOW_RES, Embedding, Prediction
+from floodlabel.core.segment.segmenter import LOW_RES, Capabilities, Embedding, Prediction
 
 WORK_LONG_SIDE = 384
 GRABCUT_ITERATIONS = 3
@@ -59,7 +59,18 @@ class ClassicSegmenter:
     """
 
     model_id = "classic-grabcut-v2"  # v2: wider colour seed for points, texture prior in boxes (see benchmarks note)
-    cacheable = False  # embed is a resize (milliseconds): the embedding cache would only cost disk
+    # embed is a resize (milliseconds): caching it would only cost disk; GrabCut takes a good part of a second per
+    # prompt (no hover preview); no automatic segments, nothing to train
+    capabilities = Capabilities()
+    compute_label = "OpenCV GrabCut on the CPU, no weights"
+
+    @property
+    def cache_model_id(self) -> str:
+        return self.model_id
+
+    @property
+    def weights_id(self) -> str:
+        return self.model_id
 
     def embed(self, image: np.ndarray) -> Embedding:
         """image: (H, W, 3) uint8 RGB, original frame. features: the work-frame RGB uint8 copy."""
