@@ -82,7 +82,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 
 SLOW_FILES = {"test_store_kill.py", "test_window_kill.py", "test_cluster.py", "test_distributed_finetune.py",
-              "test_real_window.py", "test_finetune.py", "test_finetune_panel.py", "test_sam_refinement.py"}
+              "test_real_window.py", "test_finetune.py", "test_finetune_panel.py", "test_sam_refinement.py",
+              "test_eval_jobs_auto.py", "test_model_download.py", "test_suite_guards.py"}
 """Files of tests that take seconds each (SIGKILL loops, Ray, DDP, real X windows, training): marked `slow`, so
 `pytest -m "not slow"` is the quick loop while editing (README, Development). CI runs everything."""
 
