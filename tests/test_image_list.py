@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 
 from floodlabel.core.data.datasets import FloodDataset, ImagePair, open_dataset
 from floodlabel.gui.panels.image_list import (COL_IOU, COL_NAME, COL_PROBLEM, COL_SIZE, COL_STATUS, ERROR_COLOUR,
-                                       INFO_COLOUR, ImageListDock)
+                                              INFO_COLOUR, STATUS_GLYPHS, ImageListDock)
 from tests.image_factories import make_dataset
 
 
@@ -48,7 +48,7 @@ def test_thousand_rows_list_at_once_and_sizes_fill_in_later(qtbot, dock):
     ds = _fake_dataset(1000)
     dock.set_dataset(ds)
     assert dock.row_count == 1000 and dock.proxy.rowCount() == 1000  # rows present before any header is read
-    assert _text(dock, 999, COL_NAME) == "999.jpg" and _text(dock, 0, COL_STATUS) == "new"
+    assert _text(dock, 999, COL_NAME) == "999.jpg" and _text(dock, 0, COL_STATUS) == STATUS_GLYPHS["new"]
     _wait_scanned(qtbot, dock)
     assert _text(dock, 999, COL_SIZE) == "640×480"
     assert _text(dock, 7, COL_PROBLEM) == "size mismatch 640x480 vs 320x240"
@@ -90,7 +90,8 @@ def test_sort_by_iou_worst_first_none_last_and_selection_uses_model_rows(qtbot, 
         dock.set_iou(row, iou)
     dock.set_status(3, "accepted")
     dock.set_status(2, "in progress")
-    assert _text(dock, 3, COL_STATUS) == "accepted" and _text(dock, 0, COL_IOU) == "0.900"
+    assert _text(dock, 3, COL_STATUS) == STATUS_GLYPHS["accepted"] == "✓" and _text(dock, 0, COL_IOU) == "0.900"
+    assert dock.model.index(2, COL_STATUS).data(Qt.ItemDataRole.ToolTipRole).startswith("Status: in progress\n")
     assert _text(dock, 1, COL_IOU) == "–"
     with pytest.raises(ValueError):
         dock.set_status(0, "done")
@@ -144,3 +145,30 @@ def test_screenshot(qtbot, dock, tmp_path):
     dock.select_row(1)
     path = tmp_path / "image_list.png"
     assert dock.grab().save(str(path))
+
+
+def test_review_columns_come_first_size_is_optional_and_names_elide_in_the_middle(qtbot, dock):
+    from floodlabel.gui.panels.image_columns import COLUMNS, column_menu
+    from PySide6.QtWidgets import QStyleOptionViewItem
+
+    assert COLUMNS[:5] == ("#", "Name", "Status", "IoU", "Conf.")
+    dock.set_dataset(_fake_dataset(30))
+    _wait_scanned(qtbot, dock)
+    view = dock.view
+    assert view.isColumnHidden(COL_SIZE) and not view.isColumnHidden(COL_PROBLEM)
+    assert "640×480 pixels" in dock.model.index(0, COL_NAME).data(Qt.ItemDataRole.ToolTipRole)  # still told
+    menu = column_menu(view)
+    size = next(a for a in menu.actions() if a.text() == "Size")
+    assert not size.isChecked()
+    size.setChecked(True)
+    assert not view.isColumnHidden(COL_SIZE) and view.columnWidth(COL_SIZE) > 0
+    assert column_menu(view).actions()[0].isChecked()
+
+    opt = QStyleOptionViewItem()
+    view.itemDelegateForColumn(COL_NAME).initStyleOption(opt, dock.proxy.index(0, COL_NAME))
+    assert opt.textElideMode == Qt.TextElideMode.ElideMiddle  # "flo…0123.jpg" keeps the number
+
+    narrow = view.columnWidth(0)
+    dock.set_dataset(_fake_dataset(12_345))  # five digits: # widens
+    assert view.columnWidth(0) > narrow
+    assert dock.preferred_width() > 0

@@ -121,7 +121,6 @@ def _cell_fits(view, row: int, col: int) -> tuple[bool, str]:
     return view.fontMetrics().horizontalAdvance(text) <= room - 2 * margin, text
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14.3: the list is too wide at 1366 px (fixed next)")
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_every_image_list_column_is_readable_without_scrolling_sideways(qtbot, data, size):
     folder, _ = data

@@ -1,4 +1,7 @@
-"""The image list dock: one row per image of a FloodDataset, with its size, annotation status, IoU and problems.
+"""The image list dock: one row per image of a FloodDataset, with its annotation status, IoU, size and problems.
+
+The columns (order, widths, status glyphs, which are optional) are `gui/panels/image_columns`'s: the list reads
+whole in a ~300-px dock.
 
 The review queue: "Conf." is the model's own predicted IoU of the mask shown for that image (set by the window as
 the model scores it; useful where there is no GT), and "Least confident first" sorts by it. "A↔B" (shown once a
@@ -28,21 +31,18 @@ from typing import Any
 from PySide6.QtCore import (QAbstractTableModel, QItemSelectionModel, QModelIndex, QObject, QPersistentModelIndex, Qt,
                             Signal)
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
+from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QHBoxLayout, QLabel, QLineEdit,
                                QPushButton, QTableView, QVBoxLayout, QWidget)
 
 from floodlabel.core.data.datasets import FloodDataset
+from floodlabel.gui.panels.image_columns import (COL_AGREEMENT, COL_CONFIDENCE, COL_INDEX, COL_IOU, COL_NAME,
+                                                 COL_PROBLEM, COL_SIZE, COL_STATUS, COLUMNS, HEADER_TIPS,
+                                                 STATUS_GLYPHS, fit_index_column, preferred_width, set_up_columns)
 from floodlabel.gui.panels.size_scan import SizeScanner
 from floodlabel.gui.panels.view_order import ViewOrder
 from floodlabel.gui.workers.on_screen import when_on_screen
 
-STATUSES = ("new", "in progress", "accepted")
-COLUMNS = ("#", "Name", "Size", "Status", "IoU", "Conf.", "A↔B", "Problem")
-COL_INDEX, COL_NAME, COL_SIZE, COL_STATUS, COL_IOU, COL_CONFIDENCE, COL_AGREEMENT, COL_PROBLEM = range(len(COLUMNS))
-HEADER_TIPS = {COL_IOU: "IoU of the shown mask against the ground truth",
-               COL_CONFIDENCE: "Confidence: the model's own predicted IoU of the shown mask (no GT needed)",
-               COL_AGREEMENT: "Agreement in compare mode: IoU between model A's and model B's masks (low = they "
-                              "disagree)"}
+STATUSES = tuple(STATUS_GLYPHS)  # "new", "in progress", "accepted"
 NO_GT = "no GT"
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 ERROR_COLOUR = QColor(200, 40, 40)
@@ -79,13 +79,7 @@ class ImageListDock(QDockWidget):
         self.view.setWordWrap(False)
         self.view.verticalHeader().hide()
         self.view.verticalHeader().setDefaultSectionSize(self.view.fontMetrics().height() + 6)
-        header = self.view.horizontalHeader()
-        header.setStretchLastSection(True)
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)  # never ResizeToContents: O(rows)
-        for col, chars in ((COL_INDEX, 5), (COL_NAME, 12), (COL_SIZE, 10), (COL_STATUS, 12), (COL_IOU, 6),
-                           (COL_CONFIDENCE, 6), (COL_AGREEMENT, 6)):
-            self.view.setColumnWidth(col, self.view.fontMetrics().averageCharWidth() * chars + 12)
-        self.view.setColumnHidden(COL_AGREEMENT, True)  # until compare mode gives a value
+        set_up_columns(self.view)  # A↔B hidden until compare mode gives a value, Size until the user shows it
         self.view.selectionModel().currentRowChanged.connect(self._on_current_changed)
 
         self.filter_edit = QLineEdit()
@@ -130,6 +124,7 @@ class ImageListDock(QDockWidget):
         self._generation += 1
         self.filter_edit.clear()
         self.model.set_dataset(dataset)
+        fit_index_column(self.view, self.model.rowCount())
         self.view.sortByColumn(COL_INDEX, Qt.SortOrder.AscendingOrder)
         if dataset is not None and dataset.pairs:
             self._scanner = SizeScanner(dataset, self._generation)
@@ -199,6 +194,11 @@ class ImageListDock(QDockWidget):
     def visible_rows(self) -> list[int]:
         """Model rows in the order the view shows them (sorted and filtered); for next/previous navigation."""
         return self.proxy.model_rows()
+
+    def preferred_width(self) -> int:
+        """The dock's width that shows every visible column whole (no sideways scrolling)."""
+        margins = self.widget().layout().contentsMargins()
+        return preferred_width(self.view) + margins.left() + margins.right()
 
     @property
     def row_count(self) -> int:
@@ -368,7 +368,10 @@ class ImageListModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             problem, _ = r.problem()
             tip = str(r.image) + (f"\nmask: {r.mask}" if r.mask else "\nno ground-truth mask")
-            return f"{problem}\n\n{tip}" if problem else tip
+            if r.image_size is not None:
+                tip += f"\n{r.image_size[0]}×{r.image_size[1]} pixels"
+            tip = f"{problem}\n\n{tip}" if problem else tip
+            return f"Status: {r.status}\n\n{tip}" if col == COL_STATUS else tip
         if role == Qt.ItemDataRole.ForegroundRole:
             problem, error = r.problem()
             if error:
@@ -382,6 +385,8 @@ class ImageListModel(QAbstractTableModel):
             return QBrush(ERROR_BACKGROUND) if r.problem()[1] else None
         if role == Qt.ItemDataRole.TextAlignmentRole and col in (COL_INDEX, COL_IOU, COL_CONFIDENCE, COL_AGREEMENT):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.TextAlignmentRole and col == COL_STATUS:
+            return int(Qt.AlignmentFlag.AlignCenter)
         return None
 
     # ------------------------------------------------------------------------------------------------ helpers
@@ -396,7 +401,7 @@ class ImageListModel(QAbstractTableModel):
                 return f"{r.image_size[0]}×{r.image_size[1]}"
             return "" if r.scanned else "…"
         if col == COL_STATUS:
-            return r.status
+            return STATUS_GLYPHS[r.status]
         if col == COL_IOU:
             return f"{r.iou:.3f}" if r.iou is not None else "–"
         if col in _VALUE_ATTRS:

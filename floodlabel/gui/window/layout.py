@@ -159,6 +159,7 @@ def build_layout(w) -> None:
     w.setCentralWidget(central)
 
     w.image_list.setObjectName("images")
+    w.image_list.setMinimumWidth(w.image_list.preferred_width())  # every column whole, never scrolled sideways
     w.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, w.image_list)
 
     side = QWidget()
@@ -188,7 +189,7 @@ def build_layout(w) -> None:
     w.tabifyDockWidget(w.dataset_dock, w.models_dock)
     w.tabifyDockWidget(w.models_dock, w.finetune_dock)
     w.dataset_dock.raise_()
-    w.resizeDocks([w.image_list, w.mask_dock], [250, 330], Qt.Orientation.Horizontal)
+    w.resizeDocks([w.image_list, w.mask_dock], [w.image_list.preferred_width(), 300], Qt.Orientation.Horizontal)
     w.resizeDocks([w.mask_dock, w.dataset_dock], [420, 300], Qt.Orientation.Vertical)
     for dock in (w.image_list, w.mask_dock, w.dataset_dock, w.models_dock, w.finetune_dock):
         w.view_menu.addAction(dock.toggleViewAction())
