@@ -197,3 +197,25 @@ def _draw_tree(image: np.ndarray, rng: np.random.Generator, cx: int, cy: int, ra
     for _ in range(4):  # leafy clumps
         dx, dy = rng.integers(-radius // 2 - 1, radius // 2 + 2, 2)
         cv2.circle(image, (cx + int(dx), cy + int(dy)), max(1, radius // 2), (shade * 1.35).tolist(), -1)
+
+
+def make_flooded_town(
+    height: int = 120, width: int = 160, seed: int = 0, density: float = 1.5
+) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded aerial view of a flooded town: water everywhere between densely packed buildings and trees
+    (`density` of them per 100 pixels), so the water is one fragmented region with roofs in it.
+
+    Returns (image (H, W, 3) uint8 RGB, mask (H, W) bool with True = water, about a third of the image).
+    """
+    rng = np.random.default_rng(seed)
+    image = _water(height, width, rng)
+    before = image.copy()
+    for _ in range(int(density * height * width / 100)):
+        cx, cy = int(rng.integers(0, width)), int(rng.integers(0, height))
+        if rng.uniform() < 0.6:
+            _draw_building(image, rng, cx, cy, max(4, min(height, width) // 14))
+        else:
+            _draw_tree(image, rng, cx, cy, max(3, min(height, width) // 24))
+    mask = ~np.any(np.abs(image - before) > 1e-3, axis=2)
+    image = np.clip(image + rng.normal(0.0, 3.0, image.shape), 0, 255).astype(np.uint8)
+    return image, mask

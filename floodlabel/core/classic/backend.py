@@ -9,7 +9,15 @@ Frames (in addition to those in segmenter.py):
 
 How a prompt becomes a GrabCut initialisation (all in the work frame):
 - box:             outside = sure background, inside = probable foreground (a box covering the whole image
-                   keeps a thin probable-background border so GrabCut has both classes).
+                   keeps a thin probable-background border so GrabCut has both classes). A box without points
+                   also gets a colour prior: the box's water colour is the dominant colour (a Lab histogram mode,
+                   refined by mean shift) of its smoothest BOX_SMOOTH_SHARE of pixels (water is smooth; trees,
+                   roofs and rubble are textured). Pixels close to that colour and not textured (no more than
+                   the box's calmest BOX_CALM_SHARE) are "water-like": inside the box they stay probable
+                   foreground and the others become probable background; outside it they become probable
+                   foreground too, so the background model does not learn the water's colour
+                   when the water goes on past the box (a box drawn over the middle of a river). The result is
+                   then cut to the box: nothing outside a box is ever foreground.
 - positive points: sure-foreground disks. Without a box, everything starts as probable background and the
                    colour-similar region connected to each point (cv2.floodFill on a smoothed Lab image), every
                    pixel close in colour to the clicked spot, and a generous disk become probable foreground
@@ -17,6 +25,13 @@ How a prompt becomes a GrabCut initialisation (all in the work frame):
 - negative points: sure-background disks, and the colour-similar region around each (within a bounded radius)
                    becomes sure background too, so a click on a wrong region removes it.
 - mask_input:      previous low-res logits; > 0 makes probable background probable foreground and vice versa.
+GrabCut runs GRABCUT_ITERATIONS iterations; for a box without points it stops early and keeps the previous
+labelling when an iteration leaves under COLLAPSE_SHARE of the initial foreground inside the box. On fragmented
+water (aerial photos, water between roofs) GrabCut can otherwise shrink the foreground every iteration until
+nothing is left.
+(Both fixes are for issue 14: the earlier box rule, smoothest share = probable water and the rest probable
+background, with all of the outside sure background, gave both colour models the water's colour whenever the
+box held textured water or the water went on past it, and GrabCut emptied the mask.)
 Points outside the image are clipped to its border; a box of (near) zero area acts as a positive point at its
 centre; an empty prompt raises ValueError; a prompt with only negative points gives empty masks.
 """
@@ -40,8 +55,10 @@ GROW_DISK = 0.10  # radius of the probable-foreground disk around a positive poi
 NEGATIVE_REACH = 0.12  # how far the colour region of a negative point may reach
 COLOUR_TOLERANCE = (14, 6, 6)  # floodFill tolerance per Lab channel (8-bit Lab), from the seed's colour
 SIMILAR_COLOUR_DIST = 20.0  # weighted Lab distance (8-bit Lab) to the clicked colour for probable foreground
-BOX_SMOOTH_SHARE = 0.6  # box without points: the smoothest 60% of the box starts as probable water, the rest as
-#                        probable background (water is smooth; trees, roofs and rubble are textured)
+BOX_SMOOTH_SHARE = 0.6  # box without points: the water colour is looked for in the smoothest 60% of the box
+BOX_CALM_SHARE = 0.95  # ... and only its calmest 95% (and pixels as calm elsewhere) can be water: not textured soil
+BOX_COLOUR_BIN = 8.0  # Lab histogram bin (weighted 8-bit Lab, as SIMILAR_COLOUR_DIST) for the box's water colour
+COLLAPSE_SHARE = 0.5  # an iteration leaving less than this share of GrabCut's initial foreground is undone
 MIN_BOX_SIDE = 2.0  # work pixels; a thinner box is treated as a positive point at its centre
 
 
@@ -58,7 +75,10 @@ class ClassicSegmenter:
     = share of the whole GrabCut foreground the candidate keeps (so the full water area beats one piece).
     """
 
-    model_id = "classic-grabcut-v2"  # v2: wider colour seed for points, texture prior in boxes (see benchmarks note)
+    # v2: wider colour seed for points, texture prior in boxes. v3: box masks change (the box's water colour is
+    # probable foreground inside and outside the box, the result is cut to the box; GrabCut iterations that
+    # collapse the foreground are undone): a box over the middle of the water gave empty masks (issue 14).
+    model_id = "classic-grabcut-v3"
     # embed is a resize (milliseconds): caching it would only cost disk; GrabCut takes a good part of a second per
     # prompt (no hover preview); no automatic segments, nothing to train
     capabilities = Capabilities()
@@ -117,7 +137,14 @@ class ClassicSegmenter:
         if init is None:  # nothing can be foreground (only negative points)
             candidates = [np.zeros((h, w), bool)] * 3
         else:
-            fg = _run_grabcut(work, init)
+            region = None  # the box: the result is cut to it (and a box alone is guarded against collapse in it)
+            if box is not None:
+                x0, y0, x1, y1 = box
+                region = np.zeros((h, w), bool)
+                region[y0:y1, x0:x1] = True
+            fg = _run_grabcut(work, init, region if not len(pos) else None)  # points keep fg from emptying
+            if region is not None:
+                fg &= region
             candidates = [_components_at(fg, pos, box), fg, _smooth(fg)]
         scores = np.array([_score(lab, c, candidates[1], pos, neg) for c in candidates], np.float32)
         if not multimask:
@@ -176,8 +203,9 @@ def _grabcut_init(
         if not len(pos):
             inside = init == cv2.GC_PR_FGD
             if inside.sum() >= 50:
-                texture = _local_std(lab[..., 0])
-                init[inside & (texture > np.quantile(texture[inside], BOX_SMOOTH_SHARE))] = cv2.GC_PR_BGD
+                water = _box_water(lab, inside)
+                init[inside & ~water] = cv2.GC_PR_BGD
+                init[~inside & water & (init == cv2.GC_BGD)] = cv2.GC_PR_FGD
     else:
         grow_r = max(3, round(GROW_DISK * long_side))
         for x, y in pos:
@@ -209,6 +237,33 @@ def _grabcut_init(
     return init
 
 
+def _box_water(lab: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """(h, w) bool: the pixels anywhere that look like the water of a box without points: within
+    SIMILAR_COLOUR_DIST of the box's water colour and no more textured (7x7 lightness std) than the box's
+    calmest BOX_CALM_SHARE of pixels `inside`. The water colour is the dominant colour of the box's smoothest
+    BOX_SMOOTH_SHARE of pixels: the mode of their weighted-Lab histogram (bins of BOX_COLOUR_BIN), refined by a
+    few mean-shift steps (lightness counts half, as in _similar_colour). Never empty inside the box (falls back
+    to its smooth pixels)."""
+    texture = _local_std(lab[..., 0])
+    smooth = texture <= np.quantile(texture[inside], BOX_SMOOTH_SHARE)
+    weights = np.float32([0.5, 1.0, 1.0])
+    pix = lab[inside & smooth].astype(np.float32) * weights
+    q = np.floor(pix / BOX_COLOUR_BIN).astype(np.int64)
+    q -= q.min(0)
+    dims = tuple(int(d) for d in q.max(0) + 1)
+    flat = np.ravel_multi_index(tuple(q.T), dims)
+    mode = int(np.argmax(np.bincount(flat)))
+    seed = pix[flat == mode].mean(0)
+    for _ in range(5):  # mean shift towards the densest colour nearby
+        near = np.linalg.norm(pix - seed, axis=1) < SIMILAR_COLOUR_DIST
+        seed = pix[near].mean(0)
+    calm = texture <= np.quantile(texture[inside], BOX_CALM_SHARE)
+    water = calm & (np.linalg.norm(lab.astype(np.float32) * weights - seed, axis=2) < SIMILAR_COLOUR_DIST)
+    if not (water & inside).any():
+        water = smooth
+    return water
+
+
 def _colour_region(lab: np.ndarray, x: int, y: int) -> np.ndarray:
     """(h, w) uint8 0/1: the pixels connected to (x, y) whose smoothed Lab colour is within COLOUR_TOLERANCE
     of the seed's (cv2.floodFill, fixed range)."""
@@ -229,14 +284,38 @@ def _similar_colour(lab: np.ndarray, x: int, y: int, radius: int) -> np.ndarray:
     return (np.linalg.norm(diff, axis=2) < SIMILAR_COLOUR_DIST).astype(np.uint8)
 
 
-def _run_grabcut(work: np.ndarray, init: np.ndarray) -> np.ndarray:
-    """(h, w) bool GrabCut foreground from the label map init (seeded, so deterministic)."""
+def _run_grabcut(work: np.ndarray, init: np.ndarray, region: np.ndarray | None = None) -> np.ndarray:
+    """(h, w) bool GrabCut foreground from the label map init (seeded, so deterministic).
+
+    With a region (the box of a box prompt), the GRABCUT_ITERATIONS iterations run one call at a time (the
+    same result as one call with all of them): an iteration that leaves less than COLLAPSE_SHARE of init's
+    foreground inside region is undone and the iterations stop, so a collapsing GrabCut returns its last sound
+    labelling, at worst init. Without one (points only: their sure-foreground disks keep the mask from
+    emptying) the iterations run in one call, unguarded.
+    """
     labels = init.copy()
     if not ((labels == cv2.GC_BGD) | (labels == cv2.GC_PR_BGD)).any():
         return labels != cv2.GC_BGD  # no background samples (tiny image): the prompt is the answer
+    if region is None:
+        cv2.setRNGSeed(SEED)
+        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        cv2.grabCut(work, labels, None, bgd, fgd, GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_MASK)
+        return (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+
+    def foreground_area(lab: np.ndarray) -> int:
+        return int(np.count_nonzero(((lab == cv2.GC_FGD) | (lab == cv2.GC_PR_FGD)) & region))
+
+    floor = COLLAPSE_SHARE * foreground_area(labels)
     cv2.setRNGSeed(SEED)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    cv2.grabCut(work, labels, None, bgd, fgd, GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_MASK)
+    mode = cv2.GC_INIT_WITH_MASK
+    for _ in range(GRABCUT_ITERATIONS):
+        before = labels.copy()
+        cv2.grabCut(work, labels, None, bgd, fgd, 1, mode)
+        mode = cv2.GC_EVAL
+        if foreground_area(labels) < floor:
+            labels = before
+            break
     return (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
 
 
