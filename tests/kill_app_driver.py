@@ -190,7 +190,8 @@ def run_app(data: str, project: str, checkpoint: str, seed: int = 0, out_fd: int
             raise
         report(f"EXPORT {result.exported}")
 
-    wait_until(lambda: image_ready(0), "the first image")
+    # a reopened project lands where the last run left off (ProjectStore.resume_image): wait for that image
+    wait_until(lambda: w.controller.row is not None and image_ready(w.controller.row), "the first image")
     if not w.controller.annotation.prompt.is_empty:  # restored prompts: their mask is being decoded again
         wait_until(mask_ready, "the restored mask")
     report("READY")
