@@ -35,35 +35,22 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, *, sync_dir: bool = 
 
     sync_dir=False leaves the folder's fsync to the caller (one `fsync_dir` after many files).
     prefix: the temporary file is named `<prefix><12 hex digits>` instead of `.tmp-<12 hex digits>-<name>`."""
-    target = Path(path)
-    token = secrets.token_hex(6)
-    temp = target.with_name(f"{prefix}{token}" if prefix is not None else f"{TEMP_PREFIX}{token}-{target.name}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o644)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                if written <= 0:  # pragma: no cover - a zero-length write would loop forever
-                    raise OSError(errno.EIO, "write returned 0 bytes")
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, target)
-    except BaseException:
-        _remove_quietly(temp)
-        raise
-    if sync_dir:
-        fsync_dir(target.parent)
+    with atomic_writer(path, prefix=prefix, sync_dir=sync_dir) as file:
+        fd, view = file.fileno(), memoryview(data)  # unbuffered: the bytes go straight to the file
+        while view:
+            written = os.write(fd, view)
+            if written <= 0:  # pragma: no cover - a zero-length write would loop forever
+                raise OSError(errno.EIO, "write returned 0 bytes")
+            view = view[written:]
 
 
 @contextmanager
-def atomic_writer(path: str | os.PathLike[str], *, durable: bool = True,
+def atomic_writer(path: str | os.PathLike[str], *, durable: bool = True, sync_dir: bool = True,
                   prefix: str | None = None) -> Iterator[BinaryIO]:
     """A binary file to write into; on a clean exit it atomically replaces `path` (see the module docstring).
 
-    durable=False skips the fsyncs (a cache entry that may be lost at a power cut, but never half-written).
+    durable=False skips the fsyncs (a cache entry that may be lost at a power cut, but never half-written);
+    sync_dir=False skips only the folder's fsync (the caller does one after many files).
     On an exception the temporary file is removed, `path` is untouched, and the exception propagates."""
     target = Path(path)
     token = secrets.token_hex(6)
@@ -79,7 +66,7 @@ def atomic_writer(path: str | os.PathLike[str], *, durable: bool = True,
     except BaseException:
         _remove_quietly(temp)
         raise
-    if durable:
+    if durable and sync_dir:
         fsync_dir(target.parent)
 
 
