@@ -30,6 +30,23 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
 fi
 
+# Meta's SAM 2.1 (`sam2`, a source distribution) builds against the torch already in .venv (hence
+# --no-build-isolation, after the main install) and without its optional CUDA extension (SAM2_BUILD_CUDA=0: it only
+# speeds up the video predictor's mask post-processing, which FloodLabel does not use). hydra-core and iopath, its
+# runtime dependencies, come from pyproject.toml. --no-build-isolation builds with the venv's own setuptools
+# (>= 70.1 makes wheels by itself).
+SAM2_SPEC="sam2==1.1.0"
+install_sam2() {
+    echo "[floodlabel] installing $SAM2_SPEC (SAM 2.1) into .venv" >&2
+    if ! { "$VENV/bin/python" -m pip install --disable-pip-version-check "setuptools>=70.1" &&
+           SAM2_BUILD_CUDA=0 "$VENV/bin/python" -m pip install --disable-pip-version-check --no-build-isolation \
+               "$SAM2_SPEC"; } >> "$VENV/install.log" 2>&1; then
+        tail -n 30 "$VENV/install.log" >&2
+        echo "[floodlabel] installing $SAM2_SPEC failed; the full log is $VENV/install.log" >&2
+        exit 1
+    fi
+}
+
 STAMP="$VENV/.install-stamp${EXTRAS:+-$EXTRAS}"
 WANT="$(sha256sum < "$REPO/pyproject.toml" | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || ! grep -qx -- "$WANT" "$STAMP"; then
@@ -41,5 +58,8 @@ if [ ! -f "$STAMP" ] || ! grep -qx -- "$WANT" "$STAMP"; then
         echo "[floodlabel] installing the dependencies failed; the full log is $VENV/install.log" >&2
         exit 1
     fi
+    install_sam2
     echo "$WANT" > "$STAMP"
+elif ! "$VENV/bin/python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('sam2') is None)" >/dev/null 2>&1; then
+    install_sam2
 fi
