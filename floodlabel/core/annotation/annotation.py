@@ -12,6 +12,10 @@ Stroke rule: strokes are overrides. Painted pixels stay water and erased pixels 
 or candidates come later; a later stroke wins where strokes overlap. Undo or Clear removes them. Clear also means
 the model mask is not shown until the next prompt (`has_model_mask` is False while the prompt is empty, and
 `compose` then ignores any model mask it is given).
+
+Saved-mask rule: an image reopened with its accepted mask starts in a state marked `uses_saved_mask`
+(`mark_saved_mask`): that mask is the state's model mask even when the prompt is empty (a recovered mask, a
+brush-only accept). Strokes keep the mark; a new point, box, candidate, Escape or Clear drops it; undo brings it back.
 """
 
 from __future__ import annotations
@@ -103,6 +107,7 @@ class _State:
     prompt: Prompt = field(default_factory=Prompt)
     candidate: int | None = None
     strokes: tuple[Stroke, ...] = ()
+    saved_mask: bool = False  # the accepted mask restored from the store is this state's model mask
 
 
 class Annotation:
@@ -143,8 +148,18 @@ class Annotation:
     @property
     def has_model_mask(self) -> bool:
         """Whether the model's mask takes part: False while the prompt is empty (new image, after clear or
-        drop_prompts); `compose` ignores a model mask then."""
-        return not self._state.prompt.is_empty
+        drop_prompts) unless the state uses the saved mask; `compose` ignores a model mask then."""
+        return not self._state.prompt.is_empty or self._state.saved_mask
+
+    @property
+    def uses_saved_mask(self) -> bool:
+        """Whether the accepted mask restored from the store is the model mask now (see `mark_saved_mask`)."""
+        return self._state.saved_mask
+
+    def mark_saved_mask(self) -> None:
+        """The accepted mask restored with this annotation is the current state's model mask. Not a step: no undo
+        entry, `version` and listeners unchanged (it describes how the image was reopened)."""
+        self._history[self._index] = replace(self._state, saved_mask=True)
 
     @property
     def prompt_points_count(self) -> int:
@@ -165,7 +180,8 @@ class Annotation:
         (candidate indices belong to the previous prompt's output)."""
         self.click_count += 1
         s = self._state
-        self._push(replace(s, prompt=s.prompt.with_point(float(x), float(y), bool(positive)), candidate=None))
+        self._push(replace(s, prompt=s.prompt.with_point(float(x), float(y), bool(positive)), candidate=None,
+                           saved_mask=False))
 
     def set_box(self, box: np.ndarray | tuple[float, float, float, float] | None) -> None:
         """Set or remove the box (x0, y0, x1, y1), original frame; resets the candidate. No-op if unchanged."""
@@ -173,7 +189,7 @@ class Annotation:
         prompt = s.prompt.with_box(box)
         if _same_box(prompt.box, s.prompt.box):
             return
-        self._push(replace(s, prompt=prompt, candidate=None))
+        self._push(replace(s, prompt=prompt, candidate=None, saved_mask=False))
 
     def choose_candidate(self, i: int | None) -> None:
         """Pick candidate i of the model's output (None = the model's best). No-op if unchanged."""
@@ -182,7 +198,7 @@ class Annotation:
             raise ValueError(f"candidate index must be >= 0, got {i}")
         if i == self._state.candidate:
             return
-        self._push(replace(self._state, candidate=i))
+        self._push(replace(self._state, candidate=i, saved_mask=False))
 
     def add_stroke(self, stroke: Stroke) -> None:
         """Append a finished brush/eraser stroke (original frame)."""
@@ -194,14 +210,14 @@ class Annotation:
     def drop_prompts(self) -> None:
         """Escape: remove points, box and candidate choice; strokes stay. No-op if there is nothing to drop."""
         s = self._state
-        if s.prompt.is_empty and s.candidate is None:
+        if s.prompt.is_empty and s.candidate is None and not s.saved_mask:
             return
-        self._push(replace(s, prompt=Prompt(), candidate=None))
+        self._push(replace(s, prompt=Prompt(), candidate=None, saved_mask=False))
 
     def clear(self) -> None:
         """Remove everything (prompts, candidate, strokes): the mask becomes empty. No-op if already empty."""
         s = self._state
-        if s.prompt.is_empty and s.candidate is None and not s.strokes:
+        if s.prompt.is_empty and s.candidate is None and not s.strokes and not s.saved_mask:
             return
         self._push(_State())
 
@@ -257,7 +273,8 @@ class Annotation:
         """The mask now: (h, w) bool = (model & ~erased) | painted, at the model mask's size.
 
         model_mask: (h, w) bool (nonzero = water), any size, or None for no model mask. It is ignored while
-            `has_model_mask` is False (empty prompt: new image, after clear or drop_prompts).
+            `has_model_mask` is False (empty prompt: new image, after clear or drop_prompts, unless the state uses
+            the saved mask).
         size: (h, w) to use when model_mask is None; default view_size(original_size).
         """
         if model_mask is not None:

@@ -99,6 +99,7 @@ class SegmentationController(QObject):
         self.auto.done.connect(self._on_auto)
         self.auto.failed.connect(self._on_auto_failed)
         self._fixed_key: tuple | None = None  # (row, prompt key) fixed_mask belongs to
+        self._fixed_saved = False  # fixed_mask is the restored accepted mask (shown while the state uses it)
         self._native_pending = False
         self._request = 0
 
@@ -258,6 +259,8 @@ class SegmentationController(QObject):
         if mask is not None and mask.shape == item.original_size:
             self.fixed_mask = mask
             self._fixed_key = (row, self.prompt_key(self.annotation.prompt))
+            self._fixed_saved = True
+            self.annotation.mark_saved_mask()
         if self.pending_prompt is not None:
             prompt, self.pending_prompt = self.pending_prompt, None
             self.annotation = annotation_from_prompt(prompt, item.original_size)
@@ -287,7 +290,6 @@ class SegmentationController(QObject):
     def _on_annotation_changed(self, annotation: Annotation | None) -> None:
         if annotation is None or annotation is not self.annotation:
             return
-        self.fixed_mask = None if self._fixed_stale() else self.fixed_mask
         prompt = annotation.prompt
         self._emit_state()
         if prompt.is_empty or not annotation.has_model_mask:
@@ -355,6 +357,7 @@ class SegmentationController(QObject):
         if (self.row, self.prompt_key(self.annotation.prompt if self.annotation else Prompt())) != key:
             return
         self.fixed_mask = mask
+        self._fixed_saved = False
         self._show_mask()
 
     # ------------------------------------------------------------------------------------------------ rendering
@@ -369,7 +372,8 @@ class SegmentationController(QObject):
             self.mask_changed.emit(shown.prediction.mask(shown.prediction.best))
             self._emit_candidates(shown)
             return
-        model_view = view_model_mask(self.fixed_mask, shown, self._chosen(shown) if shown is not None else -1, view)
+        chosen = self._chosen(shown) if shown is not None else -1
+        model_view = view_model_mask(self.shown_fixed_mask(), shown, chosen, view)
         self.mask_changed.emit(with_strokes(ann, model_view, view))
         self._emit_candidates(shown)
         self._update_native(model_view)
@@ -386,14 +390,15 @@ class SegmentationController(QObject):
         ann, item, shown = self.annotation, self.item, self.shown
         native_size = item.original_size
         chosen = self._chosen(shown) if shown is not None else -1
-        ready, model_native = native_model_mask(self.fixed_mask, shown, chosen, model_view, native_size)
+        ready, model_native = native_model_mask(self.shown_fixed_mask(), shown, chosen, model_view, native_size)
         if not ready:
             if shown.kind == "native":  # another candidate was picked: decode it at the native size
                 self._request_native(shown)
             self._native_pending = True
             return  # the native mask is on its way from the decode worker
         self._native_pending = False
-        self.native_mask, self.metrics = saved_mask(ann, item.gt, native_size, self.fixed_mask, shown, model_native)
+        self.native_mask, self.metrics = saved_mask(ann, item.gt, native_size, self.shown_fixed_mask(), shown,
+                                                  model_native)
         if self.metrics is not None:
             self.noc.update(ann.click_count, self.metrics.iou)
         self.metrics_changed.emit(self.metrics, item.gt is not None)
@@ -417,10 +422,16 @@ class SegmentationController(QObject):
     def _interacting(self) -> None:
         self.encoder.pause()
 
-    def _fixed_stale(self) -> bool:
-        if self.fixed_mask is None or self.annotation is None:
-            return False
-        return self._fixed_key != (self.row, self.prompt_key(self.annotation.prompt))
+    def shown_fixed_mask(self) -> np.ndarray | None:
+        """`fixed_mask` when it is the model mask now, else None. Auto's shows while the prompt is the one it ran
+        on; the restored accepted mask while the annotation's state uses it (`Annotation.uses_saved_mask`: strokes
+        keep it, a new prompt or Clear drops it, undo brings it back)."""
+        ann = self.annotation
+        if self.fixed_mask is None or ann is None or self._fixed_key != (self.row, self.prompt_key(ann.prompt)):
+            return None
+        if self._fixed_saved and not ann.uses_saved_mask:
+            return None
+        return self.fixed_mask
 
     @staticmethod
     def prompt_key(prompt: Prompt) -> str:

@@ -123,7 +123,9 @@ class StoreLink(QObject):
     def restore(self, image_path: Path) -> tuple[dict | None, np.ndarray | None, str | None]:
         """(annotation state, accepted mask (H, W) bool or None, a problem line or None). Runs in the loader thread.
 
-        An image whose file changed since it was saved is flagged and its state not matched to the new pixels.
+        An image whose file changed since it was saved is flagged and its state not matched to the new pixels. The
+        accepted mask comes back only while the latest state builds on the accepted one (`builds_on`): work saved
+        after the accept that changed the prompt is shown as that work, not as the older mask.
         """
         record: ImageRecord | None = self.store.record(self.rel_path(image_path))
         if record is None:
@@ -132,7 +134,7 @@ class StoreLink(QObject):
             return None, None, "changed since it was saved: the stored mask is kept but not shown"
         mask = None
         problem = None
-        if record.accepted:
+        if record.accepted and builds_on(record.annotation_state, record.accepted_state):
             try:
                 mask = record.load_mask()
             except FloodLabelError as exc:
@@ -218,3 +220,15 @@ class StoreLink(QObject):
 class _Relay(QObject):
     done = Signal(str, str, object)
     failed = Signal(str)
+
+
+def builds_on(state: dict | None, accepted: dict | None) -> bool:
+    """Whether annotation `state` is the `accepted` state with strokes added at most: same prompt and candidate,
+    and the accepted strokes a prefix of its strokes (the accepted mask plus the new strokes is then its mask).
+    A missing state (a recovered mask, an old project) builds on anything."""
+    if not state or not accepted:
+        return True
+    if state.get("prompt") != accepted.get("prompt") or state.get("candidate") != accepted.get("candidate"):
+        return False
+    strokes, base = state.get("strokes") or [], accepted.get("strokes") or []
+    return strokes[:len(base)] == base

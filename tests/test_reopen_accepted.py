@@ -1,0 +1,173 @@
+"""An image reopened with its accepted mask shows that mask, its metrics and what Accept would save again, even when
+the saved state has no prompt (a recovered mask, a brush-only accept); Clear hides it, Undo brings it back, a new
+click replaces it; work saved after the accept that changed the prompt is shown as that work."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from floodlabel.core.annotation.annotation import Annotation, Stroke
+from floodlabel.core.evaluation.metrics import mask_metrics
+from floodlabel.gui.window.store_link import builds_on
+
+# ------------------------------------------------------------------------------------------------ core: the rule
+
+
+def test_the_saved_mask_is_the_model_mask_of_an_empty_prompt_until_a_new_step_drops_it():
+    a = Annotation((20, 30))
+    saved = np.zeros((20, 30), bool)
+    saved[5:15, 5:25] = True
+    assert not a.compose(saved).any()  # a new image: no prompt, no model mask
+    a.mark_saved_mask()
+    assert a.version == 0 and not a.can_undo  # not a step
+    assert a.uses_saved_mask and a.has_model_mask and np.array_equal(a.compose(saved), saved)
+    a.add_stroke(Stroke("erase", 2, np.array([[10.0, 10.0]])))
+    assert a.uses_saved_mask  # strokes edit the saved mask
+    composed = a.compose(saved)
+    assert not composed[10, 10] and composed[5, 20]
+    a.clear()
+    assert not a.uses_saved_mask and not a.compose(saved).any()
+    a.undo()
+    assert a.uses_saved_mask and np.array_equal(a.compose(saved), composed)
+    a.add_point(3, 3)
+    assert not a.uses_saved_mask  # the decoder's mask from now on
+    a.undo()
+    assert a.uses_saved_mask
+    a.drop_prompts()  # Escape hides it like any model mask; undo brings it back
+    assert not a.uses_saved_mask and not a.has_model_mask
+    a.undo()
+    a.choose_candidate(1)
+    assert not a.uses_saved_mask
+
+
+def test_builds_on():
+    accepted = {"prompt": {"points": [[1, 2]], "labels": [1]}, "candidate": None, "strokes": [{"s": 1}]}
+    assert builds_on(None, accepted) and builds_on(accepted, None) and builds_on({}, accepted)
+    assert builds_on(dict(accepted), accepted)
+    assert builds_on({**accepted, "strokes": [{"s": 1}, {"s": 2}]}, accepted)  # strokes added after the accept
+    assert not builds_on({**accepted, "strokes": []}, accepted)  # a stroke undone
+    assert not builds_on({**accepted, "candidate": 2}, accepted)
+    assert not builds_on({**accepted, "prompt": {}}, accepted)  # cleared after the accept
+
+
+# ------------------------------------------------------------------------------------------------------------ window
+
+
+@pytest.fixture(autouse=True)
+def isolated_data_dir(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("FLOODLABEL_DATA_DIR", str(tmp_path_factory.mktemp("userdata")))
+
+
+@pytest.fixture
+def scene(tmp_path):
+    """DATA/Image/lake.png + DATA/Mask/lake.png (a synthetic lake); returns (folder, gt mask)."""
+    from synthetic_scenes import make_flood_scene
+
+    root = tmp_path / "floods"
+    (root / "Image").mkdir(parents=True)
+    (root / "Mask").mkdir()
+    image, gt = make_flood_scene(96, 128, seed=3, kind="lake")
+    Image.fromarray(image).save(root / "Image" / "lake.png")
+    Image.fromarray(gt.astype(np.uint8) * 255).save(root / "Mask" / "lake.png")
+    return root, gt
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    from floodlabel.core.models.session import SegmentationSession
+    from floodlabel.gui.window.annotation_window import AnnotationWindow
+
+    made = []
+
+    def make(folder):
+        w = AnnotationWindow(folder, session=SegmentationSession.open("classic", cache_dir=tmp_path / "cache"))
+        qtbot.addWidget(w)
+        w.resize(1280, 760)
+        w.show()
+        qtbot.waitExposed(w)
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.close()
+
+
+def accepted_mask(gt: np.ndarray) -> np.ndarray:
+    """A mask unlike anything the classic backend would make: the GT's left half."""
+    mask = gt.copy()
+    mask[:, gt.shape[1] // 2:] = False
+    return mask
+
+
+def accept(folder, mask, state) -> None:
+    from floodlabel.core.store.project_store import ProjectStore
+
+    with ProjectStore(folder) as store:
+        store.accept("Image/lake.png", mask, state)
+
+
+def overlay(w) -> np.ndarray:
+    """The prediction overlay on screen as (h, w) bool (all False when hidden)."""
+    shown = w.canvas.overlay_array()
+    return np.zeros(w.controller.item.original_size, bool) if shown is None else shown.astype(bool)
+
+
+def wait_shown(qtbot, w):
+    qtbot.waitUntil(lambda: w.controller.embedding is not None and w.controller.native_mask is not None,
+                    timeout=20000)
+
+
+@pytest.mark.parametrize("state", [None, {}, {"original_size": [96, 128], "prompt": {}, "strokes": []}],
+                         ids=["no-state", "empty-dict", "empty-prompt"])
+def test_a_mask_saved_without_a_prompt_is_shown_with_its_metrics(qtbot, window, scene, state):
+    folder, gt = scene
+    mask = accepted_mask(gt)
+    accept(folder, mask, state)
+    w = window(folder)
+    wait_shown(qtbot, w)
+    c = w.controller
+    assert np.array_equal(c.native_mask, mask)  # what Accept would save again
+    assert np.array_equal(overlay(w), mask)  # what the user sees
+    assert w.metrics_panel.iou_label.text() == f"{mask_metrics(mask, gt).iou:.3f}"
+
+    c.clear()
+    qtbot.waitUntil(lambda: not overlay(w).any(), timeout=5000)
+    assert c.native_mask is None or not c.native_mask.any()
+    c.undo()
+    qtbot.waitUntil(lambda: c.native_mask is not None and np.array_equal(c.native_mask, mask), timeout=5000)
+    assert np.array_equal(overlay(w), mask)
+
+
+def test_a_stroke_on_a_reopened_mask_edits_that_mask(qtbot, window, scene):
+    folder, gt = scene
+    mask = accepted_mask(gt)
+    accept(folder, mask, {})
+    w = window(folder)
+    wait_shown(qtbot, w)
+    ys, xs = np.nonzero(mask)
+    y, x = int(ys[len(ys) // 2]), int(xs[len(xs) // 2])
+    w.controller.annotation.add_stroke(Stroke("erase", 3, np.array([[x, y]], np.float32)))
+    qtbot.waitUntil(lambda: not w.controller.native_mask[y, x], timeout=5000)
+    edited = w.controller.native_mask
+    assert int((edited != mask).sum()) <= 50 and (edited & mask).sum() > 0.9 * mask.sum()
+
+
+def test_work_that_changed_the_prompt_after_the_accept_is_shown_not_the_older_mask(qtbot, window, scene):
+    from floodlabel.core.store.project_store import ProjectStore
+
+    folder, gt = scene
+    mask = accepted_mask(gt)
+    ys, xs = np.nonzero(gt)
+    state = {"original_size": [96, 128], "prompt": {"points": [[float(xs[0]), float(ys[0])]], "labels": [1]},
+             "strokes": []}
+    accept(folder, mask, state)
+    with ProjectStore(folder) as store:
+        store.save_progress("Image/lake.png", {"original_size": [96, 128], "prompt": {}, "strokes": []})  # cleared
+    w = window(folder)
+    qtbot.waitUntil(lambda: w.controller.embedding is not None and w.controller.annotation is not None,
+                    timeout=20000)
+    qtbot.wait(200)
+    assert w.controller.shown_fixed_mask() is None and not overlay(w).any()
