@@ -1,4 +1,6 @@
-"""`floodlabel export PROJECT_OR_DATA --out DIR [--format png,coco] [--project DIR] [--overwrite]`."""
+"""`floodlabel export PROJECT_OR_DATA --out DIR [--format png,coco,geotiff,gpkg,geojson,labelme,yolo]
+[--simplify TOLERANCE] [--project DIR] [--overwrite]`; the summary gives each image's water area (ha with a CRS,
+pixels without) and the total."""
 
 from __future__ import annotations
 
@@ -22,7 +24,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="export folder (created if needed; checked before anything is written)")
     parser.add_argument("--format", default="png,coco", metavar="FORMATS",
-                        help="comma-separated: png, coco (default: png,coco)")
+                        help="comma-separated: png, coco, geotiff (DIR/GeoTIFF/<stem>.tif, uint8 0/1 with the "
+                             "map's CRS), gpkg (DIR/GeoPackage/<stem>.gpkg), geojson (DIR/GeoJSON/<stem>.geojson): "
+                             "polygons with holes in the map's CRS, for GeoTIFF images only; labelme "
+                             "(DIR/labelme/<stem>.json), yolo (DIR/labels/<stem>.txt): pixel polygons for every "
+                             "image (default: png,coco)")
+    parser.add_argument("--simplify", type=float, default=0.0, metavar="TOLERANCE",
+                        help="simplify the polygons by this tolerance (map units, pixels for labelme/yolo); "
+                             "default 0: exact polygons")
     parser.add_argument("--project", metavar="DIR",
                         help="the project folder, when it is not the default one of PROJECT_OR_DATA")
     parser.add_argument("--overwrite", action="store_true",
@@ -50,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             result = export_project(store, args.out, formats=args.format.split(","), overwrite=args.overwrite,
-                                    progress=progress)
+                                    progress=progress, simplify=args.simplify)
         finally:
             bar.close()
         assert isinstance(store, ProjectStore)
@@ -61,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"  COCO:   {result.coco_path}")
     if result.image_link:
         print(f"  images: {result.image_link} -> {result.image_link.readlink()}")
+    for fmt, paths in result.files.items():
+        print(f"  {fmt + ':':9}{len(paths)} file(s) in {paths[0].parent}")
+    _print_areas(result)
     if result.removed:
         print(f"  removed {len(result.removed)} mask(s) of an earlier export whose image is no longer accepted")
     for note in result.notes:
@@ -72,6 +84,20 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     return 0
+
+
+def _print_areas(result) -> None:
+    """Each image's water area and the totals (ha over the images with a CRS, pixels over those without)."""
+    if not result.areas:
+        return
+    print("  water area:")
+    for rel_path, area in result.areas:
+        print(f"    {rel_path}: {area.describe()}")
+    m2, pixels = result.total_area()
+    if m2 is not None:
+        print(f"  total: {m2 / 10_000:.4f} ha ({m2:,.1f} m²) over the images with a CRS")
+    if pixels:
+        print(f"  total: {pixels:,} px over the images without a CRS (area in pixels)")
 
 
 def _open_store(source: str, project: str | None):

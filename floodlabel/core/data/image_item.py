@@ -13,7 +13,8 @@ import numpy as np
 from floodlabel.core.data.datasets import ImagePair
 from floodlabel.core.common.hashing import image_key
 from floodlabel.core.common.errors import ImageReadError
-from floodlabel.core.data.images import read_image, read_mask
+from floodlabel.core.data.images import read_geotiff, read_image, read_mask
+from floodlabel.core.geo.georef import GeoInfo, geotiff_info
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,11 @@ class ImageItem:
     gt: np.ndarray | None
     key: str
     gt_problem: str | None
+    geo: GeoInfo | None = None
+    """The GeoTIFF's georeferencing (CRS, transform: `core.geo.area.mask_area(mask, geo)` gives m² / ha), None for
+    plain photos."""
+    valid: np.ndarray | None = None
+    """(H, W) bool, False where a GeoTIFF has no data (nodata / alpha / internal mask); None for plain photos."""
 
     @property
     def original_size(self) -> tuple[int, int]:
@@ -39,7 +45,13 @@ class ImageItem:
 
 def load_image_item(pair: ImagePair) -> ImageItem:
     """Decode the photo (ImageReadError when it cannot be read) and its mask (a GT problem is not an error)."""
-    image = read_image(pair.image)
+    geo = geotiff_info(pair.image)
+    valid = None
+    if geo is not None:
+        map_image = read_geotiff(pair.image, geo)
+        image, valid = map_image.rgb, map_image.valid
+    else:
+        image = read_image(pair.image)
     gt: np.ndarray | None = None
     problem: str | None = "no ground-truth mask"
     if pair.mask is not None:
@@ -48,4 +60,4 @@ def load_image_item(pair: ImagePair) -> ImageItem:
             problem = None
         except ImageReadError as exc:
             problem = exc.reason
-    return ImageItem(Path(pair.image), image, gt, image_key(image), problem)
+    return ImageItem(Path(pair.image), image, gt, image_key(image), problem, geo, valid)

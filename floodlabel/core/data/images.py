@@ -11,6 +11,10 @@ are the pixels a viewer shows, and (width, height) sizes in the same frame.
   like "image too large: 30000x30000 = 900 MP, the limit is 100 MP": a 2.6 MB PNG can hold 900 MP, which would take
   6 GB to decode and 13 GB to show. Their size can still be read from the header (`image_size`);
   `pixel_limit_problem(size)` says whether a size is over the limit.
+- Georeferenced TIFFs (GeoTIFFs with a CRS) are read with rasterio (`floodlabel.core.geo.raster`): RGB from the
+  red/green/blue bands (else bands 1-3, else band 1 as grey), nodata pixels black, 16-bit and float bands stretched
+  per band from their 2nd to 98th percentile; no EXIF orientation. The same pixel limit applies. Every other file
+  (JPEG, PNG, plain TIFF, ...) is read with Pillow as described here; only TIFF files are opened with rasterio.
 """
 
 from __future__ import annotations
@@ -22,11 +26,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
 from floodlabel.core.common.errors import AmbiguousMaskError, ImageReadError
+from floodlabel.core.geo.georef import GeoInfo, geotiff_info
+
+if TYPE_CHECKING:
+    from floodlabel.core.geo.raster import MapImage
 
 DEFAULT_MAX_MEGAPIXELS = 100
 """The pixel limit in megapixels when FLOODLABEL_MAX_MEGAPIXELS is not set (or not a positive number)."""
@@ -76,7 +85,11 @@ def read_image(path: PathLike) -> np.ndarray:
     16-bit (I;16*, 16-bit RGB PNG) -> top 8 bits (v >> 8, i.e. 0..65535 -> 0..255, what Pillow does for 16-bit RGB);
     32-bit int (I) -> as 16-bit when all values fit in 0..65535, else stretched min..max -> 0..255;
     float (F) -> v * 255 when all values are in [0, 1], else stretched min..max -> 0..255 (NaN -> 0).
+    A GeoTIFF is read as the module docstring says (`read_geotiff`).
     """
+    geo = geotiff_info(path)
+    if geo is not None:
+        return read_geotiff(path, geo).rgb
     with _open_decoded(path) as im:
         try:
             if im.mode in _SIXTEEN_BIT_MODES or im.mode in ("I", "F"):
@@ -87,6 +100,25 @@ def read_image(path: PathLike) -> np.ndarray:
             raise
         except Exception as exc:  # a mode Pillow cannot convert (e.g. LAB), or out of memory
             raise ImageReadError(path, f"cannot convert {im.mode} image to RGB ({_describe(exc)})") from exc
+
+
+def read_geotiff(path: PathLike, geo: GeoInfo | None = None) -> MapImage:
+    """A georeferenced TIFF at full resolution as a MapImage (rgb, valid = not nodata, GeoInfo); ImageReadError
+    when it is over the pixel limit or cannot be read. geo: its `geotiff_info`, when already known."""
+    from floodlabel.core.geo.raster import MapReadError, read_map
+
+    geo = geo or geotiff_info(path)
+    if geo is None:
+        raise ImageReadError(path, "not a georeferenced TIFF")
+    too_large = pixel_limit_problem((geo.width, geo.height))
+    if too_large:
+        raise ImageReadError(path, too_large)
+    try:
+        return read_map(path)
+    except MapReadError as exc:
+        raise ImageReadError(path, str(exc).removeprefix(f"{path}: ")) from exc
+    except MemoryError as exc:
+        raise ImageReadError(path, "not enough memory to decode it") from exc
 
 
 @dataclass(frozen=True)
@@ -134,6 +166,9 @@ def image_size(path: PathLike) -> tuple[int, int]:
 
     Because nothing is decoded, a truncated file may still report a size here; read_image will refuse it.
     """
+    geo = geotiff_info(path)
+    if geo is not None:
+        return geo.width, geo.height
     try:
         with _open(path) as im:
             width, height = im.size

@@ -34,6 +34,13 @@ file too, so that the masks and coco.json list the same images. A write that fai
 raises ExportError saying how many masks were written; those are complete and listed in the manifest, and the next
 export carries on over them.
 
+Map and polygon formats (`formats` geotiff, gpkg, geojson, labelme, yolo; `core.geo.export_files` makes the bytes):
+one file per accepted image in OUT/GeoTIFF, OUT/GeoPackage, OUT/GeoJSON (only for images with a CRS: GeoTIFFs;
+plain photos are counted in a note), OUT/labelme and OUT/labels (YOLO-seg; every image). They follow the same rules
+as the masks: checked before anything is written, written atomically, listed in the manifest, stale ones of an
+earlier export removed only when unchanged. Every exported image's water area (`core.geo.area.Area`: m² / ha with
+a CRS, pixels without) is in ExportResult.areas.
+
 The parts: `export_folder` (where an export may go), `export_manifest` (the names in OUT and the manifest), `coco`
 (coco.json); this module writes the files.
 """
@@ -51,6 +58,9 @@ from floodlabel.core.common.atomic_files import describe_os_error, fsync_dir, re
 from floodlabel.core.common.errors import ExportError, StoreError
 from floodlabel.core.common.hashing import sha256_bytes
 from floodlabel.core.common.progress import Progress
+from floodlabel.core.geo.area import Area, mask_area
+from floodlabel.core.geo.export_files import GEO_FORMATS, PHOTO_FORMATS, file_name, formats_for, image_files
+from floodlabel.core.geo.georef import GeoInfo, geotiff_info
 from floodlabel.core.store.coco import WATER_CATEGORY, CocoBuilder
 from floodlabel.core.store.export_folder import (DEFAULT_NAME_MAX, check_export_folder, make_export_folder, name_max,
                                                  resolve_folder)
@@ -60,11 +70,14 @@ from floodlabel.core.store.mask_files import decode_mask_png, read_mask_bytes
 from floodlabel.core.store.project_store import ProjectStore
 from floodlabel.core.store.records import ImageRecord, Status
 
-__all__ = ["COCO_NAME", "DEFAULT_NAME_MAX", "EXPORT_TEMP_PREFIX", "FORMATS", "IMAGE_LINK_NAME", "MANIFEST_NAME",
+__all__ = ["COCO_NAME", "DEFAULT_FORMATS", "DEFAULT_NAME_MAX", "EXPORT_TEMP_PREFIX", "FORMATS", "IMAGE_LINK_NAME", "MANIFEST_NAME",
            "MASK_DIR_NAME", "WATER_CATEGORY", "ExportCancelled", "ExportResult", "Progress", "check_export_folder",
            "export_project"]
 
-FORMATS = ("png", "coco")
+FORMATS = ("png", "coco", *GEO_FORMATS, *PHOTO_FORMATS)
+DEFAULT_FORMATS = ("png", "coco")
+MAP_FORMATS = (*GEO_FORMATS, *PHOTO_FORMATS)
+"""The formats with one file per image besides png (core.geo.export_files)."""
 
 
 class ExportCancelled(ExportError):
@@ -85,11 +98,21 @@ class ExportResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     removed: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    files: dict[str, list[Path]] = field(default_factory=dict)
+    """format (geotiff, gpkg, geojson, labelme, yolo) -> the files written in it."""
+    areas: list[tuple[str, Area]] = field(default_factory=list)
+    """(relative image path, its water area) of every exported image."""
+
+    def total_area(self) -> tuple[float | None, int]:
+        """(summed m² over the images with a CRS or None when none has one, summed pixels of those without)."""
+        m2 = [a.m2 for _, a in self.areas if a.m2 is not None]
+        return (sum(m2) if m2 else None), sum(a.pixels for _, a in self.areas if a.m2 is None)
 
 
-def export_project(store: ProjectStore, out_dir: str | os.PathLike[str], *, formats: Iterable[str] = FORMATS,
+def export_project(store: ProjectStore, out_dir: str | os.PathLike[str], *, formats: Iterable[str] = DEFAULT_FORMATS,
                    overwrite: bool = False, progress: Progress | None = None,
-                   link_images: bool = True, cancel: threading.Event | None = None) -> ExportResult:
+                   link_images: bool = True, cancel: threading.Event | None = None,
+                   simplify: float = 0.0) -> ExportResult:
     """Export every accepted image of `store` into `out_dir` (layout and safety rules in the module docstring).
 
     The store may be read-only (the export only reads it). Raises ExportError before creating or deleting anything
@@ -98,7 +121,8 @@ def export_project(store: ProjectStore, out_dir: str | os.PathLike[str], *, form
     ExportError when a write fails (disk full, permission), saying how many masks were written (they are listed in
     the manifest). cancel: checked before each file; once set, the export stops and raises ExportCancelled (a
     subclass of ExportError). Every file written before is complete and in the manifest. progress(done, total):
-    called before the first image and after each one.
+    called before the first image and after each one. simplify: the polygon simplification tolerance of the
+    map and polygon formats (map units; pixels for labelme / yolo), 0 = off (exact).
     """
     formats = _check_formats(formats)
     out = check_export_folder(store, out_dir)
@@ -114,16 +138,24 @@ def export_project(store: ProjectStore, out_dir: str | os.PathLike[str], *, form
             remove_temp_files(folder, EXPORT_TEMP_PREFIX)
     longest = name_max(out)
     exportable = []
+    geos: dict[str, GeoInfo | None] = {}
     for rec in records:
-        reason = _skip_reason(rec) or (_name_reason(rec, out, longest) if "png" in formats else None)
+        reason = _skip_reason(rec)
+        if not reason:
+            geos[rec.rel_path] = geotiff_info(rec.image_path)  # for the area too; non-TIFFs: a 4-byte read
+            reason = _name_reason(_image_names(rec, formats, geos[rec.rel_path]), out, longest)
         if reason:
             result.skipped.append((rec.rel_path, reason))
         else:
             exportable.append(rec)
-    if "png" in formats:
+    if "png" in formats or any(f in MAP_FORMATS for f in formats):
         _check_stem_clashes(exportable)
+    no_crs = sum(1 for rec in exportable if geos[rec.rel_path] is None)
+    if no_crs and any(f in GEO_FORMATS for f in formats):
+        result.notes.append(f"{no_crs} image(s) have no CRS (not GeoTIFFs), so no GeoTIFF, GeoPackage or GeoJSON "
+                            "was written for them; labelme and yolo export plain photos")
 
-    targets = [_mask_name(rec) for rec in exportable] if "png" in formats else []
+    targets = [name for rec in exportable for name in _image_names(rec, formats, geos[rec.rel_path])]
     targets += [COCO_NAME] if "coco" in formats else []
     _check_targets(out, targets, manifest, overwrite)
 
@@ -136,14 +168,14 @@ def export_project(store: ProjectStore, out_dir: str | os.PathLike[str], *, form
     if progress:
         progress(0, total)
     try:
-        if "png" in formats:
-            (out / MASK_DIR_NAME).mkdir(exist_ok=True)
+        for folder in _image_dirs(formats):
+            (out / folder).mkdir(exist_ok=True)
         for done, rec in enumerate(exportable, 1):
             _check_cancel(cancel, out, result.exported, total)
             assert rec.mask_path is not None
             try:
                 data = read_mask_bytes(rec.mask_path, rec.rel_path, rec.mask_sha256)
-                mask = decode_mask_png(data, rec.mask_path, rec.rel_path) if coco is not None else None
+                mask = decode_mask_png(data, rec.mask_path, rec.rel_path)
             except StoreError as exc:
                 result.skipped.append((rec.rel_path, str(exc)))
                 continue
@@ -152,9 +184,17 @@ def export_project(store: ProjectStore, out_dir: str | os.PathLike[str], *, form
                 _write(out, name, data, manifest, _written_so_far(out, len(result.masks), total, formats))
                 written.add(name)
                 result.masks.append(out / name)
+            geo = geos[rec.rel_path]
+            files = image_files(mask, geo, tuple(f for f in formats if f in MAP_FORMATS), simplify=simplify,
+                                image_path_for_labelme=_labelme_image_path(out, rec))
+            for fmt, content in files.items():
+                name = file_name(fmt, _stem(rec))
+                _write(out, name, content, manifest, _written_so_far(out, len(result.masks), total, formats))
+                written.add(name)
+                result.files.setdefault(fmt, []).append(out / name)
             if coco is not None:
-                assert mask is not None
                 coco.add(rec, mask, Path(os.path.relpath(rec.image_path, image_root)).as_posix())
+            result.areas.append((rec.rel_path, mask_area(mask, geo)))
             result.exported += 1
             if progress:
                 progress(done, total)
@@ -167,7 +207,7 @@ def export_project(store: ProjectStore, out_dir: str | os.PathLike[str], *, form
         result.removed = _remove_stale(out, manifest, written, formats)
         if "png" in formats and link_images:
             result.image_link = _link_images(out, exportable, manifest, result.notes)
-        for folder in (out / MASK_DIR_NAME, out):
+        for folder in (*(out / d for d in _image_dirs(formats)), out):
             if folder.is_dir():
                 fsync_dir(folder)
     except BaseException:
@@ -212,13 +252,35 @@ def _check_formats(formats: Iterable[str]) -> tuple[str, ...]:
     return chosen
 
 
-def _name_reason(rec: ImageRecord, out: Path, name_max: int) -> str | None:
-    """Why the mask of `rec` cannot be written into OUT/Mask (its name is too long), or None."""
-    size = len(os.fsencode(Path(_mask_name(rec)).name))
-    if size <= name_max:
-        return None
-    return (f"its mask name would be {size} bytes, over the limit of {name_max} bytes per file name in "
-            f"{out / MASK_DIR_NAME}; rename the image with a shorter name")
+def _name_reason(names: list[str], out: Path, name_max: int) -> str | None:
+    """Why one of an image's export files `names` ("Mask/<stem>.png", ...) cannot be written (its name is too
+    long), or None."""
+    for name in names:
+        size = len(os.fsencode(Path(name).name))
+        if size > name_max:
+            kind = "mask" if name.startswith(f"{MASK_DIR_NAME}/") else "file"
+            return (f"its {kind} name would be {size} bytes, over the limit of {name_max} bytes per file name in "
+                    f"{out / Path(name).parent}; rename the image with a shorter name")
+    return None
+
+
+def _image_names(rec: ImageRecord, formats: tuple[str, ...], geo: GeoInfo | None) -> list[str]:
+    """The export-relative names of the files `rec` gets in `formats` (png mask first)."""
+    names = [_mask_name(rec)] if "png" in formats else []
+    return names + [file_name(f, _stem(rec)) for f in formats_for(tuple(f for f in formats if f in MAP_FORMATS),
+                                                                   geo)]
+
+
+def _image_dirs(formats: tuple[str, ...]) -> list[str]:
+    """The per-image folders of `formats` (Mask for png, GeoTIFF for geotiff, ...)."""
+    dirs = [MASK_DIR_NAME] if "png" in formats else []
+    return dirs + [file_name(f, "x").partition("/")[0] for f in formats if f in MAP_FORMATS]
+
+
+def _labelme_image_path(out: Path, rec: ImageRecord) -> str:
+    """The image's path relative to OUT/labelme, as labelme's imagePath."""
+    folder = out / file_name("labelme", "x").partition("/")[0]
+    return Path(os.path.relpath(rec.image_path, folder)).as_posix()
 
 
 def _mask_name(rec: ImageRecord) -> str:
@@ -281,7 +343,8 @@ def _write(out: Path, name: str, data: bytes, manifest: ExportManifest, so_far: 
 
 
 def _remove_stale(out: Path, manifest: ExportManifest, written: set[str], formats: tuple[str, ...]) -> list[Path]:
-    """Masks an earlier export wrote that this (PNG) export did not: removed when unchanged since. Entries of files
+    """Per-image files an earlier export wrote in the folders of this export's formats (Mask for png, GeoTIFF, ...)
+    that this export did not: removed when unchanged since. Entries of files
     that are gone or were changed by someone else are dropped from the manifest (those files are no longer ours)."""
     removed = []
     for name in list(manifest.files):
@@ -290,12 +353,12 @@ def _remove_stale(out: Path, manifest: ExportManifest, written: set[str], format
         path = out / name
         if not manifest.wrote(out, name):
             del manifest.files[name]
-        elif name.startswith(f"{MASK_DIR_NAME}/") and "png" in formats:
+        elif name.partition("/")[0] in _image_dirs(formats):
             path.unlink()
             del manifest.files[name]
             removed.append(path)
-    if removed:
-        fsync_dir(out / MASK_DIR_NAME)
+    for folder in {p.parent for p in removed}:
+        fsync_dir(folder)
     return removed
 
 

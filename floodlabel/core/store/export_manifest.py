@@ -1,6 +1,7 @@
 """The names an export writes into its folder OUT, and the manifest that says which files there are the export's own.
 
-OUT/.floodlabel-export.json (format 1) maps every file an export wrote (`coco.json`, `Mask/<plain file name>`) to
+OUT/.floodlabel-export.json (format 1) maps every file an export wrote (`coco.json`, `Mask/<plain file name>`, and
+`<folder>/<plain file name>` in the per-image folders of the map and polygon formats, PER_IMAGE_DIRS) to
 its SHA-256 (None while pending: listed before it is written, so a killed export's files still count as its own)
 and the `Image` link to its target. A file counts as the export's own only while it is a regular file with the
 recorded bytes (`ExportManifest.wrote`); any other entry, and a manifest that is a link or unreadable, is ignored.
@@ -17,11 +18,14 @@ from pathlib import Path
 from floodlabel.core.common.atomic_files import describe_os_error, write_atomic
 from floodlabel.core.common.errors import ExportError
 from floodlabel.core.common.hashing import sha256_file
+from floodlabel.core.geo.export_files import FOLDERS as MAP_FORMAT_FOLDERS
 
 MASK_DIR_NAME = "Mask"
 IMAGE_LINK_NAME = "Image"
 COCO_NAME = "coco.json"
 MANIFEST_NAME = ".floodlabel-export.json"
+PER_IMAGE_DIRS = (MASK_DIR_NAME, *(folder for folder, _ in MAP_FORMAT_FOLDERS.values()))
+"""The folders holding one file per image: Mask, GeoTIFF, GeoPackage, GeoJSON, labelme, labels."""
 EXPORT_TEMP_PREFIX = ".fl-export-tmp-"
 """The export's temporary files are named this plus 12 hex digits; only such names are removed as leftovers."""
 
@@ -77,12 +81,12 @@ class ExportManifest:
 
 
 def is_own_name(name: object) -> bool:
-    """True for the names an export writes: coco.json and Mask/<a plain file name>."""
+    """True for the names an export writes: coco.json and <one of PER_IMAGE_DIRS>/<a plain file name>."""
     if not isinstance(name, str) or "\0" in name:
         return False
     if name == COCO_NAME:
         return True
     folder, _, file_name = name.partition("/")
     separators = {"/", os.sep, os.altsep or "/"}  # a backslash is a plain character on POSIX
-    return folder == MASK_DIR_NAME and file_name not in ("", ".", "..") and not any(c in separators
+    return folder in PER_IMAGE_DIRS and file_name not in ("", ".", "..") and not any(c in separators
                                                                                    for c in file_name)
