@@ -164,6 +164,29 @@ def test_box_drag_follows_the_box_and_commits_on_release(qtbot, window, data, se
     assert w.controller.native_mask is not None
 
 
+def test_after_a_click_escape_and_a_box_the_metrics_are_the_box_masks(qtbot, window, data, session):
+    """The metrics panel and the overlay follow the box's decode, not the earlier click's (seen on a screenshot)."""
+    folder, scenes = data
+    w = window(folder, session=session)
+    wait_ready(qtbot, w)
+    gt = scenes["a_lake"][1]
+    click(w, *interior_point(gt))
+    wait_mask(qtbot, w)
+    QTest.keyClick(w.canvas.main_viewport, Qt.Key.Key_Escape)
+    assert w.controller.annotation.prompt.is_empty
+    drag(w, (40, 30), (260, 200), Qt.KeyboardModifier.ShiftModifier)
+    c = w.controller
+    key = lambda: c.prompt_key(c.annotation.prompt)  # noqa: E731
+    qtbot.waitUntil(lambda: c.annotation.prompt.box is not None and c.shown is not None
+                    and c.shown.kind in ("prompt", "native") and c.shown.prompt_key == key()
+                    and c.native_mask is not None and not c.decoder.pending, timeout=20000)
+    QTest.qWait(50)
+    mask = c.native_mask
+    assert w.metrics_panel.iou_label.text() == f"{mask_metrics(mask, gt).iou:.3f}"
+    assert np.array_equal(w.canvas.overlay_array().astype(bool), mask)
+    assert c.annotation.click_count == 1  # the box is not a click
+
+
 def test_clicks_before_the_embedding_is_ready_are_kept_and_applied(qtbot, window, data, session):
     folder, scenes = data
     gate = threading.Event()
