@@ -1,5 +1,5 @@
 """`floodlabel stats DIR [--json] [--quick]`: pairing problems, unreadable files, image sizes and water ratios of a
-dataset folder."""
+dataset folder, and the water area in m² / ha of the masks of GeoTIFF images (JSON: "water_area")."""
 
 from __future__ import annotations
 
@@ -36,11 +36,53 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     dataset = open_dataset(args.directory, image_dir=args.images, mask_dir=args.masks)
     stats = compute_stats(dataset, progress=_progress_bar, decode=not args.quick)
+    areas = None if args.quick else water_areas(dataset)
     if args.json:
-        print(json.dumps(stats.to_json(), indent=2))
+        out = stats.to_json()
+        if areas is not None:
+            out["water_area"] = areas
+        print(json.dumps(out, indent=2))
     else:
         print(format_stats(stats))
+        if areas is not None and (areas["images"] or areas["images_without_crs"]):
+            print(format_areas(areas))
     return 0
+
+
+def water_areas(dataset) -> dict:
+    """The ground area of the masks of georeferenced (GeoTIFF) images: {"images": [{"image", "pixels", "m2", "ha",
+    "crs", "method"}], "total_m2", "total_ha", "images_without_crs": how many paired images have no CRS (their water
+    is in pixels only: the water ratio)}. Masks that cannot be read are left out (stats lists them)."""
+    from floodlabel.core.common.errors import ImageReadError
+    from floodlabel.core.data.images import read_mask
+    from floodlabel.core.geo.area import mask_area
+    from floodlabel.core.geo.georef import geotiff_info
+
+    rows, without = [], 0
+    for pair in dataset.complete_pairs:
+        geo = geotiff_info(pair.image)
+        if geo is None:
+            without += 1
+            continue
+        try:
+            mask = read_mask(pair.mask, size=(geo.width, geo.height))
+        except ImageReadError:
+            continue
+        rows.append({"image": pair.image.name, **mask_area(mask, geo).to_json()})
+    total = sum(r["m2"] for r in rows)
+    return {"images": rows, "total_m2": total, "total_ha": total / 10_000, "images_without_crs": without}
+
+
+def format_areas(areas: dict) -> str:
+    lines = ["Water area (masks of GeoTIFF images):"]
+    for row in areas["images"]:
+        lines.append(f"  {row['image']}: {row['ha']:.4f} ha ({row['m2']:,.1f} m², {row['crs']}, {row['method']})")
+    if areas["images"]:
+        lines.append(f"  total: {areas['total_ha']:.4f} ha ({areas['total_m2']:,.1f} m²)")
+    if areas["images_without_crs"]:
+        lines.append(f"  {areas['images_without_crs']} paired image(s) have no CRS: their water is in pixels only "
+                     "(the water ratio above)")
+    return "\n".join(lines)
 
 
 def _progress_bar(items: Iterable[T], total: int, description: str) -> Iterable[T]:
