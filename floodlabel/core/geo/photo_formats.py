@@ -1,8 +1,9 @@
 """Polygon files for plain photos, for users who train other tools (pixel coordinates, x = column, y = row, pixel
 corners):
 
-- labelme JSON (`labelme_json`): one "polygon" shape labelled "water" per region's exterior, then one shape
-  labelled "_background_" per hole, listed after the water shapes. labelme itself has no holes; its converters
+- labelme JSON (`labelme_json`): per region, one "polygon" shape labelled "water" (its exterior), followed by one
+  shape labelled "_background_" per hole; regions in decreasing order of the area their exterior encloses, so water
+  inside a hole (a pond on an island) comes after that hole. labelme itself has no holes; its converters
   (labelme2voc, labelme_json_to_dataset) draw shapes in order with "_background_" as class 0, so the holes come back
   as not-water there. Tools that read only the "water" shapes lose the holes.
 - YOLO segmentation text (`yolo_seg_text`): one line per region, `0 x1 y1 x2 y2 ...`, coordinates normalised to
@@ -27,8 +28,12 @@ def labelme_json(polygons: list, image_path: str, size: tuple[int, int]) -> str:
     """labelme JSON text for polygons in pixel coordinates of an image of `size` (width, height); image_path: as
     labelme stores it (relative to the JSON file). imageData is null (labelme reads the image from imagePath)."""
     width, height = size
-    shapes = [_shape(WATER_LABEL, p.exterior.coords) for p in polygons]
-    shapes += [_shape(HOLE_LABEL, ring.coords) for p in polygons for ring in p.interiors]
+    from shapely.geometry import Polygon
+
+    shapes = []
+    for poly in sorted(polygons, key=lambda p: Polygon(p.exterior).area, reverse=True):
+        shapes.append(_shape(WATER_LABEL, poly.exterior.coords))
+        shapes += [_shape(HOLE_LABEL, ring.coords) for ring in poly.interiors]
     doc = {"version": LABELME_VERSION, "flags": {}, "shapes": shapes, "imagePath": image_path, "imageData": None,
            "imageHeight": int(height), "imageWidth": int(width)}
     return json.dumps(doc, indent=1)
