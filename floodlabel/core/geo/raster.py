@@ -96,7 +96,7 @@ def read_map(path: str | os.PathLike[str], *, bands: tuple[int, ...] | None = No
         band = data[min(i, len(chosen) - 1)]
         rgb[:, :, i] = band if stretch.limits is None else _to_uint8(band, *stretch.limits[min(i, len(chosen) - 1)])
     rgb[~valid] = 0
-    transform = info.transform * Affine.translation(col_off, row_off) * Affine.scale(width / out_w, height / out_h)
+    transform = info.transform @ Affine.translation(col_off, row_off) @ Affine.scale(width / out_w, height / out_h)
     return MapImage(rgb=rgb, valid=valid, info=info, transform=transform, bands=tuple(chosen))
 
 
