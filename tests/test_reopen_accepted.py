@@ -4,6 +4,8 @@ click replaces it; work saved after the accept that changed the prompt is shown 
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -171,3 +173,68 @@ def test_work_that_changed_the_prompt_after_the_accept_is_shown_not_the_older_ma
                     timeout=20000)
     qtbot.wait(200)
     assert w.controller.shown_fixed_mask() is None and not overlay(w).any()
+
+
+# -------------------------------------------------------------------------------------- an accept that fails
+
+
+@pytest.fixture
+def two_scenes(scene):
+    """The lake plus a second image, so an accept moves on."""
+    from synthetic_scenes import make_flood_scene
+
+    folder, gt = scene
+    image, other = make_flood_scene(96, 128, seed=4, kind="river")
+    Image.fromarray(image).save(folder / "Image" / "river.png")
+    Image.fromarray(other.astype(np.uint8) * 255).save(folder / "Mask" / "river.png")
+    return folder, gt
+
+
+def test_an_accept_that_fails_on_a_full_disk_keeps_the_edit_in_the_window(qtbot, window, two_scenes, monkeypatch):
+    import errno
+
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    from floodlabel.core.common.errors import StoreError
+    from floodlabel.core.store.project_store import ProjectStore
+    from synthetic_scenes import interior_point
+    from test_annotation_window import click, wait_mask
+
+    folder, gt = two_scenes
+    w = window(folder)
+    qtbot.waitUntil(lambda: w.controller.embedding is not None and "lake.png" in w.windowTitle(), timeout=20000)
+    click(w, *interior_point(gt))
+    wait_mask(qtbot, w, timeout=20000)
+    w.controller.annotation.add_stroke(Stroke("paint", 4, np.array([[5.0, 5.0], [30.0, 5.0]], np.float32)))
+    qtbot.waitUntil(lambda: w.controller.native_mask[5, 20], timeout=5000)
+    edited, state = w.controller.native_mask.copy(), w.controller.annotation.to_dict()
+
+    store = w.project.store.store
+    real_accept = store.accept
+
+    def disk_full(*args, **kwargs):
+        raise StoreError(f"cannot save the mask: {os.strerror(errno.ENOSPC)}")
+
+    monkeypatch.setattr(store, "accept", disk_full)
+    QTest.keyClick(w, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: "river.png" in w.windowTitle(), timeout=5000)  # the window moved on
+    notice = w.project_notice
+    qtbot.waitUntil(lambda: notice.isVisible() and "failed" in notice.label.text(), timeout=5000)
+    assert "Image/lake.png" in notice.label.text() and "press Enter" in notice.label.text()
+    assert w.project.store.unsaved() == ["Image/lake.png"]
+    assert w.image_list.model.row(0).status != "accepted"
+
+    w.select_image(0)  # back to it: the edit is there, and the window says it is not saved
+    qtbot.waitUntil(lambda: w.controller.row == 0 and w.controller.native_mask is not None, timeout=20000)
+    assert np.array_equal(w.controller.native_mask, edited)
+    assert w.controller.annotation.to_dict()["strokes"] == state["strokes"]
+    assert "not saved" in w.message_label.text()
+
+    monkeypatch.setattr(store, "accept", real_accept)  # room again: Enter saves it
+    QTest.keyClick(w, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: w.image_list.model.row(0).status == "accepted", timeout=5000)
+    assert w.project.store.unsaved() == [] and not notice.isVisible()
+    w.close()
+    with ProjectStore(folder, read_only=True) as s:
+        assert np.array_equal(s.record("Image/lake.png").load_mask(), edited)

@@ -242,6 +242,8 @@ class AnnotationWindow(QMainWindow):
         pair = self.dataset.pairs[self.controller.row]
         if item.gt is None and pair.mask is not None:
             self.image_list.set_problem(self.controller.row, f"GT unusable: {item.gt_problem}")
+        if self.controller.restore_problem:  # a failed save of this image, a damaged or changed stored mask
+            self.show_message(f"{pair.image.name}: {self.controller.restore_problem}")
         if self.probe:
             self.probe.update()
 

@@ -134,7 +134,7 @@ class ProjectActions(QObject):
             self.notice.show_notice("store", f"Masks cannot be saved for this folder: {exc}")
             return
         self.store.accepted.connect(self._on_accepted)
-        self.store.failed.connect(self.show_message)
+        self.store.failed.connect(self._on_save_failed)
         self.store.recovered.connect(self._on_recovered)
         self.store.writable.connect(self._on_writable)
         self.controller.restore_fn = self.store.restore
@@ -304,6 +304,14 @@ class ProjectActions(QObject):
         self.project_label.setText(f"Accepted {accepted} / {len(self.dataset.pairs)}   ·   "
                                    f"Project: {self.store.project_dir}{mode}")
 
+    def _on_save_failed(self, message: str) -> None:
+        """A write failed (disk full, a lost mount): a notice that stays until dismissed (the next image's load would
+        hide the message line), naming the images whose edits live only in this window now."""
+        unsaved = self.store.unsaved() if self.store is not None else []
+        kept = (f" Not saved: {', '.join(unsaved[:3])}{' …' if len(unsaved) > 3 else ''}; the edits are kept in this "
+                "window until it closes: open the image and press Enter to save it again.") if unsaved else ""
+        self.notice.show_notice("save-failed", f"{message}.{kept}")
+
     def _on_accepted(self, rel: str, record) -> None:
         if self.dataset is None or self.store is None:
             return
@@ -312,6 +320,8 @@ class ProjectActions(QObject):
             self.image_list.set_status(row, "accepted")
             self.accepted_rows.add(row)
         self.status_bar.showMessage(f"Accepted {rel}", 3000)
+        if not self.store.unsaved():
+            self.notice.dismiss("save-failed")  # every edit that failed to save is on disk now
         self._update_project_label()
         self.finetune_panel.refresh()
 

@@ -49,6 +49,10 @@ class StoreLink(QObject):
         self._thread = threading.Thread(target=self._run, name="floodlabel-store", daemon=True)
         self._thread.start()
         self._pending_state: tuple[str, Callable[[], dict]] | None = None
+        # rel_path -> (state, mask or None, why it is not on disk or None): writes that failed or are queued, given
+        # back by `restore` so a failed accept (disk full) never loses the edit in the window
+        self._unsaved: dict[str, tuple[dict | None, np.ndarray | None, str | None]] = {}
+        self._unsaved_lock = threading.Lock()
         self._autosave = QTimer(self, singleShot=True, interval=AUTOSAVE_DELAY_MS)
         self._autosave.timeout.connect(self.flush)
 
@@ -123,23 +127,30 @@ class StoreLink(QObject):
     def restore(self, image_path: Path) -> tuple[dict | None, np.ndarray | None, str | None]:
         """(annotation state, accepted mask (H, W) bool or None, a problem line or None). Runs in the loader thread.
 
-        An image whose file changed since it was saved is flagged and its state not matched to the new pixels. The
-        accepted mask comes back only while the latest state builds on the accepted one (`builds_on`): work saved
-        after the accept that changed the prompt is shown as that work, not as the older mask.
+        A write of this image that failed (or is still queued) wins over the store's, with a line saying it is not
+        saved when it failed. An image whose file changed since it was saved is flagged and its state not matched to
+        the new pixels. The accepted mask comes back only while the latest state builds on the accepted one
+        (`builds_on`): work saved after the accept that changed the prompt is shown as that work, not the older mask.
         """
-        record: ImageRecord | None = self.store.record(self.rel_path(image_path))
-        if record is None:
-            return None, None, None
-        if record.changed:
+        rel = self.rel_path(image_path)
+        with self._unsaved_lock:
+            unsaved = self._unsaved.get(rel)
+        if unsaved is not None and unsaved[1] is not None:
+            return unsaved  # an accept that failed or is queued: its own mask
+        record: ImageRecord | None = self.store.record(rel)
+        if record is not None and record.changed:
             return None, None, "changed since it was saved: the stored mask is kept but not shown"
+        state, problem = (unsaved[0], unsaved[2]) if unsaved is not None else (None, None)
+        if record is None:
+            return state, None, problem
+        state = state if unsaved is not None else record.annotation_state
         mask = None
-        problem = None
-        if record.accepted and builds_on(record.annotation_state, record.accepted_state):
+        if record.accepted and builds_on(state, record.accepted_state):
             try:
                 mask = record.load_mask()
             except FloodLabelError as exc:
                 problem = str(exc)
-        return record.annotation_state, mask, problem
+        return state, mask, problem
 
     def schedule_autosave(self, rel_path: str, state: Callable[[], dict]) -> None:
         """Save `state()` as in-progress work shortly (debounced); `flush` writes it at once."""
@@ -158,7 +169,8 @@ class StoreLink(QObject):
         rel, state = self._pending_state
         self._pending_state = None
         snapshot = state()  # taken on the UI thread: the annotation may change right after
-        self._submit(("saved", rel), lambda: self.store.save_progress(rel, snapshot))
+        entry = self._keep_unsaved(rel, snapshot, None)
+        self._submit(("saved", rel), lambda: self.store.save_progress(rel, snapshot), entry)
 
     def accept(self, rel_path: str, mask: np.ndarray, state: dict, model_id: str | None,
                metrics: dict[str, Any] | None) -> None:
@@ -166,13 +178,19 @@ class StoreLink(QObject):
         if self._pending_state is not None and self._pending_state[0] == rel_path:
             self._pending_state = None  # the accept carries the same state
             self._autosave.stop()
+        entry = self._keep_unsaved(rel_path, state, mask)
         self._submit(("accepted", rel_path),
-                     lambda: self.store.accept(rel_path, mask, state, model_id=model_id, metrics=metrics))
+                     lambda: self.store.accept(rel_path, mask, state, model_id=model_id, metrics=metrics), entry)
+
+    def unsaved(self) -> list[str]:
+        """The images whose last accept or autosave failed (or is still queued): their edits live only here."""
+        with self._unsaved_lock:
+            return sorted(self._unsaved)
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until every queued write is done (closing the window); False on timeout."""
         done = threading.Event()
-        self._jobs.put((None, done.set))
+        self._jobs.put((None, done.set, None))
         return done.wait(timeout)
 
     def close(self) -> None:
@@ -183,22 +201,55 @@ class StoreLink(QObject):
 
     # ------------------------------------------------------------------------------------------------ helpers
 
-    def _submit(self, tag: tuple[str, str], fn: Callable[[], Any]) -> None:
-        self._jobs.put((tag, fn))
+    def _submit(self, tag: tuple[str, str], fn: Callable[[], Any], unsaved: tuple | None = None) -> None:
+        self._jobs.put((tag, fn, unsaved))
+
+    def _keep_unsaved(self, rel: str, state: dict | None, mask: np.ndarray | None) -> tuple:
+        """Hold (state, mask, why) for `rel` until its write lands (`why` None while it is only queued). An autosave
+        after a failed accept keeps that accept's mask and reason: the accept still has to be made again."""
+        with self._unsaved_lock:
+            old = self._unsaved.get(rel)
+            why = None
+            if mask is None and old is not None and old[1] is not None:
+                mask, why = old[1], old[2]
+            entry = (state, mask, why)
+            self._unsaved[rel] = entry
+        return entry
+
+    def _landed(self, kind: str, rel: str, entry: tuple, error: str | None) -> None:
+        """The `kind` write ("accepted", "saved") that held `entry` for `rel` ended, with `error` or None. A landed
+        write forgets it, unless it is an autosave carrying a failed accept's mask (that accept is still to be
+        made); a failed one keeps it with the reason. A newer write of `rel` holds its own entry and wins."""
+        with self._unsaved_lock:
+            if self._unsaved.get(rel) is not entry:
+                return
+            state, mask, _ = entry
+            if error is None and (mask is None or kind == "accepted"):
+                del self._unsaved[rel]
+            elif error is None:
+                self._unsaved[rel] = (state, mask, "this accepted mask is not saved yet: press Enter to save it")
+            else:
+                what = "accepted mask" if mask is not None else "work"
+                self._unsaved[rel] = (state, mask, f"this {what} is not saved ({error}): press Enter to save it "
+                                                   "again")
 
     def _run(self) -> None:
         while True:
             job = self._jobs.get()
             if job is None:
                 return
-            tag, fn = job
+            tag, fn, unsaved = job
             try:
                 result = fn()
             except Exception as exc:  # noqa: BLE001 - every failure becomes one line in the window
+                if unsaved is not None:
+                    self._landed(tag[0], tag[1], unsaved, one_line_error(exc))
                 if tag is not None and tag[0] not in ("writable", "remembered"):  # a failed take-over: try later
                     what = "Recovering the accepted masks" if tag[0] == "recovered" else f"Saving {tag[1]}"
                     self._relay.failed.emit(f"{what} failed: {one_line_error(exc)}")
             else:
+                if unsaved is not None:
+                    self._landed(tag[0], tag[1], unsaved, None)
                 if tag is not None:
                     self._relay.done.emit(tag[0], tag[1], result)
 
