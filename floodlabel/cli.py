@@ -26,8 +26,29 @@ from floodlabel import __version__
 COMMAND_MODULES = ("gui", "stats", "models", "eval", "export", "finetune", "embed", "recover")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one more line on a usage error: how to pass a folder whose name starts with a dash (argparse
+    takes `-data` for an option and then says a required argument is missing)."""
+
+    hint = ""  # set by `main` for the command line being parsed; sub-parsers are of this class too
+
+    def error(self, message: str):  # noqa: ANN201 - argparse's signature
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n{_Parser.hint}")
+
+
+def dash_path_hint(argv: list[str]) -> str:
+    """A line for arguments that start with '-' and name an existing file or folder, else ''."""
+    paths = [a for a in argv if a.startswith("-") and a not in ("-", "--") and os.path.exists(a)]
+    if not paths:
+        return ""
+    command = argv[0] if argv[0] in COMMAND_MODULES else "gui"
+    return (f"floodlabel: hint: {paths[0]!r} is a path but reads as an option: write ./{paths[0]} or put -- before "
+            f"it (floodlabel {command} -- {paths[0]})\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="floodlabel", description="Label flood water in photos with SAM.")
+    parser = _Parser(prog="floodlabel", description="Label flood water in photos with SAM.")
     parser.add_argument("--version", action="version", version=f"floodlabel {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -59,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     from floodlabel.core.common.errors import FloodLabelError
 
     parser = build_parser()
-    args = parser.parse_args(with_default_command(sys.argv[1:] if argv is None else list(argv)))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    _Parser.hint = dash_path_hint(argv)
+    args = parser.parse_args(with_default_command(argv))
     if args.command is None:
         args = parser.parse_args(["gui"])
     try:

@@ -236,3 +236,21 @@ def test_read_image_takes_the_first_frame(tmp_path):
     np.testing.assert_array_equal(read_image(tmp_path / "anim.gif"), first)
     frames[0].save(tmp_path / "pages.tif", save_all=True, append_images=frames[1:])
     np.testing.assert_array_equal(read_image(tmp_path / "pages.tif"), first)
+
+
+def test_a_folder_named_like_an_option_gets_a_hint(flood, tmp_path, capsys, monkeypatch):
+    """argparse reads `-data` as an option and says DIR is missing; the extra line says how to pass it."""
+    import shutil
+
+    shutil.copytree(flood, tmp_path / "-data")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(["stats", "-data"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "required: DIR" in err and "'-data' is a path" in err and "floodlabel stats -- -data" in err
+    assert main(["stats", "--json", "--", "-data"]) == 0  # the way the hint gives works
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["stats", "--bogus"])
+    assert "hint" not in capsys.readouterr().err  # no path: no hint
