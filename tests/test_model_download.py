@@ -440,13 +440,15 @@ def test_cli_list_table_and_json(cli):
     code, out, err = cli("models", "list")
     assert code == 0 and err == ""
     lines = out.splitlines()
-    assert lines[0].split() == ["NAME", "SIZE", "DOWNLOADED", "PATH"]
-    assert lines[1].split() == ["classic", "-", "built-in", "-"]
-    assert lines[2].split()[:4] == ["vit_b", "375", "MB", "no"]
-    assert lines[4].split()[:4] == ["vit_h", "2.56", "GB", "no"] and lines[4].endswith("sam_vit_h_4b8939.pth")
+    assert lines[0].split() == ["NAME", "FAMILY", "SIZE", "DOWNLOADED", "PATH"]
+    assert lines[1].split() == ["classic", "classic", "-", "built-in", "-"]
+    assert lines[2].split()[:5] == ["vit_b", "sam", "375", "MB", "no"]
+    assert lines[4].split()[:5] == ["vit_h", "sam", "2.56", "GB", "no"] and lines[4].endswith("sam_vit_h_4b8939.pth")
+    assert lines[5].split()[:5] == ["sam2.1_hiera_tiny", "sam2.1", "156", "MB", "no"]  # SAM 2.1: test_sam2_download
     code, out, _ = cli("models", "list", "--json")
     rows = json.loads(out)
-    assert code == 0 and [r["name"] for r in rows] == ["classic", "vit_b", "vit_l", "vit_h"]
+    assert code == 0 and [r["name"] for r in rows][:4] == ["classic", "vit_b", "vit_l", "vit_h"]
+    assert [r["family"] for r in rows] == ["classic"] + ["sam"] * 3 + ["sam2.1"] * 4
     assert rows[0]["downloaded"] is True and rows[0]["path"] is None
     assert rows[1]["downloaded"] is False and rows[1]["path"] == str(reg.local_path("vit_b"))
     assert cli("models") == cli("models", "list")  # bare `models` lists

@@ -1,4 +1,4 @@
-"""`floodlabel models list|download NAME|path NAME`: see, fetch and locate SAM checkpoints."""
+"""`floodlabel models list|download NAME|path NAME`: see, fetch and locate SAM and SAM 2.1 checkpoints."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="models_command", metavar="ACTION")
     p_list = sub.add_parser("list", help="known models, their size and whether they are downloaded")
     p_list.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p_dl = sub.add_parser("download", help="download a checkpoint (MD5-checked, resumable) and print its path")
+    p_dl = sub.add_parser("download", help="download a checkpoint and print its path (resumable; SAM: MD5-checked; "
+                                                  "SAM 2.1: no published checksum, so loaded and checked, and its "
+                                                  "SHA-256 recorded)")
     p_dl.add_argument("name", metavar="NAME", help=f"one of {', '.join(model_names()[1:])}")
     p_dl.add_argument("--base-url", metavar="URL", default=None,
                       help="mirror to download from (the file name is appended); "
@@ -38,19 +40,19 @@ def run(args: argparse.Namespace) -> int:
 def _list(as_json: bool) -> int:
     rows = list_models()
     if as_json:
-        print(json.dumps([{"name": r.name, "size_bytes": r.size_bytes, "downloaded": r.downloaded,
-                           "path": str(r.path) if r.path else None, "description": r.description} for r in rows],
-                         indent=2))
+        print(json.dumps([{"name": r.name, "family": r.family, "size_bytes": r.size_bytes,
+                           "downloaded": r.downloaded, "path": str(r.path) if r.path else None,
+                           "description": r.description} for r in rows], indent=2))
         return 0
-    table = [("NAME", "SIZE", "DOWNLOADED", "PATH")]
+    table = [("NAME", "FAMILY", "SIZE", "DOWNLOADED", "PATH")]
     for r in rows:
-        if r.name == CLASSIC:
-            table.append((r.name, "-", "built-in", "-"))
+        if r.name == CLASSIC:  # FAMILY: the family ids (classic, sam, sam2.1), as in --json
+            table.append((r.name, r.family, "-", "built-in", "-"))
         else:
-            table.append((r.name, _human_size(r.size_bytes), "yes" if r.downloaded else "no", str(r.path)))
-    widths = [max(len(row[i]) for row in table) for i in range(3)]
+            table.append((r.name, r.family, _human_size(r.size_bytes), "yes" if r.downloaded else "no", str(r.path)))
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
     for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[3])
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[4])
     return 0
 
 

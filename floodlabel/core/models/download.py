@@ -1,4 +1,10 @@
-"""Download a registered SAM checkpoint into `models_dir()`: MD5-checked, retried, resumable, cancellable.
+"""Download a registered SAM checkpoint into `models_dir()`: checksum-checked, retried, resumable, cancellable.
+
+Checksums: SAM v1 files are checked against Meta's published MD5. Meta publishes none for SAM 2.1, so a SAM 2.1
+download is verified by loading it (`torch.load(weights_only=True)`, every tensor's name and shape against the
+model its size builds) and its SHA-256 is then recorded beside it (`<filename>.sha256`, `recorded_sha256`); every
+later fetch checks the file against that record (a changed or damaged file is downloaded again and checked against
+it). What this does not prove: that the first download is the file Meta published (nothing to compare it with).
 
 pooch drives the download (`Pooch.fetch` with `known_hash="md5:..."` and `retry_if_failed`): it hands our
 downloader a temporary file in `models_dir()`, checks the hash, and only then moves it to the final name
@@ -36,8 +42,10 @@ import pooch
 import requests
 from tqdm import tqdm
 
+from floodlabel.core.common.atomic_files import write_atomic
 from floodlabel.core.common.errors import DownloadError, ModelError
-from floodlabel.core.models.registry import download_url, get_spec, local_path
+from floodlabel.core.common.hashing import sha256_file
+from floodlabel.core.models.registry import SAM2, ModelSpec, download_url, get_spec, local_path
 from floodlabel.core.common.paths import cache_dir, models_dir
 from floodlabel.core.sam.checkpoint import infer_architecture, read_state_dict
 
@@ -76,28 +84,34 @@ def download_model(
     url = download_url(name, base_url)
     final = local_path(name)
     downloader = _ResumableDownloader(final.with_name(final.name + ".part"), progress, progress_callback, cancel_event)
-    store = pooch.create(
-        path=models_dir(),
-        base_url=url.rsplit("/", 1)[0] + "/",
-        registry={spec.filename: f"md5:{spec.md5}"},
-        urls={spec.filename: url},
-        retry_if_failed=max(0, retries),
-    )
     say = _messenger(progress, message_callback)
+    known = None
     try:
         with _one_downloader(final, name, say, cancel_event):
+            known = _known_hash(spec, final)  # under the lock: a record being written by another process is there
+            store = pooch.create(
+                path=models_dir(),
+                base_url=url.rsplit("/", 1)[0] + "/",
+                registry={spec.filename: known},
+                urls={spec.filename: url},
+                retry_if_failed=max(0, retries),
+            )
             with _pooch_messages(name, say):
                 store.fetch(spec.filename, downloader=downloader)
-            if downloader.called:  # still under the lock: a waiting downloader never sees a file about to go
-                _check_architecture(final, spec.architecture, url)
+            if downloader.called or known is None:  # still under the lock: a waiter never sees a file about to go
+                _check_architecture(final, spec, url)
+            if spec.md5 is None and known is None:
+                _record_sha256(final)
     except _Cancelled:
         raise DownloadError(f"download of {name} from {url} cancelled") from None
     except _HttpStatusError as exc:
         raise DownloadError(f"cannot download {url}: {exc}") from None
     except ValueError as exc:  # pooch: hash mismatch
         got = re.search(r"but got (\w+)", str(exc))
-        detail = f" (got md5 {got.group(1)})" if got else ""
-        raise DownloadError(f"cannot download {url}: checksum mismatch, expected md5 {spec.md5}{detail}") from None
+        kind, want = (known or "md5:").split(":", 1)
+        detail = f" (got {kind} {got.group(1)})" if got else ""
+        where = "" if spec.md5 else f", recorded at its first download in {recorded_sha256_path(final)}"
+        raise DownloadError(f"cannot download {url}: checksum mismatch, expected {kind} {want}{where}{detail}") from None
     except requests.exceptions.RequestException as exc:
         raise DownloadError(f"cannot download {url}: {_network_reason(exc)}") from None
     except OSError as exc:
@@ -105,7 +119,37 @@ def download_model(
     return final
 
 
+def recorded_sha256_path(path: Path) -> Path:
+    """Where the SHA-256 of a model file without a published checksum (SAM 2.1) is recorded: `<file>.sha256`."""
+    return path.with_name(path.name + ".sha256")
+
+
+def recorded_sha256(name: str) -> str | None:
+    """The SHA-256 recorded when registered model `name` was first downloaded (hex), or None."""
+    try:
+        text = recorded_sha256_path(local_path(name)).read_text().split()
+    except OSError:
+        return None
+    return text[0] if text and re.fullmatch(r"[0-9a-f]{64}", text[0]) else None
+
+
 # ----------------------------------------------------------------------------------------------------- helpers
+
+
+def _known_hash(spec: ModelSpec, final: Path) -> str | None:
+    """pooch's known_hash: the published MD5, else the recorded SHA-256 (only while the file is there), else None."""
+    if spec.md5:
+        return f"md5:{spec.md5}"
+    recorded = recorded_sha256(spec.name)
+    if recorded is None or not final.is_file():
+        recorded_sha256_path(final).unlink(missing_ok=True)  # a record without its file: a new first download
+        return None
+    return f"sha256:{recorded}"
+
+
+def _record_sha256(path: Path) -> None:
+    """Record the SHA-256 of a verified first download (durable: it guards every later use of the file)."""
+    write_atomic(recorded_sha256_path(path), f"{sha256_file(path)}  {path.name}\n".encode())
 
 
 class _Cancelled(Exception):
@@ -275,13 +319,28 @@ def _network_reason(exc: requests.exceptions.RequestException) -> str:
     return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
-def _check_architecture(path: Path, expected: str, url: str) -> None:
-    """Read the fresh download; remove it and raise ModelError unless it is a SAM of the expected architecture."""
+def _check_architecture(path: Path, spec: ModelSpec, url: str) -> None:
+    """Read the fresh download; remove it and raise ModelError unless it is a model of the expected architecture.
+
+    SAM v1 (MD5-checked already): the architecture from tensor shapes. SAM 2.1 (no published checksum): the file is
+    loaded (weights_only) and every tensor checked against the model of its size (`load_plain_sam2`, strict).
+    """
+    expected = spec.architecture
     try:
-        arch = infer_architecture(read_state_dict(path), path).name
+        state = read_state_dict(path)
+        from floodlabel.core.sam2.checkpoint import infer_architecture as infer_sam2, is_sam2_state, load_plain_sam2
+
+        if is_sam2_state(state):
+            arch = infer_sam2(state, path).name
+            del state
+            if spec.family == SAM2 and arch == expected:
+                load_plain_sam2(path)  # every tensor's name and shape; raises ModelError
+        else:
+            arch = infer_architecture(state, path).name
     except ModelError as exc:
         path.unlink(missing_ok=True)
         raise ModelError(f"downloaded file from {url} is unusable and was removed: {exc}") from None
     if arch != expected:
         path.unlink(missing_ok=True)
-        raise ModelError(f"downloaded file from {url} is a SAM {arch}, not {expected}; it was removed")
+        what = arch if arch.startswith("sam2") else f"a SAM {arch}"
+        raise ModelError(f"downloaded file from {url} is {what}, not {expected}; it was removed")

@@ -1,9 +1,12 @@
 """Known SAM checkpoints, where they are cached, and how a model name or a file path becomes a checkpoint.
 
-A registered name ("vit_b", "vit_l", "vit_h") maps to an official checkpoint cached in `models_dir()`. An existing
-file path is accepted anywhere a name is; its architecture is always read from tensor shapes
-(`sam_checkpoint.infer_architecture`), never from its file name. "classic" is the offline OpenCV backend: listed as
-always available, it has no checkpoint.
+Two families: SAM v1 ("vit_b", "vit_l", "vit_h"; Meta publishes their MD5, which every download is checked against)
+and SAM 2.1 ("sam2.1_hiera_tiny", "_small", "_base_plus", "_large"; no checksum is published: a download is verified
+by loading it (weights_only) and checking its architecture, and its SHA-256 is recorded then, see download.py).
+A registered name maps to an official checkpoint cached in `models_dir()`. An existing file path is accepted anywhere
+a name is; its family and architecture are always read from tensor shapes (`checkpoint_family`,
+`checkpoint_architecture`), never from its file name. "classic" is the offline OpenCV backend: listed as always
+available, it has no checkpoint.
 """
 
 from __future__ import annotations
@@ -18,27 +21,34 @@ from floodlabel.core.common.paths import models_dir
 
 if TYPE_CHECKING:
     from floodlabel.core.sam.checkpoint import SamArchitecture
+    from floodlabel.core.sam2.checkpoint import Sam2Architecture
 
 OFFICIAL_BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
+OFFICIAL_SAM2_BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
 BASE_URL_ENV = "FLOODLABEL_MODEL_BASE_URL"
 CLASSIC = "classic"
+SAM = "sam"
+SAM2 = "sam2.1"
+FAMILIES = {CLASSIC: "classic (OpenCV)", SAM: "SAM", SAM2: "SAM 2.1"}
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     """One downloadable SAM checkpoint.
 
-    `architecture` is the `SamArchitecture.name` the file must have ('vit_b', 'vit_l', 'vit_h' or 'custom');
-    `size_bytes` is approximate (for listings and progress before the server answers).
+    `architecture` is the architecture name the file must have (SAM: 'vit_b', 'vit_l', 'vit_h' or 'custom'; SAM 2.1:
+    'sam2.1_hiera_tiny' etc.); `size_bytes` is approximate (for listings and progress before the server answers);
+    `md5` is the published checksum, None where none is published (SAM 2.1); `family` is SAM or SAM2.
     """
 
     name: str
     filename: str
     url: str
-    md5: str
+    md5: str | None
     size_bytes: int
     description: str
     architecture: str
+    family: str = SAM
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -51,6 +61,16 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("vit_h", "sam_vit_h_4b8939.pth", OFFICIAL_BASE_URL + "sam_vit_h_4b8939.pth",
                   "4b8939a88964f0f4ff5f5b2642c598a6", 2_560_000_000, "SAM ViT-H: largest and most accurate",
                   "vit_h"),
+        # SAM 2.1: sizes are those of a float32 {"model": state_dict} of each size built from sam2 1.1.0's configs
+        # (149 / 176 / 308 / 856 MiB), not checked against the published files here (no network)
+        *(ModelSpec(f"sam2.1_hiera_{size}", f"sam2.1_hiera_{size}.pt", f"{OFFICIAL_SAM2_BASE_URL}sam2.1_hiera_{size}.pt",
+                    None, approx, text, f"sam2.1_hiera_{size}", SAM2)
+          for size, approx, text in (
+              ("tiny", 156_000_000, "SAM 2.1 Hiera-T: fastest on a CPU (seconds per image)"),
+              ("small", 184_000_000, "SAM 2.1 Hiera-S"),
+              ("base_plus", 324_000_000, "SAM 2.1 Hiera-B+"),
+              ("large", 898_000_000, "SAM 2.1 Hiera-L: largest and most accurate SAM 2.1"),
+          )),
     )
 }
 
@@ -64,10 +84,11 @@ class ModelRow:
     downloaded: bool
     path: Path | None
     description: str
+    family: str = SAM
 
 
 def model_names() -> list[str]:
-    """'classic' followed by the registered SAM names."""
+    """'classic' followed by the registered names (SAM v1, then SAM 2.1)."""
     return [CLASSIC, *MODELS]
 
 
@@ -77,11 +98,13 @@ def get_spec(name: str) -> ModelSpec:
         return MODELS[name]
     if name == CLASSIC:
         raise ModelError(f"{CLASSIC} is the built-in OpenCV backend: it has no checkpoint to download or locate")
-    raise ModelError(f"unknown model {name!r}: known models are {', '.join(model_names())}, or pass a .pth file")
+    raise ModelError(f"unknown model {name!r}: known models are {', '.join(model_names())}, or pass a .pth / .pt "
+                     "file")
 
 
 def base_url() -> str:
-    """Download base URL: FLOODLABEL_MODEL_BASE_URL (a mirror) if set, else the official one. Ends with '/'."""
+    """Download base URL: FLOODLABEL_MODEL_BASE_URL (a mirror, holding every family's files) if set, else SAM v1's
+    official one (SAM 2.1's official files are under OFFICIAL_SAM2_BASE_URL; see download_url). Ends with '/'."""
     url = os.environ.get(BASE_URL_ENV, "").strip() or OFFICIAL_BASE_URL
     return url if url.endswith("/") else url + "/"
 
@@ -133,28 +156,48 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
     raise AssertionError("unreachable")
 
 
-def checkpoint_architecture(name_or_path: str | os.PathLike) -> SamArchitecture:
-    """Resolve, read (weights_only) and infer the architecture from tensor shapes. ModelError on a bad file.
+def checkpoint_architecture(name_or_path: str | os.PathLike) -> SamArchitecture | Sam2Architecture:
+    """Resolve, read (weights_only, memory-mapped) and infer the architecture from tensor shapes: a SamArchitecture
+    or a Sam2Architecture (both have `.name`). ModelError on a bad file.
 
     A fine-tuned decoder checkpoint gives its base's architecture (the base must be found: see decoder_checkpoint).
     """
     from floodlabel.core.sam.checkpoint import infer_architecture, read_state_dict  # torch: import only when needed
     from floodlabel.core.sam.decoder_checkpoint import base_architecture, is_decoder_checkpoint_file
+    from floodlabel.core.sam2.checkpoint import infer_architecture as infer_sam2, is_sam2_state
 
     path = resolve_checkpoint(name_or_path)
     if is_decoder_checkpoint_file(path):
         return base_architecture(path)
-    return infer_architecture(read_state_dict(path), path)
+    state = read_state_dict(path)
+    if is_sam2_state(state):
+        return infer_sam2(state, path)
+    return infer_architecture(state, path)
+
+
+def checkpoint_family(name_or_path: str | os.PathLike) -> str:
+    """CLASSIC, SAM or SAM2 for a model name or file, read from the file's tensors (memory-mapped: milliseconds).
+    ModelError for a file that is neither family's."""
+    if os.fspath(name_or_path) == CLASSIC:
+        return CLASSIC
+    from floodlabel.core.sam.checkpoint import read_state_dict
+    from floodlabel.core.sam.decoder_checkpoint import is_decoder_checkpoint_file
+    from floodlabel.core.sam2.checkpoint import is_sam2_state
+
+    path = resolve_checkpoint(name_or_path)
+    if is_decoder_checkpoint_file(path):
+        return SAM  # fine-tuned decoders exist for SAM v1 only so far
+    return SAM2 if is_sam2_state(read_state_dict(path)) else SAM
 
 
 def list_models() -> list[ModelRow]:
     """Rows for `floodlabel models list`: "classic" (always available), then each registered SAM."""
-    rows = [ModelRow(CLASSIC, 0, True, None, "Classic OpenCV segmentation (offline, no weights)")]
+    rows = [ModelRow(CLASSIC, 0, True, None, "Classic OpenCV segmentation (offline, no weights)", CLASSIC)]
     for spec in MODELS.values():
         path = local_path(spec.name)
         downloaded = path.is_file()
         size = path.stat().st_size if downloaded else spec.size_bytes
-        rows.append(ModelRow(spec.name, size, downloaded, path, spec.description))
+        rows.append(ModelRow(spec.name, size, downloaded, path, spec.description, spec.family))
     return rows
 
 

@@ -1,6 +1,6 @@
 """The Qt-free object the app, the CLI and evaluations use: a segmenter plus its embedding cache.
 
-    session = SegmentationSession.open("vit_b")          # or "classic", or a path to a .pth file
+    session = SegmentationSession.open("vit_b")          # or "sam2.1_hiera_tiny", "classic", or a checkpoint file
     emb = session.embedding(image)                          # cache hit, or the encoder once
     pred = session.predict(emb, Prompt.point(x, y))         # milliseconds per prompt
 
@@ -19,13 +19,14 @@ import numpy as np
 from floodlabel.core.segment.compute_config import ComputeConfig
 from floodlabel.core.common.hashing import image_key
 from floodlabel.core.segment.embedding_cache import EmbeddingCache
-from floodlabel.core.models.registry import CLASSIC, resolve_checkpoint
+from floodlabel.core.models.registry import CLASSIC, SAM2, checkpoint_family, resolve_checkpoint
 from floodlabel.core.annotation.prompts import Prompt
 from floodlabel.core.segment.segmenter import Embedding, Prediction, Segmenter
 
 
 def load_segmenter(name_or_path: str | os.PathLike, config: ComputeConfig | None = None) -> Segmenter:
-    """'classic' -> the OpenCV backend; a registered SAM name or a checkpoint path -> SAM.
+    """'classic' -> the OpenCV backend; a registered name or a checkpoint path -> SAM or SAM 2.1, by the file's
+    tensors (`registry.checkpoint_family`), never its name.
 
     Raises ModelError (one readable line) when the name is unknown or the checkpoint is missing or bad.
     """
@@ -33,9 +34,14 @@ def load_segmenter(name_or_path: str | os.PathLike, config: ComputeConfig | None
         from floodlabel.core.classic.backend import ClassicSegmenter
 
         return ClassicSegmenter()
+    path = resolve_checkpoint(name_or_path)
+    if checkpoint_family(path) == SAM2:
+        from floodlabel.core.sam2.backend import Sam2Segmenter
+
+        return Sam2Segmenter.from_checkpoint(path, config)
     from floodlabel.core.sam.backend import SamSegmenter
 
-    return SamSegmenter.from_checkpoint(resolve_checkpoint(name_or_path), config)
+    return SamSegmenter.from_checkpoint(path, config)
 
 
 class SegmentationSession:

@@ -14,6 +14,13 @@ different models never mix. In memory the Embedding object is kept as handed in 
               (1, 256, 64, 64) -> 2 MiB) and come back as float32; other dtypes (e.g. a classic
               backend's uint8 RGB image) are stored exactly.
 
+Features may also be a dict of named arrays or tensors (SAM 2.1: "image_embed" (1, 256, 64, 64),
+"high_res_feats_0" (1, 32, 256, 256), "high_res_feats_1" (1, 64, 128, 128) -> 8 MiB in float16). Then
+kind is "torch-dict" | "numpy-dict", the header lists "arrays" (name, shape, stored and returned
+dtype, offset into the payload, bytes; each 64-byte aligned) instead of one shape, and the payload
+holds them in that order under one crc32. The disk bound counts each entry's file size, so a SAM 2.1
+entry weighs four SAM v1 entries (`entry_bytes` says how much an embedding takes before it is put).
+
 A truncated, zero-byte, garbage or mismatching file is detected on load (magic, header, size,
 crc32 of the payload), deleted and counted as a miss. `extra` is never written to disk.
 Recency on disk is the file mtime (touched on every hit); after each put the folder is trimmed
@@ -26,27 +33,23 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 import logging
 import os
 import re
-import struct
-import sys
 import threading
 import time
-import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from floodlabel.core.common.atomic_files import atomic_writer
 from floodlabel.core.common.paths import embeddings_dir
+from floodlabel.core.segment.embedding_entry import CorruptEntry, decode_entry, encode_entry, entry_bytes
 from floodlabel.core.segment.segmenter import Embedding
+
+__all__ = ["CacheStats", "EmbeddingCache", "default_max_disk_bytes", "entry_bytes", "is_temp_name"]
 
 ENTRY_SUFFIX = ".femb"
 TEMP_PREFIX = ".femb-tmp-"
@@ -241,29 +244,16 @@ class EmbeddingCache:
             self._memory.popitem(last=False)
 
     def _save(self, model_id: str, image_key: str, emb: Embedding) -> None:
-        arr, kind = _to_numpy(emb.features)
-        if arr is None:
+        encoded = encode_entry(model_id, image_key, emb)
+        if encoded is None:
             log.debug("embedding cache: %s features are not an array; memory only", type(emb.features))
             return
-        stored, out_dtype = _storage_array(arr)
-        payload = memoryview(stored).cast("B") if stored.size else memoryview(b"")
-        header = {
-            "model_id": model_id,
-            "image_key": image_key,
-            "original_size": [int(v) for v in emb.original_size],
-            "input_size": [int(v) for v in emb.input_size],
-            "kind": kind,
-            "shape": list(stored.shape),
-            "dtype": stored.dtype.str,
-            "out_dtype": out_dtype.str,
-            "nbytes": stored.nbytes,
-            "crc32": zlib.crc32(payload),
-        }
-        head = _encode_header(header)
+        head, payloads = encoded
         # a cache entry: all-or-nothing, but not fsynced (a power cut may lose it, never half-write it)
         with atomic_writer(self.path_for(model_id, image_key), durable=False, prefix=TEMP_PREFIX) as f:
             f.write(head)
-            f.write(payload)
+            for payload in payloads:
+                f.write(payload)
 
     def _load(self, model_id: str, image_key: str) -> Embedding | None:
         """Read and verify an entry; a bad one is deleted. None on any miss."""
@@ -281,9 +271,9 @@ class EmbeddingCache:
             return None
         try:
             if got != size:
-                raise _Corrupt("short read")
-            emb = _decode(buf, model_id, image_key)
-        except _Corrupt as exc:
+                raise CorruptEntry("short read")
+            emb = decode_entry(buf, model_id, image_key)
+        except CorruptEntry as exc:
             log.warning("embedding cache: dropping bad entry %s (%s)", path.name, exc)
             _unlink_if_same(path, st)
             return None
@@ -310,105 +300,6 @@ class EmbeddingCache:
                 yield
             finally:
                 fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-
-_MAGIC = b"FLEMBED1"
-_ALIGN = 64
-_MAX_HEADER = 1 << 16
-_CAST_CHUNK = 16384  # below torch's GRAIN_SIZE (32768): each copy_ runs serially
-
-
-class _Corrupt(Exception):
-    """An on-disk entry that must not be trusted."""
-
-
-def _to_numpy(features: Any) -> tuple[np.ndarray | None, str]:
-    """features as a C-contiguous numpy array plus its kind ("torch" | "numpy")."""
-    if isinstance(features, np.ndarray):
-        return np.ascontiguousarray(features), "numpy"
-    torch = sys.modules.get("torch")  # a tensor means torch is loaded
-    if torch is not None and isinstance(features, torch.Tensor):
-        t = features.detach().cpu()
-        if t.dtype == torch.bfloat16:  # numpy has no bfloat16
-            t = t.float()
-        return np.ascontiguousarray(t.numpy()), "torch"
-    return None, "numpy"
-
-
-def _storage_array(arr: np.ndarray) -> tuple[np.ndarray, np.dtype]:
-    """(array as stored, dtype handed back). Floats go to float16 unless they would overflow."""
-    if arr.dtype.kind != "f":
-        return arr, arr.dtype
-    f16_max = float(np.finfo(np.float16).max)
-    if arr.size and max(float(arr.max()), -float(arr.min())) > f16_max:
-        return arr.astype(np.float32, copy=False), np.dtype(np.float32)
-    return _cast(arr, np.float16), np.dtype(np.float32)
-
-
-def _cast(arr: np.ndarray, dtype: type) -> np.ndarray:
-    """arr.astype(dtype) for float16 <-> float32, through torch when it is loaded.
-
-    torch converts with F16C (~0.3 ms for 1M values vs ~2 ms in numpy). It is fed chunks below
-    its parallel grain size so the copy stays on the calling thread: a 2-thread copy on a busy
-    2-core machine waits for a time slice (measured 10-25 ms).
-    """
-    torch = sys.modules.get("torch")
-    if torch is None or not arr.flags.writeable:  # from_numpy warns on read-only arrays
-        return arr.astype(dtype)
-    src = torch.from_numpy(arr).reshape(-1)
-    out = torch.empty(src.numel(), dtype=torch.float16 if np.dtype(dtype) == np.float16 else torch.float32)
-    for i in range(0, src.numel(), _CAST_CHUNK):
-        out[i : i + _CAST_CHUNK].copy_(src[i : i + _CAST_CHUNK])
-    return out.numpy().reshape(arr.shape)
-
-
-def _encode_header(header: dict) -> bytes:
-    body = json.dumps(header, separators=(",", ":")).encode()
-    start = len(_MAGIC) + 4 + len(body)
-    body += b" " * (-start % _ALIGN)
-    return _MAGIC + struct.pack("<I", len(body)) + body
-
-
-def _decode(buf: bytearray, model_id: str, image_key: str) -> Embedding:
-    """Parse and verify one entry file's bytes; raise _Corrupt on anything unexpected."""
-    if len(buf) < len(_MAGIC) + 4 or buf[: len(_MAGIC)] != _MAGIC:
-        raise _Corrupt("bad magic")
-    (n,) = struct.unpack_from("<I", buf, len(_MAGIC))
-    start = len(_MAGIC) + 4
-    if n > _MAX_HEADER or start + n > len(buf):
-        raise _Corrupt("bad header length")
-    try:
-        header = json.loads(bytes(buf[start : start + n]))
-        shape = tuple(int(v) for v in header["shape"])
-        dtype = np.dtype(header["dtype"])
-        out_dtype = np.dtype(header["out_dtype"])
-        nbytes = int(header["nbytes"])
-        crc = int(header["crc32"])
-        kind = header["kind"]
-        original_size = tuple(int(v) for v in header["original_size"])
-        input_size = tuple(int(v) for v in header["input_size"])
-        stored_model, stored_key = header["model_id"], header["image_key"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise _Corrupt(f"bad header: {exc}") from None
-    if stored_model != model_id or stored_key != image_key:
-        raise _Corrupt("key mismatch")
-    if dtype.hasobject or any(d < 0 for d in shape) or nbytes != int(np.prod(shape)) * dtype.itemsize:
-        raise _Corrupt("shape and size disagree")
-    offset = start + n
-    if len(buf) - offset != nbytes:
-        raise _Corrupt(f"payload is {len(buf) - offset} bytes, expected {nbytes}")
-    payload = memoryview(buf)[offset:]
-    if zlib.crc32(payload) != crc:
-        raise _Corrupt("checksum mismatch")
-    arr = np.frombuffer(buf, dtype=dtype, count=int(np.prod(shape)), offset=offset).reshape(shape)
-    if out_dtype != dtype:
-        arr = _cast(arr, out_dtype)  # the one copy: float16 -> float32
-    features: Any = arr
-    if kind == "torch":
-        import torch
-
-        features = torch.from_numpy(arr)
-    return Embedding(features, original_size, input_size, model_id)  # type: ignore[arg-type]
 
 
 def is_temp_name(name: str) -> bool:

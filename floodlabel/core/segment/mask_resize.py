@@ -22,10 +22,22 @@ def logits_to_masks(
 ) -> np.ndarray:
     """low_res: (C, 256, 256) float32 logits; input_size: (h, w) of the image inside the 1024 frame;
     output_size: (H, W) of the wanted masks. Returns (C, H, W) bool (logit > threshold)."""
+    return _threshold_resize([_input_frame(low_res[c], input_size) for c in range(len(low_res))], output_size,
+                             threshold)
+
+
+def unpadded_logits_to_masks(low_res: np.ndarray, output_size: tuple[int, int], threshold: float = 0.0) -> np.ndarray:
+    """For a model whose 256x256 logits cover the whole image, unpadded (SAM 2.1 resizes the image to 1024x1024):
+    one bilinear resize 256 -> (H, W), as `SAM2Transforms.postprocess_masks` does (align_corners=False, no
+    antialiasing), in the same fixed point as `logits_to_masks`. Returns (C, H, W) bool (logit > threshold)."""
+    return _threshold_resize([np.array(low_res[c], np.float32) for c in range(len(low_res))], output_size, threshold)
+
+
+def _threshold_resize(frames: list[np.ndarray], output_size: tuple[int, int], threshold: float) -> np.ndarray:
+    """float32 logit maps (each its own, writable) -> (C, H, W) bool masks at output_size, through int16."""
     H, W = output_size
-    out = np.empty((len(low_res), H, W), bool)
-    for c in range(len(low_res)):
-        big = _input_frame(low_res[c], input_size)
+    out = np.empty((len(frames), H, W), bool)
+    for c, big in enumerate(frames):
         if threshold:
             big -= threshold
         peak = float(np.abs(big).max())

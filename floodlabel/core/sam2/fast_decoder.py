@@ -1,0 +1,140 @@
+"""A faster, numerically equivalent evaluation of SAM 2.1's prompt encoder + mask decoder for one prompt.
+
+SAM 2.1's mask decoder is SAM v1's two-way transformer with three additions: an object-score token ahead of the
+IoU token, the image encoder's two high-resolution feature maps added inside the mask head's upscaling
+(`act1(ln1(dc1(src) + feat_s1))`, `act2(dc2(.) + feat_s0)`), and, for single-mask output, a fall-back to the best
+multimask candidate when the single mask is unstable (`dynamic_multimask_via_stability`). So this class reuses
+`core.sam.fast_decoder.FastSamDecoder`'s re-associated attention (per-image layer-1 projections, projections moved
+onto the few prompt tokens, bf16 image-token stream; see there) and adds:
+
+- per image (`prepare`): the high-res maps rearranged once into the mask head's row order, so adding them costs one
+  elementwise add each (feat_s1 (1, 64, 128, 128) -> (16384, 64), feat_s0 (1, 32, 256, 256) -> (65536, 32));
+- the prompt as SAM2ImagePredictor builds it: box corners (labels 2, 3) first, then the points, then one padding
+  point, all through `_embed_points` (SAM 2 never uses `_embed_boxes`);
+- single-mask output with the stability rule: mask 0's logits first, and the three others only when it is unstable.
+
+Frames: coordinates given here are in SAM 2.1's 1024x1024 input frame (x * 1024 / W, y * 1024 / H: the image is
+resized, not padded); the output is low-res logits (C, 256, 256) over the whole image, and the predicted IoU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import torch
+import torch.nn.functional as F
+
+from floodlabel.core.sam.fast_decoder import FastSamDecoder, ImageState
+
+
+@dataclass
+class Sam2ImageState:
+    """Per-image tensors from `FastSam2Decoder.prepare`: the SAM v1 part (image tokens, positional encoding and
+    layer-1 projections, see ImageState) and the high-res maps in the mask head's row order, compute dtype."""
+
+    base: ImageState
+    s1: torch.Tensor  # (4096 * 4, 64): feat_s1, rows (gy, gx, dy1, dx1)
+    s0: torch.Tensor  # (4096 * 16, 32): feat_s0, rows (gy, gx, dy1, dx1, dy2, dx2)
+
+
+class FastSam2Decoder(FastSamDecoder):
+    """Evaluates `model.sam_prompt_encoder` + `model.sam_mask_decoder` (SAM2Base) for one prompt at a time.
+
+    dtype: torch.float32 (exact up to rounding) or torch.bfloat16 (large products and the mask head in bf16).
+    """
+
+    def __init__(self, model, dtype: torch.dtype = torch.float32) -> None:
+        dec = model.sam_mask_decoder
+        super().__init__(SimpleNamespace(mask_decoder=dec, prompt_encoder=model.sam_prompt_encoder), dtype)
+        self.model = model
+        tokens = [dec.iou_token.weight, dec.mask_tokens.weight]
+        self._s = 1 if dec.pred_obj_scores else 0  # the IoU token's index among the output tokens
+        if dec.pred_obj_scores:
+            tokens.insert(0, dec.obj_score_token.weight)
+        with torch.inference_mode():
+            self._out_tokens = torch.cat(tokens, 0)  # (5 or 6, 256)
+        self._dynamic = bool(dec.dynamic_multimask_via_stability)
+        self._delta = float(dec.dynamic_multimask_stability_delta)
+        self._thresh = float(dec.dynamic_multimask_stability_thresh)
+        if not dec.use_high_res_features:
+            raise ValueError("FastSam2Decoder expects a SAM 2.1 mask decoder with high-res features")
+
+    # ------------------------------------------------------------------ public API
+    @torch.inference_mode()
+    def prepare(self, image_embed: torch.Tensor, feat_s0: torch.Tensor, feat_s1: torch.Tensor) -> Sam2ImageState:
+        """image_embed (1, 256, 64, 64), feat_s0 (1, 32, 256, 256), feat_s1 (1, 64, 128, 128), float32 (what
+        SAM2ImagePredictor.set_image keeps) -> per-image state (about 16 MB in fp32)."""
+        base = super().prepare(image_embed)
+        s1 = feat_s1[0].float().view(64, 64, 2, 64, 2).permute(1, 3, 2, 4, 0).reshape(-1, 64)
+        s0 = feat_s0[0].float().view(32, 64, 2, 2, 64, 2, 2).permute(1, 4, 2, 5, 3, 6, 0).reshape(-1, 32)
+        return Sam2ImageState(base, s1.to(self.dtype).contiguous(), s0.to(self.dtype).contiguous())
+
+    @torch.inference_mode()
+    def decode(
+        self,
+        state: Sam2ImageState,
+        coords: torch.Tensor | None,
+        labels: torch.Tensor | None,
+        box: torch.Tensor | None,
+        mask_input: torch.Tensor | None = None,
+        multimask: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One prompt in the 1024 input frame -> (low-res logits (C, 256, 256) float32, iou (C,)), C = 3 or 1.
+
+        coords: (N, 2) float32 (x, y); labels: (N,) 1/0; box: (4,) x0 y0 x1 y1; mask_input: (1, 1, 256, 256) logits.
+        The logits are not clamped (SAM2ImagePredictor clamps its returned low-res logits to [-32, 32]).
+        """
+        sparse = self._sparse_embeddings(coords, labels, box)  # (S, 256)
+        base = state.base
+        if mask_input is not None:
+            dense = self.pe_enc.mask_downscaling(mask_input.float()).flatten(2).transpose(1, 2)[0]
+            base = self._layer1_state(base.src.float() - self._no_mask + dense)
+        tokens = torch.cat([self._out_tokens, sparse], 0)  # (T, 256)
+        hs, keys = self._transformer(base, tokens)
+        s = self._s
+        iou_all = self.dec.iou_prediction_head(hs[s: s + 1])[0]  # (4,)
+        mask_tokens = hs[s + 1: s + 5]  # (4, 256)
+        if multimask:
+            return self._head(state, keys, mask_tokens[1:4], 1), iou_all[1:4]
+        single = self._head(state, keys, mask_tokens[0:1], 0)
+        if not self._dynamic or self._stable(single[0]):
+            return single, iou_all[0:1]
+        best = int(torch.argmax(iou_all[1:4])) + 1  # unstable: the best multimask candidate, as SAM 2.1 does
+        return self._head(state, keys, mask_tokens[best: best + 1], best), iou_all[best: best + 1]
+
+    # ------------------------------------------------------------------ helpers
+    def _sparse_embeddings(self, coords, labels, box) -> torch.Tensor:
+        """SAM2ImagePredictor's prompt: box corners (labels 2, 3), then the points, padded with one non-point."""
+        pts, lbl = [], []
+        if box is not None:
+            pts.append(box.reshape(2, 2).float())
+            lbl.append(torch.tensor([2, 3], dtype=torch.float32, device=box.device))
+        if coords is not None and len(coords):
+            pts.append(coords.float())
+            lbl.append(labels.float())
+        if not pts:
+            return torch.empty(0, self._pe.shape[1])
+        return self.pe_enc._embed_points(torch.cat(pts)[None], torch.cat(lbl)[None], pad=True)[0]
+
+    def _stable(self, logits: torch.Tensor) -> bool:
+        """SAM 2.1's stability score of one (256, 256) logit map against its threshold."""
+        area_i = int((logits > self._delta).sum())
+        area_u = int((logits > -self._delta).sum())
+        return (area_i / area_u if area_u > 0 else 1.0) >= self._thresh
+
+    def _head(self, state: Sam2ImageState, keys: torch.Tensor, mask_tokens: torch.Tensor, first: int) -> torch.Tensor:
+        """keys (4096, 256) final image tokens, mask_tokens (C, 256) of mask-token indices first.. -> (C, 256, 256).
+
+        FastSamDecoder._masks' layout (transposed convolutions as per-pixel linear maps, rows ordered
+        (gy, gx, dy1, dx1, dy2, dx2), one permute at the end), with the high-res maps added before each activation.
+        """
+        y = torch.addmm(self._ct1_b, keys, self._ct1_w).view(-1, 64).add_(state.s1)  # (16384, 64)
+        y = F.gelu(F.layer_norm(y, (64,), self._ln_w, self._ln_b, self._ln_eps))
+        z = F.gelu(torch.addmm(self._ct2_b, y, self._ct2_w).view(-1, 32).add_(state.s0))  # (65536, 32)
+        hyper = torch.stack(
+            [self.dec.output_hypernetworks_mlps[first + i](mask_tokens[i]) for i in range(len(mask_tokens))]
+        ).to(self.dtype)  # (C, 32)
+        c = len(mask_tokens)
+        m = ((hyper @ z.t()) if c > 1 else (z @ hyper.t()).t()).float()  # (C, 65536)
+        return m.view(c, 64, 64, 2, 2, 2, 2).permute(0, 1, 3, 5, 2, 4, 6).reshape(c, 256, 256)
