@@ -55,8 +55,9 @@ class MapImage:
 
     @property
     def scale(self) -> tuple[float, float]:
-        """(full-resolution columns, rows) per pixel of this image: (1, 1) when read at full size."""
-        return self.info.width / self.rgb.shape[1], self.info.height / self.rgb.shape[0]
+        """(full-resolution columns, rows) per pixel of this image: (1, 1) when read at full size (a window too)."""
+        t, full = self.transform, self.info.transform
+        return (math.hypot(t.a, t.d) / math.hypot(full.a, full.d), math.hypot(t.b, t.e) / math.hypot(full.b, full.e))
 
 
 def read_map(path: str | os.PathLike[str], *, bands: tuple[int, ...] | None = None, max_side: int | None = None,
