@@ -13,6 +13,9 @@ vit_b is built with random weights (seeded): the timings of random and real weig
 - agreement with SamPredictor on the same clicks (mask pixels, predicted IoU), which bounds what the decoder's
   speed-ups change: decoder only (both decoders get the same random features; no encoder runs). The encoder's
   precision is bounded separately by the feature difference of the embedding rows.
+- SAM 2.1 (sam2.1_hiera_tiny, random weights from the packaged config; `--family sam2` for these rows only):
+  clicks, FloodLabel's Sam2Segmenter.predict + the shown mask vs SAM2ImagePredictor.predict, interleaved; image
+  embedding, launch configuration vs torch defaults, each in a fresh process; agreement as for SAM v1.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import time
 import numpy as np
 
 SIZES = {"893x551": (551, 893), "4000x3000": (3000, 4000)}
+SAM2_MODEL = "sam2.1_hiera_tiny"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,50 +40,81 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clicks", type=int, default=60, help="clicks per image size (default 60)")
     parser.add_argument("--embeds", type=int, default=3, help="timed encoder runs per configuration, after one "
                         "warm-up run (default 3)")
+    parser.add_argument("--family", choices=["all", "sam", "sam2"], default="all",
+                        help="SAM v1 rows, SAM 2.1 rows, or both (default)")
     parser.add_argument("--worker", choices=["embed"], help=argparse.SUPPRESS)
     parser.add_argument("--config", choices=["baseline", "floodlabel"], help=argparse.SUPPRESS)
+    parser.add_argument("--model", choices=["vit_b", SAM2_MODEL], default="vit_b", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker == "embed":
-        return _embed_worker(args.config, args.embeds)
+        return _embed_worker(args.config, args.embeds, args.model)
     if args.quick:
         args.clicks, args.embeds = 20, 2
 
     rows: list[tuple[str, str, str, str]] = []
     agreement: list[str] = []
-    sam = _vit_b()
-    for label, (h, w) in SIZES.items():
-        base, ours, ours_all, agree = _click_latency(sam, _scene(h, w), args.clicks)
-        rows.append((f"click {label} median", _ms(np.median(base)), _ms(np.median(ours)), _ratio(base, ours, 50)))
-        rows.append((f"click {label} p95", _ms(np.percentile(base, 95)), _ms(np.percentile(ours, 95)),
-                     _ratio(base, ours, 95)))
-        rows.append(("  all 3 masks, median", _ms(np.median(base)), _ms(np.median(ours_all)),
-                     _ratio(base, ours_all, 50)))
-        agreement.append(f"{label}: {agree}")
-    del sam
+    notes: list[str] = []
+    embeds: dict[str, float] = {}
+    if args.family in ("all", "sam"):
+        sam = _vit_b()
+        for label, (h, w) in SIZES.items():
+            base, ours, ours_all, agree = _click_latency(sam, _scene(h, w), args.clicks)
+            _click_rows(rows, label, base, ours, ours_all)
+            agreement.append(f"SamPredictor, {label}: {agree}")
+        del sam
+        b, o = _embed_rows(rows, "vit_b", args.embeds, notes)
+        embeds["vit_b"] = float(np.median(o["times"]))
+        cold = np.median(o["times"])
+        rows.append(("cache disk hit", _s(cold), _ms(o["disk_hit"]), f"{cold / o['disk_hit']:.0f}x"))
+        rows.append(("cache memory hit", _s(cold), _ms(o["memory_hit"]), f"{cold / o['memory_hit']:.0f}x"))
+    if args.family in ("all", "sam2"):
+        from benchmarks.bench_sam2 import sam2_click_latency, tiny_sam2_model
 
-    embed = {cfg: _run_embed_worker(cfg, args.embeds) for cfg in ("baseline", "floodlabel")}
-    b, o = embed["baseline"], embed["floodlabel"]
-    rows.append(("embed vit_b median", _s(np.median(b["times"])), _s(np.median(o["times"])),
-                 f"{np.median(b['times']) / np.median(o['times']):.2f}x"))
-    cold = np.median(o["times"])
-    rows.append(("cache disk hit", _s(cold), _ms(o["disk_hit"]), f"{cold / o['disk_hit']:.0f}x"))
-    rows.append(("cache memory hit", _s(cold), _ms(o["memory_hit"]), f"{cold / o['memory_hit']:.0f}x"))
+        loaded = tiny_sam2_model()
+        for label, (h, w) in SIZES.items():
+            base, ours, ours_all, agree = sam2_click_latency(loaded, _scene(h, w), args.clicks)
+            _click_rows(rows, f"sam2.1 {label}", base, ours, ours_all)
+            agreement.append(f"SAM2ImagePredictor, {label}: {agree}")
+        del loaded
+        b, o = _embed_rows(rows, "sam2.1 tiny", args.embeds, notes, SAM2_MODEL)
+        embeds["sam2.1 tiny"] = float(np.median(o["times"]))
 
     print()
-    print(f"{'measure':<24} {'baseline':>12} {'floodlabel':>12} {'speed-up':>9}")
-    print("-" * 60)
+    print(f"{'measure':<28} {'baseline':>12} {'floodlabel':>12} {'speed-up':>9}")
+    print("-" * 64)
     for name, base_v, ours_v, ratio in rows:
-        print(f"{name:<24} {base_v:>12} {ours_v:>12} {ratio:>9}")
+        print(f"{name:<28} {base_v:>12} {ours_v:>12} {ratio:>9}")
     print()
-    print("baseline: SamPredictor.predict, 3 masks at the original size (clicks); torch defaults, fp32 (embedding).")
+    print("baseline: SamPredictor.predict / SAM2ImagePredictor.predict, 3 masks at the original size (clicks); torch")
+    print("defaults, fp32 (embedding).")
     print("floodlabel click: decode + the best candidate's mask at the original size (what the app shows; the")
     print("other candidates are upscaled when picked: the 'all 3 masks' rows).")
-    print(f"floodlabel embedding config: {o['config']}; {o['allocator']}")
-    print(f"baseline embedding process: {b['config']}; {b['allocator']}")
-    print(f"embedding agreement (features, floodlabel vs fp32 on the same image): {o['feature_note']}")
+    for line in notes:
+        print(line)
+    if len(embeds) == 2:
+        print(f"sam2.1 tiny embedding / vit_b embedding, both floodlabel config: "
+              f"{embeds['sam2.1 tiny'] / embeds['vit_b']:.2f}")
     for line in agreement:
-        print(f"click agreement with SamPredictor, {line}")
+        print(f"click agreement with {line}")
     return 0
+
+
+def _click_rows(rows, label, base, ours, ours_all) -> None:
+    rows.append((f"click {label} median", _ms(np.median(base)), _ms(np.median(ours)), _ratio(base, ours, 50)))
+    rows.append((f"click {label} p95", _ms(np.percentile(base, 95)), _ms(np.percentile(ours, 95)),
+                 _ratio(base, ours, 95)))
+    rows.append(("  all 3 masks, median", _ms(np.median(base)), _ms(np.median(ours_all)), _ratio(base, ours_all, 50)))
+
+
+def _embed_rows(rows, label: str, n: int, notes: list[str], model: str = "vit_b") -> tuple[dict, dict]:
+    """Embedding rows of one model: torch defaults vs the launch configuration, each in a fresh process."""
+    b, o = (_run_embed_worker(cfg, n, model) for cfg in ("baseline", "floodlabel"))
+    rows.append((f"embed {label} median", _s(np.median(b["times"])), _s(np.median(o["times"])),
+                 f"{np.median(b['times']) / np.median(o['times']):.2f}x"))
+    notes.append(f"{label} embedding: floodlabel config {o['config']}; {o['allocator']}")
+    notes.append(f"{label} embedding: baseline process {b['config']}; {b['allocator']}")
+    notes.append(f"{label} embedding agreement (features, floodlabel vs fp32 on the same image): {o['feature_note']}")
+    return b, o
 
 
 # ---------------------------------------------------------------------------------------------- clicks
@@ -129,10 +164,10 @@ def _click_latency(sam, image: np.ndarray, n: int) -> tuple[list[float], list[fl
 
 
 # ---------------------------------------------------------------------------------------------- embedding
-def _run_embed_worker(config: str, n: int) -> dict:
+def _run_embed_worker(config: str, n: int, model: str = "vit_b") -> dict:
     env = dict(os.environ)
     cmd = [sys.executable, "-m", "benchmarks.bench_engine", "--worker", "embed", "--config", config,
-           "--embeds", str(n)]
+           "--embeds", str(n), "--model", model]
     env.pop("LD_PRELOAD", None)
     if config == "baseline":
         env["FLOODLABEL_ALLOCATOR"] = "system"
@@ -141,7 +176,7 @@ def _run_embed_worker(config: str, n: int) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def _embed_worker(config: str, n: int) -> int:
+def _embed_worker(config: str, n: int, model: str = "vit_b") -> int:
     import torch
 
     from floodlabel.core.segment.compute_config import ComputeConfig, default_compute_config
@@ -155,8 +190,20 @@ def _embed_worker(config: str, n: int) -> int:
         cfg = default_compute_config()
     else:
         cfg = ComputeConfig("cpu", torch.float32, torch.float32)
-    sam = _vit_b()
-    seg = SamSegmenter(sam, cfg)
+    if model == SAM2_MODEL:
+        from benchmarks.bench_sam2 import tiny_sam2_model
+        from floodlabel.core.sam2.backend import Sam2Segmenter
+
+        def segmenter(c):
+            return Sam2Segmenter(loaded, c)
+
+        loaded = tiny_sam2_model()
+    else:
+        def segmenter(c):
+            return SamSegmenter(loaded, c)
+
+        loaded = _vit_b()
+    seg = segmenter(cfg)
     image = _scene(551, 893)
     seg.embed(image)  # warm-up (first-run allocations, oneDNN kernel selection), for both configurations
     times = []
@@ -166,8 +213,11 @@ def _embed_worker(config: str, n: int) -> int:
         times.append(time.perf_counter() - t)
     result = {"times": times, "config": cfg.describe(), "allocator": allocator_status()}
     if config == "floodlabel":
-        exact = SamSegmenter(seg.loaded, ComputeConfig("cpu", torch.float32, torch.float32)).embed(image).features
-        diff = (emb.features - exact).abs()
+        exact = segmenter(ComputeConfig("cpu", torch.float32, torch.float32)).embed(image).features
+        if isinstance(exact, dict):  # SAM 2.1: the image embedding (the high-res maps follow the same encoder)
+            diff, exact = (emb.features["image_embed"] - exact["image_embed"]).abs(), exact["image_embed"]
+        else:
+            diff = (emb.features - exact).abs()
         result["feature_note"] = (f"max |diff| {diff.max().item():.4f}, mean {diff.mean().item():.5f}, "
                                   f"feature std {exact.std().item():.3f}")
         with tempfile.TemporaryDirectory() as d:
