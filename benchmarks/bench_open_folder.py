@@ -8,7 +8,8 @@ Rows, each window measure in a fresh process (offscreen Qt, the classic backend,
 - the window on 10 images and on N images: time from creating the window to the image list's first paint with
   every row, and where the UI thread spent it (opening the folder, filling the list, the project's statuses, the
   model's start); then the background header scan: when it ends, and the longest the UI thread was blocked
-  meanwhile (a 10 ms timer's longest gap);
+  meanwhile (a 10 ms timer's longest gap); the same on N images with the scan forced into a thread
+  (FLOODLABEL_HEADER_SCAN=thread, how it ran before), the baseline of the stall ratio;
 - the list alone (in this process): filling the dock and sorting it by IoU with its ViewOrder, and with a
   QSortFilterProxyModel whose lessThan is Python (what the list did before ViewOrder).
 """
@@ -44,7 +45,14 @@ def main(argv: list[str] | None = None) -> int:
             phases = ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["phases"].items(), key=lambda kv: -kv[1]))
             rows.append(("window: list shown", f"{n:,}", f"{r['shown']:.2f} s", f"UI thread: {phases}"))
             rows.append(("window: header scan done", f"{n:,}", f"{r['scanned']:.2f} s",
-                         f"longest UI stall meanwhile {1000 * r['stall']:.0f} ms; rows {r['rows']:,}"))
+                         f"longest UI stall meanwhile {1000 * r['stall']:.0f} ms, {r['stalls']} over 50 ms "
+                         f"({r['stalled']:.2f} s in all; {r['scan']}); rows {r['rows']:,}"))
+        baseline = _run_window(big, Path(tmp), FLOODLABEL_HEADER_SCAN="thread")
+        rows.append(("window: header scan done, in a thread (before)", f"{args.images:,}",
+                     f"{baseline['scanned']:.2f} s", f"longest UI stall meanwhile {1000 * baseline['stall']:.0f} ms, "
+                     f"{baseline['stalls']} over 50 ms ({baseline['stalled']:.2f} s in all; {baseline['scan']}); "
+                     f"ratio now / before: longest {r['stall'] / max(baseline['stall'], 1e-3):.2f}, "
+                     f"time stalled {r['stalled'] / max(baseline['stalled'], 1e-3):.2f}"))
         rows += _list_only(big)
     print(format_table(rows))
     return 0
@@ -80,9 +88,9 @@ def _stats_quick(data: Path) -> float:
     return time.perf_counter() - t0
 
 
-def _run_window(data: Path, tmp: Path) -> dict:
+def _run_window(data: Path, tmp: Path, **extra_env: str) -> dict:
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", FLOODLABEL_DATA_DIR=str(tmp / "user-data"),
-               XDG_CONFIG_HOME=str(tmp / "config"), FLOODLABEL_CACHE_DIR=str(tmp / "cache"))
+               XDG_CONFIG_HOME=str(tmp / "config"), FLOODLABEL_CACHE_DIR=str(tmp / "cache"), **extra_env)
     out = subprocess.run([sys.executable, "-m", "benchmarks.bench_open_folder", "--child", str(data)], env=env,
                          check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -138,12 +146,17 @@ def _window_child(data: str) -> dict:
     stall, clock = [0.0], QElapsedTimer()
     clock.start()
 
+    gaps: list[float] = []
+
     def tick() -> None:
-        stall[0] = max(stall[0], clock.restart() / 1000 - 0.010)
+        gaps.append(clock.restart() / 1000 - 0.010)
+        stall[0] = max(stall[0], gaps[-1])
 
     timer = QTimer(interval=10)
     timer.timeout.connect(tick)
     timer.start()
+    scanner = w.image_list._scanner
+    scan = "child process" if scanner is not None and scanner.in_process else "thread"
     while w.image_list.scanning() and time.perf_counter() - t0 < 300:
         app.processEvents()
         time.sleep(0.001)
@@ -151,7 +164,8 @@ def _window_child(data: str) -> dict:
     rows = w.image_list.proxy.rowCount()
     timer.stop()
     w.close()
-    return {"shown": shown[0] - t0, "scanned": scanned, "stall": stall[0], "rows": rows,
+    return {"shown": shown[0] - t0, "scanned": scanned, "stall": stall[0], "rows": rows, "scan": scan,
+            "stalled": sum(g for g in gaps if g > 0.05), "stalls": sum(1 for g in gaps if g > 0.05),
             "phases": dict(phases)}
 
 

@@ -116,6 +116,14 @@ class FloodDataset:
             self._sizes[path] = image_size(path)
         return self._sizes[path]
 
+    def size_known(self, path: Path) -> bool:
+        """Whether `image_size(path)` is cached (no disk access)."""
+        return path in self._sizes
+
+    def remember_size(self, path: Path, size: tuple[int, int]) -> None:
+        """Cache the (width, height) of `path` read elsewhere (the image list's header scan in a child process)."""
+        self._sizes[path] = (int(size[0]), int(size[1]))
+
     @cached_property
     def size_mismatches(self) -> list[SizeMismatch]:
         """Complete pairs whose image and mask sizes differ (header reads on first access, then cached).

@@ -91,7 +91,14 @@ class ViewOrder(QAbstractProxyModel):
         return not parent.isValid() and bool(self._rows)
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        return self.sourceModel().data(self.mapToSource(index), role)
+        source = self.sourceModel()
+        data_at = getattr(source, "data_at", None)  # (row, column, role): no source index made while painting
+        if data_at is not None:
+            row = index.row()
+            if not index.isValid() or not 0 <= row < len(self._rows):
+                return None
+            return data_at(self._rows[row], index.column(), role)
+        return source.data(self.mapToSource(index), role)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         return self.sourceModel().headerData(section, orientation, role)
