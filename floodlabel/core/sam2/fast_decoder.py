@@ -7,8 +7,9 @@ multimask candidate when the single mask is unstable (`dynamic_multimask_via_sta
 `core.sam.fast_decoder.FastSamDecoder`'s re-associated attention (per-image layer-1 projections, projections moved
 onto the few prompt tokens, bf16 image-token stream; see there) and adds:
 
-- per image (`prepare`): the high-res maps rearranged once into the mask head's row order, so adding them costs one
-  elementwise add each (feat_s1 (1, 64, 128, 128) -> (16384, 64), feat_s0 (1, 32, 256, 256) -> (65536, 32));
+- per image (`prepare`): the high-res maps rearranged once into the mask head's layout, each with its transposed
+  convolution's bias added, so they enter as the `input` of that convolution's addmm and cost no extra pass
+  (feat_s1 (1, 64, 128, 128) -> (4096, 256), feat_s0 (1, 32, 256, 256) -> (16384, 128));
 - the prompt as SAM2ImagePredictor builds it: box corners (labels 2, 3) first, then the points, then one padding
   point, all through `_embed_points` (SAM 2 never uses `_embed_boxes`);
 - single-mask output with the stability rule: mask 0's logits first, and the three others only when it is unstable.
@@ -34,8 +35,8 @@ class Sam2ImageState:
     layer-1 projections, see ImageState) and the high-res maps in the mask head's row order, compute dtype."""
 
     base: ImageState
-    s1: torch.Tensor  # (4096 * 4, 64): feat_s1, rows (gy, gx, dy1, dx1)
-    s0: torch.Tensor  # (4096 * 16, 32): feat_s0, rows (gy, gx, dy1, dx1, dy2, dx2)
+    s1: torch.Tensor  # (4096, 4 * 64): feat_s1 + dc1's bias, rows (gy, gx), columns (dy1, dx1, channel)
+    s0: torch.Tensor  # (16384, 4 * 32): feat_s0 + dc2's bias, rows (gy, gx, dy1, dx1), columns (dy2, dx2, channel)
 
 
 class FastSam2Decoder(FastSamDecoder):
@@ -66,9 +67,11 @@ class FastSam2Decoder(FastSamDecoder):
         """image_embed (1, 256, 64, 64), feat_s0 (1, 32, 256, 256), feat_s1 (1, 64, 128, 128), float32 (what
         SAM2ImagePredictor.set_image keeps) -> per-image state (about 16 MB in fp32)."""
         base = super().prepare(image_embed)
-        s1 = feat_s1[0].float().view(64, 64, 2, 64, 2).permute(1, 3, 2, 4, 0).reshape(-1, 64)
-        s0 = feat_s0[0].float().view(32, 64, 2, 2, 64, 2, 2).permute(1, 4, 2, 5, 3, 6, 0).reshape(-1, 32)
-        return Sam2ImageState(base, s1.to(self.dtype).contiguous(), s0.to(self.dtype).contiguous())
+        s1 = feat_s1[0].float().view(64, 64, 2, 64, 2).permute(1, 3, 2, 4, 0).reshape(4096, 4 * 64)
+        s0 = feat_s0[0].float().view(32, 64, 2, 2, 64, 2, 2).permute(1, 4, 2, 5, 3, 6, 0).reshape(16384, 4 * 32)
+        s1 = (s1.to(self.dtype) + self._ct1_b).contiguous()  # the sum in the compute dtype, as the reference adds
+        s0 = (s0.to(self.dtype) + self._ct2_b).contiguous()
+        return Sam2ImageState(base, s1, s0)
 
     @torch.inference_mode()
     def decode(
@@ -129,9 +132,9 @@ class FastSam2Decoder(FastSamDecoder):
         FastSamDecoder._masks' layout (transposed convolutions as per-pixel linear maps, rows ordered
         (gy, gx, dy1, dx1, dy2, dx2), one permute at the end), with the high-res maps added before each activation.
         """
-        y = torch.addmm(self._ct1_b, keys, self._ct1_w).view(-1, 64).add_(state.s1)  # (16384, 64)
+        y = torch.addmm(state.s1, keys, self._ct1_w).view(-1, 64)  # dc1(keys) + feat_s1: (16384, 64)
         y = F.gelu(F.layer_norm(y, (64,), self._ln_w, self._ln_b, self._ln_eps))
-        z = F.gelu(torch.addmm(self._ct2_b, y, self._ct2_w).view(-1, 32).add_(state.s0))  # (65536, 32)
+        z = F.gelu(torch.addmm(state.s0, y, self._ct2_w).view(-1, 32))  # (65536, 32)
         hyper = torch.stack(
             [self.dec.output_hypernetworks_mlps[first + i](mask_tokens[i]) for i in range(len(mask_tokens))]
         ).to(self.dtype)  # (C, 32)
