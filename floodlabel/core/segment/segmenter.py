@@ -24,9 +24,12 @@ class Embedding:
     """What `embed` returns and `predict` consumes.
 
     features:      backend payload. SAM: float32 torch tensor (1, 256, 64, 64) from the image encoder.
+                   SAM 2.1: a dict of float32 tensors, "image_embed" (1, 256, 64, 64), "high_res_feats_0"
+                   (1, 32, 256, 256) and "high_res_feats_1" (1, 64, 128, 128).
                    Classic: the RGB uint8 image (H, W, 3), possibly downscaled.
     original_size: (H, W) of the original image.
-    input_size:    (h, w) of the resized image inside the backend's input frame (SAM: long side 1024).
+    input_size:    (h, w) of the resized image inside the backend's input frame (SAM: long side 1024, padded;
+                   SAM 2.1: always (1024, 1024), the image is resized to the whole frame, not padded).
     model_id:      the id of the model that produced it (embeddings of different models never mix).
     extra:         per-image caches a backend may keep (e.g. prompt-independent decoder parts).
     """
