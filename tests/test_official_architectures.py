@@ -46,5 +46,9 @@ def test_our_build_matches_the_official_one(name):
 
 
 def test_every_registered_model_is_an_official_architecture():
-    assert set(reg.MODELS) == set(KNOWN_ARCHITECTURES) == {"vit_b", "vit_l", "vit_h"}
-    assert {spec.architecture for spec in reg.MODELS.values()} == set(KNOWN_ARCHITECTURES)
+    from floodlabel.core.sam2.checkpoint import KNOWN_ARCHITECTURES as SAM2_ARCHITECTURES  # SAM 2.1: test_sam2_*
+
+    sam = {name for name, spec in reg.MODELS.items() if spec.family == reg.SAM}
+    assert sam == set(KNOWN_ARCHITECTURES) == {"vit_b", "vit_l", "vit_h"}
+    assert {reg.MODELS[name].architecture for name in sam} == set(KNOWN_ARCHITECTURES)
+    assert {spec.architecture for spec in reg.MODELS.values() if spec.family == reg.SAM2} == set(SAM2_ARCHITECTURES)

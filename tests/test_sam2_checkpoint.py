@@ -46,6 +46,22 @@ def test_each_official_size_is_read_from_its_shapes(size):
     assert older.name == f"sam2_hiera_{size}" and older.config.startswith("configs/sam2/sam2_hiera_")
 
 
+@pytest.mark.parametrize("size", OFFICIAL)
+def test_the_size_table_is_metas_configs(size):
+    """embed_dim and sum(stages) of each packaged config (a wrong table would throw away real downloads)."""
+    from hydra import compose
+
+    import inspect
+
+    import sam2  # noqa: F401 (initialises hydra with the package's configs)
+    from sam2.modeling.backbones.hieradet import Hiera
+
+    default_stages = inspect.signature(Hiera).parameters["stages"].default  # base_plus uses Hiera's default
+    for version in ("2.1", "2"):
+        trunk = compose(config_name=SIZES[size].with_version(version).config).model.image_encoder.trunk
+        assert (trunk.embed_dim, sum(trunk.get("stages", default_stages))) == OFFICIAL[size]
+
+
 def test_the_packaged_configs_build_the_sizes_they_are_named_for():
     model = tiny_sam2()
     assert infer_architecture(model.state_dict()) == TINY2  # and the other sizes' numbers are Meta's configs'
