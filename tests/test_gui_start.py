@@ -52,7 +52,9 @@ def _table(panel: ModelPanel) -> dict[str, tuple[str, str]]:
 def test_panel_starts_with_classic_fallback_and_says_how_to_get_sam(panel_for):
     panel = panel_for()
     assert "classic (offline, no weights)" in panel.backend_label.text()
-    assert _table(panel) == {"vit_b": ("375 MB", "no"), "vit_l": ("1.25 GB", "no"), "vit_h": ("2.56 GB", "no")}
+    assert _table(panel) == {"vit_b": ("375 MB", "no"), "vit_l": ("1.25 GB", "no"), "vit_h": ("2.56 GB", "no"),
+                             "sam2.1_hiera_tiny": ("156 MB", "no"), "sam2.1_hiera_small": ("184 MB", "no"),
+                             "sam2.1_hiera_base_plus": ("324 MB", "no"), "sam2.1_hiera_large": ("898 MB", "no")}
     howto = panel.howto_label.text()
     for needed in ("floodlabel models download vit_b", VIT_B.url, reg.BASE_URL_ENV, "--model", str(models_dir())):
         assert needed in howto
