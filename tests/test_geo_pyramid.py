@@ -63,3 +63,20 @@ def test_tiles_own_every_pixel_once_and_read_with_a_halo(tmp_path):
     tile = read_map(path, window=tiles[1].read)
     assert tile.rgb.shape == (1100, 1024 + 256, 3) and tile.scale == (1.0, 1.0)
     assert tile.transform.c == pytest.approx(500_000 + 896 * 0.1)
+
+
+def test_the_preview_keeps_nodata_and_the_16_bit_stretch(tmp_path, small_preview):
+    import rasterio
+
+    path = tmp_path / "s2.tif"
+    data = np.random.default_rng(0).integers(1000, 3000, (3, 1200, 1600)).astype(np.uint16)
+    data[:, :300, :400] = 0
+    with rasterio.open(path, "w", driver="GTiff", width=1600, height=1200, count=3, dtype="uint16", crs=UTM,
+                       transform=TRANSFORM, nodata=0, tiled=True, compress="deflate") as ds:
+        ds.write(data)
+    view, stretch = open_map(path, view_side=256, cache_root=tmp_path / "cache")
+    assert preview_path(path, tmp_path / "cache").is_file()
+    assert view.rgb.shape == (192, 256, 3) and not view.valid[:40, :60].any() and view.valid[60:].all()
+    assert stretch.limits is not None and all(1000 <= lo < hi <= 3000 for lo, hi in stretch.limits)
+    tile = read_map(path, window=(200, 200, 400, 400), stretch=stretch)
+    assert not tile.valid[:100, :200].any() and tile.valid[100:].all()

@@ -27,10 +27,12 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from affine import Affine
 
 from floodlabel.core.geo.georef import GeoInfo, read_geo_info
-from floodlabel.core.geo.raster import MapImage, MapReadError, Stretch, compute_stretch, read_map
+from floodlabel.core.geo.raster import (GDAL_CACHE_MB, MapImage, MapReadError, Stretch, compute_stretch, read_map,
+                                        valid_mask)
 
 PREVIEW_SIDE = 4096
 """Long side (px) of a cached preview; maps up to this size (or with overviews) are read directly."""
@@ -102,11 +104,11 @@ def build_preview(path: str | os.PathLike[str], target: Path, side: int = PREVIE
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(path) as src:
+            with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024), rasterio.open(path) as src:
                 factor = max(src.width, src.height) / side
                 out_w, out_h = max(1, round(src.width / factor)), max(1, round(src.height / factor))
                 data = src.read(out_shape=(src.count, out_h, out_w), resampling=Resampling.nearest)
-                mask = src.dataset_mask(out_shape=(out_h, out_w))
+                mask = valid_mask(src, data, None, (out_h, out_w))
                 nodata = src.nodata
                 profile = dict(driver="GTiff", width=out_w, height=out_h, count=src.count, dtype=src.dtypes[0],
                                crs=src.crs, nodata=nodata, compress="deflate", tiled=True, blockxsize=512,
@@ -117,7 +119,7 @@ def build_preview(path: str | os.PathLike[str], target: Path, side: int = PREVIE
                 dst.write(data)
                 dst.colorinterp = interp
                 if nodata is None and not mask.all():
-                    dst.write_mask(mask)
+                    dst.write_mask(mask.astype(np.uint8) * 255)
                 dst.build_overviews([2, 4, 8], Resampling.nearest)
         os.replace(temp, target)
     except BaseException:

@@ -1,0 +1,142 @@
+"""Large-map benchmark (issue 17): a synthetic 20,000 x 20,000 RGB GeoTIFF (UTM, 0.1 m pixels, a lake with islands,
+DEFLATE, 512 px tiles) without and with internal overviews. Measures, each in a fresh process with its own peak RSS:
+
+- open: `core.geo.pyramid.open_map` at view size (long side 2048); cold (no preview cached: it is made) and warm
+  (3 runs); the time excludes Python's imports;
+- tile: full-resolution 1024 px tiles with their 128 px halo (`raster.read_map(window=...)`), median per tile, a
+  row of 8 tiles as panning at full zoom reads them;
+- export: area, polygons (holes kept), GeoTIFF mask and GeoPackage bytes of the lake's 400 MP mask.
+
+    .venv/bin/python -m benchmarks.bench_geo_map                 # 20,000 x 20,000: a few minutes on 2 cores
+    .venv/bin/python -m benchmarks.bench_geo_map --side 8000     # smaller
+
+Click -> overlay on a map needs the tiled decode in the window, which is not built yet (see issue 17).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--side", type=int, default=20000, help="width and height of the map (default 20000)")
+    parser.add_argument("--child", nargs=3, metavar=("MODE", "MAP", "CACHE"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(_child(*args.child)))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="bench-geo-") as tmp:
+        results = {"side": args.side}
+        for name, overviews in (("plain", ()), ("overviews", (2, 4, 8, 16))):
+            path = Path(tmp) / f"{name}.tif"
+            started = time.perf_counter()
+            _write(path, args.side, overviews)
+            results[f"{name}_write_s"] = round(time.perf_counter() - started, 2)
+            results[f"{name}_file_mb"] = round(path.stat().st_size / 1e6, 2)
+            cache = Path(tmp) / f"cache-{name}"
+            results[f"{name}_open_cold"] = _run("open", path, cache)  # the preview is made (plain map)
+            results[f"{name}_open_warm"] = [_run("open", path, cache) for _ in range(3)]
+            results[f"{name}_tile"] = _run("tile", path, cache)
+            if name == "plain":
+                results["export"] = _run("export", path, cache)
+        print(json.dumps(results, indent=1))
+    return 0
+
+
+def _write(path: Path, side: int, overviews: tuple[int, ...]) -> None:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from affine import Affine
+    from geo_maps import UTM, lake_with_islands, write_map
+
+    write_map(path, UTM, Affine(0.1, 0, 500_000, 0, -0.1, 5_000_000), (side, side), _lake(side), overviews=overviews)
+
+
+def _lake(side: int):
+    sys.path.insert(0, str(ROOT / "tests"))
+    from geo_maps import lake_with_islands
+
+    islands = [(side // 2 + side // 20 * i, side // 2 + side // 20 * j, side // 60) for i in range(-3, 4)
+               for j in range(-3, 4)]
+    return lake_with_islands((side / 2, side / 2), side / 3, islands)
+
+
+def _run(mode: str, path: Path, cache: Path) -> dict:
+    done = subprocess.run([sys.executable, "-m", "benchmarks.bench_geo_map", "--child", mode, str(path), str(cache)],
+                          capture_output=True, text=True, cwd=ROOT, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _child(mode: str, map_path: str, cache: str) -> dict:
+    from floodlabel.core.geo.georef import read_geo_info
+    from floodlabel.core.geo.pyramid import open_map, tile_windows
+    from floodlabel.core.geo.raster import read_map
+
+    out: dict = {}
+    started = time.perf_counter()
+    if mode == "open":
+        view, _ = open_map(map_path, cache_root=cache)
+        out["view"] = list(view.rgb.shape[:2])
+    elif mode == "tile":
+        view, stretch = open_map(map_path, cache_root=cache)
+        info = view.info
+        middle = info.height // 2 // 1024
+        row = [t for t in tile_windows(info.width, info.height) if t.core[1] == middle * 1024][:8]
+        times = []
+        for tile in row:
+            t0 = time.perf_counter()
+            read_map(map_path, window=tile.read, stretch=stretch)
+            times.append((time.perf_counter() - t0) * 1000)
+        out["tile_ms_median"] = round(statistics.median(times), 1)
+        out["tile_ms_max"] = round(max(times), 1)
+    elif mode == "export":
+        import numpy as np
+
+        from floodlabel.core.geo import gis_formats
+        from floodlabel.core.geo.area import mask_area
+        from floodlabel.core.geo.polygons import mask_to_polygons
+
+        info = read_geo_info(map_path)
+        water = _lake(info.width)
+        mask = np.concatenate([water(top, min(info.height, top + 1024), info.width)
+                               for top in range(0, info.height, 1024)])
+        t0 = time.perf_counter()
+        area = mask_area(mask, info)
+        out["area_s"] = round(time.perf_counter() - t0, 2)
+        out["ha"] = round(area.ha, 4)
+        t0 = time.perf_counter()
+        polygons = mask_to_polygons(mask, info.transform)
+        out["polygons_s"] = round(time.perf_counter() - t0, 2)
+        out["holes"] = sum(len(p.interiors) for p in polygons)
+        t0 = time.perf_counter()
+        out["geotiff_mb"] = round(len(gis_formats.geotiff_mask_bytes(mask, info)) / 1e6, 2)
+        out["geotiff_s"] = round(time.perf_counter() - t0, 2)
+        t0 = time.perf_counter()
+        out["gpkg_mb"] = round(len(gis_formats.gpkg_bytes(polygons, info)) / 1e6, 2)
+        out["gpkg_s"] = round(time.perf_counter() - t0, 2)
+    out["s"] = round(time.perf_counter() - started, 2)
+    out["peak_rss_mb"] = _peak_rss_mb()
+    return out
+
+
+def _peak_rss_mb() -> int:
+    """This process's peak RSS (VmHWM: its own address space, unlike ru_maxrss, which a child started with vfork
+    inherits from the parent, here the process that wrote the map through GDAL's block cache)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
