@@ -139,3 +139,20 @@ def test_output_size_and_lazy_candidates(loaded, features):
     other = Embedding(features, (551, 893), (1024, 1024), "sam-vit_b-0")
     with pytest.raises(ValueError, match="embedding of sam-vit_b-0"):
         seg.predict(other, Prompt.point(1, 1))
+
+
+def test_single_mask_takes_mask_zero_when_it_is_stable(loaded, features, monkeypatch):
+    """With random weights mask 0 is never stable (the fall-back branch runs in the tests above); a threshold of 0
+    makes it always stable, in SAM 2.1's decoder and ours alike."""
+    monkeypatch.setattr(loaded.model.sam_mask_decoder, "dynamic_multimask_stability_thresh", 0.0)
+    size = SHAPES["landscape"]
+    seg = Sam2Segmenter(loaded, FP32)
+    predictor = reference(loaded, features, size)
+    emb = Embedding(features, size, (1024, 1024), seg.model_id)
+    for prompt in prompts(size, n=3):
+        ref_masks, ref_scores, ref_low = ref_predict(predictor, prompt, False)
+        all_ref = ref_predict(predictor, prompt, True)
+        pred = seg.predict(emb, prompt, multimask=False)
+        assert (pred.masks == ref_masks.astype(bool)).mean() >= 0.9999
+        np.testing.assert_allclose(pred.scores, ref_scores, atol=1e-4)
+        assert not any(np.allclose(ref_low[0], low) for low in all_ref[2])  # mask 0 is none of the three others
