@@ -146,3 +146,21 @@ def test_every_image_list_column_is_readable_without_scrolling_sideways(qtbot, d
             whole, text = _cell_fits(view, row, col)
             assert whole and text, (row, col, text)
     w.close()
+
+
+def test_the_status_message_at_start_does_not_overlap_the_project_label(qtbot, data):
+    """'Loading classic …' is shown before the window is; QStatusBar left the project label visible under it."""
+    from floodlabel.gui.window.annotation_window import AnnotationWindow
+
+    folder, _ = data
+    w = AnnotationWindow(folder, model="classic")
+    qtbot.addWidget(w)
+    assert w.statusBar().currentMessage().startswith("Loading")
+    w.show()
+    qtbot.waitExposed(w)
+    qtbot.wait(50)
+    status = w.statusBar()
+    assert status.currentMessage() and not w.project_label.isVisible()
+    status.clearMessage()
+    assert w.project_label.isVisible()  # back when the message goes
+    w.close()

@@ -358,6 +358,19 @@ class AnnotationWindow(QMainWindow):
 
     # ------------------------------------------------------------------------------------------------ Qt events
 
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        super().showEvent(event)
+        QTimer.singleShot(0, self, self._reshow_status_message)
+
+    def _reshow_status_message(self) -> None:
+        """A message shown before the window was (Loading …) left the project label visible under it: QStatusBar
+        hides only the widgets that are visible when a message comes. Show it again now that they are."""
+        status = self.statusBar()
+        message = status.currentMessage()
+        if message:  # (showMessage ignores the message it already shows)
+            status.clearMessage()
+            status.showMessage(message)
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
