@@ -99,3 +99,18 @@ def test_empty_mask_gives_no_polygons():
     mask = np.zeros((10, 10), bool)
     assert mask_to_polygons(mask) == [] and yolo_seg_text([], (10, 10)) == ""
     assert not polygons_to_mask([], (10, 10)).any()
+
+
+def test_pixel_polygons_mapped_are_the_map_polygons():
+    from floodlabel.core.geo.polygons import to_map
+
+    mask = flooded_field()
+    transform = Affine(0.25, 0.01, 600_000, 0.02, -0.25, 5_800_000)  # sheared too
+    direct = mask_to_polygons(mask, transform)
+    mapped = to_map(mask_to_polygons(mask), transform)
+    import shapely
+
+    assert len(direct) == len(mapped) and hole_count(direct) == hole_count(mapped)
+    difference = shapely.union_all(direct).symmetric_difference(shapely.union_all(mapped))
+    assert difference.area < 1e-9 * shapely.union_all(direct).area
+    assert sorted(round(p.area, 6) for p in direct) == sorted(round(p.area, 6) for p in mapped)

@@ -93,6 +93,8 @@ def test_plain_photos_and_tiffs_without_crs_read_as_before(tmp_path):
         assert geotiff_info(path) is None
         with Image.open(path) as im:
             assert np.array_equal(read_image(path), np.asarray(im.convert("RGB")))
+    item = load_image_item(ImagePair("b", tmp_path / "b.jpg", None))
+    assert item.geo is None and item.valid is None and item.image.shape == (30, 40, 3)
     sixteen = tmp_path / "g.tif"
     Image.fromarray(np.array([[0, 256 * 100, 65535]], np.uint16)).save(sixteen)
     assert geotiff_info(sixteen) is None

@@ -1,7 +1,9 @@
 """A mask's water area on the ground: m² and hectares for georeferenced rasters, pixels for plain photos.
 
 - Projected CRS: every pixel has the same area, |det(transform)| in the CRS's linear units squared, converted to m²
-  with the CRS's unit factor (metres, US survey feet, ...). Exact for the raster's pixel grid.
+  with the CRS's unit factor (metres, US survey feet, ...). Exact for the raster's pixel grid; this is the area on
+  the projection's plane, which for UTM differs from the area on the ellipsoid by the squared scale factor (0.9996²
+  on the central meridian, about 1.001² at a zone's edge: under 0.2%).
 - Geographic CRS (degrees, such as EPSG:4326): a pixel's area depends on its latitude. North-up rasters: each row's
   pixel area is computed exactly through the cylindrical equal-area projection on the CRS's ellipsoid (a latitude /
   longitude cell maps to a rectangle there), and multiplied by the row's water pixel count. Rotated rasters: the

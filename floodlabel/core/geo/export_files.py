@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from floodlabel.core.geo import gis_formats, photo_formats
-from floodlabel.core.geo.georef import GeoInfo, pixel_transform
-from floodlabel.core.geo.polygons import mask_to_polygons
+from floodlabel.core.geo.georef import GeoInfo
+from floodlabel.core.geo.polygons import mask_to_polygons, simplified, to_map
 
 GEO_FORMATS = ("geotiff", "gpkg", "geojson")
 """Written only for images with a CRS."""
@@ -52,14 +52,17 @@ def image_files(mask: np.ndarray, geo: GeoInfo | None, formats: tuple[str, ...],
     out: dict[str, bytes] = {}
     if "geotiff" in chosen:
         out["geotiff"] = gis_formats.geotiff_mask_bytes(mask, geo)
+    if not any(f in chosen for f in ("gpkg", "geojson", "labelme", "yolo")):
+        return out
+    exact = mask_to_polygons(mask)  # pixel coordinates, polygonised once for every format
     if "gpkg" in chosen or "geojson" in chosen:
-        polygons = mask_to_polygons(mask, geo.transform, simplify=simplify)
+        polygons = simplified(to_map(exact, geo.transform), simplify)
         if "gpkg" in chosen:
             out["gpkg"] = gis_formats.gpkg_bytes(polygons, geo)
         if "geojson" in chosen:
             out["geojson"] = gis_formats.geojson_bytes(polygons, geo)
     if "labelme" in chosen or "yolo" in chosen:
-        pixel_polygons = mask_to_polygons(mask, pixel_transform(width, height).transform, simplify=simplify)
+        pixel_polygons = simplified(exact, simplify)
         if "labelme" in chosen:
             out["labelme"] = photo_formats.labelme_json(pixel_polygons, image_path_for_labelme,
                                                         (width, height)).encode()

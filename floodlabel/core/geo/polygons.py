@@ -39,6 +39,23 @@ def mask_to_polygons(mask: np.ndarray, transform: Affine | None = None, *, simpl
     return polygons
 
 
+def to_map(polygons: list, transform: Affine) -> list:
+    """Pixel-coordinate polygons (from `mask_to_polygons(mask)`) mapped by `transform` to map coordinates: the same
+    as polygonising again with that transform (vertices are pixel corners, and an affine map keeps them so)."""
+    import shapely
+
+    matrix = np.array([[transform.a, transform.b], [transform.d, transform.e]])
+    offset = np.array([transform.c, transform.f])
+    return [shapely.transform(p, lambda xy: xy @ matrix.T + offset) for p in polygons]
+
+
+def simplified(polygons: list, tolerance: float) -> list:
+    """Douglas-Peucker with topology preserved (tolerance in the polygons' units); `polygons` when tolerance <= 0."""
+    if tolerance <= 0:
+        return polygons
+    return [q for p in polygons for q in _parts(p.simplify(tolerance, preserve_topology=True))]
+
+
 def polygons_to_mask(polygons: list, shape: tuple[int, int], transform: Affine | None = None) -> np.ndarray:
     """Rasterise polygons (map coordinates under `transform`) into an (H, W) bool mask of `shape` (H, W)."""
     from rasterio.features import rasterize
