@@ -114,3 +114,22 @@ def test_pixel_polygons_mapped_are_the_map_polygons():
     difference = shapely.union_all(direct).symmetric_difference(shapely.union_all(mapped))
     assert difference.area < 1e-9 * shapely.union_all(direct).area
     assert sorted(round(p.area, 6) for p in direct) == sorted(round(p.area, 6) for p in mapped)
+
+
+def test_vector_files_have_counter_clockwise_exteriors_and_clockwise_holes():
+    import io
+
+    import pyogrio.raw
+    import shapely
+    from geo_maps import UTM
+
+    from floodlabel.core.geo.georef import GeoInfo
+    from floodlabel.core.geo.gis_formats import geojson_bytes
+
+    mask = np.zeros((40, 40), bool)
+    mask[5:35, 5:35] = True
+    mask[10:20, 10:20] = False
+    transform = Affine(1, 0, 400_000, 0, -1, 5_000_000)  # north-up: flips the rings' turning
+    data = geojson_bytes(mask_to_polygons(mask, transform), GeoInfo(UTM, transform, 40, 40))
+    polygon = shapely.from_wkb(pyogrio.raw.read(io.BytesIO(data))[2][0])
+    assert polygon.exterior.is_ccw and not polygon.interiors[0].is_ccw

@@ -5,6 +5,7 @@ pixels without) and the total."""
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -48,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     with _open_store(args.source, args.project) as store:
         if store.orphans:  # masks the database does not list: exported only once recovered
             print(f"floodlabel: warning: {len(store.orphans)} accepted mask(s) in {store.masks_dir} are not in the "
-                  f"project database and are not exported; run `floodlabel recover {args.source}` to restore them",
+                  f"project database and are not exported; run `floodlabel recover {shlex.quote(str(args.source))}"
+                  f"{f' --project {shlex.quote(str(args.project))}' if args.project else ''}` to restore them",
                   file=sys.stderr)
         bar = tqdm(total=0, desc="export", unit="mask", file=sys.stderr, leave=False, disable=None)
 
@@ -86,13 +88,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+AREA_LINES = 20
+"""Images whose area the summary lists one by one (the totals cover all)."""
+
+
 def _print_areas(result) -> None:
     """Each image's water area and the totals (ha over the images with a CRS, pixels over those without)."""
     if not result.areas:
         return
     print("  water area:")
-    for rel_path, area in result.areas:
+    for rel_path, area in result.areas[:AREA_LINES]:
         print(f"    {rel_path}: {area.describe()}")
+    if len(result.areas) > AREA_LINES:
+        print(f"    ... and {len(result.areas) - AREA_LINES} more image(s)")
     m2, pixels = result.total_area()
     if m2 is not None:
         print(f"  total: {m2 / 10_000:.4f} ha ({m2:,.1f} m²) over the images with a CRS")

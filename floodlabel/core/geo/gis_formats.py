@@ -76,7 +76,10 @@ def _vector_bytes(polygons: list, info: GeoInfo, driver: str) -> bytes:
     import shapely
 
     fields = feature_fields(polygons, info)
-    geometry = np.array([shapely.to_wkb(p) for p in polygons], dtype=object)
+    from shapely.geometry.polygon import orient
+
+    # exterior rings counter-clockwise, holes clockwise (RFC 7946, OGC): a north-up transform flips pixel rings
+    geometry = np.array([shapely.to_wkb(orient(p, sign=1.0)) for p in polygons], dtype=object)
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "non conformant file extension" (in-memory file), "crs was not provided"
