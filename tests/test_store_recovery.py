@@ -297,3 +297,29 @@ def test_read_only_store_takes_over_when_the_writer_closes(data):
     second.close()
     with ProjectStore(data, read_only=True) as store:
         assert store.record(IMAGES[1]).accepted
+
+
+def test_the_recover_command_export_gives_works_for_a_project_elsewhere(data, tmp_path, capsys):
+    """After a crash and a damaged WAL, `export --project P` (read-only: it cannot rebuild the empty database) exits
+    2 saying the masks are kept, with the command that restores them, --project included; that command works."""
+    import re
+    import shlex
+
+    project = tmp_path / "elsewhere"
+    with ProjectStore(data, project) as store:
+        for i in range(3):
+            store.accept(IMAGES[i], mask_for(i), {"points": [[i, i]]})
+        shutil.copytree(project, tmp_path / "crashed-project")  # what kill -9 leaves
+    crashed = tmp_path / "crashed-project"
+    (crashed / "project.lock").unlink(missing_ok=True)
+    damage_wal(crashed, 0, 1 << 16)
+    before = pngs(crashed)
+    assert main(["export", str(data), "--project", str(crashed), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "3 accepted mask(s) are kept" in err
+    command = re.search(r"run `floodlabel (recover [^`]+)`", err).group(1)
+    assert "--project" in command and pngs(crashed) == before
+    assert main(shlex.split(command)) == 0
+    with ProjectStore(data, crashed) as store:
+        assert store.counts()[Status.ACCEPTED] == 3
+    assert main(["export", str(data), "--project", str(crashed), "--out", str(tmp_path / "out")]) == 0

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import sqlite3
 import threading
 import time
@@ -115,6 +116,16 @@ class ProjectStore:
             self.created = schema.check_or_create_schema(self._conn, self.db_path, read_only=self.read_only)
             self.data_root = self._resolve_data_root(data_root)
             self._scan_masks()
+        except schema.EmptyProjectError as exc:
+            self.close()
+            kept = sorted(self.masks_dir.glob("*.png")) if self.masks_dir.is_dir() else []
+            if not kept:
+                raise
+            command = shlex.join(["floodlabel", "recover", str(data_root or "DATA"), "--project",
+                                  str(self.project_dir)])
+            raise StoreError(f"the project database {self.db_path} is empty (lost after a crash?), but "
+                             f"{len(kept)} accepted mask(s) are kept in {self.masks_dir}: run `{command}` to restore "
+                             "them") from exc
         except BaseException:
             self.close()
             raise

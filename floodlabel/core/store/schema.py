@@ -98,6 +98,10 @@ def connect_writable(db_path: Path) -> sqlite3.Connection:
     return conn
 
 
+class EmptyProjectError(StoreError):
+    """A read-only open found a database with no tables (new, or emptied by a crash): nothing can be read from it."""
+
+
 def check_or_create_schema(conn: sqlite3.Connection, db_path: Path, *, read_only: bool) -> bool:
     """Check the database's format and integrity; create the tables in an empty one (writable only). True when
     the tables were created. StoreError for a newer format or an empty read-only database, DamagedProjectError
@@ -116,7 +120,7 @@ def check_or_create_schema(conn: sqlite3.Connection, db_path: Path, *, read_only
     try:
         if version == 0:
             if read_only:
-                raise StoreError(f"{db_path} is an empty project database and the project is read-only")
+                raise EmptyProjectError(f"{db_path} is an empty project database and the project is read-only")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(f"BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
             created = True
