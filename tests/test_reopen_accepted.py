@@ -238,3 +238,35 @@ def test_an_accept_that_fails_on_a_full_disk_keeps_the_edit_in_the_window(qtbot,
     w.close()
     with ProjectStore(folder, read_only=True) as s:
         assert np.array_equal(s.record("Image/lake.png").load_mask(), edited)
+
+
+def test_closing_with_an_edit_that_failed_to_save_asks_first(qtbot, window, two_scenes, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    from floodlabel.core.common.errors import StoreError
+    from synthetic_scenes import interior_point
+    from test_annotation_window import click, wait_mask
+
+    folder, gt = two_scenes
+    w = window(folder)
+    qtbot.waitUntil(lambda: w.controller.embedding is not None and "lake.png" in w.windowTitle(), timeout=20000)
+    click(w, *interior_point(gt))
+    wait_mask(qtbot, w, timeout=20000)
+    store = w.project.store.store
+    real_accept = store.accept
+    monkeypatch.setattr(store, "accept", lambda *a, **k: (_ for _ in ()).throw(StoreError("disk full")))
+    w.accept_mask()
+    qtbot.waitUntil(lambda: w.project.store.failed_saves() == ["Image/lake.png"], timeout=5000)
+
+    asked = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.Cancel)
+    assert not w.close() and w.isVisible() and "Image/lake.png" in asked[0]  # stays open: nothing lost
+    assert w.project.store is not None
+
+    monkeypatch.setattr(store, "accept", real_accept)
+    w.select_image(0)
+    qtbot.waitUntil(lambda: w.controller.row == 0 and w.controller.native_mask is not None, timeout=20000)
+    w.accept_mask()
+    qtbot.waitUntil(lambda: not w.project.store.unsaved(), timeout=5000)
+    asked.clear()
+    assert w.close() and not asked  # saved now: closes without asking

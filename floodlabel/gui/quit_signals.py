@@ -40,7 +40,13 @@ def quit_on_signals() -> Iterator[None]:
         writer.close()
 
 
+closing_on_signal = False
+"""True once a quit signal came: windows close without asking anything (nobody may be there to answer)."""
+
+
 def _close_all(signum: int, _frame: object) -> None:
+    global closing_on_signal
+    closing_on_signal = True
     app = QApplication.instance()
     if isinstance(app, QApplication):
         app.setQuitOnLastWindowClosed(False)  # the loop ends with the signal's status, not 0

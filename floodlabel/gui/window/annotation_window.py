@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QIcon
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow,
-                               QPushButton, QSlider)
+from PySide6.QtWidgets import QComboBox, QFileDialog, QLabel, QMainWindow, QPushButton, QSlider
 
 from floodlabel.core.annotation.annotation import Stroke
 from floodlabel.core.data.datasets import FloodDataset, open_dataset
@@ -372,6 +371,9 @@ class AnnotationWindow(QMainWindow):
             status.showMessage(message)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
+        if not self.project.may_close():  # edits that failed to save would be lost: the user chose to stay
+            event.ignore()
+            return
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.settings.setValue("view/opacity", self.opacity_slider.value())

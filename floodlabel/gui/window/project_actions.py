@@ -204,6 +204,28 @@ class ProjectActions(QObject):
         if self.accept_waiting:
             self.accept_mask()
 
+    def may_close(self) -> bool:
+        """Before the window closes: write what is queued; if edits failed to save (a full disk) and would be lost,
+        ask, and False when the user chose to stay. Nothing is asked when a quit signal closes the window."""
+        from PySide6.QtWidgets import QMessageBox
+
+        from floodlabel.gui import quit_signals
+
+        if self.store is None or self.store.read_only:
+            return True
+        self.store.flush()
+        self.store.wait_idle()
+        failed = self.store.failed_saves()
+        if not failed or quit_signals.closing_on_signal:
+            return True
+        names = ", ".join(failed[:5]) + (" …" if len(failed) > 5 else "")
+        answer = QMessageBox.warning(
+            self.window, "Edits not saved",
+            f"The edits of {len(failed)} image(s) could not be saved ({names}): see the notice above the image. "
+            "Free some disk space and press Enter on each to save it, or close and lose them.",
+            QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Discard
+
     def close(self) -> None:
         """Stop polling, let a recovery finish and close the store (waits for queued writes: an accepted mask is
         on disk before the window goes)."""

@@ -187,6 +187,11 @@ class StoreLink(QObject):
         with self._unsaved_lock:
             return sorted(self._unsaved)
 
+    def failed_saves(self) -> list[str]:
+        """The images whose last write failed (not those only queued)."""
+        with self._unsaved_lock:
+            return sorted(rel for rel, entry in self._unsaved.items() if entry[2] is not None)
+
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until every queued write is done (closing the window); False on timeout."""
         done = threading.Event()
