@@ -239,3 +239,6 @@ def test_metrics_panel_text(qtbot):
     assert panel.no_gt_label.text() == NO_GT_TEXT and not panel.no_gt_label.isHidden()
     assert panel._numbers.isHidden()
     assert panel.clicks_label.text() == "Clicks: 5"
+    panel.set_metrics(MaskMetrics(iou=1.0, dice=1.0, precision=1.0, recall=1.0), has_gt=True)
+    panel.set_clicks(0, 0, 0)  # a reopened (or recovered) accepted mask: no click made, no NoC to tell
+    assert panel.clicks_label.text() == "Clicks: 0"

@@ -72,7 +72,7 @@ class MetricsPanel(QWidget):
     def _render_clicks(self) -> None:
         count, noc85, noc90 = self._clicks
         text = f"Clicks: {count}"
-        if self._has_gt:
+        if self._has_gt and count > 0:  # no click yet (a reopened or recovered mask): no NoC to tell
             text += f" · {_reached('IoU ≥ 85%', noc85)} · {_reached('≥ 90%', noc90)}"
         self.clicks_label.setText(text)
 
