@@ -102,3 +102,13 @@ def test_a_file_put_in_place_by_hand_is_verified_once_and_recorded(server, sam2_
     target.write_bytes(sam2_bytes)
     assert download_model(NAME, base_url=server.url, progress=False) == target
     assert server.requests == [] and recorded_sha256(NAME) == hashlib.sha256(sam2_bytes).hexdigest()
+
+
+def test_without_sam2_nothing_is_transferred(server, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "sam2" else real(n, *a))
+    with pytest.raises(ModelError, match="needs Meta's sam2 package .* SAM2_BUILD_CUDA=0"):
+        download_model(NAME, base_url=server.url, progress=False)
+    assert server.requests == [] and not reg.local_path(NAME).exists()

@@ -83,6 +83,8 @@ def download_model(
     spec = get_spec(name)
     url = download_url(name, base_url)
     final = local_path(name)
+    if spec.family == SAM2:
+        _require_sam2(name)  # before any transfer: without sam2 the download could not be verified
     downloader = _ResumableDownloader(final.with_name(final.name + ".part"), progress, progress_callback, cancel_event)
     say = _messenger(progress, message_callback)
     known = None
@@ -134,6 +136,16 @@ def recorded_sha256(name: str) -> str | None:
 
 
 # ----------------------------------------------------------------------------------------------------- helpers
+
+
+def _require_sam2(name: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("sam2") is None:
+        from floodlabel.core.sam2.checkpoint import INSTALL_HINT
+
+        raise ModelError(f"{name} needs Meta's sam2 package to be verified and run, and it is not installed: "
+                         f"{INSTALL_HINT}")
 
 
 def _known_hash(spec: ModelSpec, final: Path) -> str | None:
