@@ -156,3 +156,25 @@ def test_single_mask_takes_mask_zero_when_it_is_stable(loaded, features, monkeyp
         assert (pred.masks == ref_masks.astype(bool)).mean() >= 0.9999
         np.testing.assert_allclose(pred.scores, ref_scores, atol=1e-4)
         assert not any(np.allclose(ref_low[0], low) for low in all_ref[2])  # mask 0 is none of the three others
+
+
+def test_candidate_thumbnails_keep_the_images_aspect(loaded, features):
+    from floodlabel.core.segment.candidates import candidate_thumbnails
+    from floodlabel.core.segment.segmenter import Prediction
+
+    seg = Sam2Segmenter(loaded, FP32)
+    for size, expected in (((551, 893), (59, 96)), ((900, 500), (96, 53)), ((640, 640), (96, 96))):
+        emb = Embedding(features, size, (1024, 1024), seg.model_id)
+        pred = seg.predict(emb, Prompt.point(size[1] / 2, size[0] / 2))
+        assert pred.stretched_from == size
+        thumbs = candidate_thumbnails(pred, emb.input_size)
+        assert len(thumbs) == 3 and all(t.shape == expected for t in thumbs)
+        # smooth logits: water on the left third and in the bottom quarter of the (squared) frame
+        logits = np.full((1, 256, 256), -5.0, np.float32)
+        logits[:, :, :85] = logits[:, 192:, :] = 5.0
+        smooth = Prediction(np.zeros((1, *size), bool), np.ones(1, np.float32), logits)
+        smooth.stretched_from = size
+        (thumb,) = candidate_thumbnails(smooth, (1024, 1024))
+        h, w = expected
+        assert thumb[: h // 2, : w // 3 - 2].all() and not thumb[: h // 2, w // 3 + 2:].any()
+        assert thumb[3 * h // 4 + 2:].all()

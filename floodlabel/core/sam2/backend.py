@@ -141,7 +141,9 @@ class Sam2Segmenter:
         """
         low_res, scores = self.predict_low_res(embedding, prompt, multimask, mask_input)
         size = output_size or embedding.original_size
-        return Prediction.lazy(scores, low_res, lambda i: unpadded_logits_to_masks(low_res[i: i + 1], size)[0])
+        pred = Prediction.lazy(scores, low_res, lambda i: unpadded_logits_to_masks(low_res[i: i + 1], size)[0])
+        pred.stretched_from = tuple(embedding.original_size)  # the 256x256 logits are the whole image, squared
+        return pred
 
     def predict_low_res(
         self,

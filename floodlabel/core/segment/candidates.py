@@ -1,8 +1,9 @@
 """Small previews of a prediction's candidate masks, made from the low-res logits (no upscaling to full size).
 
-In both backends the image occupies the top-left of the 256x256 low-res frame with its long side spanning 256
+In SAM and classic the image occupies the top-left of the 256x256 low-res frame with its long side spanning 256
 (SAM: the 1024 input frame / 4; classic: its work image scaled to 256), so the image's part of the logits is
-`logits[:h256, :w256]` with (h256, w256) = input_size scaled to a long side of 256.
+`logits[:h256, :w256]` with (h256, w256) = input_size scaled to a long side of 256. In SAM 2.1 the whole frame is the
+image resized to a square (`Prediction.stretched_from` gives its size), so the thumbnail stretches it back.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ def low_res_extent(input_size: tuple[int, int]) -> tuple[int, int]:
 def candidate_thumbnails(prediction: Prediction, input_size: tuple[int, int], max_side: int = 96) -> list[np.ndarray]:
     """One (h, w) bool thumbnail per candidate, long side `max_side`, aspect of the image (logit > 0 = water)."""
     h, w = low_res_extent(input_size)
-    scale = max_side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))  # cv2 wants (width, height)
+    stretched = prediction.stretched_from
+    aspect_h, aspect_w = (h, w) if stretched is None else stretched
+    scale = max_side / max(aspect_h, aspect_w)
+    size = (max(1, round(aspect_w * scale)), max(1, round(aspect_h * scale)))  # cv2 wants (width, height)
     out = []
     for logits in prediction.low_res_logits:
         region = np.ascontiguousarray(logits[:h, :w], np.float32)

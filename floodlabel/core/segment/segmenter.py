@@ -49,7 +49,12 @@ class Prediction:
                     (the one on screen), `masks` builds all of them; each is computed once.
     scores:         (C,) float32, the model's quality estimate of each mask (SAM's predicted IoU).
     low_res_logits: (C, 256, 256) float32 mask logits in the low-res frame (> 0 means water).
+    stretched_from: None when the image sits top-left in the low-res frame with its aspect kept (SAM, classic);
+                    (H, W) of the image when the whole 256x256 frame is the image resized to a square (SAM 2.1),
+                    so a preview made from the logits must be stretched back to that aspect.
     """
+
+    stretched_from: tuple[int, int] | None = None
 
     def __init__(
         self,
