@@ -17,20 +17,37 @@ STRIP = 512
 
 
 def write_map(path, crs, transform: Affine, size: tuple[int, int], water: Callable[[int, int, int], np.ndarray],
-              *, overviews: tuple[int, ...] = ()) -> None:
-    """An RGB uint8 map of size (width, height): WATER where water(row0, row1, width) is True, LAND elsewhere."""
+              *, overviews: tuple[int, ...] = (), blank: Callable[[int, int, int], np.ndarray] | None = None) -> None:
+    """An RGB uint8 map of size (width, height): WATER where water(row0, row1, width) is True, LAND elsewhere.
+    blank(row0, row1, width): pixels with no data (all bands 0, the file's nodata value then 0)."""
     width, height = size
     profile = dict(driver="GTiff", width=width, height=height, count=3, dtype="uint8", crs=crs, transform=transform,
                    compress="deflate", tiled=True, blockxsize=STRIP, blockysize=STRIP, photometric="RGB")
+    if blank is not None:
+        profile["nodata"] = 0
     with rasterio.open(path, "w", **profile) as ds:
         for top in range(0, height, STRIP):
             bottom = min(height, top + STRIP)
             wet = water(top, bottom, width)
+            empty = blank(top, bottom, width) if blank is not None else None
             for band, (land, sea) in enumerate(zip(LAND, WATER), 1):
-                ds.write(np.where(wet, np.uint8(sea), np.uint8(land)), band,
-                         window=rasterio.windows.Window(0, top, width, bottom - top))
+                values = np.where(wet, np.uint8(sea), np.uint8(land))
+                if empty is not None:
+                    values[empty] = 0
+                ds.write(values, band, window=rasterio.windows.Window(0, top, width, bottom - top))
         if overviews:
             ds.build_overviews(list(overviews), rasterio.enums.Resampling.nearest)
+
+
+def left_columns(n: int):
+    """blank(row0, row1, width): the first n pixel columns have no data."""
+
+    def blank(top: int, bottom: int, width: int) -> np.ndarray:
+        empty = np.zeros((bottom - top, width), bool)
+        empty[:, :n] = True
+        return empty
+
+    return blank
 
 
 def full_mask(water: Callable[[int, int, int], np.ndarray], size: tuple[int, int]) -> np.ndarray:

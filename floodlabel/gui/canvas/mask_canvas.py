@@ -134,8 +134,9 @@ class MaskCanvas(QWidget):
         """(H, W) of the current image, None without one."""
         return self._image_size
 
-    def set_image(self, image: np.ndarray | None) -> None:
-        """Show a new (H, W, 3) uint8 RGB image (None = nothing) and fit it to the view.
+    def set_image(self, image: np.ndarray | None, size: tuple[int, int] | None = None) -> None:
+        """Show a new (H, W, 3) uint8 RGB image (None = nothing) and fit it to the view. size: the original (H, W)
+        when `image` is smaller (a large map's view): it is stretched over that extent, coordinates stay original.
 
         Clears the mask, ground truth, markers and box of the previous image: call this first, then set_mask etc.
         The array is displayed without a copy; do not modify it afterwards.
@@ -149,7 +150,7 @@ class MaskCanvas(QWidget):
             return
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
-        self._image_size = (int(image.shape[0]), int(image.shape[1]))
+        self._image_size = tuple(int(v) for v in (size or image.shape[:2]))
         self._image_item.setImage(image, autoLevels=False)
         self._gt_image_item.setImage(image, autoLevels=False)
         rect = self._extent()

@@ -1,14 +1,18 @@
-"""The live metrics panel: IoU (big), Dice, precision and recall against the ground truth, and the click count."""
+"""The live metrics panel: IoU (big), Dice, precision and recall against the ground truth, the click count, and the
+water area of the current mask (m² / ha for georeferenced images, pixels and "no CRS" for photos)."""
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 
 from floodlabel.core.evaluation.metrics import MaskMetrics
+from floodlabel.core.geo.area import Area
 
 NO_GT_TEXT = "No ground-truth mask for this image"
 NO_MASK = "—"
+AREA_PREFIX = "Water area: "
 
 
 class MetricsPanel(QWidget):
@@ -36,6 +40,10 @@ class MetricsPanel(QWidget):
         self.clicks_label.setWordWrap(True)
         self.no_gt_label = QLabel(NO_GT_TEXT)
         self.no_gt_label.setWordWrap(True)
+        self.area_label = QLabel()
+        self.area_label.setWordWrap(True)
+        self.area_label.setTextInteractionFlags(self.area_label.textInteractionFlags()
+                                                | Qt.TextInteractionFlag.TextSelectableByMouse)
 
         self._numbers = QWidget()
         form = QFormLayout(self._numbers)
@@ -48,9 +56,11 @@ class MetricsPanel(QWidget):
         layout.addWidget(self._numbers)
         layout.addWidget(self.no_gt_label)
         layout.addWidget(self.clicks_label)
+        layout.addWidget(self.area_label)
         layout.addStretch(1)
         self.set_metrics(None, False)
         self.set_clicks(0, None, None)
+        self.set_area(None)
 
     def set_metrics(self, metrics: MaskMetrics | None, has_gt: bool) -> None:
         """metrics of the current mask against the ground truth (None = no mask yet); has_gt False = none exists."""
@@ -68,6 +78,12 @@ class MetricsPanel(QWidget):
         at `core.evaluation.noc.NOC_THRESHOLDS`, as `core.evaluation.live_metrics.NocTracker` counts it."""
         self._clicks = (int(count), noc85, noc90)
         self._render_clicks()
+
+    def set_area(self, area: Area | None) -> None:
+        """The current mask's water area (`core.geo.area.mask_area(mask, item.geo)`): "Water area: 12.3456 ha
+        (123,456.0 m², EPSG:32633)" or "Water area: 52,100 px (no CRS: area in pixels)"; None: no mask yet."""
+        self.area_label.setText(AREA_PREFIX + (NO_MASK if area is None else area.describe()))
+        self.area_label.setToolTip("" if area is None else f"{area.pixels:,} water pixels, {area.method}")
 
     def _render_clicks(self) -> None:
         count, noc85, noc90 = self._clicks

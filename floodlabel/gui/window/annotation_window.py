@@ -24,6 +24,7 @@ from floodlabel.gui.window import recent
 from floodlabel.gui.panels.candidate_strip import CandidateStrip
 from floodlabel.gui.window.compare_controller import CompareController
 from floodlabel.gui.canvas.mask_canvas import MaskCanvas
+from floodlabel.gui.canvas.nodata import display_image
 from floodlabel.gui.panels.dataset_view import DatasetView
 from floodlabel.gui.panels.finetune_panel import FinetunePanel
 from floodlabel.gui.window.geometry_probe import install_geometry_probe
@@ -235,7 +236,7 @@ class AnnotationWindow(QMainWindow):
 
     def _on_image_loaded(self, item) -> None:
         self.message_label.setVisible(False)
-        self.canvas.set_image(item.image)
+        self.canvas.set_image(display_image(item.image, item.valid), item.original_size)  # no-data drawn as such
         self.canvas.set_gt(item.gt)
         self._update_title()
         pair = self.dataset.pairs[self.controller.row]
@@ -408,6 +409,7 @@ class AnnotationWindow(QMainWindow):
         c.scored.connect(self.image_list.set_confidence)
         c.metrics_changed.connect(self.project.on_native_ready)
         c.clicks_changed.connect(self.metrics_panel.set_clicks)
+        c.area_changed.connect(self.metrics_panel.set_area)
         c.history_changed.connect(self._on_history)
         c.message.connect(self.show_message)
         v.point_clicked.connect(self._on_point)

@@ -14,7 +14,8 @@ from PySide6.QtWidgets import QWidget
 from floodlabel.core.annotation.annotation import Annotation
 from floodlabel.core.annotation.prompts import Prompt
 from floodlabel.core.data.datasets import ImagePair
-from floodlabel.core.data.image_item import ImageItem, load_image_item
+from floodlabel.core.data.image_item import ImageItem
+from floodlabel.core.tiles.map_item import load_item
 from floodlabel.gui.workers.background import BackgroundCall
 from floodlabel.gui.workers.on_screen import when_on_screen
 
@@ -67,7 +68,7 @@ def load_job(row: int, pair: ImagePair, prefetched: ImageItem | None,
     """The loader's job for dataset row `row`: (row, the image (the prefetched one when given), restore's answer)."""
 
     def job() -> tuple[int, ImageItem, tuple]:
-        item = prefetched if prefetched is not None else load_image_item(pair)
+        item = prefetched if prefetched is not None else load_item(pair)
         return row, item, restore(pair.image) if restore is not None else (None, None, None)
 
     return job
@@ -79,7 +80,7 @@ def prefetch_job(row: int, pair: ImagePair, session,
     most 2 kept; select() reuses it: a 12 MP JPEG takes ~100 ms) and compute its embedding into the cache."""
 
     def job(checkpoint: Callable[[], None]) -> None:
-        item = load_image_item(pair)
+        item = load_item(pair)  # a large GeoTIFF: its view (core.tiles.map_item)
         while len(items) >= 2:
             items.pop(next(iter(items)), None)
         items[row] = item

@@ -31,6 +31,8 @@ from floodlabel.core.data.datasets import FloodDataset
 from floodlabel.core.data.image_item import ImageItem
 from floodlabel.core.evaluation.live_metrics import NocTracker
 from floodlabel.core.evaluation.metrics import MaskMetrics
+from floodlabel.core.geo.area import mask_area
+from floodlabel.core.tiles.view_frame import ViewFrameSession, upscale_mask
 from floodlabel.gui.window.auto_runner import AutoRunner
 from floodlabel.gui.window.decode_jobs import Decoded, decode_native, decode_prompt, decode_view
 from floodlabel.gui.window.encoder_jobs import EncoderJobs
@@ -57,6 +59,7 @@ class SegmentationController(QObject):
     mask_changed = Signal(object)  # (h, w) bool mask at the view size, or None
     candidates_changed = Signal(object, object, int)  # thumbnails, scores, chosen index
     metrics_changed = Signal(object, bool)  # MaskMetrics | None, has_gt
+    area_changed = Signal(object)  # core.geo.area.Area of the native mask (m² / ha or pixels), None without one
     clicks_changed = Signal(int, object, object)  # clicks, click at IoU >= .85 (or None), at >= .90 (or None)
     history_changed = Signal(bool, bool)  # can undo, can redo
     message = Signal(str)  # an error to show in the window
@@ -306,7 +309,7 @@ class SegmentationController(QObject):
             self._decode("prompt", prompt)
 
     def _decode(self, kind: str, prompt: Prompt) -> None:
-        session, emb, item = self.session, self.embedding, self.item
+        session, emb, item = self._decode_session(), self.embedding, self.item
         candidate = self.annotation.candidate if self.annotation is not None else None
         size = view_size(item.original_size)
         key = self.prompt_key(prompt)
@@ -334,12 +337,20 @@ class SegmentationController(QObject):
     def _request_native(self, shown: Decoded) -> None:
         """Another candidate of `shown` picked: that one at the image's own size, for metrics and saving (decoded
         again, off the UI thread)."""
-        session, emb, ann, gt = self.session, self.embedding, self.annotation, self.item.gt
+        session, emb, ann, gt = self._decode_session(), self.embedding, self.annotation, self.item.gt
         prompt, candidate, version = ann.prompt, self._chosen(shown), ann.version
         layer = self._stroke_snapshot()
         self._request += 1
         self.decoder.submit(self._request,
                             lambda: decode_native(session, emb, shown, prompt, candidate, layer, gt, version))
+
+    def _decode_session(self):
+        """The session prompts decode through: a large map's image is its view (`core.tiles.map_item.MapItem`),
+        so its prompts (full frame) go through `ViewFrameSession`."""
+        item = self.item
+        if item is not None and tuple(item.image.shape[:2]) != tuple(item.original_size):
+            return ViewFrameSession(self.session, item.original_size)
+        return self.session
 
     def _stroke_snapshot(self) -> np.ndarray | None:
         """A copy of the strokes' layer at the native size (H, W) for a worker, None without strokes."""
@@ -356,7 +367,7 @@ class SegmentationController(QObject):
     def _on_auto(self, key: tuple, mask: np.ndarray) -> None:
         if (self.row, self.prompt_key(self.annotation.prompt if self.annotation else Prompt())) != key:
             return
-        self.fixed_mask = mask
+        self.fixed_mask = upscale_mask(mask, self.item.original_size)  # a map's Auto runs on its view image
         self._fixed_saved = False
         self._show_mask()
 
@@ -402,6 +413,7 @@ class SegmentationController(QObject):
         if self.metrics is not None:
             self.noc.update(ann.click_count, self.metrics.iou)
         self.metrics_changed.emit(self.metrics, item.gt is not None)
+        self.area_changed.emit(None if self.native_mask is None else mask_area(self.native_mask, item.geo))
         self.clicks_changed.emit(ann.click_count, self.noc.noc85, self.noc.noc90)
 
     def _emit_state(self) -> None:

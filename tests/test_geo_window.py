@@ -1,0 +1,154 @@
+"""GeoTIFF maps in the annotation window (offscreen Qt, classic backend): the water area in the metrics panel, a map
+over 100 MP opened through its overviews at view size (core.tiles.map_item), no-data drawn as no-data, a click
+decoded into a full-size mask, accepted and exported as a GeoTIFF with the map's transform and CRS."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from PIL import Image
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtTest import QTest
+
+from floodlabel.core.geo.area import mask_area
+from floodlabel.core.models.session import SegmentationSession
+from floodlabel.gui.canvas.nodata import NODATA_RGB
+from floodlabel.gui.panels.metrics_panel import AREA_PREFIX
+from geo_maps import UTM, full_mask, lake_with_islands, left_columns, write_map
+from synthetic_scenes import interior_point, make_flood_scene
+
+BIG = (10240, 10240)  # 104.9 MP: over the 100 MP pixel limit
+BIG_LAKE = lake_with_islands((5600, 5120), 3000, [(5000, 5000, 200)])
+BIG_BLANK = 1024  # the first 1024 columns have no data
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    monkeypatch.setenv("FLOODLABEL_CACHE_DIR", str(tmp_path / "cache"))
+    yield
+
+
+@pytest.fixture(scope="module")
+def big_map(tmp_path_factory):
+    root = tmp_path_factory.mktemp("maps") / "drone"
+    (root / "Image").mkdir(parents=True)
+    write_map(root / "Image" / "ortho.tif", UTM, Affine(0.1, 0, 500000, 0, -0.1, 4000000), BIG, BIG_LAKE,
+              overviews=(2, 4, 8), blank=left_columns(BIG_BLANK))
+    return root
+
+
+@pytest.fixture
+def window(qtbot):
+    from floodlabel.gui.window.annotation_window import AnnotationWindow
+
+    made = []
+
+    def make(folder, session):
+        w = AnnotationWindow(folder, session=session)
+        qtbot.addWidget(w)
+        w.resize(1280, 760)
+        w.show()
+        qtbot.waitExposed(w)
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.close()
+
+
+def click(w, x, y):
+    QTest.mouseClick(w.canvas.main_viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     w.canvas.widget_pos(x, y))
+
+
+def wait_native(qtbot, w, timeout=60000):
+    qtbot.waitUntil(lambda: w.controller.native_mask is not None and w.controller.native_ready()
+                    and not w.controller.decoder.pending, timeout=timeout)
+    QTest.qWait(50)
+
+
+def test_a_photo_shows_its_water_area_in_pixels_without_a_crs(qtbot, window, tmp_path):
+    root = tmp_path / "photos"
+    (root / "Image").mkdir(parents=True)
+    image, gt = make_flood_scene(240, 320, seed=0, kind="lake")
+    Image.fromarray(image).save(root / "Image" / "lake.png")
+    w = window(root, SegmentationSession.open("classic"))
+    qtbot.waitUntil(lambda: w.controller.embedding is not None, timeout=20000)
+    assert w.metrics_panel.area_label.text() == AREA_PREFIX + "—"
+    click(w, *interior_point(gt))
+    wait_native(qtbot, w)
+    mask = w.controller.native_mask
+    assert mask.any()
+    assert w.metrics_panel.area_label.text() == f"{AREA_PREFIX}{int(mask.sum()):,} px (no CRS: area in pixels)"
+
+
+def test_a_small_geotiff_shows_hectares_and_its_nodata(qtbot, window, tmp_path):
+    root = tmp_path / "small"
+    (root / "Image").mkdir(parents=True)
+    lake = lake_with_islands((300, 200), 120, [])
+    write_map(root / "Image" / "map.tif", UTM, Affine(0.5, 0, 500000, 0, -0.5, 4000000), (640, 400), lake,
+              blank=left_columns(64))
+    w = window(root, SegmentationSession.open("classic"))
+    qtbot.waitUntil(lambda: w.controller.embedding is not None, timeout=20000)
+    item = w.controller.item
+    assert item.geo is not None and item.valid is not None and not item.valid[:, :64].any()
+    shown = w.canvas._image_item.image
+    assert {tuple(v) for v in shown[:, :64].reshape(-1, 3)} == set(NODATA_RGB)  # checkerboard, not black
+    assert np.array_equal(shown[:, 64:], item.image[:, 64:])
+    click(w, 300, 200)
+    wait_native(qtbot, w)
+    mask = w.controller.native_mask
+    area = mask_area(mask, item.geo)
+    assert area.m2 == pytest.approx(mask.sum() * 0.25)
+    assert w.metrics_panel.area_label.text() == AREA_PREFIX + area.describe()
+    assert "ha (" in area.describe() and "EPSG:32633" in area.describe()
+
+
+def test_a_map_over_100_mp_opens_at_view_size_and_is_accepted_and_exported(qtbot, window, big_map, tmp_path):
+    from floodlabel.core.store.export import export_project
+    from floodlabel.core.store.project_store import ProjectStore
+    from floodlabel.core.tiles.map_item import MapItem
+
+    w = window(big_map, SegmentationSession.open("classic"))
+    qtbot.waitUntil(lambda: w.controller.embedding is not None, timeout=60000)
+    item = w.controller.item
+    assert isinstance(item, MapItem)
+    assert item.image.shape == (2048, 2048, 3) and item.original_size == (BIG[1], BIG[0])  # never decoded whole
+    assert w.canvas.image_size == (BIG[1], BIG[0])
+    shown = w.canvas._image_item.image
+    blank_view = BIG_BLANK * 2048 // BIG[0]
+    assert {tuple(v) for v in shown[:, : blank_view - 1].reshape(-1, 3)} == set(NODATA_RGB)
+    assert not item.valid[:, : blank_view - 1].any() and item.valid[:, blank_view + 1:].all()
+
+    click(w, 5600, 4000)  # in the lake, full-resolution map pixels
+    wait_native(qtbot, w)
+    mask = w.controller.native_mask
+    assert mask.shape == (BIG[1], BIG[0])
+    truth = full_mask(BIG_LAKE, BIG)
+    iou = np.logical_and(mask, truth).sum() / np.logical_or(mask, truth).sum()
+    assert iou > 0.95, iou
+    area = mask_area(mask, item.geo)
+    assert area.m2 == pytest.approx(mask.sum() * 0.01)
+    assert w.metrics_panel.area_label.text() == AREA_PREFIX + area.describe()
+    # the overlay on screen is the view-size mask
+    assert w.canvas.overlay_array().shape == (2048, 2048)
+
+    QTest.keyClick(w, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: "Accepted 1 / 1" in w.project_label.text(), timeout=60000)
+    w.close()
+    with ProjectStore(big_map, read_only=True) as store:
+        record = store.record("Image/ortho.tif")
+        assert record.accepted and np.array_equal(record.load_mask(), mask)
+        result = export_project(store, tmp_path / "out", formats=("geotiff",))
+    assert result.exported == 1
+    assert result.areas[0][1].m2 == pytest.approx(area.m2)
+    with rasterio.open(result.files["geotiff"][0]) as ds:
+        assert (ds.width, ds.height) == BIG and ds.crs == UTM
+        assert ds.transform == Affine(0.1, 0, 500000, 0, -0.1, 4000000)
+        assert np.array_equal(ds.read(1, window=rasterio.windows.Window(5000, 3500, 1000, 1000)).astype(bool),
+                              mask[3500:4500, 5000:6000])
