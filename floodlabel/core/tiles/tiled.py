@@ -85,9 +85,10 @@ class TiledDecoder:
 
     # ------------------------------------------------------------------------------------------------ public
 
-    def decode(self, prompt: Prompt, checkpoint: Callable[[], None] | None = None) -> TiledResult:
+    def decode(self, prompt: Prompt, checkpoint: Callable[[], None] | None = None,
+               progress: Callable[[int], None] | None = None) -> TiledResult:
         """The stitched full-frame mask of `prompt` (full-frame pixels). checkpoint: called before each tile (it
-        may raise to cancel, e.g. core.common.cancel.Cancelled)."""
+        may raise to cancel, e.g. core.common.cancel.Cancelled); progress(tiles decoded so far): after each."""
         if prompt.is_empty:
             raise ValueError("empty prompt: give at least one point or a box")
         H, W = self.full_size
@@ -109,6 +110,8 @@ class TiledDecoder:
             self._paste(result, window, mask)
             result.tiles.append(window)
             result.prompts.append(local)
+            if progress is not None:
+                progress(len(result.tiles))
             result.scores.append(score)
             for neighbour, points in self._spill(window, mask, prompt):
                 if neighbour not in done:

@@ -410,6 +410,7 @@ class AnnotationWindow(QMainWindow):
         c.metrics_changed.connect(self.project.on_native_ready)
         c.clicks_changed.connect(self.metrics_panel.set_clicks)
         c.area_changed.connect(self.metrics_panel.set_area)
+        c.refiner.progress.connect(self.statusBar().showMessage)  # a map's full-resolution refine
         c.history_changed.connect(self._on_history)
         c.message.connect(self.show_message)
         v.point_clicked.connect(self._on_point)

@@ -39,6 +39,7 @@ from floodlabel.gui.window.encoder_jobs import EncoderJobs
 from floodlabel.gui.window.image_loading import (Restore, SessionOpener, annotation_from_prompt, load_job,
                                                 restored_annotation)
 from floodlabel.gui.window.mask_composition import native_model_mask, saved_mask, view_model_mask, with_strokes
+from floodlabel.gui.window.tiled_refine import TiledRefiner
 from floodlabel.gui.workers.latest_request import LatestRequestWorker
 
 AUTO_POINTS_PER_SIDE = 8
@@ -101,6 +102,8 @@ class SegmentationController(QObject):
         self.auto = AutoRunner(self)
         self.auto.done.connect(self._on_auto)
         self.auto.failed.connect(self._on_auto_failed)
+        self.refiner = TiledRefiner(self)  # a map's full-resolution tiled decode after each new prompt
+        self.refiner.done.connect(self._on_refined)
         self._fixed_key: tuple | None = None  # (row, prompt key) fixed_mask belongs to
         self._fixed_saved = False  # fixed_mask is the restored accepted mask (shown while the state uses it)
         self._native_pending = False
@@ -144,6 +147,7 @@ class SegmentationController(QObject):
         self.annotation = None
         self._native_pending = False
         self.encoder.cancel()
+        self.refiner.cancel()
         pair = self.dataset.pairs[row]
         self._request += 1
         self.loader.submit(self._request, load_job(row, pair, self.encoder.take_item(row), self.restore_fn))
@@ -245,10 +249,11 @@ class SegmentationController(QObject):
         running in a daemon thread when the interpreter exits can abort the process."""
         self.opener.close()
         self.cancel_auto()
+        self.refiner.cancel()
         for worker in (self.encoder.worker, self.loader, self.decoder):
             worker.stop()
         deadline = time.monotonic() + timeout
-        for worker in (self.encoder.worker, self.loader, self.decoder, self.auto, self.opener.call):
+        for worker in (self.encoder.worker, self.loader, self.decoder, self.auto, self.refiner, self.opener.call):
             if worker is not None:
                 worker.join(max(0.0, deadline - time.monotonic()))
 
@@ -333,6 +338,8 @@ class SegmentationController(QObject):
         self._show_mask()
         if result.kind == "prompt" or result.new_prompt:
             self.scored.emit(self.row, float(result.prediction.scores[self._chosen(result)]))
+            if self.refiner.wanted(self.item):  # a map: the tiled decode follows at full resolution
+                self.refiner.start(self.session, self.item, self.annotation.prompt, (self.row, result.prompt_key))
 
     def _request_native(self, shown: Decoded) -> None:
         """Another candidate of `shown` picked: that one at the image's own size, for metrics and saving (decoded
@@ -363,6 +370,12 @@ class SegmentationController(QObject):
     def _on_auto_failed(self, message: str) -> None:
         if "cancelled" not in message.lower():
             self.message.emit(f"Auto: {message}")
+
+    def _on_refined(self, key: tuple, mask: np.ndarray) -> None:
+        """A map's full-resolution tiled mask for (row, prompt key): shown as Auto's is, while that prompt holds."""
+        if self.annotation is not None and (self.row, self.prompt_key(self.annotation.prompt)) == key:
+            self._fixed_key = key
+            self._on_auto(key, mask)
 
     def _on_auto(self, key: tuple, mask: np.ndarray) -> None:
         if (self.row, self.prompt_key(self.annotation.prompt if self.annotation else Prompt())) != key:
