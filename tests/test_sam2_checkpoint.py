@@ -126,3 +126,10 @@ def test_a_registered_name_resolves_to_its_downloaded_file(tiny2_file):
     rows = {r.name: r for r in reg.list_models()}
     assert rows["sam2.1_hiera_small"].downloaded and rows["sam2.1_hiera_small"].family == reg.SAM2
     assert rows["sam2.1_hiera_small"].size_bytes == target.stat().st_size
+
+
+def test_the_recommended_download_without_a_gpu_is_sam21_tiny():
+    name, why = reg.recommended_download(gpu=False)
+    assert name == "sam2.1_hiera_tiny" and "no GPU" in why and "156 MB" in why
+    assert reg.recommended_download(gpu=True)[0] == "vit_b"
+    assert reg.recommended_download()[0] in reg.MODELS
