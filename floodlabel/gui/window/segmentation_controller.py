@@ -371,11 +371,16 @@ class SegmentationController(QObject):
         if "cancelled" not in message.lower():
             self.message.emit(f"Auto: {message}")
 
-    def _on_refined(self, key: tuple, mask: np.ndarray) -> None:
-        """A map's full-resolution tiled mask for (row, prompt key): shown as Auto's is, while that prompt holds."""
-        if self.annotation is not None and (self.row, self.prompt_key(self.annotation.prompt)) == key:
-            self._fixed_key = key
-            self._on_auto(key, mask)
+    def _on_refined(self, key: tuple, mask: np.ndarray, owned: np.ndarray) -> None:
+        """A map's full-resolution tiled mask for (row, prompt key), pasted over the view-level mask inside the
+        decoded tiles' cores (`owned`): shown as Auto's is, while that prompt holds."""
+        if self.annotation is None or (self.row, self.prompt_key(self.annotation.prompt)) != key:
+            return
+        coarse = self.shown.native_mask if self.shown is not None and self.shown.prompt_key == key[1] else None
+        if coarse is not None and coarse.shape == mask.shape and not owned.all():
+            mask = np.where(owned, mask, coarse)
+        self._fixed_key = key
+        self._on_auto(key, mask)
 
     def _on_auto(self, key: tuple, mask: np.ndarray) -> None:
         if (self.row, self.prompt_key(self.annotation.prompt if self.annotation else Prompt())) != key:

@@ -5,8 +5,8 @@ resolution) runs in a background thread and its stitched mask replaces the view-
 How the two levels meet: the view-level decode (one embedding of the whole view, upscaled) is shown at once; the
 refine's mask comes back with the key it was started for, (row, prompt key), and the controller shows it as the
 model mask (`SegmentationController._on_auto`'s rule: a fixed mask shown until the prompt changes; strokes stay on
-top). Outside the tiles the refine reached, the refined mask is empty: the water there was not reached from the
-prompt's tiles (`TiledResult.owned`). A new prompt, another image or closing cancels the running refine (between
+top). The refined mask replaces the view-level one inside the cores of the tiles the refine decoded
+(`TiledResult.owned`); outside them the view-level mask is kept (water not reached from the prompt's tiles). A new prompt, another image or closing cancels the running refine (between
 tiles); one TiledDecoder per image and model keeps the tile embeddings (LRU, plus the session's cache).
 """
 
@@ -25,9 +25,10 @@ from floodlabel.gui.workers.background import BackgroundJob
 
 
 class TiledRefiner(QObject):
-    """One refine at a time. Signals: done(key, mask (H, W) bool), progress(one status line)."""
+    """One refine at a time. Signals: done(key, mask (H, W) bool, owned (H, W) bool: where `mask` is the tiled
+    decode's), progress(one status line)."""
 
-    done = Signal(object, object)
+    done = Signal(object, object, object)
     progress = Signal(str)
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -49,7 +50,8 @@ class TiledRefiner(QObject):
         return self._job is not None and self._job.is_running()
 
     def start(self, session, item: MapItem, prompt: Prompt, key: tuple) -> None:
-        """Refine `prompt` (full-frame) on `item`; `done(key, mask)` when finished. Cancels the previous refine."""
+        """Refine `prompt` (full-frame) on `item`; `done(key, mask, owned)` when finished. Cancels the previous
+        refine."""
         from floodlabel.core.common.cancel import Cancelled
 
         self.cancel()
@@ -66,7 +68,7 @@ class TiledRefiner(QObject):
                     result = decoder.decode(prompt, checkpoint, progress)
                 except Cancelled:
                     return None
-            return key, result.mask, len(result.tiles)
+            return key, result.mask, result.owned, len(result.tiles)
 
         job = BackgroundJob(run, name="tiled-refine")
         job.progress.connect(self._on_progress)
@@ -98,12 +100,12 @@ class TiledRefiner(QObject):
     def _on_finished(self, result: tuple | None) -> None:
         if result is None:
             return
-        key, mask, tiles = result
+        key, mask, owned, tiles = result
         if key != self.last_key:
             return
         self.progress.emit(f"Full resolution: {tiles} tile{'s' if tiles != 1 else ''} in "
                            f"{time.perf_counter() - self._started:.1f} s")
-        self.done.emit(key, np.asarray(mask, bool))
+        self.done.emit(key, np.asarray(mask, bool), np.asarray(owned, bool))
 
     def _on_failed(self, message: str) -> None:
         self.progress.emit(f"Full-resolution refine failed: {message}")
