@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,16 +48,24 @@ def load_segmenter(name_or_path: str | os.PathLike, config: ComputeConfig | None
 class SegmentationSession:
     """A segmenter with an embedding cache (memory LRU + disk) in front of its encoder."""
 
-    def __init__(self, segmenter: Segmenter, cache: EmbeddingCache | None = None) -> None:
+    def __init__(self, segmenter: Segmenter, cache: EmbeddingCache | None = None, speed_key: str | None = None
+                 ) -> None:
         self.segmenter = segmenter
         # a backend with a cheap embed (classic) does not cache embeddings: nothing to gain from the disk
         self.cache = cache if segmenter.capabilities.cache_embeddings else None
+        self.speed_key = speed_key  # where computed embeddings' times are recorded (model_speed); None: nowhere
 
     @classmethod
     def open(
         cls, name_or_path: str | os.PathLike, cache_dir: Path | None = None, config: ComputeConfig | None = None
     ) -> "SegmentationSession":
-        return cls(load_segmenter(name_or_path, config), EmbeddingCache(cache_dir))
+        segmenter = load_segmenter(name_or_path, config)
+        key = None
+        if segmenter.capabilities.cache_embeddings:  # an encoder worth timing (not classic)
+            from floodlabel.core.models.model_speed import speed_key
+
+            key = speed_key(resolve_checkpoint(name_or_path), segmenter.compute_label)
+        return cls(segmenter, EmbeddingCache(cache_dir), speed_key=key)
 
     @property
     def model_id(self) -> str:
@@ -94,9 +103,25 @@ class SegmentationSession:
         return embedding
 
     def _embed(self, image: np.ndarray, checkpoint: Callable[[], None] | None) -> Embedding:
+        paused = [0.0]  # seconds spent inside the checkpoint (a paused prefetch), not encoding
+
+        def timed_checkpoint() -> None:
+            t = time.perf_counter()
+            try:
+                checkpoint()
+            finally:
+                paused[0] += time.perf_counter() - t
+
+        start = time.perf_counter()
         if checkpoint is not None and _accepts_checkpoint(self.segmenter):
-            return self.segmenter.embed(image, checkpoint=checkpoint)
-        return self.segmenter.embed(image)
+            embedding = self.segmenter.embed(image, checkpoint=timed_checkpoint)
+        else:
+            embedding = self.segmenter.embed(image)
+        if self.speed_key is not None:
+            from floodlabel.core.models.model_speed import record_embed_seconds
+
+            record_embed_seconds(self.speed_key, time.perf_counter() - start - paused[0])
+        return embedding
 
     def predict(
         self,
