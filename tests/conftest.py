@@ -1,4 +1,4 @@
-"""Shared test set-up: offscreen Qt, an isolated cache folder, no network."""
+"""Shared test set-up: offscreen Qt, isolated cache, data and settings folders, no network; the `window` factory."""
 
 from __future__ import annotations
 
@@ -20,6 +20,36 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     d = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("FLOODLABEL_CACHE_DIR", str(d))
     return d
+
+
+@pytest.fixture(autouse=True)
+def isolated_data_dir(tmp_path_factory, monkeypatch):
+    """Every test gets its own FLOODLABEL_DATA_DIR (projects of folders that cannot hold one, the recent list)."""
+    d = tmp_path_factory.mktemp("userdata")
+    monkeypatch.setenv("FLOODLABEL_DATA_DIR", str(d))
+    return d
+
+
+@pytest.fixture
+def window(qtbot):
+    """A factory of shown annotation windows, closed after the test: window(folder, session=None, model=None,
+    project=None, size=(1280, 760)) -> AnnotationWindow (offscreen, exposed)."""
+    from floodlabel.gui.window.annotation_window import AnnotationWindow
+
+    made = []
+
+    def make(folder, session=None, model=None, project=None, size=(1280, 760)):
+        w = AnnotationWindow(folder, model=model, session=session, project=project)
+        qtbot.addWidget(w)
+        w.resize(*size)
+        w.show()
+        qtbot.waitExposed(w)
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.close()
 
 
 @pytest.fixture(autouse=True)

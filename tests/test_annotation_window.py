@@ -56,26 +56,6 @@ def session(checkpoint, tmp_path):
     return SegmentationSession.open(str(checkpoint), cache_dir=tmp_path / "cache")
 
 
-@pytest.fixture
-def window(qtbot):
-    from floodlabel.gui.window.annotation_window import AnnotationWindow
-
-    made = []
-
-    def make(folder, session=None, model=None):
-        w = AnnotationWindow(folder, model=model, session=session)
-        qtbot.addWidget(w)
-        w.resize(1280, 760)
-        w.show()
-        qtbot.waitExposed(w)
-        made.append(w)
-        return w
-
-    yield make
-    for w in made:
-        w.close()
-
-
 def wait_ready(qtbot, w, timeout=20000):
     qtbot.waitUntil(lambda: w.controller.embedding is not None and w.controller.item is not None, timeout=timeout)
 

@@ -21,11 +21,6 @@ from floodlabel.core.data.images import read_mask
 from floodlabel.core.store.project_store import PROJECT_DIR_NAME, ProjectStore
 
 
-@pytest.fixture(autouse=True)
-def isolated_data_dir(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("FLOODLABEL_DATA_DIR", str(tmp_path_factory.mktemp("userdata")))
-
-
 def scattered_mask(shape, seed=0) -> np.ndarray:
     """Two blobs, one with a hole, plus isolated pixels: nothing a polygon simplification would keep exactly."""
     rng = np.random.default_rng(seed)

@@ -30,11 +30,6 @@ from floodlabel.core.store.project_store import DB_NAME, PROJECT_DIR_NAME, Proje
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-@pytest.fixture(autouse=True)
-def isolated_data_dir(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("FLOODLABEL_DATA_DIR", str(tmp_path_factory.mktemp("userdata")))
-
-
 def photo(path: Path, value: int, shape=(6, 8)) -> Path:
     return save(path, np.full((*shape, 3), value, np.uint8), "PNG")
 

@@ -19,11 +19,6 @@ from floodlabel.core.store.project_store import (DB_NAME, PROJECT_DIR_NAME, SCHE
                                            default_project_dir)
 
 
-@pytest.fixture(autouse=True)
-def isolated_data_dir(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("FLOODLABEL_DATA_DIR", str(tmp_path_factory.mktemp("userdata")))
-
-
 @pytest.fixture
 def data(tmp_path):
     """DATA/Image/{a,b,c}.jpg, 40x30 each."""

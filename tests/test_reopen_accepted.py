@@ -57,11 +57,6 @@ def test_builds_on():
 # ------------------------------------------------------------------------------------------------------------ window
 
 
-@pytest.fixture(autouse=True)
-def isolated_data_dir(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("FLOODLABEL_DATA_DIR", str(tmp_path_factory.mktemp("userdata")))
-
-
 @pytest.fixture
 def scene(tmp_path):
     """DATA/Image/lake.png + DATA/Mask/lake.png (a synthetic lake); returns (folder, gt mask)."""
@@ -77,24 +72,11 @@ def scene(tmp_path):
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
+def classic_window(window, tmp_path):
+    """conftest's window factory with the classic backend."""
     from floodlabel.core.models.session import SegmentationSession
-    from floodlabel.gui.window.annotation_window import AnnotationWindow
 
-    made = []
-
-    def make(folder):
-        w = AnnotationWindow(folder, session=SegmentationSession.open("classic", cache_dir=tmp_path / "cache"))
-        qtbot.addWidget(w)
-        w.resize(1280, 760)
-        w.show()
-        qtbot.waitExposed(w)
-        made.append(w)
-        return w
-
-    yield make
-    for w in made:
-        w.close()
+    return lambda folder: window(folder, session=SegmentationSession.open("classic", cache_dir=tmp_path / "cache"))
 
 
 def accepted_mask(gt: np.ndarray) -> np.ndarray:
@@ -124,11 +106,11 @@ def wait_shown(qtbot, w):
 
 @pytest.mark.parametrize("state", [None, {}, {"original_size": [96, 128], "prompt": {}, "strokes": []}],
                          ids=["no-state", "empty-dict", "empty-prompt"])
-def test_a_mask_saved_without_a_prompt_is_shown_with_its_metrics(qtbot, window, scene, state):
+def test_a_mask_saved_without_a_prompt_is_shown_with_its_metrics(qtbot, classic_window, scene, state):
     folder, gt = scene
     mask = accepted_mask(gt)
     accept(folder, mask, state)
-    w = window(folder)
+    w = classic_window(folder)
     wait_shown(qtbot, w)
     c = w.controller
     assert np.array_equal(c.native_mask, mask)  # what Accept would save again
@@ -143,11 +125,11 @@ def test_a_mask_saved_without_a_prompt_is_shown_with_its_metrics(qtbot, window, 
     assert np.array_equal(overlay(w), mask)
 
 
-def test_a_stroke_on_a_reopened_mask_edits_that_mask(qtbot, window, scene):
+def test_a_stroke_on_a_reopened_mask_edits_that_mask(qtbot, classic_window, scene):
     folder, gt = scene
     mask = accepted_mask(gt)
     accept(folder, mask, {})
-    w = window(folder)
+    w = classic_window(folder)
     wait_shown(qtbot, w)
     ys, xs = np.nonzero(mask)
     y, x = int(ys[len(ys) // 2]), int(xs[len(xs) // 2])
@@ -157,7 +139,7 @@ def test_a_stroke_on_a_reopened_mask_edits_that_mask(qtbot, window, scene):
     assert int((edited != mask).sum()) <= 50 and (edited & mask).sum() > 0.9 * mask.sum()
 
 
-def test_work_that_changed_the_prompt_after_the_accept_is_shown_not_the_older_mask(qtbot, window, scene):
+def test_work_that_changed_the_prompt_after_the_accept_is_shown_not_the_older_mask(qtbot, classic_window, scene):
     from floodlabel.core.store.project_store import ProjectStore
 
     folder, gt = scene
@@ -168,7 +150,7 @@ def test_work_that_changed_the_prompt_after_the_accept_is_shown_not_the_older_ma
     accept(folder, mask, state)
     with ProjectStore(folder) as store:
         store.save_progress("Image/lake.png", {"original_size": [96, 128], "prompt": {}, "strokes": []})  # cleared
-    w = window(folder)
+    w = classic_window(folder)
     qtbot.waitUntil(lambda: w.controller.embedding is not None and w.controller.annotation is not None,
                     timeout=20000)
     qtbot.wait(200)
@@ -190,7 +172,8 @@ def two_scenes(scene):
     return folder, gt
 
 
-def test_an_accept_that_fails_on_a_full_disk_keeps_the_edit_in_the_window(qtbot, window, two_scenes, monkeypatch):
+def test_an_accept_that_fails_on_a_full_disk_keeps_the_edit_in_the_window(qtbot, classic_window, two_scenes,
+                                                                          monkeypatch):
     import errno
 
     from PySide6.QtCore import Qt
@@ -202,7 +185,7 @@ def test_an_accept_that_fails_on_a_full_disk_keeps_the_edit_in_the_window(qtbot,
     from test_annotation_window import click, wait_mask
 
     folder, gt = two_scenes
-    w = window(folder)
+    w = classic_window(folder)
     qtbot.waitUntil(lambda: w.controller.embedding is not None and "lake.png" in w.windowTitle(), timeout=20000)
     click(w, *interior_point(gt))
     wait_mask(qtbot, w, timeout=20000)
@@ -240,7 +223,7 @@ def test_an_accept_that_fails_on_a_full_disk_keeps_the_edit_in_the_window(qtbot,
         assert np.array_equal(s.record("Image/lake.png").load_mask(), edited)
 
 
-def test_closing_with_an_edit_that_failed_to_save_asks_first(qtbot, window, two_scenes, monkeypatch):
+def test_closing_with_an_edit_that_failed_to_save_asks_first(qtbot, classic_window, two_scenes, monkeypatch):
     from PySide6.QtWidgets import QMessageBox
 
     from floodlabel.core.common.errors import StoreError
@@ -248,7 +231,7 @@ def test_closing_with_an_edit_that_failed_to_save_asks_first(qtbot, window, two_
     from test_annotation_window import click, wait_mask
 
     folder, gt = two_scenes
-    w = window(folder)
+    w = classic_window(folder)
     qtbot.waitUntil(lambda: w.controller.embedding is not None and "lake.png" in w.windowTitle(), timeout=20000)
     click(w, *interior_point(gt))
     wait_mask(qtbot, w, timeout=20000)

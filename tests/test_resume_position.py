@@ -14,11 +14,6 @@ from floodlabel.core.store.resume import LAST_IMAGE_KEY, resume_image
 STEMS = ("a", "b", "c", "d", "e")
 
 
-@pytest.fixture(autouse=True)
-def isolated_data_dir(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("FLOODLABEL_DATA_DIR", str(tmp_path_factory.mktemp("userdata")))
-
-
 @pytest.fixture
 def data(tmp_path):
     """DATA/Image/{a..e}.png, 20x16 each."""
@@ -150,26 +145,6 @@ def classic(tmp_path):
     from floodlabel.core.models.session import SegmentationSession
 
     return SegmentationSession.open("classic", cache_dir=tmp_path / "cache")
-
-
-@pytest.fixture
-def window(qtbot):
-    from floodlabel.gui.window.annotation_window import AnnotationWindow
-
-    made = []
-
-    def make(folder, session):
-        w = AnnotationWindow(folder, session=session)
-        qtbot.addWidget(w)
-        w.resize(1280, 760)
-        w.show()
-        qtbot.waitExposed(w)
-        made.append(w)
-        return w
-
-    yield make
-    for w in made:
-        w.close()
 
 
 def shown_row(qtbot, w) -> int:

@@ -27,11 +27,6 @@ from floodlabel.core.store.project_store import DB_NAME, PROJECT_DIR_NAME, Proje
 IMAGES = [f"Image/{i}.png" for i in range(10)]
 
 
-@pytest.fixture(autouse=True)
-def isolated_data_dir(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("FLOODLABEL_DATA_DIR", str(tmp_path_factory.mktemp("userdata")))
-
-
 @pytest.fixture
 def data(tmp_path):
     """DATA/Image/0..9.png, 40x30 each, all different."""

@@ -18,7 +18,7 @@ from floodlabel.core.annotation.annotation import Annotation
 from floodlabel.core.store.project_store import DB_NAME, PROJECT_DIR_NAME, ProjectStore, Status
 from synthetic_scenes import interior_point
 from test_annotation_window import (checkpoint, click, data, isolated_settings, session,  # noqa: F401 (fixtures)
-                                    wait_mask, wait_ready, window)
+                                    wait_mask, wait_ready)
 
 
 def accept_in_store(folder, scenes, stems=("a_lake", "b_river")) -> None:
