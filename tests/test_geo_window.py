@@ -161,3 +161,37 @@ def test_a_map_over_100_mp_opens_at_view_size_and_is_accepted_and_exported(qtbot
         assert ds.transform == Affine(0.1, 0, 500000, 0, -0.1, 4000000)
         assert np.array_equal(ds.read(1, window=rasterio.windows.Window(5000, 3500, 1000, 1000)).astype(bool),
                               mask[3500:4500, 5000:6000])
+
+
+def test_auto_on_a_map_gets_view_frame_points_and_its_mask_at_the_full_size(qtbot, window, tmp_path, monkeypatch):
+    """Auto runs on a map's view image: the prompt's points are scaled to the view frame, its mask upscaled."""
+    import floodlabel.core.models.auto_water as auto_water
+
+    root = tmp_path / "auto"
+    (root / "Image").mkdir(parents=True)
+    size = (4200, 4100)  # 17.2 MP: a MapItem (over 4096²), view 2048 x 1999
+    write_map(root / "Image" / "map.tif", UTM, Affine(0.1, 0, 500000, 0, -0.1, 4000000), size,
+              lake_with_islands((2100, 2050), 900, []))
+    seen = []
+
+    def fake_auto(session, image, embedding, prompt, **kwargs):
+        seen.append((image.shape, prompt.points.copy()))
+        mask = np.zeros(image.shape[:2], bool)
+        mask[100:200, 300:500] = True
+        return mask
+
+    monkeypatch.setattr(auto_water, "auto_water_mask", fake_auto)
+    w = window(root, SegmentationSession.open("classic"))
+    qtbot.waitUntil(lambda: w.controller.embedding is not None, timeout=60000)
+    c = w.controller
+    c.refiner.wanted = lambda item: False  # only Auto sets the fixed mask here
+    c.add_point(2100.0, 2050.0, True)
+    wait_native(qtbot, w)
+    c.run_auto()
+    qtbot.waitUntil(lambda: c.fixed_mask is not None, timeout=30000)
+    view_shape, points = seen[0]
+    assert view_shape == (1999, 2048, 3)
+    assert points[0].tolist() == pytest.approx([2100 * 2048 / 4200, 2050 * 1999 / 4100])
+    assert c.fixed_mask.shape == (4100, 4200)
+    wait_native(qtbot, w)
+    assert c.native_mask.shape == (4100, 4200) and c.native_mask[150 * 4100 // 1999, 400 * 4200 // 2048]

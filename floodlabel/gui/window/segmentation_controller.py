@@ -32,7 +32,8 @@ from floodlabel.core.data.image_item import ImageItem
 from floodlabel.core.evaluation.live_metrics import NocTracker
 from floodlabel.core.evaluation.metrics import MaskMetrics
 from floodlabel.core.geo.area import mask_area
-from floodlabel.core.tiles.view_frame import ViewFrameSession, upscale_mask
+from floodlabel.core.tiles.map_item import MapItem
+from floodlabel.core.tiles.view_frame import ViewFrameSession, scale_prompt, upscale_mask
 from floodlabel.gui.window.auto_runner import AutoRunner
 from floodlabel.gui.window.decode_jobs import Decoded, decode_native, decode_prompt, decode_view
 from floodlabel.gui.window.encoder_jobs import EncoderJobs
@@ -226,7 +227,9 @@ class SegmentationController(QObject):
             return
         prompt = self.annotation.prompt
         self._fixed_key = (self.row, self.prompt_key(prompt))
-        self.auto.start(self.session, self.item.image, self.embedding, prompt, self._fixed_key, AUTO_POINTS_PER_SIDE)
+        item = self.item  # a map's Auto runs on its view image: its points go to the view frame (`_on_auto` upscales)
+        view_prompt = scale_prompt(prompt, item.view_scale) if isinstance(item, MapItem) else prompt
+        self.auto.start(self.session, item.image, self.embedding, view_prompt, self._fixed_key, AUTO_POINTS_PER_SIDE)
 
     @property
     def auto_running(self) -> bool:
