@@ -153,9 +153,13 @@ def test_a_map_over_100_mp_opens_at_view_size_and_is_accepted_and_exported(qtbot
     with ProjectStore(big_map, read_only=True) as store:
         record = store.record("Image/ortho.tif")
         assert record.accepted and np.array_equal(record.load_mask(), mask)
-        result = export_project(store, tmp_path / "out", formats=("geotiff",))
+        result = export_project(store, tmp_path / "out", formats=("geotiff", "gpkg"))
     assert result.exported == 1
     assert result.areas[0][1].m2 == pytest.approx(area.m2)
+    import pyogrio
+
+    info = pyogrio.read_info(result.files["gpkg"][0])
+    assert info["features"] == 1 and "32633" in info["crs"]  # one lake, in the map's CRS
     with rasterio.open(result.files["geotiff"][0]) as ds:
         assert (ds.width, ds.height) == BIG and ds.crs == UTM
         assert ds.transform == Affine(0.1, 0, 500000, 0, -0.1, 4000000)
