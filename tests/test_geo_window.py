@@ -199,3 +199,25 @@ def test_auto_on_a_map_gets_view_frame_points_and_its_mask_at_the_full_size(qtbo
     assert c.fixed_mask.shape == (4100, 4200)
     wait_native(qtbot, w)
     assert c.native_mask.shape == (4100, 4200) and c.native_mask[150 * 4100 // 1999, 400 * 4200 // 2048]
+
+
+def test_picking_a_candidate_after_the_refine_shows_that_candidate(qtbot, window, tmp_path):
+    """The refined mask is each tile's best; choosing one of the view-level candidates shows that one instead."""
+    root = tmp_path / "pick"
+    (root / "Image").mkdir(parents=True)
+    write_map(root / "Image" / "map.tif", UTM, Affine(0.1, 0, 500000, 0, -0.1, 4000000), (4200, 4100),
+              lake_with_islands((2100, 2050), 900, []))
+    w = window(root, SegmentationSession.open("classic"))
+    qtbot.waitUntil(lambda: w.controller.embedding is not None, timeout=60000)
+    c = w.controller
+    c.add_point(2100.0, 2050.0, True)
+    qtbot.waitUntil(lambda: c.fixed_mask is not None and not c.refiner.running, timeout=120000)
+    wait_native(qtbot, w)
+    c.choose_candidate(0)
+    assert c.fixed_mask is None
+    qtbot.waitUntil(lambda: c.native_ready() and c.native_mask is not None and not c.decoder.pending, timeout=30000)
+    QTest.qWait(50)
+    view = c.shown.prediction.mask(0)
+    from floodlabel.core.tiles.view_frame import upscale_mask
+
+    assert np.array_equal(c.native_mask, upscale_mask(view, (4100, 4200)))

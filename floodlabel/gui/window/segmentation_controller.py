@@ -107,6 +107,7 @@ class SegmentationController(QObject):
         self.refiner.done.connect(self._on_refined)
         self._fixed_key: tuple | None = None  # (row, prompt key) fixed_mask belongs to
         self._fixed_saved = False  # fixed_mask is the restored accepted mask (shown while the state uses it)
+        self._fixed_refined = False  # fixed_mask is a map's tiled refine (`_on_refined`)
         self._native_pending = False
         self._request = 0
 
@@ -145,6 +146,7 @@ class SegmentationController(QObject):
         self.native_mask = None
         self.metrics = None
         self.fixed_mask = None
+        self._fixed_refined = False
         self.annotation = None
         self._native_pending = False
         self.encoder.cancel()
@@ -190,6 +192,8 @@ class SegmentationController(QObject):
 
     def choose_candidate(self, i: int) -> None:
         if self.annotation is not None and self.shown is not None and 0 <= i < len(self.shown.prediction):
+            if self._fixed_refined:  # a map's refined mask is the tiles' best: picking a candidate shows that one
+                self.fixed_mask, self._fixed_refined = None, False
             self.annotation.choose_candidate(i)
 
     def add_stroke(self, stroke: Stroke) -> None:
@@ -384,12 +388,13 @@ class SegmentationController(QObject):
             mask = np.where(owned, mask, coarse)
         self._fixed_key = key
         self._on_auto(key, mask)
+        self._fixed_refined = True
 
     def _on_auto(self, key: tuple, mask: np.ndarray) -> None:
         if (self.row, self.prompt_key(self.annotation.prompt if self.annotation else Prompt())) != key:
             return
         self.fixed_mask = upscale_mask(mask, self.item.original_size)  # a map's Auto runs on its view image
-        self._fixed_saved = False
+        self._fixed_saved = self._fixed_refined = False
         self._show_mask()
 
     # ------------------------------------------------------------------------------------------------ rendering
