@@ -59,3 +59,15 @@ def test_a_segment_holding_the_click_becomes_water(setup):
                                                           np.array([1, 0])), **{**FAST, "points_per_side": 2})
     assert kept[80, 120] and kept.mean() > 0.5  # random weights: big speckled segments, 12 of them here
     assert not vetoed.any()
+
+
+def test_evals_auto_rows_run_sam21s_generator(setup, monkeypatch):
+    """`eval --prompt auto` (core.evaluation.auto) takes the same family dispatch (a small grid here: speed)."""
+    from floodlabel.core.evaluation import auto
+
+    seg, image, emb = setup
+    monkeypatch.setattr(auto, "AMG_KWARGS", {**FAST, "points_per_side": 2})
+    gt = np.zeros(image.shape[:2], bool)
+    gt[40:120, 60:200] = True
+    mask, score = auto.auto_water_prediction(SegmentationSession(seg), image, emb, gt)
+    assert mask.shape == gt.shape and mask.dtype == bool and 0.0 <= score <= 1.0

@@ -40,9 +40,9 @@ def auto_water_prediction(session, image: np.ndarray, embedding: Embedding, gt: 
     if not supports_auto(session):
         raise FloodLabelError(NEEDS_SAM)
     from floodlabel.core.sam.auto_mask import DEFAULT_AMG_KWARGS
-    from floodlabel.core.models.auto_water import _SteppedGenerator  # AMG that reuses the session's embedding
+    from floodlabel.core.models.auto_water import stepped_generator  # AMG that reuses the session's embedding
 
-    generator = _SteppedGenerator(session, image, embedding, None, lambda fraction: None,
+    generator = stepped_generator(session, image, embedding, None, lambda fraction: None,
                                   {**DEFAULT_AMG_KWARGS, **AMG_KWARGS})
     segments = generator.generate(image)
     gt = np.asarray(gt, bool)

@@ -60,17 +60,29 @@ def auto_water_mask(
         raise ValueError(f"expected an (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
     report = progress or (lambda fraction: None)
     report(0.0)
-    kwargs = {**DEFAULT_AMG_KWARGS, **amg_kwargs}
-    if _is_sam2(session):
-        generator: Any = _sam2_generator(session, image, embedding, checkpoint, report, kwargs)
-    else:
-        generator = _SteppedGenerator(session, image, embedding, checkpoint, report, kwargs)
+    generator = stepped_generator(session, image, embedding, checkpoint, report, {**DEFAULT_AMG_KWARGS, **amg_kwargs})
     segments = generator.generate(image)
     report(_SEGMENTS_DONE)
     points = np.asarray(prompt.points, np.float32).reshape(-1, 2)
     mask = water_mask_from_segments(segments, image.shape[:2], points[labels == 1], points[labels == 0])
     report(1.0)
     return mask
+
+
+def stepped_generator(
+    session: SegmentationSession,
+    image: np.ndarray,
+    embedding: Embedding | None,
+    checkpoint: Checkpoint | None,
+    report: Callable[[float], None],
+    amg_kwargs: dict[str, Any],
+):
+    """The session's family's automatic mask generator (SAM: SamAutomaticMaskGenerator; SAM 2.1:
+    SAM2AutomaticMaskGenerator), embedding through the session's segmenter and reusing `embedding` for the full
+    image, reporting progress per batch and calling `checkpoint` between batches. `.generate(image)` -> segments."""
+    if _is_sam2(session):
+        return _sam2_generator(session, image, embedding, checkpoint, report, amg_kwargs)
+    return _SteppedGenerator(session, image, embedding, checkpoint, report, amg_kwargs)
 
 
 # ----------------------------------------------------------------------------------------------------- helpers
