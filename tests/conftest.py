@@ -10,6 +10,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import tempfile  # noqa: E402
 
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="floodlabel-test-config-")
+# the window pre-encodes in its own thread in tests (apps started by tests inherit it): a child process per window
+# would load torch and the model again for every test; tests/test_background_encoder.py covers the child process
+os.environ["FLOODLABEL_PREFETCH"] = "thread"
 
 import pytest
 

@@ -48,12 +48,14 @@ def load_segmenter(name_or_path: str | os.PathLike, config: ComputeConfig | None
 class SegmentationSession:
     """A segmenter with an embedding cache (memory LRU + disk) in front of its encoder."""
 
-    def __init__(self, segmenter: Segmenter, cache: EmbeddingCache | None = None, speed_key: str | None = None
-                 ) -> None:
+    def __init__(self, segmenter: Segmenter, cache: EmbeddingCache | None = None, speed_key: str | None = None,
+                 source: str | None = None) -> None:
         self.segmenter = segmenter
         # a backend with a cheap embed (classic) does not cache embeddings: nothing to gain from the disk
         self.cache = cache if segmenter.capabilities.cache_embeddings else None
         self.speed_key = speed_key  # where computed embeddings' times are recorded (model_speed); None: nowhere
+        self.source = source
+        """The model name or checkpoint path `open` was given (another process can open the same model), or None."""
 
     @classmethod
     def open(
@@ -65,7 +67,7 @@ class SegmentationSession:
             from floodlabel.core.models.model_speed import speed_key
 
             key = speed_key(resolve_checkpoint(name_or_path), segmenter.compute_label)
-        return cls(segmenter, EmbeddingCache(cache_dir), speed_key=key)
+        return cls(segmenter, EmbeddingCache(cache_dir), speed_key=key, source=str(name_or_path))
 
     @property
     def model_id(self) -> str:

@@ -1,5 +1,11 @@
 """The image encoder's jobs behind the window: the embedding of the image on screen (foreground) and the
-pre-encoding of the next image (prefetch, into the embedding cache only), on one `EmbedWorker` thread.
+pre-encoding of the next image (prefetch, into the embedding cache only).
+
+The foreground embedding runs on one `EmbedWorker` thread. The prefetch runs in a child process at a low OS priority
+(`core.models.background_encoder`) when the session says how it was opened (`SegmentationSession.source`), so it
+never competes with a click for the GIL or the torch thread pool; otherwise (a session made in code, or
+FLOODLABEL_PREFETCH=thread) on the same thread, paused after each interaction. A child that dies is reported
+(`background_stopped`) and a new one starts on the next prefetch.
 
 The SegmentationController owns one `EncoderJobs` (`controller.encoder`): `embed(session, item)` gives the image on
 screen's embedding (from the cache at once, else from the worker), reported on the UI thread by `started`, `ready`
@@ -13,6 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
+
+import os
+from pathlib import Path
 
 from floodlabel.core.data.datasets import FloodDataset
 from floodlabel.core.data.image_item import ImageItem
@@ -29,6 +38,8 @@ class EncoderJobs(QObject):
     current(): (session, item) of the image on screen (item None while none is), read when the worker reports.
     """
 
+    background_stopped = Signal(str)  # the prefetch child process died: why (a new one starts when needed)
+    prefetched = Signal(str)  # a prefetch in the child process finished: the image's path
     started = Signal()  # the encoder runs for the image on screen (no cache hit)
     ready = Signal(object, float)  # its embedding, seconds (0 for a cache hit)
     stopped = Signal(str)  # "cancelled" or the failure message
@@ -43,6 +54,11 @@ class EncoderJobs(QObject):
         self.worker.cancelled.connect(self._on_cancelled)
         self._prefetched_rows: set[int] = set()
         self._prefetched_items: dict[int, ImageItem] = {}  # row -> image decoded by the prefetch (at most 2)
+        self._background = None  # BackgroundEncoder of `_background_source`, started on the first prefetch
+        self._background_source: tuple | None = None
+        self._in_flight: dict[str, int] = {}  # image path -> row, prefetches sent to the child
+        self._relay = _BackgroundRelay()  # the child's events, from its reader thread to the UI thread
+        self._relay.event.connect(self._on_background_event)
 
     @property
     def prefetched_rows(self) -> frozenset[int]:
@@ -75,8 +91,53 @@ class EncoderJobs(QObject):
             return  # classic: embedding is a resize, nothing to gain
         self._prefetched_rows.add(row)
         pair = dataset.pairs[row]
+        background = self._background_for(session)
+        if background is not None:
+            self._in_flight[str(pair.image)] = row
+            background.submit(pair.image)
+            return
         self.worker.prefetch(f"prefetch:{session.model_id}:{pair.image}",
                              prefetch_job(row, pair, session, self._prefetched_items))
+
+    @property
+    def background_pid(self) -> int | None:
+        """The prefetch child's process id while one runs (tests, benchmarks)."""
+        return self._background.pid if self._background is not None else None
+
+    def close(self) -> None:
+        """End the prefetch child (the window closes)."""
+        if self._background is not None:
+            self._background.close()
+            self._background = None
+
+    def _background_for(self, session):
+        """The child process prefetching for `session` (made, not started, on first need), or None: the thread."""
+        source = getattr(session, "source", None)
+        if source is None or os.environ.get("FLOODLABEL_PREFETCH", "process") == "thread":
+            return None
+        cache = session.cache
+        key = (source, str(cache.directory) if cache is not None else None)
+        if self._background_source != key:
+            from floodlabel.core.models.background_encoder import BackgroundEncoder
+
+            self.close()
+            relay = self._relay  # the lambda keeps the relay, not this QObject, for the reader thread
+            self._background = BackgroundEncoder(source, Path(key[1]) if key[1] else None,
+                                                 lambda kind, path, detail: relay.event.emit(kind, path, detail))
+            self._background_source = key
+        return self._background
+
+    def _on_background_event(self, kind: str, path: str, detail: object) -> None:
+        if kind == "done":
+            self._in_flight.pop(path, None)
+            self.prefetched.emit(path)
+        elif kind == "failed":
+            self._in_flight.pop(path, None)  # the foreground embedding of that image will say why
+        elif kind == "exited" and detail is not None:
+            for row in self._in_flight.values():  # asked again on the next need, from a new child
+                self._prefetched_rows.discard(row)
+            self._in_flight.clear()
+            self.background_stopped.emit(str(detail))
 
     def forget(self, row: int) -> None:
         """Let `row` be prefetched again (benchmarks re-run a prefetch that completed)."""
@@ -116,3 +177,9 @@ class EncoderJobs(QObject):
     def _on_cancelled(self, key: str) -> None:
         if self._is_current(key):
             self.stopped.emit("cancelled")
+
+
+class _BackgroundRelay(QObject):
+    """Parentless: emitted from the child's reader thread, received queued on the UI thread."""
+
+    event = Signal(str, str, object)  # kind, image path, detail (see core.models.background_encoder.Event)

@@ -99,6 +99,9 @@ class SegmentationController(QObject):
         self.encoder.ready.connect(self._use_embedding)
         self.encoder.stopped.connect(self.embedding_stopped)
         self.encoder.failed.connect(lambda message: self.message.emit(f"Encoding failed: {message}"))
+        self.encoder.background_stopped.connect(
+            lambda why: self.message.emit(f"Pre-encoding of the next images stopped: {why}. It starts again with the "
+                                          "next image; nothing you accepted is affected."))
         self.opener = SessionOpener(self, self.set_session, self.session_failed)
         self.auto = AutoRunner(self)
         self.auto.done.connect(self._on_auto)
@@ -255,6 +258,7 @@ class SegmentationController(QObject):
         """Stop every worker and wait (up to `timeout` s in all) until none runs model code: torch work still
         running in a daemon thread when the interpreter exits can abort the process."""
         self.opener.close()
+        self.encoder.close()
         self.cancel_auto()
         self.refiner.cancel()
         for worker in (self.encoder.worker, self.loader, self.decoder):
