@@ -126,3 +126,21 @@ def test_the_core_rule_without_a_process(folder):
     assert rows[0] == (0, (10, 8), (10, 8), None)
     assert rows[1][0] == 1 and rows[1][1] is None and rows[1][2] is None
     assert header_scan.parse_chunk('[[5, [3, 2], null, "x"]]') == [(5, (3, 2), None, "x")]
+
+
+def test_a_map_over_the_pixel_limit_is_not_a_problem_a_photo_is(tmp_path, monkeypatch):
+    """A georeferenced TIFF opens at a reduced level whatever its size (core.tiles); a photo that large cannot."""
+    from affine import Affine
+    from geo_maps import write_map
+    from rasterio.crs import CRS
+
+    from floodlabel.core.data import images
+
+    monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 100 * 100)
+    write_map(tmp_path / "map.tif", CRS.from_epsg(32633), Affine(0.1, 0, 500000, 0, -0.1, 4000000), (300, 200),
+              lambda top, bottom, width: np.zeros((bottom - top, width), bool))
+    save(tmp_path / "photo.png", np.zeros((200, 300, 3), np.uint8), "PNG")
+    map_row = header_scan.header_row(0, tmp_path / "map.tif", None)
+    photo_row = header_scan.header_row(1, tmp_path / "photo.png", None)
+    assert map_row == (0, (300, 200), None, None)
+    assert photo_row[1] == (300, 200) and "image too large" in photo_row[3]

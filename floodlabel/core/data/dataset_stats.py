@@ -27,7 +27,7 @@ import numpy as np
 
 from floodlabel.core.data.datasets import FloodDataset, SizeMismatch
 from floodlabel.core.common.errors import AmbiguousMaskError, ImageReadError
-from floodlabel.core.data.images import MASK_LABELS_01, pixel_limit_problem, read_image, read_mask_reading
+from floodlabel.core.data.images import MASK_LABELS_01, file_pixel_limit_problem, read_image, read_mask_reading
 
 T = TypeVar("T")
 Progress = Callable[[Iterable[T], int, str], Iterable[T]]
@@ -139,7 +139,7 @@ def compute_stats(dataset: FloodDataset, progress: Progress | None = None, decod
         unreadable.setdefault(exc.path, exc.reason)
     if not decode:  # what decoding would refuse, from the headers read above
         for path, size in dataset._sizes.items():
-            too_large = pixel_limit_problem(size)
+            too_large = file_pixel_limit_problem(path, size)
             if too_large:
                 unreadable.setdefault(str(path), too_large)
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from floodlabel.core.common.errors import ImageReadError
-from floodlabel.core.data.images import image_size, pixel_limit_problem
+from floodlabel.core.data.images import file_pixel_limit_problem, image_size
 
 Size = tuple[int, int]
 Row = tuple[int, "Size | None", "Size | None", "str | None"]
@@ -30,13 +30,13 @@ CHUNK = 64
 def header_row(row: int, image: Path, mask: Path | None, size_of=image_size) -> Row:
     """(row, image (width, height) or None, mask size or None, the problem or None) of one pair.
 
-    The problem is "unreadable: <why>" for an image whose header cannot be read or that is over the pixel limit,
-    else "unreadable mask: <why>". `size_of(path)` reads one header (a dataset's cached `image_size`).
+    The problem is "unreadable: <why>" for an image whose header cannot be read or that is over the pixel limit
+    (a georeferenced TIFF never is: it opens at a reduced level), else "unreadable mask: <why>". `size_of(path)` reads one header (a dataset's cached `image_size`).
     """
     image_sz = mask_sz = error = None
     try:
         image_sz = size_of(image)
-        too_large = pixel_limit_problem(image_sz)
+        too_large = file_pixel_limit_problem(image, image_sz)
         error = f"unreadable: {too_large}" if too_large else None
     except ImageReadError as exc:
         error = f"unreadable: {exc.reason}"

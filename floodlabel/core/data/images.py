@@ -192,6 +192,13 @@ def pixel_limit_problem(size: tuple[int, int]) -> str | None:
             f"{_megapixels(MAX_IMAGE_PIXELS)} MP (FLOODLABEL_MAX_MEGAPIXELS=N changes it)")
 
 
+def file_pixel_limit_problem(path: str | os.PathLike[str], size: tuple[int, int]) -> str | None:
+    """`pixel_limit_problem` for the file at `path` of `size`: None for a georeferenced TIFF, which opens at a
+    reduced level whatever its size (core.tiles, core.geo.pyramid)."""
+    too_large = pixel_limit_problem(size)
+    return None if too_large is None or geotiff_info(path) is not None else too_large
+
+
 def link_problem(path: str | os.PathLike[str]) -> str:
     """Why the symbolic link `path` cannot be followed ("that loops (...)", "to ..., which does not exist")."""
     try:
