@@ -69,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clicks", type=int, help="clicks per image size and condition (default 50, quick 12)")
     parser.add_argument("--long-images", type=int, help="images in the long session (default 50; with --quick "
                         "the long session runs only when this is given)")
+    parser.add_argument("--prefetch", choices=("process", "thread"), default="process",
+                        help="where the next image is pre-encoded: a nice +10 child process (the app's default, "
+                        "the session opened from a saved random vit_b file) or a thread of the window's process "
+                        "(as before; FLOODLABEL_PREFETCH=thread)")
     parser.add_argument("--why", action="store_true", help="sample the UI thread's Python stack during stalls "
                         "(> 30 ms without a tick) and print the most frequent ones per phase")
     args = parser.parse_args(argv)
@@ -119,8 +123,16 @@ def _run(args, tmp: Path, clicks: int, prefetch_clicks: int, transitions: int) -
                "4000x3000": _synthetic_folder(tmp / "large", [(3000, 4000)] * (transitions + 1), seed=10)}
     sam = _vit_b()
     config = default_compute_config()
-    session = SegmentationSession(SamSegmenter(sam, config), EmbeddingCache(tmp / "embeddings"))
-    print(f"vit_b (random weights), {config.describe()}; Auto grid "
+    os.environ["FLOODLABEL_PREFETCH"] = args.prefetch
+    if args.prefetch == "process":  # the child opens the same model from the file, as the app's session says
+        from floodlabel.core.sam.checkpoint import save_sam
+
+        session = SegmentationSession.open(str(save_sam(sam.model, tmp / "sam_vit_b_random.pth")),
+                                           cache_dir=tmp / "embeddings")
+        sam = session.segmenter.loaded
+    else:
+        session = SegmentationSession(SamSegmenter(sam, config), EmbeddingCache(tmp / "embeddings"))
+    print(f"vit_b (random weights), {config.describe()}; prefetch in a {args.prefetch}; Auto grid "
           f"{segmentation_controller.AUTO_POINTS_PER_SIDE}x{segmentation_controller.AUTO_POINTS_PER_SIDE} "
           f"(segmentation_controller.AUTO_POINTS_PER_SIDE, unchanged)", flush=True)
 
@@ -422,12 +434,10 @@ class Driver:
 
     def wait_idle(self) -> None:
         """Nothing decoding or encoding (the prefetch queue done)."""
-        e = self.w.controller.encoder.worker
+        encoder = self.w.controller.encoder
 
         def idle() -> bool:
-            with e._cond:
-                busy = e._running is not None or e._foreground is not None or bool(e._prefetch)
-            return not busy and self.decoded()
+            return encoder.idle and self.decoded()
 
         self.spin(idle, 600)
         self.sleep(0.05)
@@ -435,15 +445,11 @@ class Driver:
     def wait_prefetch_encoding(self, row: int, key: str, timeout: float) -> bool:
         """Until the prefetch of `row` is running the encoder (not paused); restart it when it completed."""
         c = self.w.controller
-        e = c.encoder.worker
 
         def encoding() -> bool:
-            with e._cond:
-                running, paused = e._running, time.monotonic() < e._pause_until
-                queued = bool(e._prefetch)
-            if running is not None and not running.foreground and not paused:
+            if c.encoder.prefetch_running:
                 return True
-            if running is None and not queued and _cached(c.session, key):
+            if c.encoder.idle and _cached(c.session, key):
                 _forget(c.session, key)  # completed: run it again
                 c.encoder.forget(row)
                 c.prefetch_next()
@@ -455,18 +461,13 @@ class Driver:
 
     def wait_cached(self, row: int, key: str, timeout: float) -> None:
         c = self.w.controller
-        e = c.encoder.worker
 
         def done() -> bool:
-            with e._cond:
-                running = e._running is not None
-            return not running and _cached(c.session, key)
+            return not c.encoder.prefetch_running and c.encoder.worker.state()["running"] is None and _cached(
+                c.session, key)
 
         if not self.spin(done, timeout):
-            with e._cond:
-                state = (f"running={e._running and (e._running.key, e._running.foreground)}, "
-                         f"foreground={e._foreground and e._foreground.key}, queue={list(e._prefetch)}, "
-                         f"pause_in={e._pause_until - time.monotonic():.1f}s")
+            state = c.encoder.worker.state()
             raise RuntimeError(f"row {row} was not pre-encoded: row={c.row}, next={c.next_row(c.row)}, "
                                f"prefetched={set(c.encoder.prefetched_rows)}, cached={_cached(c.session, key)}, "
                                f"{state}")

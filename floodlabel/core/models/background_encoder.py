@@ -167,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - one line to the parent
         say(error=f"cannot load {args.model}: {exc}")
         return 1
+    if session.cache is not None:
+        session.cache.memory_items = 0  # written to disk for the window and forgotten: the child stays small
     say(ready=session.cache_model_id)
     from floodlabel.core.data.datasets import ImagePair
     from floodlabel.core.data.image_item import load_image_item

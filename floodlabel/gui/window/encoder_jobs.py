@@ -100,6 +100,22 @@ class EncoderJobs(QObject):
                              prefetch_job(row, pair, session, self._prefetched_items))
 
     @property
+    def prefetch_running(self) -> bool:
+        """Whether a prefetch is being encoded now: one sent to the child and not back yet, or the thread's running
+        prefetch job while not paused."""
+        if self._in_flight:
+            return True
+        state = self.worker.state()
+        return state["running"] is not None and not state["running"][1] and state["paused_s"] == 0.0
+
+    @property
+    def idle(self) -> bool:
+        """No embedding runs or waits: no foreground job, no prefetch queued, running or sent to the child."""
+        state = self.worker.state()
+        return (not self._in_flight and state["running"] is None and state["foreground"] is None
+                and not state["queued"])
+
+    @property
     def background_pid(self) -> int | None:
         """The prefetch child's process id while one runs (tests, benchmarks)."""
         return self._background.pid if self._background is not None else None

@@ -187,6 +187,15 @@ class EmbedWorker:
         with self._cond:
             return self._foreground is not None or (self._running is not None and self._running.foreground)
 
+    def state(self) -> dict[str, object]:
+        """A snapshot for tests and benchmarks: running (None, or (key, foreground)), foreground (the pending
+        foreground key or None), queued (prefetch keys waiting), paused_s (seconds the prefetch still waits)."""
+        with self._cond:
+            running = self._running
+            return {"running": None if running is None else (running.key, running.foreground),
+                    "foreground": self._foreground.key if self._foreground is not None else None,
+                    "queued": list(self._prefetch), "paused_s": max(0.0, self._pause_until - time.monotonic())}
+
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the thread to end after `stop()` (True when it did)."""
         self._thread.join(timeout)
