@@ -3,6 +3,7 @@
     .venv/bin/python -m benchmarks.screenshots DATA OUT          # 1366x768 and 1920x1080 -> OUT/*.png
     .venv/bin/python -m benchmarks.screenshots resources/sample /tmp/shots --sizes 1366x768 --settle 5
     .venv/bin/python -m benchmarks.screenshots DATA OUT --click  # also one real click on the first image
+    .venv/bin/python -m benchmarks.screenshots DATA OUT --models # also the Models tab (Model → Models…)
 
 Per size it writes OUT/floodlabel_<W>x<H>.png (the whole screen: there is no window manager, so no title bar) and,
 with --click, OUT/floodlabel_<W>x<H>_click.png after a left click at the centre of the first image (needs the
@@ -41,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--project", default=None, help="show a copy of this project folder (default: a new one)")
     parser.add_argument("--click", action="store_true", help="also a real click at the centre of the first image")
     parser.add_argument("--drag", action="store_true", help="also a real box drag (Box tool) across the image")
+    parser.add_argument("--models", action="store_true",
+                        help="also a screenshot with the Models tab raised (keys Alt+M, M: Model → Models…)")
     parser.add_argument("--isolated-cache", action="store_true", help="use an empty temporary model cache")
     args = parser.parse_args(argv)
 
@@ -83,6 +86,11 @@ def shoot(args: argparse.Namespace, width: int, height: int, out: Path) -> list[
             time.sleep(args.settle)
             written.append(out / f"floodlabel_{width}x{height}.png")
             x.screenshot(written[-1])
+            if args.models:
+                x.key("alt+m", "m", window=x.find_window("FloodLabel$"))
+                time.sleep(args.settle)
+                written.append(out / f"floodlabel_{width}x{height}_models.png")
+                x.screenshot(written[-1])
             if args.click:
                 points = geometry.get("image_to_screen") or []
                 if not points:

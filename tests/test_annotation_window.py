@@ -293,7 +293,9 @@ def test_without_a_checkpoint_the_classic_backend_and_the_banner(qtbot, window, 
     w = window(folder)
     qtbot.waitUntil(lambda: w.controller.session is not None, timeout=20000)
     assert w.controller.session.model_id.startswith("classic")
-    assert w.banner.isVisible() and "floodlabel models download vit_b" in w.banner.text()
+    from floodlabel.core.models.registry import recommended_download
+
+    assert w.banner.isVisible() and f"floodlabel models download {recommended_download()[0]}" in w.banner.text()
     wait_ready(qtbot, w)
     click(w, *interior_point(scenes["a_lake"][1]))
     wait_mask(qtbot, w, timeout=20000)

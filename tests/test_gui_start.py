@@ -22,10 +22,17 @@ from floodlabel.core.models import registry as reg
 from floodlabel.core.common.errors import DownloadError
 from floodlabel.core.common.paths import models_dir
 from floodlabel.gui import qt_platform
-from floodlabel.gui.panels.model_panel import ModelPanel
+from floodlabel.gui.panels.model_panel import HERE, SIZE, ModelPanel
 from floodlabel.gui.workers.background import one_line_error
 
 VIT_B = reg.MODELS["vit_b"]
+TINY2 = reg.MODELS["sam2.1_hiera_tiny"]
+
+
+@pytest.fixture(autouse=True)
+def cpu_only(monkeypatch):
+    """No GPU (as on the development VM, also where there is one): the panel recommends sam2.1_hiera_tiny."""
+    monkeypatch.setenv("FLOODLABEL_DEVICE", "cpu")
 
 
 @pytest.fixture
@@ -36,6 +43,8 @@ def panel_for(qtbot):
         qtbot.addWidget(panel)
         panel.show()
         qtbot.waitExposed(panel)
+        qtbot.waitUntil(lambda: not panel.facts_call.is_running(), timeout=30_000)  # GPU and speeds measured
+        qtbot.wait(50)  # their queued signal
         return panel
 
     return make
@@ -43,7 +52,8 @@ def panel_for(qtbot):
 
 def _table(panel: ModelPanel) -> dict[str, tuple[str, str]]:
     t = panel.table
-    return {t.item(i, 0).text(): (t.item(i, 1).text(), t.item(i, 2).text()) for i in range(t.rowCount())}
+    return {t.item(i, 0).text(): (t.item(i, SIZE).text(), t.item(i, HERE).text()) for i in range(t.rowCount())
+            if t.item(i, SIZE) is not None}  # not the family rows
 
 
 # ------------------------------------------------------------------------------------------------ model panel
@@ -52,13 +62,18 @@ def _table(panel: ModelPanel) -> dict[str, tuple[str, str]]:
 def test_panel_starts_with_classic_fallback_and_says_how_to_get_sam(panel_for):
     panel = panel_for()
     assert "classic (offline, no weights)" in panel.backend_label.text()
-    assert _table(panel) == {"vit_b": ("375 MB", "no"), "vit_l": ("1.25 GB", "no"), "vit_h": ("2.56 GB", "no"),
-                             "sam2.1_hiera_tiny": ("156 MB", "no"), "sam2.1_hiera_small": ("184 MB", "no"),
-                             "sam2.1_hiera_base_plus": ("324 MB", "no"), "sam2.1_hiera_large": ("898 MB", "no")}
+    no = "not downloaded"
+    assert _table(panel) == {"vit_b": ("375 MB", no), "vit_l": ("1.25 GB", no), "vit_h": ("2.56 GB", no),
+                             "sam2.1_hiera_tiny": ("156 MB", no), "sam2.1_hiera_small": ("184 MB", no),
+                             "sam2.1_hiera_base_plus": ("324 MB", no), "sam2.1_hiera_large": ("898 MB", no)}
+    t = panel.table
+    assert [t.item(i, 0).text() for i in range(t.rowCount()) if t.item(i, SIZE) is None] == ["SAM", "SAM 2.1"]
     howto = panel.howto_label.text()
-    for needed in ("floodlabel models download vit_b", VIT_B.url, reg.BASE_URL_ENV, "--model", str(models_dir())):
+    for needed in ("floodlabel models download sam2.1_hiera_tiny", TINY2.url, reg.BASE_URL_ENV, "--model",
+                   str(models_dir())):
         assert needed in howto
-    assert panel.download_button.isEnabled() and panel.download_button.text() == "Download vit_b (375 MB)"
+    assert panel.download_button.isEnabled() and panel.download_button.text() == "Download sam2.1_hiera_tiny (156 MB)"
+    assert "Recommended here: <b>sam2.1_hiera_tiny</b>" in panel.recommend_label.text()
     assert not panel.cancel_button.isEnabled() and not panel.progress_bar.isVisible()
     assert not panel.warning_label.isVisible()
 
@@ -66,8 +81,10 @@ def test_panel_starts_with_classic_fallback_and_says_how_to_get_sam(panel_for):
 def test_fake_downloaded_checkpoint_is_listed_and_used(panel_for):
     (models_dir() / VIT_B.filename).write_bytes(b"x" * 1234)
     panel = panel_for()
-    assert _table(panel)["vit_b"] == ("1 kB", "yes") and _table(panel)["vit_l"][1] == "no"
+    assert _table(panel)["vit_b"] == ("1 kB", "downloaded") and _table(panel)["vit_l"][1] == "not downloaded"
     assert "SAM vit_b" in panel.backend_label.text()
+    assert panel.download_button.isEnabled()  # the recommended sam2.1_hiera_tiny is not downloaded
+    panel.select_model("vit_b")
     assert not panel.download_button.isEnabled()
     assert panel.download_button.text() == "vit_b downloaded"
 
@@ -108,10 +125,10 @@ def test_download_reports_progress_and_refreshes_the_panel(panel_for, qtbot, mon
     panel = panel_for()
     with qtbot.waitSignal(panel.backend_changed, timeout=30_000) as changed:
         qtbot.mouseClick(panel.download_button, Qt.MouseButton.LeftButton)
-    assert changed.args[0].model == "vit_b"
+    assert changed.args[0].model == "sam2.1_hiera_tiny"  # the recommended model, the button's target
     assert "Downloaded and verified" in panel.status_label.text()
-    assert _table(panel)["vit_b"][1] == "yes"
-    assert "SAM vit_b" in panel.backend_label.text()
+    assert _table(panel)["sam2.1_hiera_tiny"][1] == "downloaded"
+    assert "sam2.1_hiera_tiny" in panel.backend_label.text()
     assert not panel.download_button.isEnabled() and not panel.cancel_button.isEnabled()
 
 
@@ -142,7 +159,7 @@ def test_download_can_be_cancelled_while_the_ui_stays_responsive(panel_for, qtbo
     timer.stop()
     assert "cancelled" in panel.status_label.text() and "resume" in panel.status_label.text()
     assert panel.download_button.isEnabled() and not panel.progress_bar.isVisible()
-    assert not reg.local_path("vit_b").exists()
+    assert not reg.local_path("sam2.1_hiera_tiny").exists()
 
 
 def test_download_error_is_one_line_in_the_panel(panel_for, qtbot, monkeypatch):
@@ -181,7 +198,7 @@ def test_real_download_code_against_a_local_server_shows_the_checksum_error(pane
     monkeypatch.setattr(model_download, "download_model", spy)
     try:
         panel = panel_for()
-        panel.start_download()
+        panel.start_download("vit_b")
         qtbot.waitUntil(lambda: panel.task is None, timeout=30_000)
     finally:
         httpd.shutdown()

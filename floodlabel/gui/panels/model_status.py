@@ -1,17 +1,26 @@
-"""Which segmentation backend the app will use, decided from the cached checkpoints and `--model` (Qt-free).
+"""Which segmentation backend the app will use, decided from the cached checkpoints and `--model`, and what this
+machine should download (Qt-free).
 
-Nothing is loaded here (no torch): names are resolved to files with `model_registry.resolve_checkpoint`.
+`choose_backend` loads nothing (no torch): names are resolved to files with `registry.resolve_checkpoint`.
+`machine_facts` imports torch (the GPU question and the compute label of the measured speeds): call it off the UI
+thread; `first_guess_gpu` answers without torch until then.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from floodlabel.core.common.errors import ModelError
-from floodlabel.core.models.registry import CLASSIC, MODELS, is_downloaded, local_path, resolve_checkpoint
+from floodlabel.core.common.errors import FloodLabelError, ModelError
+from floodlabel.core.models.registry import (CLASSIC, MODELS, SAM, is_downloaded, local_path, recommended_download,
+                                             resolve_checkpoint)
 
-PREFERRED_SAM = ("vit_b", "vit_l", "vit_h")
-"""Fastest first: on a 2-core CPU vit_b embeds an image in about 7 s, vit_h in about 45 s."""
+PREFERRED_SAM = ("sam2.1_hiera_tiny", "sam2.1_hiera_small", "sam2.1_hiera_base_plus", "vit_b", "sam2.1_hiera_large",
+                 "vit_l", "vit_h")
+"""Smallest image encoder first (39 M, 46 M, 81 M, 91 M, 224 M, 308 M, 636 M parameters), which is also the order of
+the embedding times measured on a 2-core CPU (issue 15, README Speed: SAM 2.1 tiny about a fifth of vit_b's)."""
 
 CLASSIC_LABEL = "classic (offline, no weights)"
 
@@ -30,6 +39,16 @@ class BackendChoice:
         return self.model != CLASSIC
 
 
+@dataclass(frozen=True)
+class MachineFacts:
+    """gpu: whether the compute setting here uses a CUDA GPU; recommended: (model name, one-line reason) to download;
+    seconds: registered name -> median embedding seconds measured here (only models that ran here)."""
+
+    gpu: bool
+    recommended: tuple[str, str]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
 def choose_backend(requested: str | None = None) -> BackendChoice:
     """`requested` (the --model value) when it resolves; else the first downloaded SAM of PREFERRED_SAM; else classic.
 
@@ -44,9 +63,63 @@ def choose_backend(requested: str | None = None) -> BackendChoice:
             fallback = choose_backend(None)
             return BackendChoice(fallback.model, fallback.label, f"--model {requested}: {exc}")
         if requested in MODELS:
-            return BackendChoice(requested, f"SAM {requested} ({path})")
+            return BackendChoice(requested, f"{model_label(requested)} ({path})")
         return BackendChoice(str(path), f"SAM checkpoint {path} (architecture read from the file when it loads)")
     for name in PREFERRED_SAM:
         if name in MODELS and is_downloaded(name):
-            return BackendChoice(name, f"SAM {name} ({local_path(name)})")
+            return BackendChoice(name, f"{model_label(name)} ({local_path(name)})")
     return BackendChoice(CLASSIC, CLASSIC_LABEL)
+
+
+def model_label(name: str) -> str:
+    """'SAM vit_b' for SAM v1 names; SAM 2.1 names already say their family ('sam2.1_hiera_tiny')."""
+    spec = MODELS.get(name)
+    return f"SAM {name}" if spec is not None and spec.family == SAM else name
+
+
+def machine_facts() -> MachineFacts:
+    """The GPU answer, the recommended download and the embedding times measured here. Imports torch (seconds
+    the first time): not on the UI thread."""
+    from floodlabel.core.models.model_speed import embed_seconds_here
+    from floodlabel.core.segment.compute_config import default_compute_config
+
+    try:
+        config = default_compute_config()
+        gpu, label = config.device.startswith("cuda"), config.describe()
+    except FloodLabelError:  # a bad FLOODLABEL_DEVICE: the session says so; here, what torch sees
+        import torch
+
+        gpu, label = torch.cuda.is_available(), None
+    seconds = {}
+    if label is not None:
+        for name in MODELS:
+            value = embed_seconds_here(name, label) if is_downloaded(name) else None
+            if value is not None:
+                seconds[name] = value
+    return MachineFacts(gpu, recommended_download(gpu), seconds)
+
+
+def first_guess_gpu() -> bool:
+    """Whether a CUDA GPU is likely usable, without importing torch: FLOODLABEL_DEVICE when set, else whether an
+    NVIDIA driver is present (torch is not asked, even once imported: another thread may be importing it now).
+    `machine_facts` gives the real answer."""
+    device = os.environ.get("FLOODLABEL_DEVICE", "").strip().lower()
+    if device:
+        return device.startswith("cuda")
+    if sys.platform.startswith("linux"):
+        return Path("/proc/driver/nvidia/version").exists()
+    if sys.platform == "win32":
+        return Path(os.environ.get("SystemRoot", r"C:\Windows"), "System32", "nvcuda.dll").exists()
+    return False
+
+
+def seconds_short(seconds: float | None) -> str:
+    """'about 0.8 s', 'about 14 s'; '' when never measured."""
+    if seconds is None:
+        return ""
+    return f"about {seconds:.1f} s" if seconds < 10 else f"about {seconds:.0f} s"
+
+
+def seconds_text(seconds: float | None) -> str:
+    """'about 0.8 s per image here'; '' when never measured."""
+    return f"{seconds_short(seconds)} per image here" if seconds is not None else ""

@@ -430,6 +430,7 @@ class AnnotationWindow(QMainWindow):
         self.opacity_slider.valueChanged.connect(self._on_opacity)
         self.model_combo.activated.connect(self.models.on_model_combo)
         self.model_panel.backend_changed.connect(self.models.on_backend_changed)
+        self.model_panel.recommendation_changed.connect(self.models.on_recommendation)
         self.finetune_panel.checkpoint_ready.connect(self.models.on_finetuned)
         self.models.model_changed.connect(self._update_finetune_context)
 

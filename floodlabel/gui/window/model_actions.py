@@ -10,11 +10,13 @@ from typing import Callable
 from PySide6.QtCore import QObject, QSettings, Signal
 from PySide6.QtWidgets import QComboBox, QLabel, QStatusBar, QWidget
 
-from floodlabel.core.models.registry import CLASSIC, MODELS, is_downloaded
+import html
+
+from floodlabel.core.models.registry import CLASSIC, MODELS, is_downloaded, recommended_download
 from floodlabel.gui.canvas.mask_canvas import MaskCanvas
 from floodlabel.gui.dialogs.compare_dataset import CompareDatasetDialog
 from floodlabel.gui.panels.image_list import ImageListDock
-from floodlabel.gui.panels.model_status import CLASSIC_LABEL, choose_backend
+from floodlabel.gui.panels.model_status import CLASSIC_LABEL, choose_backend, first_guess_gpu
 from floodlabel.gui.window.compare_controller import CompareController
 from floodlabel.gui.window.segmentation_controller import SegmentationController
 from floodlabel.gui.workers.background import BackgroundCall
@@ -54,11 +56,14 @@ class ModelActions(QObject):
         self.extra_models: dict[str, str] = {}  # fine-tuned checkpoints made in this session: path -> label
         self.compare_call: BackgroundCall | None = None
         self.compare_dataset_dialog: CompareDatasetDialog | None = None
+        self.recommended = recommended_download(first_guess_gpu())  # torch-free; the Models panel confirms it
 
     def use_model(self, model: str) -> None:
         """Load `model` in the background; the current image is re-embedded and its prompts kept."""
         self.model = model
         self._select_combo(model)
+        if model == CLASSIC:
+            self.banner.setText(banner_html(*self.recommended))
         self.banner.setVisible(model == CLASSIC)
         self.status_bar.showMessage(f"Loading {model} …")
         self.controller.open_session(model)
@@ -151,6 +156,11 @@ class ModelActions(QObject):
         if model and model != self.model:
             self.use_model(model)
 
+    def on_recommendation(self, name: str, reason: str) -> None:
+        """The Models panel knows what this machine should download (GPU or not): the classic banner says it."""
+        self.recommended = (name, reason)
+        self.banner.setText(banner_html(name, reason))
+
     def on_backend_changed(self, choice) -> None:
         """The Models panel's backend changed (a download just finished): list it, and use it instead of classic."""
         self.fill_models()
@@ -216,3 +226,13 @@ class ModelActions(QObject):
         i = self.model_combo.findData(model)
         if i >= 0:
             self.model_combo.setCurrentIndex(i)
+
+
+def banner_html(name: str, reason: str) -> str:
+    """The banner above the canvas while the classic backend is used: which model to get here, why, and how."""
+    size = f"{MODELS[name].size_bytes / 1e6:.0f} MB"
+    why = reason if size in reason else f"{size}; {reason}"
+    return (f"<b>No SAM checkpoint yet</b>: using the offline classic backend (OpenCV GrabCut), which is rougher. "
+            f"Get <b>{html.escape(name)}</b> ({html.escape(why)}) with "
+            f"<a href='models'>Model → Models… → Download</a>, or run <code>floodlabel models download "
+            f"{html.escape(name)}</code>, or start with <code>--model path/to/checkpoint</code>.")
