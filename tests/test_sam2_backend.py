@@ -88,7 +88,7 @@ def test_it_implements_the_whole_protocol(embedded):
     seg = embedded[0]
     assert isinstance(seg, Segmenter)
     assert seg.capabilities == SAM2_CAPABILITIES and seg.capabilities.cache_embeddings
-    assert seg.capabilities.fast_decode and not seg.capabilities.finetune_decoder
+    assert seg.capabilities.fast_decode and seg.capabilities.finetune_decoder  # core.training.sam2_family
     assert seg.cache_model_id == f"{seg.model_id}@enc-fp32-cpu" and seg.weights_id == seg.model_id
     bf16 = Sam2Segmenter(seg.loaded, ComputeConfig("cpu", torch.bfloat16, torch.bfloat16))
     assert bf16.cache_model_id == f"{seg.model_id}@enc-bf16-cpu"  # never served fp32 features, nor the reverse

@@ -163,12 +163,12 @@ def checkpoint_architecture(name_or_path: str | os.PathLike) -> SamArchitecture 
     A fine-tuned decoder checkpoint gives its base's architecture (the base must be found: see decoder_checkpoint).
     """
     from floodlabel.core.sam.checkpoint import infer_architecture, read_state_dict  # torch: import only when needed
-    from floodlabel.core.sam.decoder_checkpoint import base_architecture, is_decoder_checkpoint_file
+    from floodlabel.core.sam.decoder_checkpoint import base_file, is_decoder_checkpoint_file
     from floodlabel.core.sam2.checkpoint import infer_architecture as infer_sam2, is_sam2_state
 
     path = resolve_checkpoint(name_or_path)
     if is_decoder_checkpoint_file(path):
-        return base_architecture(path)
+        path = base_file(path)  # either family's
     state = read_state_dict(path)
     if is_sam2_state(state):
         return infer_sam2(state, path)
@@ -181,12 +181,12 @@ def checkpoint_family(name_or_path: str | os.PathLike) -> str:
     if os.fspath(name_or_path) == CLASSIC:
         return CLASSIC
     from floodlabel.core.sam.checkpoint import read_state_dict
-    from floodlabel.core.sam.decoder_checkpoint import is_decoder_checkpoint_file
+    from floodlabel.core.sam.decoder_checkpoint import decoder_family, is_decoder_checkpoint_file
     from floodlabel.core.sam2.checkpoint import is_sam2_state
 
     path = resolve_checkpoint(name_or_path)
     if is_decoder_checkpoint_file(path):
-        return SAM  # fine-tuned decoders exist for SAM v1 only so far
+        return SAM2 if decoder_family(path) == SAM2 else SAM  # the family field of a fine-tuned decoder
     return SAM2 if is_sam2_state(read_state_dict(path)) else SAM
 
 

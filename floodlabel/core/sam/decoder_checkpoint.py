@@ -4,8 +4,11 @@ A file written by `save_decoder_checkpoint` is a torch zip archive holding one d
 (read back with `torch.load(weights_only=True)`, so it can never run code):
 
     format          FORMAT ("floodlabel-decoder-v1"); how `is_decoder_checkpoint_file` recognises the file
-    mask_decoder    state dict of `Sam.mask_decoder` (about 16 MB in float32 for every SAM size: no encoder copy)
-    prompt_encoder  state dict of `Sam.prompt_encoder`, only when it was trained, else absent
+    family          "sam" (SAM v1; absent in older files) or "sam2.1": which family's loader applies it
+                    (`decoder_family`); the SAM v1 loader here refuses the others, core/sam2/loading applies SAM 2.1's
+    mask_decoder    state dict of `Sam.mask_decoder` (about 16 MB in float32 for every SAM size: no encoder copy;
+                    SAM 2.1: `SAM2Base.sam_mask_decoder`)
+    prompt_encoder  state dict of `Sam.prompt_encoder` (SAM 2.1: `sam_prompt_encoder`), only when it was trained
     base            {"model_id", "architecture", "sha256", "file_name", "path", "size"} of the base SAM checkpoint
     settings        the training settings (FinetuneSettings as a dict)
     data            {"train", "val", "hash", ...}: how many items it saw and a hash of them (images, masks, prompts)
@@ -42,6 +45,7 @@ from floodlabel.core.sam.checkpoint import (LoadedSam, SamArchitecture, check_ch
                                             load_plain_sam, read_state_dict)
 
 FORMAT = "floodlabel-decoder-v1"
+SAM_FAMILY = "sam"  # the family field's value for SAM v1 (registry.SAM); SAM 2.1 writes "sam2.1" (registry.SAM2)
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
 
 _given_bases: list[Path] = []
@@ -82,10 +86,12 @@ class DecoderCheckpoint:
     best_val_iou: float | None = None
     created: str = ""
     floodlabel_version: str = __version__
+    family: str = SAM_FAMILY
 
     def to_dict(self) -> dict:
         out = {
             "format": FORMAT,
+            "family": self.family,
             "mask_decoder": {k: v.detach().cpu().contiguous() for k, v in self.mask_decoder.items()},
             "base": vars(self.base).copy(),
             "settings": _plain(self.settings),
@@ -144,7 +150,17 @@ def read_decoder_checkpoint(path: str | os.PathLike) -> DecoderCheckpoint:
         mask_decoder=decoder, base=base, prompt_encoder=raw.get("prompt_encoder"), settings=raw.get("settings", {}),
         data=raw.get("data", {}), metrics=raw.get("metrics", []), best_epoch=raw.get("best_epoch"),
         best_val_iou=raw.get("best_val_iou"), created=raw.get("created", ""),
-        floodlabel_version=raw.get("floodlabel_version", ""))
+        floodlabel_version=raw.get("floodlabel_version", ""), family=str(raw.get("family", SAM_FAMILY)))
+
+
+def decoder_family(path: str | os.PathLike) -> str:
+    """The family a fine-tuned checkpoint file belongs to ("sam" for files written before the field existed).
+    Memory-mapped read: only the small pickle is parsed."""
+    try:
+        raw = torch.load(Path(path), map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:
+        raise ModelError(f"cannot read fine-tuned checkpoint {path}: {str(exc).strip().splitlines()[0][:200]}") from None
+    return str(raw.get("family", SAM_FAMILY)) if isinstance(raw, dict) else SAM_FAMILY
 
 
 def load_finetuned(path: str | os.PathLike, bases: Sequence[str | os.PathLike] = ()) -> LoadedSam:
@@ -155,8 +171,16 @@ def load_finetuned(path: str | os.PathLike, bases: Sequence[str | os.PathLike] =
     """
     p = Path(path).expanduser().resolve()
     checkpoint = read_decoder_checkpoint(p)
+    check_family(checkpoint, SAM_FAMILY, p)
     base_path = find_base(checkpoint.base, bases, p)
     return apply_checkpoint(load_plain_sam(base_path), checkpoint, p)
+
+
+def check_family(checkpoint: DecoderCheckpoint, family: str, path: Path) -> None:
+    """ModelError when a checkpoint of another family is given to this family's loader."""
+    if checkpoint.family != family:
+        raise ModelError(f"{path.name} is a fine-tuned {checkpoint.family} decoder (base {checkpoint.base.describe()}), "
+                         f"not a {family} one")
 
 
 def apply_checkpoint(base: LoadedSam, checkpoint: DecoderCheckpoint, path: str | os.PathLike) -> LoadedSam:
@@ -165,18 +189,30 @@ def apply_checkpoint(base: LoadedSam, checkpoint: DecoderCheckpoint, path: str |
     Refuses (ModelError naming both) when `base` is not the checkpoint's base (SHA-256 of the base file).
     """
     p = Path(path)
-    digest = sha256_file_memoised(base.path)
-    if digest != checkpoint.base.sha256:
-        raise ModelError(
-            f"{p.name} was fine-tuned on {checkpoint.base.describe()}; refusing to load it onto "
-            f"{Path(base.path).name} ({base.model_id}, sha256 {digest[:16]}…)")
+    check_family(checkpoint, SAM_FAMILY, p)
     model = base.model
-    _load_into(model.mask_decoder, checkpoint.mask_decoder, p, "mask decoder")
-    if checkpoint.prompt_encoder is not None:
-        _load_into(model.prompt_encoder, checkpoint.prompt_encoder, p, "prompt encoder")
+    load_weights(checkpoint, p, base, model.mask_decoder, model.prompt_encoder)
     model.eval()
     return LoadedSam(model, base.architecture, base.weights_hash, base.path, decoder_path=p,
                      decoder_hash=sha256_file_memoised(p)[:16])
+
+
+def load_weights(checkpoint: DecoderCheckpoint, path: Path, base, decoder: torch.nn.Module,
+                 prompt_encoder: torch.nn.Module) -> None:
+    """Check that `base` (a LoadedSam or LoadedSam2 with a file) is the checkpoint's base (SHA-256; ModelError naming
+    both), then load the decoder (and prompt-encoder) weights into the given modules in place (strict)."""
+    if base.path is None:
+        raise ModelError(f"{path.name} needs its base file; the model given has none")
+    digest = sha256_file_memoised(base.path)
+    if digest != checkpoint.base.sha256:
+        raise ModelError(
+            f"{path.name} was fine-tuned on {checkpoint.base.describe()}; refusing to load it onto "
+            f"{Path(base.path).name} ({base.model_id}, sha256 {digest[:16]}…)")
+    _load_into(decoder, checkpoint.mask_decoder, path, "mask decoder")
+    if checkpoint.prompt_encoder is not None:
+        _load_into(prompt_encoder, checkpoint.prompt_encoder, path, "prompt encoder")
+    decoder.eval()
+    prompt_encoder.eval()
 
 
 def find_base(info: BaseModelInfo, bases: Sequence[str | os.PathLike] = (), checkpoint_path: Path | None = None) -> Path:
@@ -204,10 +240,14 @@ def find_base(info: BaseModelInfo, bases: Sequence[str | os.PathLike] = (), chec
 
 def base_architecture(path: str | os.PathLike, bases: Sequence[str | os.PathLike] = ()) -> SamArchitecture:
     """The SAM architecture of a fine-tuned checkpoint's base (memory-mapped shape read; the base must be found)."""
-    p = Path(path)
-    checkpoint = read_decoder_checkpoint(p)
-    base = find_base(checkpoint.base, bases, p)
+    base = base_file(path, bases)
     return infer_architecture(read_state_dict(base), base)
+
+
+def base_file(path: str | os.PathLike, bases: Sequence[str | os.PathLike] = ()) -> Path:
+    """The base file of a fine-tuned checkpoint of any family (found by SHA-256, see `find_base`)."""
+    p = Path(path)
+    return find_base(read_decoder_checkpoint(p).base, bases, p)
 
 
 @contextmanager

@@ -37,8 +37,8 @@ FEATURE_SHAPES = {"image_embed": (1, 256, 64, 64), "high_res_feats_0": (1, 32, 2
 LOGIT_CLAMP = 32.0  # SAM2ImagePredictor clamps the low-res logits it returns to [-32, 32]
 
 # Auto: sam2's SAM2AutomaticMaskGenerator on this segmenter's embeddings (core.models.auto_water); decoder
-# fine-tuning is SAM v1 only for now (issue 15.6)
-SAM2_CAPABILITIES = Capabilities(cache_embeddings=True, fast_decode=True, auto_masks=True, finetune_decoder=False)
+# fine-tuning: core.training's SAM 2.1 family (training/sam2_family.py)
+SAM2_CAPABILITIES = Capabilities(cache_embeddings=True, fast_decode=True, auto_masks=True, finetune_decoder=True)
 
 _PRECISION_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 

@@ -72,12 +72,18 @@ _DECODER_KEY = "sam_mask_decoder.iou_token.weight"
 
 @dataclass
 class LoadedSam2:
-    """A SAM 2.1 model in eval mode, its size, and a short content hash of its weights file."""
+    """A SAM 2.1 model in eval mode, its size, and a short content hash of its weights file.
+
+    A fine-tuned decoder (loading.load_sam2 on a core/sam/decoder_checkpoint file) keeps its base's `path` and
+    `weights_hash` (the same embeddings serve both) and sets `decoder_path` / `decoder_hash`, as LoadedSam does.
+    """
 
     model: "SAM2Base"
     architecture: Sam2Architecture
     weights_hash: str
     path: Path | None
+    decoder_path: Path | None = None
+    decoder_hash: str | None = None
 
     @property
     def model_id(self) -> str:
@@ -86,7 +92,8 @@ class LoadedSam2:
 
     @property
     def weights_id(self) -> str:
-        return self.model_id
+        """model_id, plus the fine-tuned decoder's hash if any."""
+        return self.model_id if self.decoder_hash is None else f"{self.model_id}+ft-{self.decoder_hash}"
 
 
 def is_sam2_state(state: dict[str, torch.Tensor]) -> bool:

@@ -47,7 +47,7 @@ def decode(decoder: MaskDecoder, dense_pe: torch.Tensor, features: torch.Tensor,
     pe = dense_pe.flatten(2).transpose(1, 2).to(lp, memory_format=torch.contiguous_format)  # (1, N, C)
     out_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
     tokens = torch.cat([out_tokens.unsqueeze(0).expand(K, -1, -1), sparse], dim=1)  # (K, T, C)
-    hs, keys = _transformer(decoder.transformer, keys, pe, tokens)
+    hs, keys = transformer(decoder.transformer, keys, pe, tokens)
     iou = decoder.iou_prediction_head(hs[:, 0, :])
     n = decoder.num_mask_tokens
     hyper = torch.stack([decoder.output_hypernetworks_mlps[i](hs[:, 1 + i, :]) for i in range(n)], dim=1)
@@ -55,7 +55,7 @@ def decode(decoder: MaskDecoder, dense_pe: torch.Tensor, features: torch.Tensor,
     return _mask_head(decoder, keys.view(K, gh, gw, C), hyper, rows, cols), iou
 
 
-def _transformer(tr, keys: torch.Tensor, pe: torch.Tensor, tokens: torch.Tensor):
+def transformer(tr, keys: torch.Tensor, pe: torch.Tensor, tokens: torch.Tensor):
     queries, query_pe = tokens, tokens
     for layer in tr.layers:
         if layer.skip_first_layer_pe:
@@ -114,8 +114,8 @@ def _mask_head(decoder: MaskDecoder, keys: torch.Tensor, hyper: torch.Tensor, ro
     K, C = keys.shape[0], keys.shape[-1]
     up = decoder.output_upscaling  # ConvT(256->64), LayerNorm2d(64), GELU, ConvT(64->32), GELU
     x = keys[:, :rows, :cols].reshape(-1, C)
-    w1, b1 = _convt_as_linear(up[0])
-    w2, b2 = _convt_as_linear(up[3])
+    w1, b1 = convt_as_linear(up[0])
+    w2, b2 = convt_as_linear(up[3])
     c1, c2 = up[0].out_channels, up[3].out_channels
     y = F.gelu(F.layer_norm(torch.addmm(b1, x, w1).view(-1, c1), (c1,), up[1].weight, up[1].bias, up[1].eps))
     z = F.gelu(torch.addmm(b2, y, w2)).view(K, -1, c2)  # (K, cells*16, 32)
@@ -124,7 +124,7 @@ def _mask_head(decoder: MaskDecoder, keys: torch.Tensor, hyper: torch.Tensor, ro
     return m.view(K, n, rows, cols, 2, 2, 2, 2).permute(0, 1, 2, 4, 6, 3, 5, 7).reshape(K, n, 4 * rows, 4 * cols)
 
 
-def _convt_as_linear(conv: torch.nn.ConvTranspose2d) -> tuple[torch.Tensor, torch.Tensor]:
+def convt_as_linear(conv: torch.nn.ConvTranspose2d) -> tuple[torch.Tensor, torch.Tensor]:
     """Weight (Cin, Cout, 2, 2) -> (Cin, 4 Cout) with columns (dy, dx, Cout); bias repeated per sub-pixel."""
     w = conv.weight
     cin, cout = w.shape[:2]

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from floodlabel.core.sam.decoder_checkpoint import (BaseModelInfo, DecoderCheckpoint, read_decoder_checkpoint,
-                                                    save_decoder_checkpoint)
+from floodlabel.core.sam.decoder_checkpoint import (SAM_FAMILY, BaseModelInfo, DecoderCheckpoint,
+                                                    read_decoder_checkpoint, save_decoder_checkpoint)
 from floodlabel.core.training.finetune_progress import EpochMetrics
 from floodlabel.core.training.finetune_settings import FinetuneSettings
 
@@ -25,8 +25,8 @@ class BestCheckpoint:
     """
 
     def __init__(self, out: Path, base: BaseModelInfo, settings: FinetuneSettings, data: dict,
-                 metrics: list[EpochMetrics], ddp) -> None:
-        self.out, self.base, self.settings, self.data = out, base, settings, data
+                 metrics: list[EpochMetrics], ddp, family: str = SAM_FAMILY) -> None:
+        self.out, self.base, self.settings, self.data, self.family = out, base, settings, data, family
         self.metrics = metrics  # the run's list, read at each save
         self.epoch: int | None = None
         self.val_iou: float | None = None
@@ -55,7 +55,7 @@ class BestCheckpoint:
         return DecoderCheckpoint(mask_decoder=decoder, prompt_encoder=prompt_encoder, base=self.base,
                                  settings=asdict(self.settings), data=self.data,
                                  metrics=[asdict(m) for m in self.metrics], best_epoch=self.epoch,
-                                 best_val_iou=self.val_iou)
+                                 best_val_iou=self.val_iou, family=self.family)
 
 
 def base_info(seg) -> BaseModelInfo:

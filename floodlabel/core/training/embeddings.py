@@ -1,7 +1,7 @@
 """Image embeddings for training: computed once through the session's EmbeddingCache, then read back per batch.
 
 Memory budget: nothing but the current batch is held as float32. Every embedding lives on disk in the embedding
-cache (float16: 2 MiB for a (1, 256, 64, 64) SAM embedding) and is read back when its batch comes (about 1-2 ms
+cache (float16: 2 MiB for a (1, 256, 64, 64) SAM embedding, 8 MiB for SAM 2.1's three maps) and is read back when its batch comes (about 1-2 ms
 per entry from the page cache, against ~0.5 s for a decoder step). 200 vit_b images: 400 MiB on disk,
 batch x 4 MiB in RAM (16 MiB at batch 4), instead of 800 MiB of float32 for all of them.
 The reader has no memory level (memory_items=0), so the session's own LRU is not churned by training.
@@ -23,8 +23,9 @@ from floodlabel.core.common.hashing import image_key
 from floodlabel.core.segment.embedding_cache import EmbeddingCache
 from floodlabel.core.common.errors import FloodLabelError, ImageReadError
 from floodlabel.core.training.examples import Target, TrainingItem, make_target, mask_digest
+from floodlabel.core.training.families import SamFamily, family_of
 
-EMBEDDING_DISK_BYTES = 256 * 64 * 64 * 2 + 4096  # one float16 SAM entry with its header
+EMBEDDING_DISK_BYTES = SamFamily.embedding_bytes  # one float16 SAM v1 entry with its header (SAM 2.1: ~8 MiB)
 
 
 class TrainingError(FloodLabelError):
@@ -58,7 +59,8 @@ def prepare_embeddings(
     if session.cache is None:
         raise TrainingError("fine-tuning needs a SAM model with an embedding cache")
     cache: EmbeddingCache = session.cache
-    need = len(items) * EMBEDDING_DISK_BYTES
+    family = family_of(session.segmenter)
+    need = len(items) * family.embedding_bytes
     if need > cache.max_disk_bytes:
         raise TrainingError(
             f"{len(items)} images need about {need / 2**20:.0f} MiB of cached embeddings, but the embedding cache "
@@ -78,7 +80,7 @@ def prepare_embeddings(
                 key = image_key(image)
                 hit = cache.contains(session.cache_model_id, key)
                 emb = session.embedding(image, key)
-                target = make_target(mask, emb.input_size, item.prompts)
+                target = make_target(mask, emb.input_size, item.prompts, family.to_input)
                 if not target.water.any():
                     skipped.append((item.name, "water too small for SAM's 256x256 mask frame"))
                 else:
@@ -106,11 +108,14 @@ class EmbeddingReader:
             raise TrainingError(f"{len(missing)} embeddings left the cache while preparing (first: {missing[0]}); "
                                 f"the cache folder {self._cache.directory} is too small or shared")
 
-    def features(self, item: PreparedItem) -> torch.Tensor:
-        """(1, 256, 64, 64) float32 on the training device. Never runs the encoder."""
+    def features(self, item: PreparedItem) -> torch.Tensor | dict[str, torch.Tensor]:
+        """The cached features as float32 on the training device: SAM v1 (1, 256, 64, 64); SAM 2.1 a dict of its
+        three maps (core.sam2.backend.FEATURE_SHAPES). Never runs the encoder."""
         t0 = time.perf_counter()
         emb = self._cache.get(self.model_id, item.key)
         if emb is None:
             raise TrainingError(f"the embedding of {item.name} left the cache during training; start again")
         self.read_seconds += time.perf_counter() - t0
+        if isinstance(emb.features, dict):
+            return {k: torch.as_tensor(v).to(self.device, torch.float32) for k, v in emb.features.items()}
         return torch.as_tensor(emb.features).to(self.device, torch.float32)

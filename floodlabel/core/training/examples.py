@@ -158,22 +158,27 @@ class Target:
         return v
 
 
-def make_target(mask: np.ndarray, input_size: tuple[int, int], prompts: Sequence[Prompt] = ()) -> Target:
-    """mask: (H, W) bool, original frame; input_size: (h, w) of the image inside SAM's 1024 input."""
+def make_target(mask: np.ndarray, input_size: tuple[int, int], prompts: Sequence[Prompt] = (),
+                to_input: Callable[[np.ndarray, tuple[int, int]], np.ndarray] | None = None) -> Target:
+    """mask: (H, W) bool, original frame; input_size: (h, w) of the image inside the 1024 input (SAM 2.1: (1024,
+    1024), the image stretched to it). to_input(points (N, 2), (H, W)) maps recorded prompts to the input frame
+    (the family's, `families.DecoderFamily.to_input`; default SAM v1's ResizeLongestSide)."""
     H, W = mask.shape
     h, w = input_size
     m = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
     padded = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.float32)
     padded[:h, :w] = m
     gt = cv2.resize(padded, (LOW_RES, LOW_RES), interpolation=cv2.INTER_AREA)
-    transform = ResizeLongestSide(IMAGE_SIZE)
+    if to_input is None:
+        to_input = ResizeLongestSide(IMAGE_SIZE).apply_coords
     recorded = []
     for p in prompts:
         if p.is_empty:
             continue
-        coords = transform.apply_coords(p.points.astype(np.float32), (H, W)) if len(p.points) else None
+        coords = np.asarray(to_input(p.points.astype(np.float32), (H, W)), np.float32) if len(p.points) else None
         labels = p.labels.astype(np.int64) if len(p.points) else None
-        box = transform.apply_boxes(p.box.reshape(1, 4), (H, W))[0].astype(np.float32) if p.box is not None else None
+        box = (np.asarray(to_input(p.box.reshape(2, 2).astype(np.float32), (H, W)), np.float32).reshape(4)
+               if p.box is not None else None)
         recorded.append((coords, labels, box))
     return Target(gt, -(-h // CELL), -(-w // CELL), (H, W), (h, w), recorded)
 

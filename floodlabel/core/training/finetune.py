@@ -99,7 +99,7 @@ def finetune(
     train, val, val_on_train = split_items(prepared, settings, rng)
     metrics: list[EpochMetrics] = []
     best = BestCheckpoint(out, base_info(seg), settings, data_record(train, val, val_on_train, len(skipped)),
-                          metrics, ddp)
+                          metrics, ddp, trainer.family.name)
     base_iou, base_dice = trainer.validate(val)
 
     steps_per_epoch = -(-len(train) // settings.batch_size)

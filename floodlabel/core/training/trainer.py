@@ -11,14 +11,18 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from floodlabel.core.training import batched_decoder, distributed, losses
+from floodlabel.core.training import distributed, losses
 from floodlabel.core.training.embeddings import EmbeddingReader, PreparedItem
 from floodlabel.core.training.examples import Target, correction_click, jittered_box, random_point, validation_prompts
+from floodlabel.core.training.families import SamFamily, family_of
 from floodlabel.core.training.finetune_settings import FinetuneSettings, resolve_precision
 
 
 class Trainer:
     """The trained modules, one optimiser step over a batch, and validation.
+
+    The model family (`families.family_of`: SAM v1 or SAM 2.1) says which modules train, how cached features form a
+    batch, how a prompt is encoded and how K images x one prompt are decoded; everything else here is shared.
 
     Speed (the same function as one `MaskDecoder.forward` per example, regrouped):
     - one decoder call per group of examples whose prompts have the same number of sparse tokens (a single point
@@ -40,9 +44,10 @@ class Trainer:
         self.reader = reader
         self.device = seg.device
         self.bf16 = resolve_precision(settings.precision, self.device) == "bf16"
-        model = seg.loaded.model
-        self.decoder = copy.deepcopy(model.mask_decoder).float().to(self.device).train()
-        self.prompt_encoder = copy.deepcopy(model.prompt_encoder).float().to(self.device)
+        self.family = family_of(seg)  # SAM v1 or SAM 2.1: modules, feature batches, prompts, the batched decoder
+        mask_decoder, prompt_encoder = self.family.modules(seg.loaded.model)
+        self.decoder = copy.deepcopy(mask_decoder).float().to(self.device).train()
+        self.prompt_encoder = copy.deepcopy(prompt_encoder).float().to(self.device)
         self.prompt_encoder.train(settings.train_prompt_encoder)
         self.prompt_encoder.requires_grad_(settings.train_prompt_encoder)
         with torch.no_grad():  # a function of the fixed random Fourier matrix only
@@ -79,7 +84,7 @@ class Trainer:
         size = len(batch)
         prompts = [self._draw_prompt(item.target, rng) for item in batch]  # all of them on every rank: rng in step
         batch, prompts = self.ddp.share(batch), self.ddp.share(prompts)  # this rank's part (one process: all)
-        features = torch.cat([self.reader.features(item) for item in batch]) if batch else None  # (B, 256, 64, 64)
+        features = self.family.batch([self.reader.features(item) for item in batch]) if batch else None
         self._add_corrections(features, batch, prompts)
         total_loss = self.loss_module(features, batch, prompts) / size
         total = self.ddp.sum(float(total_loss.detach()))
@@ -94,9 +99,9 @@ class Trainer:
         if not batch:  # a rank with no share of a short batch still joins the gradient all-reduce, with zeros
             return sum(p.reshape(-1)[0] for p in self.decoder.parameters()) * 0.0
         example_losses: list[torch.Tensor | None] = [None] * len(batch)
-        for idx in prompt_groups(prompts):
+        for idx in prompt_groups(prompts, self.family.tokens):
             with self.autocast():
-                low, iou_pred = self.decode_batch(features[idx], [prompts[i][:4] for i in idx],
+                low, iou_pred = self.decode_batch(self.family.take(features, idx), [prompts[i][:4] for i in idx],
                                                   grid_of(batch[i].target for i in idx))
             for j, i in enumerate(idx):
                 multimask = prompts[i][4]
@@ -126,7 +131,7 @@ class Trainer:
         if not idx:
             return
         with self.autocast():
-            low, iou = self.decode_batch(features[idx], [prompts[i][:4] for i in idx])  # the whole grid: fed back
+            low, iou = self.decode_batch(self.family.take(features, idx), [prompts[i][:4] for i in idx])  # all cells
         for j, i in enumerate(idx):
             k = 1 + int(iou[j, 1:].argmax())
             first = low[j, k].float()
@@ -144,26 +149,21 @@ class Trainer:
         return per_candidate.min(dim=1).values.mean() + self.settings.iou_head_weight * iou_loss
 
     # ------------------------------------------------------------------ the decoder, batched
-    def decode_batch(self, features: torch.Tensor, prompts: Sequence, grid: tuple[int, int] | None = None):
-        """segment_anything's PromptEncoder + MaskDecoder.predict_masks for K images with one prompt each.
+    def decode_batch(self, features, prompts: Sequence, grid: tuple[int, int] | None = None):
+        """The family's PromptEncoder + MaskDecoder.predict_masks for K images with one prompt each.
 
-        features: (K, 256, 64, 64); prompts: K x (coords (N, 2) | None, labels (N,) | None, box (4,) | None,
-        mask_input (1, 1, 256, 256) | None), input frame, all with the same number of sparse tokens.
-        grid: (rows, cols) of 64x64 grid cells for the mask head (None: all). Returns SAM's four candidates:
-        low-res logits (K, 4, 4 rows, 4 cols) and predicted IoU (K, 4); callers pick [0:1] or [1:4].
+        features: the family's batch of K (SAM v1 (K, 256, 64, 64)); prompts: K x (coords (N, 2) | None, labels (N,)
+        | None, box (4,) | None, mask_input (1, 1, 256, 256) | None), input frame, all with the same number of
+        sparse tokens. grid: (rows, cols) of 64x64 grid cells for the mask head (None: all). Returns the four
+        candidates: low-res logits (K, 4, 4 rows, 4 cols) and predicted IoU (K, 4); callers pick [0:1] or [1:4].
         """
         sparse, dense = [], []
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.settings.train_prompt_encoder):
-            for coords, labels, box, mask_input in prompts:
-                points = None
-                if coords is not None:
-                    points = (torch.as_tensor(coords, dtype=torch.float32, device=self.device)[None],
-                              torch.as_tensor(labels, dtype=torch.int64, device=self.device)[None])
-                boxes = None if box is None else torch.as_tensor(box, dtype=torch.float32, device=self.device)[None]
-                s, d = self.prompt_encoder(points=points, boxes=boxes, masks=mask_input)
+            for prompt in prompts:
+                s, d = self.family.encode(self.prompt_encoder, prompt, self.device)
                 sparse.append(s)
                 dense.append(d)
-        return batched_decoder.decode(self.decoder, self.dense_pe, features, torch.cat(sparse), torch.cat(dense), grid)
+        return self.family.decode(self.decoder, self.dense_pe, features, torch.cat(sparse), torch.cat(dense), grid)
 
     def _target_tensors(self, target: Target, size=None) -> tuple[torch.Tensor, torch.Tensor]:
         gt, valid = target.gt, target.valid
@@ -177,7 +177,8 @@ class Trainer:
     def validate(self, items: Sequence[PreparedItem], images_per_call: int = 4) -> tuple[float, float]:
         """Mean IoU and Dice over items x {interior point (best-scored of 3), box}, low-res frame.
 
-        Both prompts have 2 sparse tokens, so `images_per_call` images (2 prompts each) go through one call."""
+        `images_per_call` images (2 prompts each) go through one call per prompt length (SAM v1: both prompts have
+        2 sparse tokens, one call; SAM 2.1: the box has 3, two calls)."""
         self.decoder.eval()
         ious, dices = [], []
         items = self.ddp.share(items)  # each rank its contiguous part; gathered in rank order below
@@ -190,16 +191,20 @@ class Trainer:
                     feats.append(f)
                     prompts.append((coords, labels, box, None))
                     owners.append(item)
-            with self.autocast():
-                low, iou_pred = self.decode_batch(torch.cat(feats), prompts, grid_of(i.target for i in chunk))
-            low, iou_pred = low.float(), iou_pred.float()
-            for j, (item, prompt) in enumerate(zip(owners, prompts)):
-                sel = slice(0, 1) if prompt[2] is not None else slice(1, 4)  # the box: one mask; the point: 3
-                k = sel.start + int(iou_pred[j, sel].argmax())
-                chosen = low[j: j + 1, k: k + 1]
-                gt, valid = self._target_tensors(item.target, chosen.shape[-2:])
-                ious.append(float(losses.hard_iou(chosen, gt, valid)))
-                dices.append(float(losses.hard_dice(chosen, gt, valid)))
+            grid = grid_of(i.target for i in chunk)
+            for idx in prompt_groups(prompts, self.family.tokens):
+                with self.autocast():
+                    low, iou_pred = self.decode_batch(self.family.batch([feats[i] for i in idx]),
+                                                      [prompts[i] for i in idx], grid)
+                low, iou_pred = low.float(), iou_pred.float()
+                for j, i in enumerate(idx):
+                    item, prompt = owners[i], prompts[i]
+                    sel = slice(0, 1) if prompt[2] is not None else slice(1, 4)  # the box: one mask; the point: 3
+                    k = sel.start + int(iou_pred[j, sel].argmax())
+                    chosen = low[j: j + 1, k: k + 1]
+                    gt, valid = self._target_tensors(item.target, chosen.shape[-2:])
+                    ious.append(float(losses.hard_iou(chosen, gt, valid)))
+                    dices.append(float(losses.hard_dice(chosen, gt, valid)))
         self.decoder.train()
         ious, dices = self.ddp.gather(ious), self.ddp.gather(dices)
         return float(np.mean(ious)), float(np.mean(dices))
@@ -220,12 +225,13 @@ class _BatchLoss(torch.nn.Module):
         return self._trainer[0].batch_loss_sum(features, batch, prompts)
 
 
-def prompt_groups(prompts) -> list[list[int]]:
-    """Indices of examples grouped by their number of sparse tokens (points, SAM's padding point, box corners)."""
+def prompt_groups(prompts, tokens=None) -> list[list[int]]:
+    """Indices of examples grouped by their number of sparse tokens (`tokens(prompt)`, the family's count; default
+    SAM v1's: points, its padding point, box corners)."""
+    tokens = tokens or SamFamily.tokens
     groups: dict[int, list[int]] = {}
-    for i, (coords, _labels, box, *_rest) in enumerate(prompts):
-        n = (0 if coords is None else len(coords) + (box is None)) + (0 if box is None else 2)
-        groups.setdefault(n, []).append(i)
+    for i, prompt in enumerate(prompts):
+        groups.setdefault(tokens(prompt), []).append(i)
     return list(groups.values())
 
 
