@@ -9,6 +9,7 @@ import json
 import sys
 
 from floodlabel.commands.eval_command import _positive_int
+from floodlabel.core.models.registry import MODELS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "every node must see DATA, the model file and the cache folder at the same paths.")
     parser.add_argument("data", metavar="DATA", help="dataset folder or folder of images (masks are not needed)")
     parser.add_argument("--model", "-m", default="vit_b", metavar="MODEL",
-                        help="a downloaded SAM name (vit_b, vit_l, vit_h) or a .pth checkpoint (default: vit_b)")
+                        help=f"a downloaded SAM or SAM 2.1 name ({', '.join(MODELS)}) or a checkpoint file (.pth, "
+                             "or a SAM 2.1 .pt; its family is read from its tensors) (default: vit_b)")
     parser.add_argument("--cache", metavar="DIR", default=None,
                         help="embedding cache folder (default: the user cache's embeddings folder, i.e. "
                              "$FLOODLABEL_CACHE_DIR/embeddings when that is set); the app finds the entries when "

@@ -8,6 +8,8 @@ import json
 import sys
 import time
 
+from floodlabel.core.models.registry import MODELS
+
 DEFAULT_CSV = "floodlabel-eval.csv"
 
 
@@ -19,16 +21,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "predicted score), 'box' = the water's bounding box, 'auto' = no prompt at all: SAM's "
                     "automatic mask generation (a 16x16 grid of points), its segments lying at least half in the "
                     "ground-truth water united (an upper bound of what AMG gives; the seed notebook's automatic "
-                    "mode; SAM only), 'both' = point and box, 'all' = point, box and auto, each reported as its own "
-                    "row. Reports IoU, Dice, precision, recall (mean ± std), NoC@85/90 (simulated clicks, "
+                    "mode; SAM and SAM 2.1), 'both' = point and box, 'all' = point, box and auto, each reported "
+                    "as its own row. Reports IoU, Dice, precision, recall (mean ± std), NoC@85/90 (simulated clicks, "
                     "measured with point prompts) and failures (IoU < 0.5). Pairs whose image and mask sizes "
                     "differ, unreadable files and empty masks are skipped and listed, never resized.")
     parser.add_argument("data", metavar="DATA",
                         help="dataset folder (Kaggle Image/ + Mask/, images/ + masks/, or a folder of images "
                              "with a masks/ folder)")
     parser.add_argument("--model", "-m", dest="models", action="append", required=True, metavar="MODEL",
-                        help="'classic', a downloaded SAM name (vit_b, vit_l, vit_h), a .pth checkpoint or a "
-                             "fine-tuned decoder checkpoint; repeat to compare models (the first is the reference)")
+                        help=f"'classic', a downloaded SAM or SAM 2.1 name ({', '.join(MODELS)}), a checkpoint "
+                             "file (.pth / .pt) or a fine-tuned decoder checkpoint; repeat to compare models, SAM "
+                             "and SAM 2.1 alike (the first is the reference)")
     parser.add_argument("--base", dest="bases", action="append", default=[], metavar="PATH",
                         help="base SAM checkpoint of the fine-tuned --model files (default: found by SHA-256 where it "
                              "was at training time or in the model folder)")

@@ -20,8 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="dataset folder to open (Kaggle Image/ + Mask/, images/ + masks/, or a folder of "
                              "images; default: the last folder opened, else the bundled sample)")
     parser.add_argument("--model", metavar="NAME|PATH", default=None,
-                        help="vit_b, vit_l, vit_h, classic, or a SAM .pth file "
-                             "(default: the first downloaded of vit_b, vit_l, vit_h, else classic)")
+                        help="vit_b, vit_l, vit_h, sam2.1_hiera_tiny, sam2.1_hiera_small, sam2.1_hiera_base_plus, "
+                             "sam2.1_hiera_large, classic, or a SAM / SAM 2.1 checkpoint file (default: the model "
+                             "used last, else the downloaded one with the smallest encoder: sam2.1_hiera_tiny, "
+                             "_small, _base_plus, vit_b, sam2.1_hiera_large, vit_l, vit_h; else classic)")
     parser.add_argument("--project", metavar="DIR", default=None,
                         help="project folder for accepted masks (default: DATA/floodlabel-project, or a folder "
                              "under the user data folder when DATA is read-only)")

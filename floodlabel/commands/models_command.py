@@ -10,8 +10,8 @@ from floodlabel.core.models.registry import CLASSIC, list_models, model_names, r
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("models", help="list, download or locate SAM checkpoints",
-                                   description="List, download or locate SAM checkpoints.")
+    parser = subparsers.add_parser("models", help="list, download or locate SAM and SAM 2.1 checkpoints",
+                                   description="List, download or locate SAM and SAM 2.1 checkpoints.")
     sub = parser.add_subparsers(dest="models_command", metavar="ACTION")
     p_list = sub.add_parser("list", help="known models, their size and whether they are downloaded")
     p_list.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            "default: FLOODLABEL_MODEL_BASE_URL or the official URL")
     p_dl.add_argument("--retries", type=int, default=3, metavar="N", help="extra attempts after a failure (3)")
     p_path = sub.add_parser("path", help="print the checkpoint path of a downloaded model (exit 2 if missing)")
-    p_path.add_argument("name", metavar="NAME", help="a model name or a .pth file")
+    p_path.add_argument("name", metavar="NAME", help="a model name or a checkpoint file (.pth / .pt)")
     parser.set_defaults(func=run, models_command=None, json=False)
 
 
