@@ -43,7 +43,8 @@ def panel_for(qtbot):
         qtbot.addWidget(panel)
         panel.show()
         qtbot.waitExposed(panel)
-        qtbot.waitUntil(lambda: not panel.facts_call.is_running(), timeout=30_000)  # GPU and speeds measured
+        qtbot.waitUntil(lambda: panel.facts_call is not None and not panel.facts_call.is_running(),
+                        timeout=30_000)  # GPU and speeds measured
         qtbot.wait(50)  # their queued signal
         return panel
 

@@ -34,7 +34,8 @@ def panel_for(qtbot):
         qtbot.addWidget(panel)
         panel.show()
         qtbot.waitExposed(panel)
-        qtbot.waitUntil(lambda: not panel.facts_call.is_running(), timeout=30_000)
+        qtbot.waitUntil(lambda: panel.facts_call is not None and not panel.facts_call.is_running(),
+                        timeout=30_000)
         qtbot.wait(50)  # the queued succeeded signal
         return panel
 
@@ -84,9 +85,9 @@ def test_the_measured_answer_replaces_the_first_guess(qtbot, monkeypatch):
     monkeypatch.setattr(model_status, "machine_facts", lambda: MachineFacts(False, reg.recommended_download(False)))
     panel = ModelPanel()
     qtbot.addWidget(panel)
-    assert panel.target == "vit_b"
+    assert panel.target == "vit_b" and panel.facts_call is None  # nothing asked before the panel is shown
     with qtbot.waitSignal(panel.recommendation_changed, timeout=30_000) as changed:
-        pass
+        panel.show()
     assert changed.args[0] == TINY2 and "no GPU" in changed.args[1]
     assert panel.target == TINY2 and "sam2.1_hiera_tiny (156 MB)" in panel.download_button.text()
 
@@ -97,7 +98,8 @@ def test_a_picked_row_is_not_overridden_by_the_measured_answer(qtbot, monkeypatc
     panel = ModelPanel()
     qtbot.addWidget(panel)
     panel.select_model("vit_h")
-    qtbot.waitSignal(panel.recommendation_changed, timeout=30_000).wait()
+    with qtbot.waitSignal(panel.recommendation_changed, timeout=30_000):
+        panel.show()
     assert panel.target == "vit_h"
 
 
@@ -225,6 +227,10 @@ def test_the_banner_names_the_recommended_model(window, folder, cpu, qtbot):
     qtbot.waitUntil(lambda: w.controller.session is not None, timeout=20_000)
     assert w.banner.isVisible() and f"floodlabel models download {TINY2}" in w.banner.text()
     assert "no GPU here" in w.banner.text()
+    assert w.model_panel.facts_call is None  # the Models tab is behind Dataset: torch not imported for it
+    w.show_models_dock()
+    qtbot.waitUntil(lambda: w.model_panel.facts_call is not None and not w.model_panel.facts_call.is_running(),
+                    timeout=30_000)
     w.models.on_recommendation("vit_b", "SAM ViT-B: the smallest SAM v1, fast on a GPU")
     assert "floodlabel models download vit_b" in w.banner.text() and "375 MB" in w.banner.text()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import os
 
-from PySide6.QtCore import QLocale, Qt, Signal
+from PySide6.QtCore import QLocale, Qt, QTimer, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QAbstractItemView, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
@@ -34,7 +34,7 @@ class ModelPanel(QGroupBox):
     button fetches; `facts` the MachineFacts (first a torch-free guess, then measured in the background).
     Emits `backend_changed(BackendChoice)` when a refresh (e.g. after a download) changes what will be used, and
     `recommendation_changed(name, reason)` when the recommended download is known or changes.
-    `task` is the running DownloadTask, or None.
+    `task` is the running DownloadTask, or None. The measured facts are asked for each time the panel is shown.
     """
 
     backend_changed = Signal(object)
@@ -66,8 +66,7 @@ class ModelPanel(QGroupBox):
         self.download_button.clicked.connect(self._on_download_clicked)
         self.cancel_button.clicked.connect(self.cancel_download)
         self.table.itemSelectionChanged.connect(self._on_selection)
-        self.refresh()
-        self.refresh_facts()
+        self.refresh()  # facts: when first shown (importing torch costs about 2 s and 700 MB, not for classic alone)
 
     # ------------------------------------------------------------------------------------------------ actions
 
@@ -142,7 +141,11 @@ class ModelPanel(QGroupBox):
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt API): a model may have run since: new speeds
         super().showEvent(event)
-        self.refresh_facts()
+        QTimer.singleShot(0, self._refresh_facts_if_visible)  # not for the moment a window builds its docks
+
+    def _refresh_facts_if_visible(self) -> None:
+        if self.isVisible() and not self.visibleRegion().isEmpty():  # a dock tab behind another has no region
+            self.refresh_facts()
 
     def _on_download_clicked(self) -> None:
         self.start_download()
