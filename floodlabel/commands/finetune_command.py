@@ -11,6 +11,7 @@ import sys
 import threading
 
 from floodlabel.commands.eval_command import _positive_int
+from floodlabel.core.models.registry import MODELS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,10 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--from-gt", action="store_true",
                         help="train on the dataset's ground-truth masks even when its project has accepted masks")
     parser.add_argument("--model", "-m", default="vit_b", metavar="MODEL",
-                        help="base: a downloaded SAM name (vit_b, vit_l, vit_h), a .pth checkpoint, or a fine-tuned "
-                             "checkpoint to train further (default: vit_b)")
+                        help=f"base: a downloaded SAM or SAM 2.1 name ({', '.join(MODELS)}), a checkpoint file "
+                             "(.pth / .pt), or a fine-tuned checkpoint to train further (default: vit_b)")
     parser.add_argument("--base", dest="bases", action="append", default=[], metavar="PATH",
-                        help="base SAM checkpoint when --model is a fine-tuned checkpoint whose base is elsewhere")
+                        help="base SAM or SAM 2.1 checkpoint when --model is a fine-tuned checkpoint whose base "
+                             "is elsewhere")
     parser.add_argument("--out", "-o", required=True, metavar="PATH", help="where to write the fine-tuned checkpoint")
     parser.add_argument("--epochs", type=_positive_int, default=10, metavar="N", help="epochs (default: 10)")
     parser.add_argument("--lr", type=_positive_float, default=1e-4, metavar="X",
