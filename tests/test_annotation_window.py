@@ -293,9 +293,10 @@ def test_without_a_checkpoint_the_classic_backend_and_the_banner(qtbot, window, 
     w = window(folder)
     qtbot.waitUntil(lambda: w.controller.session is not None, timeout=20000)
     assert w.controller.session.model_id.startswith("classic")
-    from floodlabel.core.models.registry import recommended_download
+    from floodlabel.gui.panels.model_status import first_guess_gpu, recommended
 
-    assert w.banner.isVisible() and f"floodlabel models download {recommended_download()[0]}" in w.banner.text()
+    name = recommended(first_guess_gpu())[0]  # sam2.1_hiera_tiny without a GPU (and with sam2), else vit_b
+    assert w.banner.isVisible() and f"floodlabel models download {name}" in w.banner.text()
     wait_ready(qtbot, w)
     click(w, *interior_point(scenes["a_lake"][1]))
     wait_mask(qtbot, w, timeout=20000)

@@ -247,3 +247,14 @@ def test_a_downloaded_sam2_model_is_offered_and_used(window, folder, cpu, qtbot)
     qtbot.waitUntil(lambda: w.controller.session is not None, timeout=60_000)
     assert "sam2" in w.controller.session.model_id and not w.banner.isVisible()
     assert np.any([combo.itemData(k) == "classic" for k in range(combo.count())])
+
+
+def test_without_the_sam2_package_vit_b_is_recommended_instead(panel_for, cpu, monkeypatch):
+    real_find_spec = model_status.importlib.util.find_spec
+    monkeypatch.setattr(model_status.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "sam2" else real_find_spec(name, *a))
+    assert model_status.recommended(True)[0] == "vit_b"
+    name, reason = model_status.recommended(False)
+    assert name == "vit_b" and "sam2 package is not installed" in reason
+    panel = panel_for()
+    assert panel.target == "vit_b" and "sam2 package is not installed" in panel.recommend_label.text()

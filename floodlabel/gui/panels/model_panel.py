@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QGroupBox, QHBoxLayout, QHeade
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from floodlabel.core.models.registry import (BASE_URL_ENV, CLASSIC, FAMILIES, MODELS, base_url, download_url,
-                                             list_models, recommended_download)
+                                             list_models)
 from floodlabel.core.common.paths import models_dir
 from floodlabel.gui.panels import model_status
 from floodlabel.gui.panels.model_status import (BackendChoice, MachineFacts, choose_backend, seconds_short,
@@ -46,7 +46,7 @@ class ModelPanel(QGroupBox):
         self.choice: BackendChoice = choose_backend(requested)
         self.task: DownloadTask | None = None
         gpu = model_status.first_guess_gpu()
-        self.facts = MachineFacts(gpu, recommended_download(gpu))
+        self.facts = MachineFacts(gpu, model_status.recommended(gpu))
         self.target = self.facts.recommended[0]
         self.facts_call: BackgroundCall | None = None
 

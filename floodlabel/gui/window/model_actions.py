@@ -12,11 +12,11 @@ from PySide6.QtWidgets import QComboBox, QLabel, QStatusBar, QWidget
 
 import html
 
-from floodlabel.core.models.registry import CLASSIC, MODELS, is_downloaded, recommended_download
+from floodlabel.core.models.registry import CLASSIC, MODELS, is_downloaded
 from floodlabel.gui.canvas.mask_canvas import MaskCanvas
 from floodlabel.gui.dialogs.compare_dataset import CompareDatasetDialog
 from floodlabel.gui.panels.image_list import ImageListDock
-from floodlabel.gui.panels.model_status import CLASSIC_LABEL, choose_backend, first_guess_gpu
+from floodlabel.gui.panels.model_status import CLASSIC_LABEL, choose_backend, first_guess_gpu, recommended
 from floodlabel.gui.window.compare_controller import CompareController
 from floodlabel.gui.window.segmentation_controller import SegmentationController
 from floodlabel.gui.workers.background import BackgroundCall
@@ -56,7 +56,7 @@ class ModelActions(QObject):
         self.extra_models: dict[str, str] = {}  # fine-tuned checkpoints made in this session: path -> label
         self.compare_call: BackgroundCall | None = None
         self.compare_dataset_dialog: CompareDatasetDialog | None = None
-        self.recommended = recommended_download(first_guess_gpu())  # torch-free; the Models panel confirms it
+        self.recommended = recommended(first_guess_gpu())  # torch-free; the Models panel confirms it
 
     def use_model(self, model: str) -> None:
         """Load `model` in the background; the current image is re-embedded and its prompts kept."""
