@@ -213,13 +213,13 @@ class ModelPanel(QGroupBox):
         buttons = QHBoxLayout()
         buttons.addWidget(self.download_button)
         buttons.addWidget(self.cancel_button)
-        buttons.addWidget(self.progress_bar, 1)
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.backend_label)
         layout.addWidget(self.warning_label)
         layout.addWidget(self.recommend_label)
         layout.addLayout(buttons)  # the action first: a 768-px screen shows little of the dock
+        layout.addWidget(self.progress_bar)  # a line of its own: "120 MB of 156 MB (77%)" is read whole
         layout.addWidget(self.status_label)
         layout.addWidget(self.table)
         layout.addWidget(self.detail_label)
