@@ -76,7 +76,8 @@ def test_batched_sam2_decoder_matches_predict_masks():
         ((ref_masks * weight).sum() + ref_iou.sum()).backward()
         ref_grads = {n: p.grad.clone() for n, p in dec.named_parameters() if p.grad is not None}
         dec.zero_grad()
-        masks, iou = fam.decode(dec, dense_pe, feats, sparse, dense)
+        per_image = [{k: v[i: i + 1] for k, v in feats.items()} for i in range(K)]  # as the reader gives them
+        masks, iou = fam.decode(dec, dense_pe, fam.batch(per_image), sparse, dense)
         ((masks * weight).sum() + iou.sum()).backward()
         torch.testing.assert_close(masks, ref_masks, atol=1e-4, rtol=1e-4)
         torch.testing.assert_close(iou, ref_iou, atol=1e-5, rtol=1e-4)

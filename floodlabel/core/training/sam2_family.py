@@ -46,12 +46,18 @@ class Sam2Family:
         return model.sam_mask_decoder, model.sam_prompt_encoder
 
     @staticmethod
-    def batch(features: list) -> dict[str, torch.Tensor]:
-        return {k: torch.cat([f[k] for f in features]) for k in FEATURES}
+    def batch(features: list[dict[str, torch.Tensor]]) -> dict:
+        """K images' cached maps -> one batch: image_embed (K, 256, 64, 64), and per image its high-res maps in the
+        mask head's row layout (one copy each): rows [(s1 (4096, 4 * 64), s0 (16384, 4 * 32))] * K."""
+        return {"image_embed": torch.cat([f["image_embed"] for f in features]),
+                "rows": [_rows(f["high_res_feats_1"], f["high_res_feats_0"]) for f in features]}
 
     @staticmethod
-    def take(features: dict[str, torch.Tensor], idx: list[int]) -> dict[str, torch.Tensor]:
-        return {k: v[idx] for k, v in features.items()}
+    def take(features: dict, idx: list[int]) -> dict:
+        """A sub-batch: the image embeddings indexed, the high-res rows picked (no copy)."""
+        if idx == list(range(len(features["rows"]))):
+            return features
+        return {"image_embed": features["image_embed"][idx], "rows": [features["rows"][i] for i in idx]}
 
     @staticmethod
     def tokens(prompt) -> int:
@@ -83,8 +89,8 @@ class Sam2Family:
 
 def decode(decoder, dense_pe: torch.Tensor, features: dict[str, torch.Tensor], sparse: torch.Tensor,
            dense: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """features: image_embed (K, 256, 64, 64), high_res_feats_0 (K, 32, 256, 256), high_res_feats_1 (K, 64, 128,
-    128); sparse (K, T, 256); dense (K, 256, 64, 64). Returns (masks (K, 4, 256, 256), iou (K, 4))."""
+    """features: a `Sam2Family.batch` (image_embed (K, 256, 64, 64) and the high-res maps in row layout); sparse
+    (K, T, 256); dense (K, 256, 64, 64). Returns (masks (K, 4, 256, 256), iou (K, 4))."""
     image = features["image_embed"]
     K, C, gh, gw = image.shape
     device = image.device.type
@@ -100,25 +106,34 @@ def decode(decoder, dense_pe: torch.Tensor, features: dict[str, torch.Tensor], s
     iou = decoder.iou_prediction_head(hs[:, s, :])
     n = decoder.num_mask_tokens
     hyper = torch.stack([decoder.output_hypernetworks_mlps[i](hs[:, s + 1 + i, :]) for i in range(n)], dim=1)
-    return _mask_head(decoder, keys, hyper, features["high_res_feats_0"], features["high_res_feats_1"]), iou
+    return _mask_head(decoder, keys, hyper, features["rows"]), iou
 
 
-def _mask_head(decoder, keys: torch.Tensor, hyper: torch.Tensor, feat_s0: torch.Tensor,
-               feat_s1: torch.Tensor) -> torch.Tensor:
-    """keys (K, 4096, C) final image tokens; hyper (K, 4, 32). Per-cell form of the upscaling (batched_decoder's
-    mask head) with the high-res maps rearranged into its rows: feat_s1 -> (K 4096, (dy1, dx1, 64)),
-    feat_s0 -> (K 16384, (dy2, dx2, 32)), as FastSam2Decoder.prepare lays them out."""
+def _rows(feat_s1: torch.Tensor, feat_s0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """feat_s1 (1, 64, 128, 128) -> (4096, (dy1, dx1, 64)); feat_s0 (1, 32, 256, 256) -> (16384, (dy1, dx1, dy2,
+    dx2 ... see FastSam2Decoder.prepare)), rows (gy, gx) and (gy, gx, dy1, dx1)."""
+    c1, c0 = feat_s1.shape[1], feat_s0.shape[1]
+    s1 = feat_s1[0].view(c1, 64, 2, 64, 2).permute(1, 3, 2, 4, 0).reshape(4096, 4 * c1)
+    s0 = feat_s0[0].view(c0, 64, 2, 2, 64, 2, 2).permute(1, 4, 2, 5, 3, 6, 0).reshape(16384, 4 * c0)
+    return s1, s0
+
+
+def _mask_head(decoder, keys: torch.Tensor, hyper: torch.Tensor, rows: list) -> torch.Tensor:
+    """keys (K, 4096, C) final image tokens; hyper (K, 4, 32); rows: per image (s1, s0) from `_rows`. Per-cell form
+    of the upscaling (batched_decoder's mask head), one image at a time (large products each), with the high-res
+    maps added to the transposed convolutions' outputs: feat_s1 in float32 (the layer norm runs in float32),
+    feat_s0 in the compute dtype. Returns (K, 4, 256, 256)."""
     K, C = keys.shape[0], keys.shape[-1]
     dc1, ln1, act1, dc2, act2 = decoder.output_upscaling
     c1, c2 = dc1.out_channels, dc2.out_channels
-    lp = keys.dtype
-    r1 = feat_s1.view(K, c1, 64, 2, 64, 2).permute(0, 2, 4, 3, 5, 1).reshape(K * 4096, 4 * c1).to(lp)
-    r0 = feat_s0.view(K, c2, 64, 2, 2, 64, 2, 2).permute(0, 2, 5, 3, 6, 4, 7, 1).reshape(K * 16384, 4 * c2).to(lp)
     w1, b1 = batched_decoder.convt_as_linear(dc1)
     w2, b2 = batched_decoder.convt_as_linear(dc2)
-    y = (torch.addmm(b1, keys.reshape(-1, C), w1) + r1).view(-1, c1)  # dc1(src) + feat_s1, rows (k, gy, gx, dy1, dx1)
-    y = act1(F.layer_norm(y, (c1,), ln1.weight, ln1.bias, ln1.eps))
-    z = act2(torch.addmm(b2, y, w2) + r0).view(K, -1, c2)  # (K, 65536, 32)
-    m = torch.bmm(hyper.to(z.dtype), z.transpose(1, 2))  # (K, 4, 65536)
     n = hyper.shape[1]
+    out = []
+    for k, (r1, r0) in enumerate(rows):
+        y = (torch.addmm(b1, keys[k], w1) + r1).view(-1, c1)  # dc1(src) + feat_s1, rows (gy, gx, dy1, dx1)
+        y = act1(F.layer_norm(y, (c1,), ln1.weight, ln1.bias, ln1.eps))
+        z = act2(torch.addmm(b2, y, w2) + r0.to(keys.dtype)).view(-1, c2)  # (65536, 32)
+        out.append(hyper[k].to(z.dtype) @ z.t())  # (4, 65536)
+    m = torch.stack(out)
     return m.view(K, n, 64, 64, 2, 2, 2, 2).permute(0, 1, 2, 4, 6, 3, 5, 7).reshape(K, n, 256, 256)
