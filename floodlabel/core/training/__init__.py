@@ -1,4 +1,4 @@
-"""Fine-tuning SAM's mask decoder on cached image embeddings (no Qt; the GUI runs it in a worker).
+"""Fine-tuning SAM's (v1 or 2.1) mask decoder on cached image embeddings (no Qt; the GUI runs it in a worker).
 
     from floodlabel.core.training.examples import TrainingItem, items_from_dataset
     from floodlabel.core.training.finetune import FinetuneSettings, finetune
@@ -7,6 +7,9 @@
 - embeddings.py:         embeddings computed once through the EmbeddingCache, then read per batch (float16 at rest).
 - losses.py:             BCE / focal + Dice over SAM's 256x256 low-res logits.
 - batched_decoder.py:    SAM's mask decoder for a batch of images with one prompt each, differentiable, re-associated.
+- families.py:           what the trainer asks a model family (DecoderFamily; family_of): its modules, feature batches,
+                         prompt frame and tokens, batched decode; SAM v1's (SamFamily) is here.
+- sam2_family.py:        SAM 2.1's (Sam2Family): stretched 1024 frame, three cached maps, high-res mask head.
 - finetune.py:           the loop: split, epochs, cancel, NaN guard (re-exports the public names below).
 - finetune_settings.py:  FinetuneSettings (stored in the checkpoint) and the precision they resolve to.
 - finetune_progress.py:  TrainingProgress events, EpochMetrics, FinetuneResult.

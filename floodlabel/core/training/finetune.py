@@ -27,6 +27,9 @@ Steps:
 6. Under `torchrun --nproc-per-node N` the same run is shared by N processes with DistributedDataParallel
    (`distributed.py`: each rank a share of every batch and of validation, rank 0 writes the checkpoint).
 
+The model family (SAM v1 or SAM 2.1, `families.family_of`) is chosen once: the trainer and the embedding step ask it
+which modules train, how features batch, how prompts map and decode; the checkpoint records its family.
+
 Where the parts live: `finetune_settings` (FinetuneSettings, resolve_precision), `finetune_progress`
 (TrainingProgress, EpochMetrics, FinetuneResult), `data_split` (step 2), `trainer` (Trainer: step 3's step and
 step 4's validation), `best_checkpoint` (step 4's best epoch and its file). This module is the loop; it re-exports
