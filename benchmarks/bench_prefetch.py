@@ -6,7 +6,8 @@ window's process (a thread, as before) and when it runs in a child process at ni
 
 One process decodes a click (SegmentationSession.predict, a point on an 893x551 photo, the window's decode) every
 100 ms for --seconds while (1) nothing else runs: the baseline, (2) a thread of the same process encodes other
-images without a pause, (3) a child process encodes the same images. The table gives the decode's median and p95,
+images without a pause, (3) a child process encodes the same images, the decode with the process's torch threads
+and (4) with 1, as the window does while its child is busy. The table gives the decode's median and p95,
 their ratios to the baseline in the same run, and how many images each prefetch encoded meanwhile. Random weights
 time like real ones. No pause after a click in (2): it shows what a click pays when it lands inside an encoder block.
 """
@@ -103,7 +104,15 @@ def main(argv: list[str] | None = None) -> int:
             done.wait(120)  # the model is loaded (the child's start is not what is measured)
             time.sleep(1.0)
             start = count[0]
-            rows.append(("pre-encoding in a child process, nice +10", clicks(), f"{count[0] - start}"))
+            rows.append(("pre-encoding in a child process, nice +10, decode with the process's threads", clicks(),
+                         f"{count[0] - start}"))
+            from floodlabel.core.segment.compute_config import threads_here
+
+            threads_here(1)  # the window's rule while the child is busy (SegmentationController._submit_decode)
+            start = count[0]
+            rows.append(("pre-encoding in a child process, nice +10, decode with 1 thread (the window)", clicks(),
+                         f"{count[0] - start}"))
+            threads_here(None)
         finally:
             child.close(timeout=1.0)
 

@@ -68,3 +68,26 @@ def test_eval_exits_2_with_one_line(monkeypatch, tmp_path, capsys):
     assert main(["eval", str(tmp_path), "--model", "classic"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "FLOODLABEL_PRECISION='half' is not accepted: use fp32 or bf16" in err
+
+
+def test_threads_here_is_per_thread():
+    """The decode thread's torch thread count changes only its own (OpenMP keeps it per thread)."""
+    import threading
+
+    import torch
+
+    from floodlabel.core.segment.compute_config import PROCESS_THREADS, threads_here
+
+    seen = {}
+
+    def worker():
+        threads_here(1)
+        seen["one"] = torch.get_num_threads()
+        threads_here(None)
+        seen["back"] = torch.get_num_threads()
+
+    before = torch.get_num_threads()
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    assert seen == {"one": 1, "back": PROCESS_THREADS} and torch.get_num_threads() == before

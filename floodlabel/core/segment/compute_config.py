@@ -85,6 +85,20 @@ def default_compute_config() -> ComputeConfig:
     return ComputeConfig(device=device, encoder_dtype=enc, decoder_dtype=dec)
 
 
+PROCESS_THREADS = torch.get_num_threads()
+"""torch's intra-op threads of this process as it started (what `threads_here(None)` goes back to)."""
+
+
+def threads_here(n: int | None) -> None:
+    """Set torch's intra-op threads for the calling thread only (OpenMP keeps the count per thread); None: the
+    process's own count. The window's decode thread uses 1 while the pre-encoding child holds the other core: with
+    2, each decode's OpenMP barrier waited on the core the child was on (decode 52 -> 724 ms, 1 thread: 32 ms;
+    benchmarks/bench_prefetch.py)."""
+    want = PROCESS_THREADS if n is None else max(1, int(n))
+    if torch.get_num_threads() != want:
+        torch.set_num_threads(want)
+
+
 @lru_cache(maxsize=None)
 def native_bf16(device: str = "cpu") -> bool:
     """True where bf16 matmuls run natively (CPU: avx512_bf16 / AMX via oneDNN; CUDA: Ampere or newer)."""

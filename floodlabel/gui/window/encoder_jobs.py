@@ -109,6 +109,11 @@ class EncoderJobs(QObject):
         return state["running"] is not None and not state["running"][1] and state["paused_s"] == 0.0
 
     @property
+    def background_busy(self) -> bool:
+        """Whether the pre-encoding child has work (loading its model or encoding): it holds a core."""
+        return bool(self._in_flight)
+
+    @property
     def idle(self) -> bool:
         """No embedding runs or waits: no foreground job, no prefetch queued, running or sent to the child."""
         state = self.worker.state()

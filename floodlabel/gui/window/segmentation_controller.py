@@ -331,14 +331,26 @@ class SegmentationController(QObject):
         key = self.prompt_key(prompt)
         self._request += 1
         if kind != "prompt" or size == item.original_size:
-            self.decoder.submit(self._request, lambda: decode_view(session, emb, kind, key, prompt, candidate, size))
+            self._submit_decode(lambda: decode_view(session, emb, kind, key, prompt, candidate, size))
             return
         # one trip: the view mask and the native one (strokes applied, metrics) come back together
         self._native_pending = True
         ann, gt = self.annotation, item.gt
         layer, version = self._stroke_snapshot(), ann.version
-        self.decoder.submit(self._request, lambda: decode_prompt(session, emb, key, prompt, candidate, size, layer,
-                                                                 gt, version))
+        self._submit_decode(lambda: decode_prompt(session, emb, key, prompt, candidate, size, layer, gt, version))
+
+    def _submit_decode(self, fn) -> None:
+        """Queue decode `fn` as request `_request`; it runs with 1 torch thread while the pre-encoding child is
+        busy (it holds the other core: see `compute_config.threads_here`), else with the process's count."""
+        threads = 1 if self.encoder.background_busy else None
+
+        def job():
+            from floodlabel.core.segment.compute_config import threads_here  # torch: never imported on the UI thread
+
+            threads_here(threads)
+            return fn()
+
+        self.decoder.submit(self._request, job)
 
     def _on_decoded(self, request_id: int, result: Decoded) -> None:
         if request_id != self._request or self.annotation is None:
@@ -359,8 +371,7 @@ class SegmentationController(QObject):
         prompt, candidate, version = ann.prompt, self._chosen(shown), ann.version
         layer = self._stroke_snapshot()
         self._request += 1
-        self.decoder.submit(self._request,
-                            lambda: decode_native(session, emb, shown, prompt, candidate, layer, gt, version))
+        self._submit_decode(lambda: decode_native(session, emb, shown, prompt, candidate, layer, gt, version))
 
     def _decode_session(self):
         """The session prompts decode through: a large map's image is its view (`core.tiles.map_item.MapItem`),
