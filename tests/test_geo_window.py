@@ -221,3 +221,24 @@ def test_picking_a_candidate_after_the_refine_shows_that_candidate(qtbot, window
     from floodlabel.core.tiles.view_frame import upscale_mask
 
     assert np.array_equal(c.native_mask, upscale_mask(view, (4100, 4200)))
+
+
+def test_compare_on_a_map_decodes_the_same_prompt_in_the_view_frame(qtbot, window, tmp_path):
+    """Model B decodes A's prompt (full frame) on the map's view embedding through the same frame change as A: with
+    the same backend, B's mask is A's. (It decoded the full-frame point on the view embedding, off the lake.)"""
+    root = tmp_path / "compare"
+    (root / "Image").mkdir(parents=True)
+    write_map(root / "Image" / "map.tif", UTM, Affine(0.1, 0, 500000, 0, -0.1, 4000000), (4200, 4100),
+              lake_with_islands((2900, 2900), 700, []))
+    w = window(root, SegmentationSession.open("classic"))
+    qtbot.waitUntil(lambda: w.controller.embedding is not None, timeout=60000)
+    c = w.controller
+    c.refiner.wanted = lambda item: False  # the view-level decode only, for A and B alike
+    w.compare.set_session(SegmentationSession.open("classic"))
+    c.add_point(2900.0, 2900.0, True)  # outside the 2048 px view's own frame: only a frame change finds the lake
+    wait_native(qtbot, w)
+    qtbot.waitUntil(lambda: w.compare.result is not None, timeout=30000)
+    a_view = c.shown.prediction.mask(c.shown.prediction.best)
+    b_view = w.compare.result.view_mask
+    assert b_view.shape == a_view.shape and a_view.any()
+    assert (b_view == a_view).mean() > 0.999

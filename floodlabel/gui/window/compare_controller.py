@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, Signal
 
 from floodlabel.core.annotation.annotation import view_size
 from floodlabel.core.evaluation.metrics import MaskMetrics, mask_metrics
+from floodlabel.core.tiles.view_frame import ViewFrameSession
 from floodlabel.gui.window.segmentation_controller import SegmentationController
 from floodlabel.gui.workers.latest_request import LatestRequestWorker
 
@@ -98,6 +99,10 @@ class CompareController(QObject):
         item, prompt, a_emb = main.item, main.annotation.prompt, main.embedding
         size = view_size(item.original_size)
         embeddings = self._embeddings
+        if tuple(item.image.shape[:2]) != tuple(item.original_size):  # a large map: embeddings are of its view
+            decoder = ViewFrameSession(session, item.original_size)  # and prompts of the full frame
+        else:
+            decoder = session
 
         def job() -> Compared:
             if session.model_id == a_emb.model_id:
@@ -108,13 +113,13 @@ class CompareController(QObject):
                     if len(embeddings) >= 4:
                         embeddings.clear()  # a few images' worth, not the whole session's
                     emb = embeddings[item.key] = session.embedding(item.image, item.key)
-            pred = session.predict(emb, prompt, multimask=True, output_size=size)
+            pred = decoder.predict(emb, prompt, multimask=True, output_size=size)
             best = pred.best
             view_mask = pred.mask(best)
             metrics = None
             if item.gt is not None:
                 native = view_mask if size == item.original_size else \
-                    session.predict(emb, prompt, multimask=True).mask(best)
+                    decoder.predict(emb, prompt, multimask=True).mask(best)
                 metrics = mask_metrics(native, item.gt)
             return Compared(key, view_mask, metrics, float(pred.scores[best]))
 
