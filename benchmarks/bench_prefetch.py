@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(("pre-encoding in a child process, nice +10, decode with 1 thread (the window)", clicks(),
                          f"{count[0] - start}"))
             threads_here(None)
+            memory = f"memory: this process {_status_mb('self')}, the child {_status_mb(child.pid)}"
         finally:
             child.close(timeout=1.0)
 
@@ -123,7 +124,18 @@ def main(argv: list[str] | None = None) -> int:
     for label, times, n in rows:
         print(f"| {label} | {len(times)} | {_ms(statistics.median(times))} | {_ms(_p95(times))} | "
               f"{statistics.median(times) / statistics.median(base):.2f} | {_p95(times) / _p95(base):.2f} | {n} |")
+    print(f"\n{memory}")
     return 0
+
+
+def _status_mb(pid) -> str:
+    """VmRSS / VmHWM (peak) of a process from /proc, in MB."""
+    try:
+        fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    except OSError:
+        return "unknown"
+    mb = {k: int(fields[k].split()[0]) // 1024 for k in ("VmRSS", "VmHWM") if k in fields}
+    return f"{mb.get('VmRSS', '?')} MB resident, {mb.get('VmHWM', '?')} MB peak"
 
 
 def _checkpoint(model: str, tmp: Path) -> Path:

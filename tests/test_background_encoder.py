@@ -187,3 +187,23 @@ def test_the_window_prefetches_in_a_child_and_survives_its_death(qtbot, window, 
     qtbot.waitUntil(lambda: str(photos[3]) in prefetched, timeout=90000)
     w.close()
     assert c.encoder.background_pid is None
+
+
+def test_a_small_machine_keeps_the_prefetch_in_the_window(monkeypatch):
+    from floodlabel.core.models import background_encoder
+
+    assert background_encoder.worth_a_process(16 << 30) and not background_encoder.worth_a_process(4 << 30)
+    from floodlabel.gui.window.encoder_jobs import EncoderJobs
+
+    monkeypatch.setenv("FLOODLABEL_PREFETCH", "process")
+    session = type("S", (), {"source": "some.pth", "cache": None})()
+    jobs = EncoderJobs(lambda: (None, None))
+    try:
+        monkeypatch.setattr(background_encoder, "worth_a_process", lambda total=None: False)
+        assert jobs._background_for(session) is None
+        monkeypatch.setattr(background_encoder, "worth_a_process", lambda total=None: True)
+        assert jobs._background_for(session) is not None  # made, not started
+        assert jobs.background_pid is None
+    finally:
+        jobs.close()
+        jobs.worker.stop()

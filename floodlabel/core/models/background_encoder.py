@@ -8,8 +8,11 @@ Results travel through what exists: the child writes the embedding cache on disk
 the same model opened the same way on the same machine), and the window's next image is a cache hit (~1 ms).
 Only short JSON lines cross the pipes.
 
-Memory: the child holds a second copy of the model (about 0.4 GB for vit_b, 2.5 GB for vit_h). It starts on the
-first request and exits after IDLE_EXIT_S without one, or when the parent closes it or dies (its stdin closes).
+Memory: the child holds a second copy of the model and its own torch. Measured with vit_b (bf16, 893x551 images,
+a window pre-encoding 3 images): the child 1.3 GB resident, 2.5 GB at its peak while encoding, beside the
+window's 1.6 / 2.8 GB (`benchmarks/bench_prefetch.py` prints the child's). It starts on the first request and exits after IDLE_EXIT_S without one, or when the parent
+closes it or dies (its stdin closes); on a machine with less than MIN_MEMORY_BYTES the window keeps the prefetch in
+its own process (`worth_a_process`).
 
 Protocol of `python -m floodlabel.core.models.background_encoder MODEL [--cache-dir D] [--nice N] [--threads T]
 [--idle S]`: stdin one JSON object per line, {"image": path}; stdout {"ready": cache model id} once the model is
@@ -35,6 +38,21 @@ BACKGROUND_THREADS = 1
 """torch threads in the child: the other core stays with the window."""
 IDLE_EXIT_S = 120.0
 """The child exits after this long without a request (its model's memory comes back)."""
+
+MIN_MEMORY_BYTES = 8 << 30
+"""Below this much RAM the prefetch stays in the window's process: a second model copy would not fit well."""
+
+
+def worth_a_process(total_memory: int | None = None) -> bool:
+    """Whether this machine has room for the child's second model copy (MIN_MEMORY_BYTES of RAM or more).
+    total_memory: bytes (default: the machine's, from sysconf; unknown counts as enough)."""
+    if total_memory is None:
+        try:
+            total_memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):
+            return True
+    return total_memory >= MIN_MEMORY_BYTES
+
 
 Event = Callable[[str, str, object], None]
 """on_event(kind, image path or "", detail): ("ready", "", cache model id), ("done", path, seconds),

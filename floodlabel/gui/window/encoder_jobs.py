@@ -136,10 +136,13 @@ class EncoderJobs(QObject):
         source = getattr(session, "source", None)
         if source is None or os.environ.get("FLOODLABEL_PREFETCH", "process") == "thread":
             return None
+        from floodlabel.core.models.background_encoder import BackgroundEncoder, worth_a_process
+
+        if not worth_a_process():  # little RAM: no second copy of the model
+            return None
         cache = session.cache
         key = (source, str(cache.directory) if cache is not None else None)
         if self._background_source != key:
-            from floodlabel.core.models.background_encoder import BackgroundEncoder
 
             self.close()
             relay = self._relay  # the lambda keeps the relay, not this QObject, for the reader thread
