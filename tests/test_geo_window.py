@@ -43,26 +43,6 @@ def big_map(tmp_path_factory):
     return root
 
 
-@pytest.fixture
-def window(qtbot):
-    from floodlabel.gui.window.annotation_window import AnnotationWindow
-
-    made = []
-
-    def make(folder, session):
-        w = AnnotationWindow(folder, session=session)
-        qtbot.addWidget(w)
-        w.resize(1280, 760)
-        w.show()
-        qtbot.waitExposed(w)
-        made.append(w)
-        return w
-
-    yield make
-    for w in made:
-        w.close()
-
-
 def click(w, x, y):
     QTest.mouseClick(w.canvas.main_viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
                      w.canvas.widget_pos(x, y))

@@ -41,9 +41,6 @@ REFINE_MEMORY = 4
 
 SAM_CAPABILITIES = Capabilities(cache_embeddings=True, fast_decode=True, auto_masks=True, finetune_decoder=True)
 
-_PRECISION_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
-
-
 class SamSegmenter:
     """One SAM model: embed images, decode prompts. Thread-safe for one embed and one predict at a time each."""
 
@@ -85,8 +82,7 @@ class SamSegmenter:
         """Keys the embedding cache: model_id plus what changes the encoder's features (its precision and the
         device type), e.g. "sam-vit_b-0123456789abcdef@enc-bf16-cpu". bf16 and fp32 features differ (by ~0.007 on
         average), so an fp32 session is never served a bf16 run's embeddings, nor the other way round."""
-        precision = _PRECISION_NAMES.get(self.config.encoder_dtype, str(self.config.encoder_dtype))
-        return f"{self.model_id}@enc-{precision}-{self.device.type}"
+        return self.config.encoder_cache_id(self.model_id)
 
     # ------------------------------------------------------------------ embedding
     def embed(self, image: np.ndarray, checkpoint: Callable[[], None] | None = None) -> Embedding:

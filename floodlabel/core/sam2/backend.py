@@ -40,9 +40,6 @@ LOGIT_CLAMP = 32.0  # SAM2ImagePredictor clamps the low-res logits it returns to
 # fine-tuning: core.training's SAM 2.1 family (training/sam2_family.py)
 SAM2_CAPABILITIES = Capabilities(cache_embeddings=True, fast_decode=True, auto_masks=True, finetune_decoder=True)
 
-_PRECISION_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
-
-
 class Sam2Segmenter:
     """One SAM 2.1 model: embed images, decode prompts. Thread-safe for one embed and one predict at a time each."""
 
@@ -87,8 +84,7 @@ class Sam2Segmenter:
     def cache_model_id(self) -> str:
         """model_id plus the encoder's precision and device type, e.g. 'sam2.1_hiera_tiny-0123...@enc-bf16-cpu'
         (the same rule as SAM v1: bf16 and fp32 features differ, so neither is served the other's)."""
-        precision = _PRECISION_NAMES.get(self.config.encoder_dtype, str(self.config.encoder_dtype))
-        return f"{self.model_id}@enc-{precision}-{self.device.type}"
+        return self.config.encoder_cache_id(self.model_id)
 
     # ------------------------------------------------------------------ embedding
     def embed(self, image: np.ndarray, checkpoint: Callable[[], None] | None = None) -> Embedding:

@@ -44,8 +44,17 @@ class ComputeConfig:
         return torch.autocast(torch.device(self.device).type, dtype=self.encoder_dtype)
 
     def describe(self) -> str:
-        names = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
-        return f"{self.device}, encoder {names[self.encoder_dtype]}, decoder {names[self.decoder_dtype]}"
+        return f"{self.device}, encoder {_dtype_name(self.encoder_dtype)}, decoder {_dtype_name(self.decoder_dtype)}"
+
+    def encoder_cache_id(self, model_id: str) -> str:
+        """The embedding cache's model key: `model_id` plus what changes the encoder's features, its precision and
+        the device type, e.g. "sam-vit_b-0123456789abcdef@enc-bf16-cpu". bf16 and fp32 features differ (by ~0.007
+        on average), so an fp32 session is never served a bf16 run's embeddings, nor the other way round."""
+        return f"{model_id}@enc-{_dtype_name(self.encoder_dtype)}-{torch.device(self.device).type}"
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, str(dtype))
 
 
 def environment_overrides() -> tuple[str | None, str | None]:

@@ -9,6 +9,7 @@ in the thread itself (FLOODLABEL_HEADER_SCAN=thread forces that, for comparison)
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -60,8 +61,7 @@ class SizeScanner:
     def in_process(self) -> bool:
         """Whether this scan runs (or will run) in a child process: PROCESS_MIN_ROWS or more rows whose sizes the
         dataset does not know yet, and FLOODLABEL_HEADER_SCAN is not "thread"."""
-        return (len(self._unknown_rows()) >= PROCESS_MIN_ROWS
-                and os.environ.get("FLOODLABEL_HEADER_SCAN", "process") != "thread")
+        return _wants_process(self._unknown_rows())
 
     def _unknown_rows(self) -> list[int]:
         known = self._dataset.size_known
@@ -79,9 +79,10 @@ class SizeScanner:
 
     def _run(self) -> None:
         reported: set[int] = set()
-        if self.in_process:
+        unknown = self._unknown_rows()
+        if _wants_process(unknown):
             try:
-                reported = self._run_child(self._unknown_rows())
+                reported = self._run_child(unknown)
             except (OSError, ValueError) as exc:  # no child (a frozen app, no fork): the thread does it all
                 log.warning("header scan in a child process failed (%s); scanning in a thread", exc)
         if not self._stop.is_set():
@@ -92,8 +93,6 @@ class SizeScanner:
     def _run_child(self, rows: list[int]) -> set[int]:
         """Scan `rows` in `python -m floodlabel.core.data.header_scan`; returns the rows it reported (the rest are
         scanned here when it ends early)."""
-        import json
-
         pairs = self._dataset.pairs
         child = subprocess.Popen([sys.executable, "-m", "floodlabel.core.data.header_scan"], stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
@@ -150,3 +149,7 @@ class SizeScanner:
                 chunk = []
         if chunk and not self._stop.is_set():
             relay.sizes.emit(self._generation, chunk)
+
+
+def _wants_process(unknown_rows: list[int]) -> bool:
+    return len(unknown_rows) >= PROCESS_MIN_ROWS and os.environ.get("FLOODLABEL_HEADER_SCAN", "process") != "thread"
