@@ -123,7 +123,7 @@ class ClassicSegmenter:
         if multimask else 1 (the best-scoring candidate). Logits are signed distances to the mask boundary in
         low-res pixels (> 0 inside = water), clipped to +-LOGIT_CLIP; padding is -LOGIT_CLIP.
         """
-        if prompt.is_empty:
+        if not prompt.has_geometry:
             raise ValueError("empty prompt: give at least one point or a box")
         work = embedding.features
         h, w = work.shape[:2]

@@ -149,7 +149,7 @@ class SamSegmenter:
         mask_input: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Only the decoder: (C, 256, 256) float32 logits and (C,) float32 scores, no upscaling."""
-        if prompt.is_empty and mask_input is None:
+        if not prompt.has_geometry and mask_input is None:
             raise ValueError("empty prompt: give at least one point or a box")
         if embedding.model_id != self.model_id:
             raise ValueError(f"embedding of {embedding.model_id} given to {self.model_id}")

@@ -110,12 +110,15 @@ class Capabilities:
     fast_decode:      predict takes milliseconds, so the hover preview can follow the mouse.
     auto_masks:       it can propose every segment of an image (automatic mask generation, the window's Auto).
     finetune_decoder: its mask decoder can be fine-tuned on the user's masks (core.training).
+    text_prompt:      it implements `TextSegmenter.segment_text` (a concept prompt such as "water" returns every
+                      instance at once: SAM 3).
     """
 
     cache_embeddings: bool = False
     fast_decode: bool = False
     auto_masks: bool = False
     finetune_decoder: bool = False
+    text_prompt: bool = False
 
 
 @runtime_checkable
@@ -159,4 +162,53 @@ class Segmenter(Protocol):
 
         mask_input: optional (256, 256) float32 logits from an earlier prediction (SAM's refinement input).
         """
+        ...
+
+
+@dataclass
+class Instances:
+    """What `TextSegmenter.segment_text` returns: every instance of the concept the model found, unfiltered.
+
+    masks:  (N, H, W) bool at the original size (or the requested output size); N may be 0.
+    scores: (N,) float32 confidence in [0, 1] that the instance is the concept.
+    boxes:  (N, 4) float32 (x0, y0, x1, y1) in the same frame as masks.
+    phrase: the phrase that was asked.
+    """
+
+    masks: np.ndarray
+    scores: np.ndarray
+    boxes: np.ndarray
+    phrase: str
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(H, W) of the masks."""
+        return tuple(self.masks.shape[1:3])
+
+    def above(self, threshold: float) -> np.ndarray:
+        """(K,) int64 indices of the instances whose score is >= threshold, most confident first."""
+        keep = np.flatnonzero(self.scores >= threshold)
+        return keep[np.argsort(-self.scores[keep], kind="stable")]
+
+    def union(self, threshold: float, dropped: frozenset[int] | set[int] = frozenset()) -> np.ndarray:
+        """(H, W) bool: the union of the instances above threshold, leaving out the indices in `dropped`."""
+        out = np.zeros(self.shape, bool)
+        for i in self.above(threshold):
+            if int(i) not in dropped:
+                out |= self.masks[i]
+        return out
+
+
+@runtime_checkable
+class TextSegmenter(Segmenter, Protocol):
+    """A Segmenter whose capabilities say `text_prompt`: a phrase returns every instance of the concept."""
+
+    def segment_text(self, embedding: Embedding, phrase: str,
+                     output_size: tuple[int, int] | None = None) -> Instances:
+        """All instances of `phrase` in the image `embedding` was made from, unfiltered (the caller applies the
+        threshold, so a threshold change never runs the model again). output_size (H, W) defaults to
+        embedding.original_size."""
         ...

@@ -89,7 +89,7 @@ class TiledDecoder:
                progress: Callable[[int], None] | None = None) -> TiledResult:
         """The stitched full-frame mask of `prompt` (full-frame pixels). checkpoint: called before each tile (it
         may raise to cancel, e.g. core.common.cancel.Cancelled); progress(tiles decoded so far): after each."""
-        if prompt.is_empty:
+        if not prompt.has_geometry:
             raise ValueError("empty prompt: give at least one point or a box")
         H, W = self.full_size
         result = TiledResult(np.zeros((H, W), bool), np.zeros((H, W), bool))

@@ -123,7 +123,7 @@ def items_from_store(store) -> tuple[list[TrainingItem], list]:
         else:
             state = record.accepted_state or {}
             prompt = Prompt.from_dict(state["prompt"]) if state.get("prompt") else None
-            prompts = (prompt,) if prompt is not None and not prompt.is_empty else ()
+            prompts = (prompt,) if prompt is not None and prompt.has_geometry else ()
             mask = partial(read_mask_png, record.mask_path, record.rel_path, record.mask_sha256)
             items.append(TrainingItem(record.image_path, mask, prompts, record.rel_path))
     return items, skipped
@@ -173,7 +173,7 @@ def make_target(mask: np.ndarray, input_size: tuple[int, int], prompts: Sequence
         to_input = ResizeLongestSide(IMAGE_SIZE).apply_coords
     recorded = []
     for p in prompts:
-        if p.is_empty:
+        if not p.has_geometry:
             continue
         coords = np.asarray(to_input(p.points.astype(np.float32), (H, W)), np.float32) if len(p.points) else None
         labels = p.labels.astype(np.int64) if len(p.points) else None
