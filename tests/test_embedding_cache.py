@@ -89,6 +89,67 @@ def test_memory_lru_evicts_least_recently_used(tmp_path):
     assert cache.get("m", "a") is None
 
 
+def mib_embedding(mib: float, value: float = 0.0) -> Embedding:
+    """An embedding whose features hold `mib` MiB (float32)."""
+    return Embedding(np.full(int(mib * 2**18), value, np.float32), (10, 20), (1024, 1024), "m")
+
+
+def test_memory_level_is_bounded_by_bytes_not_items(tmp_path):
+    mib = 2**20
+    cache = EmbeddingCache(tmp_path, max_disk_bytes=0, memory_bytes=int(3.5 * mib))  # disk keeps nothing
+    small = [Embedding(np.zeros(16, np.float32), (1, 1), (1, 1), "m") for _ in range(20)]
+    for i, e in enumerate(small):  # 20 tiny entries: far under the bytes bound, so no count bound drops them
+        cache.put("m", f"s{i}", e)
+    assert all(cache.get("m", f"s{i}") is e for i, e in enumerate(small))
+    big = [mib_embedding(1, i) for i in range(5)]
+    for i, e in enumerate(big):
+        cache.put("m", f"b{i}", e)
+    assert [cache.get("m", f"b{i}") is not None for i in range(5)] == [False, False, True, True, True]
+    assert 3 * mib <= cache.memory_held_bytes <= 3.5 * mib
+
+
+def test_state_added_to_extra_after_the_put_is_counted_at_the_next_insert(tmp_path):
+    mib = 2**20
+    cache = EmbeddingCache(tmp_path, max_disk_bytes=0, memory_bytes=int(4.5 * mib))
+    a, b = mib_embedding(1, 1), mib_embedding(1, 2)
+    cache.put("m", "a", a)
+    cache.put("m", "b", b)
+    a.extra["decoder-state"] = {"k": torch.zeros(2**18), "v": np.zeros(2**18, np.float32)}  # +2 MiB, as predict adds
+    assert cache.memory_held_bytes == 4 * mib  # a: 1 MiB features + 2 MiB state; b: 1 MiB
+    cache.put("m", "c", mib_embedding(1, 3))  # 5 MiB now: the least recently used (a, with its state) goes
+    assert cache.get("m", "a") is None and cache.get("m", "b") is b and cache.get("m", "c") is not None
+
+
+def test_the_newest_entry_stays_even_alone_over_the_bound_and_zero_disables(tmp_path):
+    cache = EmbeddingCache(tmp_path, max_disk_bytes=0, memory_bytes=2**20)
+    first, huge = mib_embedding(0.5), mib_embedding(3)
+    cache.put("m", "first", first)
+    cache.put("m", "huge", huge)
+    assert cache.get("m", "huge") is huge and cache.get("m", "first") is None
+    off = EmbeddingCache(tmp_path / "off", max_disk_bytes=0, memory_bytes=0)
+    off.put("m", "k", first)
+    assert off.get("m", "k") is None and off.memory_held_bytes == 0
+
+
+def test_held_bytes_counts_each_buffer_once_and_never_a_models_weights():
+    from dataclasses import dataclass
+
+    from floodlabel.core.segment.held_bytes import held_bytes
+
+    @dataclass
+    class State:
+        keys: torch.Tensor
+        view: torch.Tensor
+        model: torch.nn.Module
+
+    t = torch.zeros(1024, 256)  # 1 MiB
+    arr = np.zeros((512, 256), np.float32)  # 0.5 MiB
+    emb = Embedding({"a": t, "b": torch.from_numpy(arr), "c": arr}, (1, 1), (1, 1), "m")
+    emb.extra["s"] = State(t[:10], t.t(), torch.nn.Linear(4096, 4096))  # views of t; 64 MiB of weights not counted
+    emb.extra["list"] = [np.zeros(1024, np.uint8), 3, "text"]
+    assert held_bytes(emb) == 2**20 + 2**19 + 1024
+
+
 # ---- disk level -------------------------------------------------------------------------------
 
 

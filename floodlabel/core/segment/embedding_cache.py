@@ -2,7 +2,9 @@
 
 An entry is keyed by the model id AND the image's content hash (`image_key`), so embeddings of
 different models never mix. In memory the Embedding object is kept as handed in (full precision,
-`extra` included). On disk each entry is ONE file, written with `atomic_files.atomic_writer`
+`extra` included), and the memory level is bounded by bytes (`memory_bytes`, default 256 MiB): what
+`held_bytes` counts, features plus the decoder state backends add to `extra` (SAM v1 about 12 MiB an
+entry, SAM 2.1 about 30 MiB), re-measured at each insert since `extra` grows after the put. On disk each entry is ONE file, written with `atomic_files.atomic_writer`
 (a `.femb-tmp-<12 hex>` temp file `os.replace`d into place, not fsynced), so it is all-or-nothing:
 
     8 bytes   magic b"FLEMBED1"
@@ -47,6 +49,7 @@ from pathlib import Path
 from floodlabel.core.common.atomic_files import atomic_writer
 from floodlabel.core.common.paths import embeddings_dir
 from floodlabel.core.segment.embedding_entry import CorruptEntry, decode_entry, encode_entry, entry_bytes
+from floodlabel.core.segment.held_bytes import held_bytes
 from floodlabel.core.segment.segmenter import Embedding
 
 __all__ = ["CacheStats", "EmbeddingCache", "default_max_disk_bytes", "entry_bytes", "is_temp_name"]
@@ -60,6 +63,8 @@ _TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r"[0-9a-f]{12}")
 LOCK_NAME = ".lock"
 STALE_TEMP_SECONDS = 10 * 60
 DEFAULT_MAX_DISK_BYTES = 2 * 1024**3
+DEFAULT_MEMORY_BYTES = 256 * 1024**2
+"""The memory level's default bound: about 20 SAM v1 or 8 SAM 2.1 embeddings with their decoder state."""
 MAX_GB_ENV = "FLOODLABEL_CACHE_MAX_GB"
 
 log = logging.getLogger(__name__)
@@ -99,23 +104,34 @@ class EmbeddingCache:
     directory:      the disk folder (default: paths.embeddings_dir()); may be shared by processes.
     max_disk_bytes: the folder's entries are trimmed to this many bytes after each put (default:
                     `default_max_disk_bytes()`, 2 GiB unless FLOODLABEL_CACHE_MAX_GB says otherwise).
-    memory_items:   how many embeddings stay in memory (0 disables the memory level).
+    memory_bytes:   the memory level holds at most this many bytes (`held_bytes`: features plus the state in
+                    `extra`), least recently used dropped first; the newest entry always stays, even alone over
+                    the bound. 0 disables the memory level. Default DEFAULT_MEMORY_BYTES (256 MiB).
+    memory_items:   optionally also at most this many embeddings (None: no count bound; 0 disables the level).
     """
 
     def __init__(
         self,
         directory: Path | None = None,
         max_disk_bytes: int | None = None,
-        memory_items: int = 8,
+        memory_items: int | None = None,
+        memory_bytes: int = DEFAULT_MEMORY_BYTES,
     ) -> None:
         self.directory = Path(directory) if directory is not None else embeddings_dir()
         self.directory.mkdir(parents=True, exist_ok=True)
         self.max_disk_bytes = int(max_disk_bytes if max_disk_bytes is not None else default_max_disk_bytes())
-        self.memory_items = int(memory_items)
+        self.memory_items = None if memory_items is None else int(memory_items)
+        self.memory_bytes = int(memory_bytes)
         self._memory: OrderedDict[tuple[str, str], Embedding] = OrderedDict()
         self._lock = threading.Lock()
         self._key_locks: dict[tuple[str, str], threading.Lock] = {}
         self._stats = CacheStats()
+
+    @property
+    def memory_held_bytes(self) -> int:
+        """Bytes the memory level holds now (`held_bytes` of each entry, measured at this call)."""
+        with self._lock:
+            return sum(held_bytes(emb) for emb in self._memory.values())
 
     @property
     def stats(self) -> CacheStats:
@@ -235,13 +251,23 @@ class EmbeddingCache:
     # ---- helpers ------------------------------------------------------------------------------
 
     def _remember(self, key: tuple[str, str], emb: Embedding) -> None:
-        """Insert into the memory LRU; caller holds self._lock."""
-        if self.memory_items <= 0:
+        """Insert into the memory LRU, then drop the least recently used entries until the rest fit
+        memory_bytes (and memory_items); the new one always stays. Caller holds self._lock."""
+        if self.memory_bytes <= 0 or self.memory_items == 0:
+            self._memory.clear()
             return
         self._memory[key] = emb
         self._memory.move_to_end(key)
-        while len(self._memory) > self.memory_items:
+        if self.memory_items is not None:
+            while len(self._memory) > self.memory_items:
+                self._memory.popitem(last=False)
+        sizes = [held_bytes(e) for e in self._memory.values()]  # now: extra may have grown since each put
+        total = sum(sizes)
+        for size in sizes[:-1]:
+            if total <= self.memory_bytes:
+                break
             self._memory.popitem(last=False)
+            total -= size
 
     def _save(self, model_id: str, image_key: str, emb: Embedding) -> None:
         encoded = encode_entry(model_id, image_key, emb)
