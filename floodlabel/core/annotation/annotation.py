@@ -4,7 +4,8 @@ Frames: every point, box and stroke stored here is in the *original* frame: the 
 x to the right and y down. The mask is composed at any size (h, w), normally the *view* size
 `view_size(original_size)` (long side at most 2048 px, never upscaled); strokes are scaled to it.
 
-Steps (each one undoable): add_point, set_box, choose_candidate, add_stroke, drop_prompts, clear. A new step
+Steps (each one undoable): add_point, set_box, choose_candidate, add_stroke, run_text, set_text_threshold,
+toggle_instance, drop_prompts, clear. A new step
 after an undo discards the redo branch. `version` grows by one on every change, undo and redo included, and
 listeners are called after every change.
 
@@ -16,6 +17,10 @@ the model mask is not shown until the next prompt (`has_model_mask` is False whi
 Saved-mask rule: an image reopened with its accepted mask starts in a state marked `uses_saved_mask`
 (`mark_saved_mask`): that mask is the state's model mask even when the prompt is empty (a recovered mask, a
 brush-only accept). Strokes keep the mark; a new point, box, candidate, Escape or Clear drops it; undo brings it back.
+
+Text rule: the text step (phrase, threshold, dropped instances) is part of the state; how its instances, a point/box
+decode and the strokes make the mask is in `text_step` (base = kept instances, a decode adds, negatives and the
+eraser remove). Threshold and toggles are steps of their own, so undo walks back through them; none runs the model.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from floodlabel.core.annotation.prompts import Prompt
+from floodlabel.core.annotation.prompts import Prompt, TextPrompt
 
 MAX_VIEW_SIDE = 2048
 HISTORY_LIMIT = 500  # undoable steps kept; the oldest are forgotten first
@@ -108,6 +113,7 @@ class _State:
     candidate: int | None = None
     strokes: tuple[Stroke, ...] = ()
     saved_mask: bool = False  # the accepted mask restored from the store is this state's model mask
+    dropped: frozenset[int] = frozenset()  # text instances the user dropped (indices into the unfiltered list)
 
 
 class Annotation:
@@ -144,6 +150,16 @@ class Annotation:
     def strokes(self) -> tuple[Stroke, ...]:
         """Brush/eraser strokes in the order drawn (later wins)."""
         return self._state.strokes
+
+    @property
+    def text(self) -> TextPrompt | None:
+        """The concept prompt (phrase, threshold) of the current state, or None."""
+        return self._state.prompt.text
+
+    @property
+    def dropped(self) -> frozenset[int]:
+        """Indices of the text instances dropped by a click (into the model's unfiltered instance list)."""
+        return self._state.dropped
 
     @property
     def has_model_mask(self) -> bool:
@@ -207,12 +223,41 @@ class Annotation:
         s = self._state
         self._push(replace(s, strokes=s.strokes + (stroke,)))
 
+    def run_text(self, phrase: str, threshold: float) -> None:
+        """The text step: ask for every instance of `phrase`, keeping those with score >= threshold. Points, box and
+        strokes stay (they refine the new base); dropped instances are forgotten (they belonged to the previous
+        run). ValueError for an empty phrase or a threshold outside [0, 1]. No-op if phrase and threshold are the
+        current ones and nothing is dropped."""
+        text = TextPrompt(phrase, threshold)
+        s = self._state
+        if s.prompt.text == text and not s.dropped:
+            return
+        self._push(replace(s, prompt=s.prompt.with_text(text), dropped=frozenset(), saved_mask=False))
+
+    def set_text_threshold(self, threshold: float) -> None:
+        """Re-filter the text instances at `threshold` (no model run). No-op without a text step or if unchanged."""
+        s = self._state
+        if s.prompt.text is None or float(threshold) == s.prompt.text.threshold:
+            return
+        text = TextPrompt(s.prompt.text.phrase, threshold)
+        self._push(replace(s, prompt=s.prompt.with_text(text), saved_mask=False))
+
+    def toggle_instance(self, i: int) -> None:
+        """Drop text instance i (an index into the unfiltered instances), or keep it again if it was dropped."""
+        s = self._state
+        if s.prompt.text is None:
+            raise ValueError("no text prompt: run one before toggling its instances")
+        i = int(i)
+        if i < 0:
+            raise ValueError(f"instance index must be >= 0, got {i}")
+        self._push(replace(s, dropped=s.dropped ^ {i}, saved_mask=False))
+
     def drop_prompts(self) -> None:
         """Escape: remove points, box and candidate choice; strokes stay. No-op if there is nothing to drop."""
         s = self._state
         if s.prompt.is_empty and s.candidate is None and not s.saved_mask:
             return
-        self._push(replace(s, prompt=Prompt(), candidate=None, saved_mask=False))
+        self._push(replace(s, prompt=Prompt(), candidate=None, saved_mask=False, dropped=frozenset()))
 
     def clear(self) -> None:
         """Remove everything (prompts, candidate, strokes): the mask becomes empty. No-op if already empty."""
@@ -294,23 +339,30 @@ class Annotation:
 
     # ---- persistence and events ---------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        """JSON-friendly state (no undo history): original_size, prompt, candidate, strokes, click_count."""
+        """JSON-friendly state (no undo history): original_size, prompt (with its "text" when there is one),
+        candidate, strokes, click_count, and "dropped" (sorted instance indices) when the prompt has a text part.
+        Text instances are not saved (see `text_step`)."""
         s = self._state
-        return {
+        d = {
             "original_size": list(self.original_size),
             "prompt": s.prompt.to_dict(),
             "candidate": s.candidate,
             "strokes": [st.to_dict() for st in s.strokes],
             "click_count": self.click_count,
         }
+        if s.prompt.text is not None:
+            d["dropped"] = sorted(s.dropped)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Annotation":
         """Rebuild from `to_dict` output; the result has no undo history and version 0."""
         a = cls(tuple(d["original_size"]))
         cand = d.get("candidate")
-        a._history = [_State(Prompt.from_dict(d.get("prompt", {})), None if cand is None else int(cand),
-                             tuple(Stroke.from_dict(x) for x in d.get("strokes", [])))]
+        prompt = Prompt.from_dict(d.get("prompt", {}))
+        dropped = frozenset(int(i) for i in d.get("dropped", ())) if prompt.text is not None else frozenset()
+        a._history = [_State(prompt, None if cand is None else int(cand),
+                             tuple(Stroke.from_dict(x) for x in d.get("strokes", [])), dropped=dropped)]
         a.click_count = int(d.get("click_count", 0))
         return a
 
