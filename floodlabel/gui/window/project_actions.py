@@ -21,6 +21,7 @@ from floodlabel.gui.panels.project_notice import ProjectNotice
 from floodlabel.gui.resources import sample_dataset_dir
 from floodlabel.gui.window.segmentation_controller import SegmentationController
 from floodlabel.gui.window.store_link import StoreLink
+from floodlabel.gui.window.tiled_refine import RefinedAccepts
 from floodlabel.gui.workers.background import BackgroundCall
 
 LOCK_POLL_MS = 2000
@@ -61,6 +62,11 @@ class ProjectActions(QObject):
         self.lock_timer = QTimer(self, interval=LOCK_POLL_MS)  # a read-only window takes over a freed project
         self.lock_timer.timeout.connect(self._try_writable)
         self.recovery_call: BackgroundCall | None = None
+        self.refined = RefinedAccepts(controller.refiner, self)  # accepts of maps finished at full resolution
+        self.refined.saved.connect(lambda rel: self.status_bar.showMessage(f"Saved the full-resolution mask of {rel}",
+                                                                           4000))
+        self.refined.failed.connect(lambda rel, why: self.show_message(
+            f"The full-resolution mask of {rel} could not be made ({why}): its view-level mask is saved."))
 
     # ------------------------------------------------------------------------------------------------ public
 
@@ -91,8 +97,15 @@ class ProjectActions(QObject):
         metrics = c.metrics.as_dict() if c.metrics is not None else None
         rel = self.store.rel_path(c.item.path)
         self.remember(c.row)
-        self.store.accept(rel, mask, c.annotation.to_dict(), c.session.model_id if c.session else None, metrics)
-        self.status_bar.showMessage(f"Saving {rel} …", 2000)
+        state, model_id = c.annotation.to_dict(), c.session.model_id if c.session else None
+        self.store.accept(rel, mask, state, model_id, metrics)
+        refine = c.pending_refine()  # a map's full-resolution mask not in yet: saved over this one when it is
+        if refine is not None:
+            self.refined.hold(rel, refine, c.session, c.item, state, model_id, self.store.accept)
+            self.status_bar.showMessage(f"Saved {rel} at view resolution; its full-resolution mask follows …")
+        else:
+            self.refined.forget(rel)
+            self.status_bar.showMessage(f"Saving {rel} …", 2000)
         nxt = self._next_unaccepted(c.row)
         if nxt is not None:
             self.select_image(nxt)
@@ -191,6 +204,7 @@ class ProjectActions(QObject):
         ann, item = self.controller.annotation, self.controller.item
         if self.store is not None and ann is not None and item is not None and ann.version > 0:
             self.remember(self.controller.row)
+            self.refined.forget(self.store.rel_path(item.path))  # an edit after an accept: the newer work wins
             self.store.schedule_autosave(self.store.rel_path(item.path), ann.to_dict)
 
     def mark_in_progress(self) -> None:

@@ -40,7 +40,7 @@ from floodlabel.gui.window.encoder_jobs import EncoderJobs
 from floodlabel.gui.window.image_loading import (Restore, SessionOpener, annotation_from_prompt, load_job,
                                                 restored_annotation)
 from floodlabel.gui.window.mask_composition import native_model_mask, saved_mask, view_model_mask, with_strokes
-from floodlabel.gui.window.tiled_refine import TiledRefiner
+from floodlabel.gui.window.tiled_refine import RefineRequest, TiledRefiner
 from floodlabel.gui.workers.latest_request import LatestRequestWorker
 
 AUTO_POINTS_PER_SIDE = 8
@@ -250,6 +250,19 @@ class SegmentationController(QObject):
     def cancel_auto(self) -> None:
         self.auto.cancel()
 
+    def pending_refine(self) -> RefineRequest | None:
+        """What an accept now still needs on a map: the saved mask would be the view-level decode of the prompt
+        and its full-resolution refine has not come in. None when not a map, without a prompt, when a candidate was
+        picked (the refine is each tile's best), or when Auto's, the restored or the refined mask is shown."""
+        ann, item, shown = self.annotation, self.item, self.shown
+        if ann is None or shown is None or not self.refiner.wanted(item) or ann.candidate is not None:
+            return None
+        key = self.prompt_key(ann.prompt)
+        if (not ann.prompt.has_geometry or shown.kind not in ("prompt", "native") or shown.prompt_key != key
+                or shown.native_mask is None or self.shown_fixed_mask() is not None):
+            return None
+        return RefineRequest((self.row, key), ann.prompt, shown.native_mask, self._stroke_snapshot(), item.gt)
+
     def native_ready(self) -> bool:
         """Whether `native_mask` matches what is on screen (False while the full-size mask is being decoded)."""
         return not self._native_pending
@@ -260,7 +273,7 @@ class SegmentationController(QObject):
         self.opener.close()
         self.encoder.close()
         self.cancel_auto()
-        self.refiner.cancel()
+        self.refiner.cancel(kept=True)  # an accept waiting for one keeps its view-level mask (tiled_refine)
         for worker in (self.encoder.worker, self.loader, self.decoder):
             worker.stop()
         deadline = time.monotonic() + timeout

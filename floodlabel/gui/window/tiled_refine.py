@@ -6,37 +6,54 @@ How the two levels meet: the view-level decode (one embedding of the whole view,
 refine's mask comes back with the key it was started for, (row, prompt key), and the controller shows it as the
 model mask (`SegmentationController._on_auto`'s rule: a fixed mask shown until the prompt changes; strokes stay on
 top). The refined mask replaces the view-level one inside the cores of the tiles the refine decoded
-(`TiledResult.owned`); outside them the view-level mask is kept (water not reached from the prompt's tiles). A new prompt, another image or closing cancels the running refine (between
-tiles); one TiledDecoder per image and model keeps the tile embeddings (LRU, plus the session's cache).
+(`TiledResult.owned`); outside them the view-level mask is kept (water not reached from the prompt's tiles). A new
+prompt, another image or closing cancels the running refine (between tiles); one TiledDecoder per image and model
+keeps the tile embeddings (LRU, plus the session's cache).
+
+Accept before the refine came in (`RefinedAccepts`): the accept is written at once with the view-level mask (a kill
+loses nothing), the refine it needs is *kept* (`TiledRefiner.keep`: another image or prompt no longer cancels it, or
+it is started when it had not started yet), and when it ends the full-resolution mask (refined inside the decoded
+cores, the view-level mask elsewhere, the strokes of the accept on top, scored against the GT) is composed in a
+worker and accepted again over the first one, with the same state. An accept or an edit of that image meanwhile
+drops the second write (the newer work wins); a failed refine leaves the view-level accept and says so.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from floodlabel.core.annotation.annotation import apply_stroke_layer
 from floodlabel.core.annotation.prompts import Prompt
+from floodlabel.core.evaluation.metrics import mask_metrics
 from floodlabel.core.tiles.map_item import MapItem
 from floodlabel.core.tiles.tiled import TiledDecoder, map_reader
-from floodlabel.gui.workers.background import BackgroundJob
+from floodlabel.gui.workers.background import BackgroundCall, BackgroundJob
 
 
 class TiledRefiner(QObject):
-    """One refine at a time. Signals: done(key, mask (H, W) bool, owned (H, W) bool: where `mask` is the tiled
-    decode's), progress(one status line)."""
+    """One refine at a time, plus the refines accepts wait for (`keep`). Signals: done(key, mask (H, W) bool, owned
+    (H, W) bool: where `mask` is the tiled decode's), progress(one status line), kept_done(key, mask, owned) and
+    kept_failed(key, message) for the refines `keep` holds."""
 
     done = Signal(object, object, object)
     progress = Signal(str)
+    kept_done = Signal(object, object, object)
+    kept_failed = Signal(object, str)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._job: BackgroundJob | None = None
+        self._job_key: tuple | None = None
+        self._kept: dict[tuple, BackgroundJob] = {}  # refines an accept waits for: never cancelled but on close
         self._decoder: TiledDecoder | None = None
         self._decoder_key: tuple | None = None
-        self._lock = threading.Lock()  # one thread in the TiledDecoder at a time (a cancelled one finishes a tile)
+        self._lock = threading.Lock()  # one thread in a TiledDecoder at a time (a cancelled one finishes a tile)
         self._started = 0.0
         self.last_key: tuple | None = None
 
@@ -49,14 +66,49 @@ class TiledRefiner(QObject):
     def running(self) -> bool:
         return self._job is not None and self._job.is_running()
 
+    @property
+    def kept(self) -> int:
+        """Kept refines (an accept waits for each) still running."""
+        return sum(1 for job in self._kept.values() if job.is_running())
+
     def start(self, session, item: MapItem, prompt: Prompt, key: tuple) -> None:
         """Refine `prompt` (full-frame) on `item`; `done(key, mask, owned)` when finished. Cancels the previous
-        refine."""
+        refine (not a kept one); a kept refine of the same key is not started twice."""
+        self.cancel()
+        self.last_key, self._started = key, time.perf_counter()
+        if key in self._kept:
+            return
+        self._job, self._job_key = self._launch(session, item, prompt, key), key
+
+    def keep(self, session, item: MapItem, prompt: Prompt, key: tuple) -> None:
+        """An accept waits for the refine of `key`: the running one is kept (no longer cancelled), else one is
+        started; `kept_done(key, mask, owned)` or `kept_failed(key, message)` follows."""
+        if key in self._kept:
+            return
+        if self._job is not None and self._job_key == key and self._job.is_running() \
+                and not self._job.cancel_requested:
+            self._kept[key], self._job, self._job_key = self._job, None, None
+        else:
+            self._kept[key] = self._launch(session, item, prompt, key)
+
+    def cancel(self, kept: bool = False) -> None:
+        """Cancel the running refine (between tiles); `kept`: the kept ones too (closing)."""
+        if self._job is not None:
+            self._job.cancel()
+        if kept:
+            for job in self._kept.values():
+                job.cancel()
+
+    def join(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for job in [self._job, *self._kept.values()]:
+            if job is not None:
+                job.join(max(0.0, deadline - time.monotonic()))
+
+    def _launch(self, session, item: MapItem, prompt: Prompt, key: tuple) -> BackgroundJob:
         from floodlabel.core.common.cancel import Cancelled
 
-        self.cancel()
         decoder = self._decoder_for(session, item)
-        self.last_key, self._started = key, time.perf_counter()
 
         def run(progress, cancel: threading.Event):
             def checkpoint() -> None:
@@ -74,17 +126,9 @@ class TiledRefiner(QObject):
         job.progress.connect(self._on_progress)
         job.finished.connect(self._on_finished)
         job.failed.connect(self._on_failed)
-        self._job = job
         self.progress.emit("Full resolution: reading tiles …")
         job.start()
-
-    def cancel(self) -> None:
-        if self._job is not None:
-            self._job.cancel()
-
-    def join(self, timeout: float) -> None:
-        if self._job is not None:
-            self._job.join(timeout)
+        return job
 
     def _decoder_for(self, session, item: MapItem) -> TiledDecoder:
         key = (item.key, session.model_id)
@@ -93,11 +137,28 @@ class TiledRefiner(QObject):
             self._decoder_key = key
         return self._decoder
 
+    def _sender_key(self) -> tuple | None:
+        """The key of the kept job whose relay sent the signal being handled, else None."""
+        sender = self.sender()
+        return next((key for key, job in self._kept.items() if job.relay is sender), None)
+
     def _on_progress(self, tiles: int) -> None:
-        if self.sender() is (self._job.relay if self._job is not None else None):
+        current = self.sender() is (self._job.relay if self._job is not None else None)
+        kept = self._sender_key()
+        if current or (kept is not None and kept == self.last_key):
             self.progress.emit(f"Full resolution: {tiles} tile{'s' if tiles != 1 else ''} decoded …")
+        elif kept is not None:
+            self.progress.emit(f"Full resolution of an accepted map: {tiles} tile{'s' if tiles != 1 else ''} "
+                               "decoded …")
 
     def _on_finished(self, result: tuple | None) -> None:
+        kept = self._sender_key()
+        if kept is not None:
+            self._kept.pop(kept, None)
+            if result is None:  # cancelled on close: the view-level accept stays
+                self.kept_failed.emit(kept, "cancelled")
+                return
+            self.kept_done.emit(kept, np.asarray(result[1], bool), np.asarray(result[2], bool))
         if result is None:
             return
         key, mask, owned, tiles = result
@@ -108,4 +169,115 @@ class TiledRefiner(QObject):
         self.done.emit(key, np.asarray(mask, bool), np.asarray(owned, bool))
 
     def _on_failed(self, message: str) -> None:
+        kept = self._sender_key()
+        if kept is not None:
+            self._kept.pop(kept, None)
+            self.kept_failed.emit(kept, message)
         self.progress.emit(f"Full-resolution refine failed: {message}")
+
+
+@dataclass(frozen=True)
+class RefineRequest:
+    """What an accept of a map needs to finish its mask at full resolution (`SegmentationController.
+    pending_refine`). key: (row, prompt key); prompt: full frame; coarse: (H, W) bool, the view-level model mask
+    at the full size (strokes not applied); layer: the strokes' (H, W) uint8 layer snapshot or None; gt: (H, W)
+    bool or None."""
+
+    key: tuple
+    prompt: Prompt
+    coarse: np.ndarray
+    layer: np.ndarray | None
+    gt: np.ndarray | None
+
+
+Save = Callable[[str, np.ndarray, dict, "str | None", "dict[str, Any] | None"], None]
+"""store.accept(rel, mask, state, model_id, metrics)."""
+
+
+class RefinedAccepts(QObject):
+    """Accepts of maps whose full-resolution refine had not come in (rules in the module docstring). Signals:
+    saved(rel): the full-resolution mask was handed to the store; failed(rel, message): it could not be made, the
+    view-level accept stays."""
+
+    saved = Signal(str)
+    failed = Signal(str, str)
+
+    def __init__(self, refiner: TiledRefiner, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.refiner = refiner
+        refiner.kept_done.connect(self._on_refined)
+        refiner.kept_failed.connect(self._on_failed)
+        self._waiting: dict[str, tuple[int, RefineRequest, dict, str | None, Save]] = {}  # rel -> its accept
+        self._generation: dict[str, int] = {}
+        self._calls: list[BackgroundCall] = []
+        self._composing: dict[QObject, tuple[str, int]] = {}  # a compose call's relay -> (rel, generation)
+
+    @property
+    def pending(self) -> list[str]:
+        """The images whose full-resolution mask is still to be saved."""
+        return sorted(self._waiting)
+
+    def hold(self, rel: str, request: RefineRequest, session, item: MapItem, state: dict, model_id: str | None,
+             save: Save) -> None:
+        """The view-level accept of `rel` was just written; save the full-resolution one over it when the refine
+        of `request.key` ends (kept running meanwhile)."""
+        generation = self.forget(rel)
+        self._waiting[rel] = (generation, request, state, model_id, save)
+        self.refiner.keep(session, item, request.prompt, request.key)
+
+    def forget(self, rel: str) -> int:
+        """`rel` was accepted or edited again: its waiting full-resolution save (if any) is dropped. Returns the new
+        generation of `rel`."""
+        self._waiting.pop(rel, None)
+        self._generation[rel] = self._generation.get(rel, 0) + 1
+        return self._generation[rel]
+
+    def join(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for call in self._calls:
+            call.join(max(0.0, deadline - time.monotonic()))
+
+    def _on_refined(self, key: tuple, mask: np.ndarray, owned: np.ndarray) -> None:
+        for rel, (generation, request, state, model_id, save) in list(self._waiting.items()):
+            if request.key != key:
+                continue
+            call = BackgroundCall(lambda r=request: full_resolution_mask(mask, owned, r.coarse, r.layer, r.gt))
+            call.succeeded.connect(self._on_composed)
+            call.failed.connect(self._on_compose_failed)
+            self._calls = [c for c in self._calls if c.is_running()] + [call]
+            self._composing[call.relay] = (rel, generation)
+            call.start()
+
+    def _on_composed(self, result: tuple[np.ndarray, dict | None]) -> None:
+        rel, generation = self._composing.pop(self.sender(), (None, None))
+        entry = self._waiting.get(rel) if rel is not None else None
+        if entry is None or entry[0] != generation:
+            return  # accepted or edited again meanwhile: the newer work wins
+        del self._waiting[rel]
+        _, _, state, model_id, save = entry
+        mask, metrics = result
+        save(rel, mask, state, model_id, metrics)
+        self.saved.emit(rel)
+
+    def _on_compose_failed(self, message: str) -> None:
+        rel, generation = self._composing.pop(self.sender(), (None, None))
+        entry = self._waiting.get(rel) if rel is not None else None
+        if entry is not None and entry[0] == generation:
+            del self._waiting[rel]
+            self.failed.emit(rel, message)
+
+    def _on_failed(self, key: tuple, message: str) -> None:
+        for rel, entry in list(self._waiting.items()):
+            if entry[1].key == key:
+                del self._waiting[rel]
+                self.failed.emit(rel, message)
+
+
+def full_resolution_mask(refined: np.ndarray, owned: np.ndarray, coarse: np.ndarray, layer: np.ndarray | None,
+                         gt: np.ndarray | None) -> tuple[np.ndarray, dict | None]:
+    """(the mask to save (H, W) bool, its metrics dict against `gt` or None): `refined` inside `owned`, `coarse`
+    elsewhere, the stroke `layer` applied on top. One new (H, W) array; the inputs are not changed."""
+    mask = np.where(owned, refined, coarse)
+    if layer is not None:
+        apply_stroke_layer(mask, layer)
+    return mask, (mask_metrics(mask, gt).as_dict() if gt is not None else None)
