@@ -74,7 +74,8 @@ def test_statuses_counts_and_autosave(data):
         store.accept("Image/b.jpg", holey_mask(), {"points": []}, strokes_used=True)
         assert store.statuses() == {"Image/a.jpg": Status.IN_PROGRESS, "Image/b.jpg": Status.ACCEPTED}
         everything = ["Image/a.jpg", "Image/b.jpg", "Image/c.jpg"]
-        assert store.counts(everything) == {Status.NEW: 1, Status.IN_PROGRESS: 1, Status.ACCEPTED: 1}
+        assert store.counts(everything) == {Status.NEW: 1, Status.PROPOSED: 0, Status.IN_PROGRESS: 1,
+                                            Status.ACCEPTED: 1}
         assert store.counts()[Status.NEW] == 0
         assert store.record("Image/a.jpg").annotation_state == {"points": [[1, 1, 1]]}
         assert store.record("Image/a.jpg").mask_path is None

@@ -2,7 +2,8 @@
 
 A project folder holds `project.sqlite` (SQLite in WAL mode, fsync on every commit) and `masks/`. Per image, keyed
 by its path relative to the dataset folder (DATA) and the SHA-256 of its bytes, it keeps:
-- the status: new (no row) / in progress (autosaved prompts) / accepted;
+- the status: new (no row) / proposed (a model's proposal waits for review, `proposals.py`) / in progress
+  (autosaved prompts) / accepted;
 - the latest annotation state (any JSON-serialisable dict: prompts, chosen candidate, strokes, ...), autosaved;
 - at accept: the mask as a PNG at the image's native size after EXIF orientation (0/255, one channel), the
   annotation state that made it, model id and checkpoint hash, metrics against GT, whether brush strokes were used.
@@ -54,19 +55,20 @@ from floodlabel.core.common.atomic_files import describe_os_error, write_atomic
 from floodlabel.core.common.errors import ImageReadError, StoreError
 from floodlabel.core.common.hashing import sha256_bytes, sha256_file
 from floodlabel.core.data.images import image_size
-from floodlabel.core.store import orphan_recovery, resume, schema
+from floodlabel.core.store import orphan_recovery, proposals, resume, schema
 from floodlabel.core.store.location import (DB_NAME, MASKS_DIR_NAME, PROJECT_DIR_NAME, default_project_dir,
                                               find_project_dir, is_project_dir)
 from floodlabel.core.store.mask_files import (decode_mask_png, encode_mask_png, read_mask_bytes, read_mask_png,
                                               remove_mask_files, remove_quietly)
 from floodlabel.core.store.mask_sidecar import MaskSidecar, sidecar_path, write_sidecar
+from floodlabel.core.store.proposals import PROPOSALS_DIR_NAME, ProposalRecord
 from floodlabel.core.store.orphan_masks import OrphanKind, OrphanMask, RowInfo, newest_per_image, safe_stem
-from floodlabel.core.store.records import ImageRecord, Status, record_from_row, to_json
+from floodlabel.core.store.records import ImageRecord, Status, from_json, record_from_row, to_json
 from floodlabel.core.store.schema import SCHEMA_VERSION
 from floodlabel.core.store.writer_lock import HELD_ELSEWHERE, LOCK_NAME, take_writer_lock, try_writer_lock
 
 __all__ = ["DB_NAME", "LOCK_NAME", "MASKS_DIR_NAME", "PROJECT_DIR_NAME", "SCHEMA_VERSION", "ImageRecord",
-           "OrphanMask", "ProjectStore", "Status", "relative_image_path",
+           "OrphanMask", "ProjectStore", "ProposalRecord", "Status", "relative_image_path",
            "decode_mask_png", "default_project_dir", "encode_mask_png", "find_project_dir", "is_project_dir",
            "read_mask_bytes", "read_mask_png"]
 
@@ -91,6 +93,8 @@ class ProjectStore:
         self.project_dir = Path(project_dir).expanduser().resolve()
         self.db_path = self.project_dir / DB_NAME
         self.masks_dir = self.project_dir / MASKS_DIR_NAME
+        self.proposals_dir = self.project_dir / PROPOSALS_DIR_NAME
+        self._has_proposals = False  # the database has the proposals table (an older one opened read-only has not)
         self.read_only = read_only
         self.read_only_reason = "opened read-only" if read_only else ""
         self._lock = threading.RLock()
@@ -116,6 +120,7 @@ class ProjectStore:
             self.created = schema.check_or_create_schema(self._conn, self.db_path, read_only=self.read_only)
             self.data_root = self._resolve_data_root(data_root)
             self._scan_masks()
+            self._open_proposals()
         except schema.EmptyProjectError as exc:
             self.close()
             kept = sorted(self.masks_dir.glob("*.png")) if self.masks_dir.is_dir() else []
@@ -133,9 +138,14 @@ class ProjectStore:
     # ------------------------------------------------------------------------------------------------ reading
 
     def statuses(self) -> dict[str, Status]:
-        """{relative path: status} of every image with a row (images not listed are new). Database only."""
+        """{relative path: status} of every image with a row or a pending proposal (images not listed are new).
+        Database only."""
         rows = self._query("SELECT rel_path, status FROM images")
-        return {rel: Status(status) for rel, status in rows}
+        statuses = {rel: Status(status) for rel, status in rows}
+        if self._has_proposals:
+            for (rel,) in self._query("SELECT rel_path FROM proposals"):
+                statuses.setdefault(rel, Status.PROPOSED)
+        return statuses
 
     def counts(self, rel_paths: Iterable[str] | None = None) -> dict[Status, int]:
         """How many images have each status. rel_paths: the dataset's images (those without a row count as new);
@@ -158,6 +168,18 @@ class ProjectStore:
         where, params = ("WHERE status = ?", (str(status),)) if status else ("", ())
         rows = self._query(f"SELECT {schema.COLUMNS} FROM images {where} ORDER BY rel_path", params)
         return [self._to_record(row) for row in rows]
+
+    def proposal(self, rel_path: str | os.PathLike[str]) -> ProposalRecord | None:
+        """The image's proposal (None when it has none). Hashes the image file to set `changed`."""
+        rel = self._rel(rel_path)
+        found = self._proposal_rows("WHERE p.rel_path = ?", (rel,))
+        return found[0] if found else None
+
+    def proposals(self, *, pending_only: bool = True) -> list[ProposalRecord]:
+        """Stored proposals sorted by confidence, least confident first (the review order), then path. pending_only:
+        only those whose image has no work yet (status "proposed")."""
+        found = self._proposal_rows("WHERE i.rel_path IS NULL" if pending_only else "", ())
+        return sorted(found, key=lambda p: (p.confidence, p.rel_path))
 
     def image_path(self, rel_path: str | os.PathLike[str]) -> Path:
         return self.data_root / self._rel(rel_path)
@@ -222,6 +244,42 @@ class ProjectStore:
         self._execute(schema.UPSERT_PROGRESS,
                       (rel, str(Status.IN_PROGRESS), image_hash, st.st_size, st.st_mtime_ns, state, now, now))
 
+    def propose(self, rel_path: str | os.PathLike[str], mask: np.ndarray, confidence: float,
+                annotation_state: dict[str, Any] | None = None, *, model_id: str | None = None) -> bool:
+        """Store a model's proposal for an image that has none and no work: `mask` ((H, W) bool, the image's native
+        size after EXIF orientation), its confidence in [0, 1] and the annotation state that makes it. True when it
+        was stored; False (nothing written) when the image already has a proposal, work in progress or an accepted
+        mask: a proposal never replaces anything. Durable when it returns. Raises StoreError (read-only, wrong size,
+        disk full, an older database opened read-only)."""
+        self._require_writable()
+        rel = self._rel(rel_path)
+        confidence = float(confidence)
+        if not 0.0 <= confidence <= 1.0:
+            raise StoreError(f"a proposal's confidence must be in [0, 1], not {confidence}")
+        if rel in self.statuses():
+            return False
+        mask, width, height = self._checked_mask(rel, mask, "propose")
+        state = to_json(annotation_state, "annotation state")
+        image_hash, st = self._hash_and_stat(rel)
+        png = encode_mask_png(mask)
+        name = f"{safe_stem(rel)}-{secrets.token_hex(6)}.png"
+        try:
+            self.proposals_dir.mkdir(exist_ok=True)
+            write_atomic(self.proposals_dir / name, png)
+        except OSError as exc:
+            raise StoreError(f"cannot save the proposal of {rel} in {self.proposals_dir}: "
+                             f"{describe_os_error(exc)}") from exc
+        try:
+            added = self._execute(proposals.INSERT_NEW, (
+                rel, image_hash, st.st_size, st.st_mtime_ns, f"{PROPOSALS_DIR_NAME}/{name}", sha256_bytes(png), width, height, confidence,
+                state, model_id, time.time(), rel))
+        except BaseException:
+            remove_quietly(self.proposals_dir / name)
+            raise
+        if not added:
+            remove_quietly(self.proposals_dir / name)
+        return bool(added)
+
     def accept(self, rel_path: str | os.PathLike[str], mask: np.ndarray,
                annotation_state: dict[str, Any] | None = None, *, model_id: str | None = None,
                checkpoint_hash: str | None = None, metrics: dict[str, Any] | None = None,
@@ -234,17 +292,7 @@ class ProjectStore:
         """
         self._require_writable()
         rel = self._rel(rel_path)
-        mask = np.asarray(mask)
-        if mask.ndim != 2:
-            raise StoreError(f"a mask must be a 2-D (height, width) array, got shape {mask.shape}")
-        mask = mask if mask.dtype == bool else mask != 0
-        try:
-            width, height = image_size(self.image_path(rel))
-        except ImageReadError as exc:
-            raise StoreError(f"cannot accept {rel}: {exc.reason}") from exc
-        if mask.shape != (height, width):
-            raise StoreError(f"cannot accept {rel}: the mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
-                             f"{width}x{height} (after EXIF orientation)")
+        mask, width, height = self._checked_mask(rel, mask, "accept")
         state = to_json(annotation_state, "annotation state")
         metrics_json = to_json(metrics, "metrics")
         if strokes_used is None:
@@ -281,6 +329,7 @@ class ProjectStore:
         if old and old[0][0] and old[0][0] != f"{MASKS_DIR_NAME}/{name}":
             # the committed row says the old mask is superseded (a crash here leaves it for the next open)
             remove_mask_files(self.project_dir / old[0][0])
+        self._drop_proposal(rel)  # accepted now: the proposal is history (a crash here: removed at the next open)
         record = self.record(rel)
         assert record is not None
         record._mask_cache.append(mask)
@@ -333,11 +382,18 @@ class ProjectStore:
             except sqlite3.Error:
                 lock.release()
                 return False
+            try:
+                schema.migrate(conn)
+            except sqlite3.Error:
+                conn.close()
+                lock.release()
+                return False
             if self._conn is not None:
                 self._conn.close()
             self._conn, self._file_lock = conn, lock
             self.read_only, self.read_only_reason = False, ""
             self._scan_masks()
+            self._open_proposals()
             if self._last_image is not None:
                 try:
                     self.remember_image(self._last_image)
@@ -388,6 +444,52 @@ class ProjectStore:
     def _scan_masks(self) -> None:
         """Set `orphans`; when writable, delete what a killed process left (`orphan_recovery.scan_masks`)."""
         self.orphans = orphan_recovery.scan_masks(self.masks_dir, self._row_infos(), read_only=self.read_only)
+
+    def _open_proposals(self) -> None:
+        """Note whether the proposals table exists; when writable, delete proposal files no row names."""
+        with self._lock:
+            assert self._conn is not None
+            self._has_proposals = schema.has_table(self._conn, "proposals")
+        if self._has_proposals and not self.read_only:
+            referenced = {Path(f).name for (f,) in self._query("SELECT mask_file FROM proposals")}
+            proposals.remove_stray_files(self.proposals_dir, referenced)
+
+    def _proposal_rows(self, where: str, params: tuple) -> list[ProposalRecord]:
+        if not self._has_proposals:
+            return []
+        cols = ", ".join(f"p.{c.strip()}" for c in proposals.COLUMNS.split(","))
+        rows = self._query(f"SELECT {cols}, i.rel_path IS NULL FROM proposals p "
+                           f"LEFT JOIN images i ON i.rel_path = p.rel_path {where}", params)
+        out = []
+        for rel, image_hash, size, mtime_ns, mask_file, sha, w, h, conf, state_json, model_id, created, pending \
+                in rows:
+            out.append(ProposalRecord(rel, image_hash, self.project_dir / mask_file, sha, (w, h), float(conf),
+                                      from_json(state_json), model_id, created, bool(pending),
+                                      self._current_hash(rel, image_hash, size, mtime_ns, recorded_at=created)))
+        return out
+
+    def _drop_proposal(self, rel: str) -> None:
+        if not self._has_proposals:
+            return
+        rows = self._query("SELECT mask_file FROM proposals WHERE rel_path = ?", (rel,))
+        if rows:
+            self._execute("DELETE FROM proposals WHERE rel_path = ?", (rel,))
+            remove_quietly(self.project_dir / rows[0][0])
+
+    def _checked_mask(self, rel: str, mask: np.ndarray, what: str) -> tuple[np.ndarray, int, int]:
+        """(mask as (H, W) bool, W, H) when it is 2-D and of the image's size after EXIF orientation; StoreError."""
+        mask = np.asarray(mask)
+        if mask.ndim != 2:
+            raise StoreError(f"a mask must be a 2-D (height, width) array, got shape {mask.shape}")
+        mask = mask if mask.dtype == bool else mask != 0
+        try:
+            width, height = image_size(self.image_path(rel))
+        except ImageReadError as exc:
+            raise StoreError(f"cannot {what} {rel}: {exc.reason}") from exc
+        if mask.shape != (height, width):
+            raise StoreError(f"cannot {what} {rel}: the mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
+                             f"{width}x{height} (after EXIF orientation)")
+        return mask, width, height
 
     def _row_infos(self) -> dict[str, RowInfo]:
         return orphan_recovery.row_infos(self._query(orphan_recovery.ROW_INFO_QUERY), self.project_dir)
@@ -454,13 +556,13 @@ class ProjectStore:
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot read the project database {self.db_path}: {exc}") from exc
 
-    def _execute(self, sql: str, params: tuple = ()) -> None:
-        """One statement in its own transaction, committed (and fsynced) when this returns."""
+    def _execute(self, sql: str, params: tuple = ()) -> int:
+        """One statement in its own transaction, committed (and fsynced) when this returns; the rows it changed."""
         with self._lock:
             self._require_writable()
             assert self._conn is not None
             try:
-                self._conn.execute(sql, params)
+                return self._conn.execute(sql, params).rowcount
             except sqlite3.Error as exc:
                 reason = "the disk is full" if "full" in str(exc) else str(exc)
                 raise StoreError(f"cannot write the project database {self.db_path}: {reason}") from exc

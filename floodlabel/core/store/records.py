@@ -17,7 +17,10 @@ from floodlabel.core.store.mask_files import read_mask_png
 
 
 class Status(StrEnum):
+    """An image's status. PROPOSED: a model's proposal waits for review (`proposals.py`); it is never accepted work."""
+
     NEW = "new"
+    PROPOSED = "proposed"
     IN_PROGRESS = "in progress"
     ACCEPTED = "accepted"
 

@@ -2,7 +2,11 @@
 
 `project.sqlite` is SQLite in WAL mode with `synchronous = FULL` (fsync on every commit), autocommit (each
 statement is its own transaction). PRAGMA user_version holds SCHEMA_VERSION; a database with a larger number was
-made by a newer FloodLabel and is refused untouched. There are no migrations yet: version 1 is the only format.
+made by a newer FloodLabel and is refused untouched.
+
+Migrations (`MIGRATIONS`, run when a project is opened for writing, each in one transaction with its user_version, so
+a kill leaves the old format or the new one, never half): 1 -> 2 adds the `proposals` table (`proposals.py`); the
+`images` table and its rows are untouched. A read-only open of an older database reads it as it is (no proposals).
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ import sqlite3
 from pathlib import Path
 
 from floodlabel.core.common.errors import DamagedProjectError, StoreError
+from floodlabel.core.store import proposals
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Stored in PRAGMA user_version. A database with a larger number was made by a newer FloodLabel."""
 
 COLUMNS = ("rel_path, status, image_hash, image_bytes, image_mtime_ns, state_json, created_at, updated_at, "
@@ -65,7 +70,10 @@ CREATE TABLE images (
     model_id TEXT, checkpoint_hash TEXT, metrics_json TEXT, strokes_used INTEGER, accepted_at REAL,
     CHECK (status != 'accepted' OR mask_file IS NOT NULL)
 );
-"""
+""" + proposals.TABLE
+
+MIGRATIONS = {1: proposals.TABLE}
+"""version -> the statements that take a database of that version to the next one."""
 
 
 def connect(db_path: Path, *, read_only: bool) -> sqlite3.Connection:
@@ -98,6 +106,20 @@ def connect_writable(db_path: Path) -> sqlite3.Connection:
     return conn
 
 
+def migrate(conn: sqlite3.Connection, version: int | None = None) -> None:
+    """Bring a writable database of format `version` (None: read it) to SCHEMA_VERSION, one transaction per step.
+    Raises sqlite3.Error."""
+    if version is None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    for old in range(version, SCHEMA_VERSION):
+        conn.executescript(f"BEGIN; {MIGRATIONS[old]} PRAGMA user_version = {old + 1}; COMMIT;")
+
+
+def has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() \
+        is not None
+
+
 class EmptyProjectError(StoreError):
     """A read-only open found a database with no tables (new, or emptied by a crash): nothing can be read from it."""
 
@@ -126,6 +148,7 @@ def check_or_create_schema(conn: sqlite3.Connection, db_path: Path, *, read_only
             created = True
         elif not read_only:
             conn.execute("PRAGMA journal_mode = WAL")
+            migrate(conn, version)
         conn.execute("PRAGMA synchronous = FULL")
         check = conn.execute("PRAGMA quick_check").fetchone()[0]
     except sqlite3.DatabaseError as exc:
