@@ -65,7 +65,7 @@ def water_areas(dataset) -> dict:
             without += 1
             continue
         try:
-            mask = read_mask(pair.mask, size=(geo.width, geo.height))
+            mask = read_mask(pair.mask, size=(geo.width, geo.height), max_pixels=geo.width * geo.height)
         except ImageReadError:
             continue
         rows.append({"image": pair.image.name, **mask_area(mask, geo).to_json()})

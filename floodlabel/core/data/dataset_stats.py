@@ -12,7 +12,10 @@ By default every image and mask is fully decoded (as the window and `eval` will 
 corrupt files are listed as unreadable with their reason, and the decoded masks give the water ratios.
 `decode=False` (`stats --quick`) reads file headers only: sizes and pairing problems, no water ratio; a truncated
 file can pass. Images over the pixel limit (images.MAX_IMAGE_PIXELS) are never decoded: they are unreadable with the
-reason in both modes (their header size still counts in --quick's size ranges).
+reason in both modes (their header size still counts in --quick's size ranges). Maps are the exception: a
+georeferenced TIFF over the limit is checked by a decimated read (MAP_CHECK_SIDE, as the window opens it through its
+view), and its paired mask may be as large as the map (`images.mask_pixel_limit`; a 12,000 x 9,000 mask decodes in
+about 0.2 GB, at most MASK_READ_THREADS at once).
 """
 
 from __future__ import annotations
@@ -27,13 +30,16 @@ import numpy as np
 
 from floodlabel.core.data.datasets import FloodDataset, SizeMismatch
 from floodlabel.core.common.errors import AmbiguousMaskError, ImageReadError
-from floodlabel.core.data.images import MASK_LABELS_01, file_pixel_limit_problem, read_image, read_mask_reading
+from floodlabel.core.data.images import (MASK_LABELS_01, file_pixel_limit_problem, mask_pixel_limit,
+                                         pixel_limit_problem, read_image, read_mask_reading)
+from floodlabel.core.geo.georef import geotiff_info
 
 T = TypeVar("T")
 Progress = Callable[[Iterable[T], int, str], Iterable[T]]
 """progress(items, total, description) -> the same items, e.g. wrapped in a tqdm bar."""
 
 WATER_SCOPE = "all readable masks"
+MAP_CHECK_SIDE = 512
 MASK_READ_THREADS = 2  # Pillow releases the GIL while decoding PNGs and JPEGs
 
 
@@ -121,7 +127,9 @@ def compute_stats(dataset: FloodDataset, progress: Progress | None = None, decod
                     continue
                 sizes.append(result)
                 dataset._sizes[path] = result  # the decoded size: size_mismatches below reads no header again
-            for path, result in _wrap(progress, zip(masks, pool.map(_count_water, masks)), "masks", len(masks)):
+            limits = {pair.mask: mask_pixel_limit(pair.image) for pair in dataset.complete_pairs}
+            counts = pool.map(lambda mask: _count_water(mask, limits.get(mask)), masks)
+            for path, result in _wrap(progress, zip(masks, counts), "masks", len(masks)):
                 if isinstance(result, AmbiguousMaskError):
                     ambiguous[str(path)] = result.reason
                     continue
@@ -236,7 +244,17 @@ def format_stats(stats: DatasetStats) -> str:
 
 
 def _decode_image(path: Path) -> tuple[int, int] | ImageReadError:
-    """(width, height) of a fully decoded photo, or the error (returned, so one bad file doesn't stop the pool)."""
+    """(width, height) of a fully decoded photo, or the error (returned, so one bad file doesn't stop the pool). A
+    map over the pixel limit is read decimated (MAP_CHECK_SIDE) instead."""
+    geo = geotiff_info(path)
+    if geo is not None and pixel_limit_problem((geo.width, geo.height)):
+        from floodlabel.core.geo.raster import MapReadError, read_map
+
+        try:
+            read_map(path, max_side=MAP_CHECK_SIDE)
+        except (MapReadError, MemoryError) as exc:
+            return ImageReadError(path, str(exc).removeprefix(f"{path}: "))
+        return geo.width, geo.height
     try:
         rgb = read_image(path)
     except ImageReadError as exc:
@@ -244,11 +262,11 @@ def _decode_image(path: Path) -> tuple[int, int] | ImageReadError:
     return rgb.shape[1], rgb.shape[0]
 
 
-def _count_water(path: Path) -> tuple[int, int, str, tuple[int, int]] | ImageReadError:
-    """(water pixels, all pixels, encoding, (width, height)) of one mask, or the error (returned, so one bad file
-    doesn't stop the pool)."""
+def _count_water(path: Path, limit: int | None = None) -> tuple[int, int, str, tuple[int, int]] | ImageReadError:
+    """(water pixels, all pixels, encoding, (width, height)) of one mask (at most `limit` pixels, default the
+    pixel limit), or the error (returned, so one bad file doesn't stop the pool)."""
     try:
-        reading = read_mask_reading(path)
+        reading = read_mask_reading(path, max_pixels=limit)
     except ImageReadError as exc:
         return exc
     water = reading.water

@@ -129,7 +129,7 @@ class MaskReading:
     encoding: str
 
 
-def read_mask(path: PathLike, size: tuple[int, int] | None = None) -> np.ndarray:
+def read_mask(path: PathLike, size: tuple[int, int] | None = None, *, max_pixels: int | None = None) -> np.ndarray:
     """Decode a mask into an (H, W) bool array: True = water. EXIF orientation is applied.
 
     A pixel is water when its brightness is > 127 on the 8-bit scale: greyscale as is; colour masks when *any*
@@ -142,14 +142,16 @@ def read_mask(path: PathLike, size: tuple[int, int] | None = None) -> np.ndarray
     raises AmbiguousMaskError (an ImageReadError): which value is water is never guessed.
 
     size: the expected (width, height), e.g. the photo's `image_size`. A mask of another size raises
-    ImageReadError; masks are never resized silently.
+    ImageReadError; masks are never resized silently. max_pixels: the pixel limit (default MAX_IMAGE_PIXELS; the
+    mask of a map over it may be as large as the map: `mask_pixel_limit`).
     """
-    return read_mask_reading(path, size).water
+    return read_mask_reading(path, size, max_pixels=max_pixels).water
 
 
-def read_mask_reading(path: PathLike, size: tuple[int, int] | None = None) -> MaskReading:
+def read_mask_reading(path: PathLike, size: tuple[int, int] | None = None, *,
+                      max_pixels: int | None = None) -> MaskReading:
     """read_mask, also saying how the values were read (MaskReading.encoding)."""
-    with _open_decoded(path) as im:
+    with _open_decoded(path, max_pixels) as im:
         if size is not None and tuple(im.size) != tuple(size):
             raise ImageReadError(path, f"mask is {im.width}x{im.height} but the image is {size[0]}x{size[1]}")
         try:
@@ -182,14 +184,23 @@ def image_size(path: PathLike) -> tuple[int, int]:
     return (height, width) if orientation in _SWAPPING_ORIENTATIONS else (width, height)
 
 
-def pixel_limit_problem(size: tuple[int, int]) -> str | None:
+def pixel_limit_problem(size: tuple[int, int], limit: int | None = None) -> str | None:
     """Why an image of `size` (width, height) is not decoded ("image too large: ..."), or None when it is within
-    MAX_IMAGE_PIXELS."""
+    `limit` pixels (default MAX_IMAGE_PIXELS)."""
     width, height = size
-    if width * height <= MAX_IMAGE_PIXELS:
+    limit = MAX_IMAGE_PIXELS if limit is None else max(limit, MAX_IMAGE_PIXELS)
+    if width * height <= limit:
         return None
     return (f"image too large: {width}x{height} = {_megapixels(width * height)} MP, the limit is "
-            f"{_megapixels(MAX_IMAGE_PIXELS)} MP (FLOODLABEL_MAX_MEGAPIXELS=N changes it)")
+            f"{_megapixels(limit)} MP (FLOODLABEL_MAX_MEGAPIXELS=N changes it)")
+
+
+def mask_pixel_limit(image_path: PathLike) -> int:
+    """The pixel limit for the mask of `image_path`: a georeferenced TIFF's own pixel count when it is over
+    MAX_IMAGE_PIXELS (a map opens at any size, and its mask has its size: read_mask's `size` check holds it to
+    that; decoding takes about 2 bytes a pixel, 0.2 GB at 108 MP), else MAX_IMAGE_PIXELS."""
+    geo = geotiff_info(image_path)
+    return max(MAX_IMAGE_PIXELS, geo.width * geo.height) if geo is not None else MAX_IMAGE_PIXELS
 
 
 def file_pixel_limit_problem(path: str | os.PathLike[str], size: tuple[int, int]) -> str | None:
@@ -221,11 +232,12 @@ def link_problem(path: str | os.PathLike[str]) -> str:
 
 
 @contextmanager
-def _open_decoded(path: PathLike) -> Iterator[Image.Image]:
-    """Open, size-check, fully decode and EXIF-rotate an image; every failure becomes ImageReadError."""
+def _open_decoded(path: PathLike, max_pixels: int | None = None) -> Iterator[Image.Image]:
+    """Open, size-check (`max_pixels`, default MAX_IMAGE_PIXELS), fully decode and EXIF-rotate an image; every
+    failure becomes ImageReadError."""
     with _open(path) as im:
         try:
-            too_large = pixel_limit_problem(im.size)
+            too_large = pixel_limit_problem(im.size, max_pixels)
             if too_large:
                 raise ImageReadError(path, too_large)
             im.load()  # decode here, inside the try: truncated or corrupt data fails now, not later
