@@ -116,6 +116,24 @@ def test_the_cache_stores_the_three_maps(embedded, tmp_path):
     assert len(kept) == 2
 
 
+def test_the_memory_bound_counts_the_three_maps_and_the_decoder_state(embedded, tmp_path):
+    from floodlabel.core.segment.held_bytes import held_bytes
+    from floodlabel.core.segment.segmenter import Embedding
+
+    seg, emb, _, _ = embedded
+    fresh = Embedding(emb.features, emb.original_size, emb.input_size, emb.model_id)
+    assert held_bytes(fresh) == 16 * MiB  # float32 in memory: (256*64*64 + 32*256*256 + 64*128*128) * 4 bytes
+    seg.predict(fresh, Prompt.point(240, 150))  # adds the fp32 decoder state: tokens, layer-1 cache, high-res maps
+    assert 36 * MiB <= held_bytes(fresh) <= 40 * MiB
+    cache = EmbeddingCache(tmp_path / "c", max_disk_bytes=0, memory_bytes=100 * MiB)
+    copies = [Embedding(emb.features, emb.original_size, emb.input_size, emb.model_id, dict(fresh.extra))
+              for _ in range(4)]
+    for i, e in enumerate(copies):
+        cache.put(seg.cache_model_id, f"k{i}", e)
+    kept = [i for i in range(4) if cache.get(seg.cache_model_id, f"k{i}") is not None]
+    assert kept == [2, 3] and cache.memory_held_bytes <= 100 * MiB  # a count bound of 8 would have kept 152 MiB
+
+
 def test_a_damaged_entry_is_a_miss(embedded, tmp_path):
     seg, emb, _, _ = embedded
     cache = EmbeddingCache(tmp_path / "c")
