@@ -9,6 +9,7 @@
     floodlabel finetune DATA --out PATH   fine-tune SAM's mask decoder on cached embeddings
     floodlabel embed DATA --model M   pre-encode images into the embedding cache (--ray: on a Ray cluster)
     floodlabel recover DATA    restore accepted masks after the project database was damaged or lost
+    floodlabel propose DATA --model sam3 --text water   a proposed mask per image from a text prompt, for review
 
 Expected errors print one line on stderr and exit with status 2; set FLOODLABEL_DEBUG=1 for tracebacks.
 """
@@ -23,7 +24,7 @@ import sys
 
 from floodlabel import __version__
 
-COMMAND_MODULES = ("gui", "stats", "models", "eval", "export", "finetune", "embed", "recover")
+COMMAND_MODULES = ("gui", "stats", "models", "eval", "export", "finetune", "embed", "recover", "propose")
 
 
 class _Parser(argparse.ArgumentParser):
