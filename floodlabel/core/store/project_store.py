@@ -181,6 +181,13 @@ class ProjectStore:
         found = self._proposal_rows("WHERE i.rel_path IS NULL" if pending_only else "", ())
         return sorted(found, key=lambda p: (p.confidence, p.rel_path))
 
+    def proposal_confidences(self) -> dict[str, float]:
+        """{relative path: confidence} of the pending proposals (status "proposed"). Database only."""
+        if not self._has_proposals:
+            return {}
+        return dict(self._query("SELECT p.rel_path, p.confidence FROM proposals p LEFT JOIN images i "
+                                "ON i.rel_path = p.rel_path WHERE i.rel_path IS NULL"))
+
     def image_path(self, rel_path: str | os.PathLike[str]) -> Path:
         return self.data_root / self._rel(rel_path)
 

@@ -15,11 +15,12 @@ from PySide6.QtWidgets import (QHeaderView, QMenu, QStyle, QStyledItemDelegate, 
 
 COLUMNS = ("#", "Name", "Status", "IoU", "Conf.", "A↔B", "Size", "Problem")
 COL_INDEX, COL_NAME, COL_STATUS, COL_IOU, COL_CONFIDENCE, COL_AGREEMENT, COL_SIZE, COL_PROBLEM = range(len(COLUMNS))
-STATUS_GLYPHS = {"new": "○", "in progress": "◐", "accepted": "✓"}
+STATUS_GLYPHS = {"new": "○", "proposed": "◇", "in progress": "◐", "accepted": "✓"}
 """What the Status column shows for each status (the word is in the cell's tooltip and the header's)."""
 HEADER_TIPS = {COL_STATUS: "Status: " + " · ".join(f"{g} {s}" for s, g in STATUS_GLYPHS.items()),
                COL_IOU: "IoU of the shown mask against the ground truth",
-               COL_CONFIDENCE: "Confidence: the model's own predicted IoU of the shown mask (no GT needed)",
+               COL_CONFIDENCE: "Confidence: the model's own predicted IoU of the shown mask, or a proposal's "
+                               "confidence (no GT needed)",
                COL_AGREEMENT: "Agreement in compare mode: IoU between model A's and model B's masks (low = they "
                               "disagree)",
                COL_SIZE: "Image size in pixels (width × height)"}

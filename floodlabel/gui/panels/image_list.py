@@ -42,7 +42,7 @@ from floodlabel.gui.panels.size_scan import SizeScanner
 from floodlabel.gui.panels.view_order import ViewOrder
 from floodlabel.gui.workers.on_screen import when_on_screen
 
-STATUSES = tuple(STATUS_GLYPHS)  # "new", "in progress", "accepted"
+STATUSES = tuple(STATUS_GLYPHS)  # "new", "proposed", "in progress", "accepted"
 NO_GT = "no GT"
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 ERROR_COLOUR = QColor(200, 40, 40)
@@ -144,7 +144,7 @@ class ImageListDock(QDockWidget):
         self._update_summary()
 
     def set_status(self, row: int, status: str) -> None:
-        """Status of model row `row`: "new", "in progress" or "accepted"."""
+        """Status of model row `row`: "new", "proposed", "in progress" or "accepted"."""
         self.model.set_status(row, status)
 
     def set_statuses(self, statuses: dict[int, str]) -> None:
@@ -159,6 +159,11 @@ class ImageListDock(QDockWidget):
         """The model's predicted IoU of the mask shown for model row `row` (None: not known)."""
         if 0 <= row < self.model.rowCount():
             self.model.set_value(row, COL_CONFIDENCE, value)
+
+    def set_confidences(self, values: dict[int, float]) -> None:
+        """Confidences of many model rows at once ({row: value}, e.g. the project's proposals when a folder opens):
+        one change signal, whatever their number."""
+        self.model.set_values(COL_CONFIDENCE, values)
 
     def set_agreement(self, row: int, value: float | None) -> None:
         """IoU between the two compared models' masks on model row `row` (None: not known); shows the A↔B column."""
@@ -321,6 +326,15 @@ class ImageListModel(QAbstractTableModel):
         if getattr(self._rows[row], attr) != value:
             setattr(self._rows[row], attr, value)
             self._changed(row, col, col)
+
+    def set_values(self, col: int, values: dict[int, float]) -> None:
+        """`set_value` for many model rows ({row: value}) with one change signal."""
+        if not values:
+            return
+        attr = _VALUE_ATTRS[col]
+        for row, value in values.items():
+            setattr(self._rows[row], attr, None if value is None or math.isnan(value) else float(value))
+        self.dataChanged.emit(self.index(min(values), col), self.index(max(values), col))
 
     def set_problem(self, row: int, text: str | None) -> None:
         r = self._rows[row]

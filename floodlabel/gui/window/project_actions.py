@@ -169,6 +169,9 @@ class ProjectActions(QObject):
         self.rows_by_rel = {self.store.rel_path(pair.image): row for row, pair in enumerate(self.dataset.pairs)}
         shown = {row: str(statuses[rel]) for rel, row in self.rows_by_rel.items() if rel in statuses}
         self.image_list.set_statuses(shown)
+        confidences = self.store.proposal_confidences()  # proposals: "Least confident first" is the review queue
+        self.image_list.set_confidences({row: confidences[rel] for rel, row in self.rows_by_rel.items()
+                                         if rel in confidences})
         self.accepted_rows = {row for row, status in shown.items() if status == "accepted"}
         self._update_project_label(statuses)
 

@@ -108,6 +108,10 @@ class StoreLink(QObject):
     def statuses(self) -> dict[str, Status]:
         return self.store.statuses()
 
+    def proposal_confidences(self) -> dict[str, float]:
+        """{relative path: confidence} of the project's pending proposals (`ProjectStore.proposal_confidences`)."""
+        return self.store.proposal_confidences()
+
     def resume_image(self, rel_paths: list[str]) -> str | None:
         """The image to open (`ProjectStore.resume_image`): where the user left off, else the first not accepted."""
         return self.store.resume_image(rel_paths)
@@ -142,7 +146,7 @@ class StoreLink(QObject):
             return None, None, "changed since it was saved: the stored mask is kept but not shown"
         state, problem = (unsaved[0], unsaved[2]) if unsaved is not None else (None, None)
         if record is None:
-            return state, None, problem
+            return self._restore_proposal(rel) if unsaved is None else (state, None, problem)
         state = state if unsaved is not None else record.annotation_state
         mask = None
         if record.accepted and builds_on(state, record.accepted_state):
@@ -151,6 +155,19 @@ class StoreLink(QObject):
             except FloodLabelError as exc:
                 problem = str(exc)
         return state, mask, problem
+
+    def _restore_proposal(self, rel: str) -> tuple[dict | None, np.ndarray | None, str | None]:
+        """A proposed image (no work yet): the proposal's state and mask, shown as a restored mask is (Enter accepts
+        it as it stands); nothing when there is no proposal, or its image changed since."""
+        proposal = self.store.proposal(rel)
+        if proposal is None:
+            return None, None, None
+        if proposal.changed:
+            return None, None, "changed since it was proposed: the proposal is not shown"
+        try:
+            return proposal.annotation_state, proposal.load_mask(), None
+        except FloodLabelError as exc:
+            return None, None, str(exc)
 
     def schedule_autosave(self, rel_path: str, state: Callable[[], dict]) -> None:
         """Save `state()` as in-progress work shortly (debounced); `flush` writes it at once."""
