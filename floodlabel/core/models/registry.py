@@ -1,8 +1,10 @@
 """Known SAM checkpoints, where they are cached, and how a model name or a file path becomes a checkpoint.
 
-Two families: SAM v1 ("vit_b", "vit_l", "vit_h"; Meta publishes their MD5, which every download is checked against)
-and SAM 2.1 ("sam2.1_hiera_tiny", "_small", "_base_plus", "_large"; no checksum is published: a download is verified
-by loading it (weights_only) and checking its architecture, and its SHA-256 is recorded then, see download.py).
+Three families: SAM v1 ("vit_b", "vit_l", "vit_h"; Meta publishes their MD5, which every download is checked
+against), SAM 2.1 ("sam2.1_hiera_tiny", "_small", "_base_plus", "_large"; no checksum is published: a download is
+verified by loading it (weights_only) and checking its architecture, and its SHA-256 is recorded then, see
+download.py) and SAM 3 ("sam3": the gated Hugging Face repository facebook/sam3, fetched with the user's token by
+hub_download.py, verified and recorded the same way).
 A registered name maps to an official checkpoint cached in `models_dir()`. An existing file path is accepted anywhere
 a name is; its family and architecture are always read from tensor shapes (`checkpoint_family`,
 `checkpoint_architecture`), never from its file name. "classic" is the offline OpenCV backend: listed as always
@@ -29,7 +31,9 @@ BASE_URL_ENV = "FLOODLABEL_MODEL_BASE_URL"
 CLASSIC = "classic"
 SAM = "sam"
 SAM2 = "sam2.1"
-FAMILIES = {CLASSIC: "classic (OpenCV)", SAM: "SAM", SAM2: "SAM 2.1"}
+SAM3 = "sam3"
+FAMILIES = {CLASSIC: "classic (OpenCV)", SAM: "SAM", SAM2: "SAM 2.1", SAM3: "SAM 3"}
+SAM3_HF_REPO = "facebook/sam3"  # gated: the user accepts Meta's licence on its page, then downloads with a token
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,9 @@ class ModelSpec:
     description: str
     architecture: str
     family: str = SAM
+    hf_repo: str | None = None
+    """Hugging Face repository the file comes from (through huggingface_hub, with the user's token) instead of
+    `url`; see hub_download.py."""
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -71,6 +78,11 @@ MODELS: dict[str, ModelSpec] = {
               ("base_plus", 324_000_000, "SAM 2.1 Hiera-B+"),
               ("large", 898_000_000, "SAM 2.1 Hiera-L: largest and most accurate SAM 2.1"),
           )),
+        # SAM 3: facebook/sam3's sam3.pt; size = 861 M float32 parameters of the image + tracker model built here
+        # (not checked against the published file: no network); gated, so fetched with the user's token
+        ModelSpec("sam3", "sam3.pt", f"https://huggingface.co/{SAM3_HF_REPO}/resolve/main/sam3.pt", None,
+                  3_450_000_000, "SAM 3: a text prompt ('water') finds every instance; about 0.85 B parameters",
+                  "sam3", SAM3, hf_repo=SAM3_HF_REPO),
     )
 }
 
@@ -165,6 +177,8 @@ def checkpoint_architecture(name_or_path: str | os.PathLike) -> SamArchitecture 
     from floodlabel.core.sam.checkpoint import infer_architecture, read_state_dict  # torch: import only when needed
     from floodlabel.core.sam.decoder_checkpoint import base_file, is_decoder_checkpoint_file
     from floodlabel.core.sam2.checkpoint import infer_architecture as infer_sam2, is_sam2_state
+    from floodlabel.core.sam3.architecture import infer_architecture as infer_sam3
+    from floodlabel.core.sam3.checkpoint import is_sam3_file_state, model_state
 
     path = resolve_checkpoint(name_or_path)
     if is_decoder_checkpoint_file(path):
@@ -172,22 +186,28 @@ def checkpoint_architecture(name_or_path: str | os.PathLike) -> SamArchitecture 
     state = read_state_dict(path)
     if is_sam2_state(state):
         return infer_sam2(state, path)
+    if is_sam3_file_state(state):
+        return infer_sam3(model_state(state), path)
     return infer_architecture(state, path)
 
 
 def checkpoint_family(name_or_path: str | os.PathLike) -> str:
-    """CLASSIC, SAM or SAM2 for a model name or file, read from the file's tensors (memory-mapped: milliseconds).
+    """CLASSIC, SAM, SAM2 or SAM3 for a model name or file, read from the file's tensors (memory-mapped: ms).
     ModelError for a file that is neither family's."""
     if os.fspath(name_or_path) == CLASSIC:
         return CLASSIC
     from floodlabel.core.sam.checkpoint import read_state_dict
     from floodlabel.core.sam.decoder_checkpoint import decoder_family, is_decoder_checkpoint_file
     from floodlabel.core.sam2.checkpoint import is_sam2_state
+    from floodlabel.core.sam3.checkpoint import is_sam3_file_state
 
     path = resolve_checkpoint(name_or_path)
     if is_decoder_checkpoint_file(path):
         return SAM2 if decoder_family(path) == SAM2 else SAM  # the family field of a fine-tuned decoder
-    return SAM2 if is_sam2_state(read_state_dict(path)) else SAM
+    state = read_state_dict(path)
+    if is_sam3_file_state(state):
+        return SAM3
+    return SAM2 if is_sam2_state(state) else SAM
 
 
 def recommended_download(gpu: bool | None = None) -> tuple[str, str]:

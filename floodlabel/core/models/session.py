@@ -20,14 +20,14 @@ import numpy as np
 from floodlabel.core.segment.compute_config import ComputeConfig
 from floodlabel.core.common.hashing import image_key
 from floodlabel.core.segment.embedding_cache import EmbeddingCache
-from floodlabel.core.models.registry import CLASSIC, SAM2, checkpoint_family, resolve_checkpoint
+from floodlabel.core.models.registry import CLASSIC, SAM2, SAM3, checkpoint_family, resolve_checkpoint
 from floodlabel.core.annotation.prompts import Prompt
 from floodlabel.core.segment.segmenter import Embedding, Prediction, Segmenter
 
 
 def load_segmenter(name_or_path: str | os.PathLike, config: ComputeConfig | None = None) -> Segmenter:
-    """'classic' -> the OpenCV backend; a registered name or a checkpoint path -> SAM or SAM 2.1, by the file's
-    tensors (`registry.checkpoint_family`), never its name.
+    """'classic' -> the OpenCV backend; a registered name or a checkpoint path -> SAM, SAM 2.1 or SAM 3, by the
+    file's tensors (`registry.checkpoint_family`), never its name.
 
     Raises ModelError (one readable line) when the name is unknown or the checkpoint is missing or bad.
     """
@@ -36,10 +36,15 @@ def load_segmenter(name_or_path: str | os.PathLike, config: ComputeConfig | None
 
         return ClassicSegmenter()
     path = resolve_checkpoint(name_or_path)
-    if checkpoint_family(path) == SAM2:
+    family = checkpoint_family(path)
+    if family == SAM2:
         from floodlabel.core.sam2.backend import Sam2Segmenter
 
         return Sam2Segmenter.from_checkpoint(path, config)
+    if family == SAM3:
+        from floodlabel.core.sam3.backend import Sam3Segmenter
+
+        return Sam3Segmenter.from_checkpoint(path, config)
     from floodlabel.core.sam.backend import SamSegmenter
 
     return SamSegmenter.from_checkpoint(path, config)
