@@ -8,6 +8,8 @@ image through its 1024 px input. This package holds the Qt-free parts the window
   embedding of the view image, and upscales the mask to the full size when asked.
 - `tiled`: the tiled decode: per-tile embeddings (cached per image key + tile origin), a prompt decoded on every
   tile it touches, stitched at full resolution with the one-owner seam rule of `core.geo.pyramid.tile_windows`.
+- `detail`: the full-resolution window to read (and the mask crop to draw) when the window is zoomed in past the
+  view image's own resolution.
 
 Imports: numpy, cv2, `core.segment` (the Segmenter protocol, Prediction), `core.annotation` (Prompt), `core.data`
 (ImageItem), `core.geo` and `core.common`. Never Qt, torch or a model family's package (sam, sam2, classic): a

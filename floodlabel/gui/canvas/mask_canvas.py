@@ -23,7 +23,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from floodlabel.core.annotation.annotation import draw_stroke_segment, view_size
@@ -37,6 +37,8 @@ GT_RGB = (255, 214, 0)          # ground truth (yellow), fill in the GT view and
 COMPARE_RGB = (255, 128, 0)    # the second model's mask in compare mode (orange)
 DIFF_RGB = (255, 0, 160)       # pixels where the two compared models disagree
 DEFAULT_OPACITY = 0.45
+VIEW_SETTLE_MS = 60
+"""view_changed is emitted this long after the last zoom / pan / resize step (a drag emits once it pauses)."""
 
 
 class MaskCanvas(QWidget):
@@ -51,6 +53,8 @@ class MaskCanvas(QWidget):
         stroke_started(mode, x, y)      brush/erase left press-drag (mode "paint" | "erase"); a click is a
         stroke_moved(x, y)              one-point stroke; the canvas does not draw strokes itself, call
         stroke_finished()               draw_stroke_segment for live feedback
+        view_changed(x0, y0, x1, y1, w, h)  the main view's visible range (original frame) on w x h device pixels,
+                                        after a zoom, pan or resize settles (VIEW_SETTLE_MS)
     """
 
     point_clicked = Signal(float, float, bool)
@@ -61,6 +65,7 @@ class MaskCanvas(QWidget):
     stroke_started = Signal(str, float, float)
     stroke_moved = Signal(float, float)
     stroke_finished = Signal()
+    view_changed = Signal(float, float, float, float, int, int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -102,11 +107,25 @@ class MaskCanvas(QWidget):
         self._diff_item = pg.ImageItem()      # compare mode: A xor B on the main view
         self._diff_item.setLookupTable(_lut(DIFF_RGB, 0.85))
         self._diff_item.setZValue(1.5)
+        # a large map zoomed in past its view image: a full-resolution window of the image and the mask over it
+        # (`set_detail`), above the view-size image and overlay, below the compare diff, GT outline and markers
+        self._detail_item = pg.ImageItem()
+        self._detail_item.setZValue(1.2)
+        self._detail_overlay = pg.ImageItem()
+        self._detail_overlay.setLookupTable(_lut(WATER_RGB, self._opacity))
+        self._detail_overlay.setZValue(1.3)
+        self._detail_window: tuple[int, int, int, int] | None = None
+        self._detail_owned = False
+        self._view_timer = QTimer(self, singleShot=True, interval=VIEW_SETTLE_MS)
+        self._view_timer.timeout.connect(self._emit_view)
 
         self._markers = PromptMarkers()   # point markers, prompt box, drag box, brush cursor
         self.main_view.addItem(self._image_item)
-        for item in (self._overlay_item, self._diff_item, self._outline_item, *self._markers.items()):
+        for item in (self._overlay_item, self._detail_item, self._detail_overlay, self._diff_item,
+                     self._outline_item, *self._markers.items()):
             self.main_view.addItem(item, ignoreBounds=True)
+        self.main_view.sigRangeChanged.connect(lambda *_: self._view_timer.start())
+        self.main_view.sigResized.connect(lambda *_: self._view_timer.start())
         self.gt_view.addItem(self._gt_image_item)
         self.gt_view.addItem(self._gt_overlay_item, ignoreBounds=True)
         self.gt_view.addItem(self._compare_item, ignoreBounds=True)
@@ -200,6 +219,43 @@ class MaskCanvas(QWidget):
         item.setImage(array, autoLevels=False, levels=(0, 1))
         item.setRect(self._extent())
 
+    def set_detail(self, image: np.ndarray | None, window: tuple[int, int, int, int] | None = None,
+                   mask: np.ndarray | None = None) -> None:
+        """A large map zoomed in: show `image` ((h, w, 3) uint8, full-resolution pixels of `window` = (col_off,
+        row_off, width, height) in the original frame, decimated to about the screen's resolution) over that window,
+        with `mask` ((h, w) bool or None) over it. None: back to the view image alone. Displayed without a copy."""
+        if image is None or window is None:
+            self._detail_item.clear()
+            self._detail_overlay.clear()
+            self._detail_window, self._detail_owned = None, False
+            return
+        self._detail_window = tuple(int(v) for v in window)
+        self._detail_item.setImage(image, autoLevels=False)
+        self._detail_item.setRect(QRectF(*(float(v) for v in self._detail_window)))
+        self.set_detail_mask(mask)
+
+    def set_detail_mask(self, mask: np.ndarray | None) -> None:
+        """The mask over the detail window ((h, w) bool at the detail image's size, or None: none)."""
+        if self._detail_window is None or mask is None:
+            self._detail_overlay.clear()
+            self._detail_owned = False
+            return
+        self._detail_overlay.setImage(_as_uint8(mask), autoLevels=False, levels=(0, 1))
+        self._detail_overlay.setRect(QRectF(*(float(v) for v in self._detail_window)))
+        self._detail_owned = False
+
+    @property
+    def detail_window(self) -> tuple[int, int, int, int] | None:
+        """The full-resolution window shown over the view image (col_off, row_off, width, height), or None."""
+        return self._detail_window
+
+    def visible_range(self) -> tuple[tuple[float, float, float, float], tuple[int, int]]:
+        """((x0, y0, x1, y1) of the main view, original frame; (width, height) of its viewport in device pixels)."""
+        (x0, x1), (y0, y1) = self.main_view.viewRange()
+        viewport = self.main_viewport
+        ratio = viewport.devicePixelRatioF()
+        return (x0, y0, x1, y1), (round(viewport.width() * ratio), round(viewport.height() * ratio))
+
     def set_gt(self, gt: np.ndarray | None) -> None:
         """Ground truth (H, W) bool (None = no GT): filled in the GT view and outlined on the main view.
 
@@ -253,9 +309,11 @@ class MaskCanvas(QWidget):
         self._overlay_item.setLookupTable(_lut(WATER_RGB, self._opacity))
         self._gt_overlay_item.setLookupTable(_lut(GT_RGB, self._opacity))
         self._compare_item.setLookupTable(_lut(COMPARE_RGB, self._opacity))
+        self._detail_overlay.setLookupTable(_lut(WATER_RGB, self._opacity))
 
     def set_overlay_visible(self, b: bool) -> None:
         self._overlay_item.setVisible(bool(b))
+        self._detail_overlay.setVisible(bool(b))
 
     def set_gt_outline_visible(self, b: bool) -> None:
         self._outline_item.setVisible(bool(b))
@@ -297,6 +355,8 @@ class MaskCanvas(QWidget):
             self._show_overlay(overlay, owned=True)
         draw_stroke_segment(overlay, p0, p1, radius, self._image_size, 1 if mode == "paint" else 0)
         self._overlay_item.updateImage()
+        if self._detail_window is not None:  # zoomed in on a map: the stroke shows on the detail's mask too
+            self._draw_detail_segment(mode, radius, p0, p1)
 
     def overlay_array(self) -> np.ndarray | None:
         """The (h, w) uint8 array the prediction overlay shows (0/1), None without one (for tests)."""
@@ -413,7 +473,29 @@ class MaskCanvas(QWidget):
         self._overlay_item.setRect(self._extent())
         self._overlay_owned = owned
 
+    def _draw_detail_segment(self, mode: str, radius: float, p0: tuple[float, float],
+                             p1: tuple[float, float]) -> None:
+        c0, r0, width, height = self._detail_window
+        overlay = self._detail_overlay.image
+        if overlay is None:
+            overlay = np.zeros(self._detail_item.image.shape[:2], np.uint8)
+        elif not self._detail_owned:
+            overlay = overlay.copy()
+        if overlay is not self._detail_overlay.image:
+            self._detail_overlay.setImage(overlay, autoLevels=False, levels=(0, 1))
+            self._detail_overlay.setRect(QRectF(*(float(v) for v in self._detail_window)))
+            self._detail_owned = True
+        local = ((p0[0] - c0, p0[1] - r0), (p1[0] - c0, p1[1] - r0))  # the window is the frame of this overlay
+        draw_stroke_segment(overlay, *local, radius, (height, width), 1 if mode == "paint" else 0)
+        self._detail_overlay.updateImage()
+
+    def _emit_view(self) -> None:
+        if self._image_size is not None:
+            (x0, y0, x1, y1), (w, h) = self.visible_range()
+            self.view_changed.emit(x0, y0, x1, y1, w, h)
+
     def _clear_overlays(self) -> None:
+        self.set_detail(None)
         for item in (self._overlay_item, self._outline_item, self._gt_overlay_item, self._compare_item,
                      self._diff_item):
             item.clear()

@@ -35,6 +35,7 @@ from floodlabel.gui.panels.project_notice import ProjectNotice
 from floodlabel.gui.window.segmentation_controller import SegmentationController
 from floodlabel.gui.window.store_link import StoreLink
 from floodlabel.gui.window.layout import TOOLS, build_actions, build_layout
+from floodlabel.gui.window.map_detail import MapDetail
 from floodlabel.gui.window.model_actions import ModelActions
 from floodlabel.gui.window.project_actions import ProjectActions
 
@@ -98,6 +99,7 @@ class AnnotationWindow(QMainWindow):
         self.models.fill_models()
         build_layout(self)
         self._connect()
+        self.map_detail = MapDetail(self.controller, self.canvas, self)  # a map zoomed in: read at full resolution
         self._restore_settings()
         self.probe = install_geometry_probe(self, view=self.canvas.main_viewport,
                                             image_to_screen=self._image_to_screen, ready=self._ready)
@@ -382,6 +384,7 @@ class AnnotationWindow(QMainWindow):
         self.model_panel.cancel_download()
         self.finetune_panel.shutdown(timeout=60)
         self.controller.shutdown()
+        self.map_detail.shutdown()
         self.compare.shutdown()
         self.models.shutdown()
         self.project.close()  # waits for queued writes: an accepted mask is on disk before the window goes
