@@ -32,12 +32,14 @@ from floodlabel.gui.panels.image_list import ImageListDock
 from floodlabel.gui.panels.metrics_panel import MetricsPanel
 from floodlabel.gui.panels.model_panel import ModelPanel
 from floodlabel.gui.panels.project_notice import ProjectNotice
+from floodlabel.gui.panels.text_prompt_panel import TextPromptPanel
 from floodlabel.gui.window.segmentation_controller import SegmentationController
 from floodlabel.gui.window.store_link import StoreLink
 from floodlabel.gui.window.layout import TOOLS, build_actions, build_layout
 from floodlabel.gui.window.map_detail import MapDetail
 from floodlabel.gui.window.model_actions import ModelActions
 from floodlabel.gui.window.project_actions import ProjectActions
+from floodlabel.gui.window.text_prompt_actions import TextPromptActions
 
 BRUSH_SIZES = (2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 """Brush radii to step through with [ and ], in original-image pixels."""
@@ -68,6 +70,7 @@ class AnnotationWindow(QMainWindow):
         self.dataset_view = DatasetView()
         self.model_panel = ModelPanel(model)
         self.finetune_panel = FinetunePanel()
+        self.text_panel = TextPromptPanel()
         self.model_combo = QComboBox()
         self.banner = QLabel()
         self.embed_label = QLabel()
@@ -99,6 +102,8 @@ class AnnotationWindow(QMainWindow):
         self.models.fill_models()
         build_layout(self)
         self._connect()
+        self.text_prompt = TextPromptActions(self.controller, self.text_panel, self.settings, self.show_message,
+                                             parent=self)
         self.map_detail = MapDetail(self.controller, self.canvas, self)  # a map zoomed in: read at full resolution
         self._restore_settings()
         self.probe = install_geometry_probe(self, view=self.canvas.main_viewport,
@@ -166,6 +171,7 @@ class AnnotationWindow(QMainWindow):
         recent.add_recent_folder(str(folder))
         self._fill_recent_menu()
         self.project.open_store(dataset)
+        self.text_prompt.set_folder(folder)
         self.controller.set_dataset(dataset)
         self.image_list.set_dataset(dataset)
         self.project.show_statuses()
@@ -307,6 +313,8 @@ class AnnotationWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------------ canvas
 
     def _on_point(self, x: float, y: float, positive: bool) -> None:
+        if self.text_prompt.handle_click(x, y, positive):
+            return
         if self.tool == "prompt":
             self.controller.add_point(x, y, positive)
 

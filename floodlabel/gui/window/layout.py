@@ -172,6 +172,7 @@ def build_layout(w) -> None:
     opacity_row.addWidget(QLabel("Opacity"))
     opacity_row.addWidget(w.opacity_slider, 1)
     side_layout.addLayout(opacity_row)
+    side_layout.addWidget(w.text_panel)  # the text prompt (SAM 3): enabled for a model that takes one
     side_layout.addWidget(QLabel("<b>SAM's candidates</b> (keys 1 / 2 / 3)"))
     side_layout.addWidget(w.candidates)
     side_layout.addWidget(w.metrics_panel)

@@ -27,6 +27,7 @@ from PySide6.QtCore import QObject, Signal
 
 from floodlabel.core.annotation.annotation import Annotation, Stroke, view_size
 from floodlabel.core.annotation.prompts import Prompt
+from floodlabel.core.annotation.text_step import decodes_geometry
 from floodlabel.core.data.datasets import FloodDataset
 from floodlabel.core.data.image_item import ImageItem
 from floodlabel.core.evaluation.live_metrics import NocTracker
@@ -40,6 +41,8 @@ from floodlabel.gui.window.encoder_jobs import EncoderJobs
 from floodlabel.gui.window.image_loading import (Restore, SessionOpener, annotation_from_prompt, load_job,
                                                 restored_annotation)
 from floodlabel.gui.window.mask_composition import native_model_mask, saved_mask, view_model_mask, with_strokes
+from floodlabel.gui.window.text_prompt_jobs import (TextPromptJobs, instance_under, kept_count,
+                                                   native_model_mask_with_text, view_model_mask_with_text)
 from floodlabel.gui.window.tiled_refine import RefineRequest, TiledRefiner
 from floodlabel.gui.workers.latest_request import LatestRequestWorker
 
@@ -66,6 +69,7 @@ class SegmentationController(QObject):
     history_changed = Signal(bool, bool)  # can undo, can redo
     message = Signal(str)  # an error to show in the window
     scored = Signal(int, float)  # dataset row, the model's predicted IoU of the shown candidate (its confidence)
+    text_state = Signal(object)  # None (no text step) or (phrase, threshold, kept, above threshold, found | None)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -108,6 +112,9 @@ class SegmentationController(QObject):
         self.auto.failed.connect(self._on_auto_failed)
         self.refiner = TiledRefiner(self)  # a map's full-resolution tiled decode after each new prompt
         self.refiner.done.connect(self._on_refined)
+        self.text = TextPromptJobs(self)  # the text prompt's instances (`text_prompt_jobs`)
+        self.text.ready.connect(self._on_text_ready)
+        self.text.failed.connect(lambda message: self.message.emit(f"Text prompt failed: {message}"))
         self._fixed_key: tuple | None = None  # (row, prompt key) fixed_mask belongs to
         self._fixed_saved = False  # fixed_mask is the restored accepted mask (shown while the state uses it)
         self._fixed_refined = False  # fixed_mask is a map's tiled refine (`_on_refined`)
@@ -126,6 +133,7 @@ class SegmentationController(QObject):
         self.session = session
         self.embedding = None
         self.shown = None  # the old model's prediction: the prompts are decoded again with the new one
+        self.text.forget()
         self.encoder.reset()
         self.session_ready.emit(session.model_id)
         if self.item is not None:
@@ -152,6 +160,7 @@ class SegmentationController(QObject):
         self._fixed_refined = False
         self.annotation = None
         self._native_pending = False
+        self.text.forget()
         self.encoder.cancel()
         self.refiner.cancel()
         pair = self.dataset.pairs[row]
@@ -220,6 +229,36 @@ class SegmentationController(QObject):
         if self.annotation is not None:
             self.annotation.clear()
 
+    @property
+    def text_available(self) -> bool:
+        """The session's segmenter takes text prompts (its capabilities say `text_prompt`: SAM 3)."""
+        return self.session is not None and self.session.segmenter.capabilities.text_prompt
+
+    def run_text(self, phrase: str, threshold: float) -> None:
+        """The text step (`Annotation.run_text`): every instance of `phrase` comes from a worker (`text`); those with
+        score >= threshold become the base of the mask. ValueError for an empty phrase."""
+        if self.annotation is not None and self.text_available:
+            self._interacting()
+            self.annotation.run_text(phrase, threshold)
+
+    def set_text_threshold(self, threshold: float) -> None:
+        """Re-filter the instances (a step; the model does not run again)."""
+        if self.annotation is not None:
+            self.annotation.set_text_threshold(threshold)
+
+    def toggle_instance_at(self, x: float, y: float) -> bool:
+        """Drop (or keep again) the text instance under (x, y), original frame; False when there is none there."""
+        ann = self.annotation
+        i = instance_under(ann, self._instances(), x, y) if ann is not None else None
+        if i is None:
+            return False
+        ann.toggle_instance(i)
+        return True
+
+    def cancel_text(self) -> None:
+        self.text.cancel()
+        self._emit_text_state()
+
     def cancel_embedding(self) -> None:
         self.encoder.cancel()
 
@@ -274,10 +313,11 @@ class SegmentationController(QObject):
         self.encoder.close()
         self.cancel_auto()
         self.refiner.cancel(kept=True)  # an accept waiting for one keeps its view-level mask (tiled_refine)
-        for worker in (self.encoder.worker, self.loader, self.decoder):
+        for worker in (self.encoder.worker, self.loader, self.decoder, self.text.worker):
             worker.stop()
         deadline = time.monotonic() + timeout
-        for worker in (self.encoder.worker, self.loader, self.decoder, self.auto, self.refiner, self.opener.call):
+        for worker in (self.encoder.worker, self.loader, self.decoder, self.text.worker, self.auto, self.refiner,
+                       self.opener.call):
             if worker is not None:
                 worker.join(max(0.0, deadline - time.monotonic()))
 
@@ -331,6 +371,12 @@ class SegmentationController(QObject):
         if self.embedding is None:
             self._show_mask()
             return
+        if prompt.text is not None:
+            self._ensure_instances()
+            if not decodes_geometry(prompt):  # the text base alone (text_step rule 2)
+                self.shown = None
+                self._show_mask()
+                return
         key = self.prompt_key(prompt)
         if self.shown is not None and self.shown.kind in ("prompt", "native") and self.shown.prompt_key == key:
             self._show_mask()  # same prompt: candidate or strokes changed
@@ -439,6 +485,8 @@ class SegmentationController(QObject):
             return
         chosen = self._chosen(shown) if shown is not None else -1
         model_view = view_model_mask(self.shown_fixed_mask(), shown, chosen, view)
+        if ann.text is not None and self.shown_fixed_mask() is None:
+            model_view = view_model_mask_with_text(ann, self._instances(), model_view, view)
         self.mask_changed.emit(with_strokes(ann, model_view, view))
         self._emit_candidates(shown)
         self._update_native(model_view)
@@ -455,15 +503,22 @@ class SegmentationController(QObject):
         ann, item, shown = self.annotation, self.item, self.shown
         native_size = item.original_size
         chosen = self._chosen(shown) if shown is not None else -1
-        ready, model_native = native_model_mask(self.shown_fixed_mask(), shown, chosen, model_view, native_size)
+        texted = ann.text is not None and self.shown_fixed_mask() is None
+        if texted and model_view is not None and model_view.shape == native_size:
+            ready, model_native = True, model_view  # already the text base with the decode
+        else:
+            decoded_view = shown.prediction.mask(chosen) if texted and shown is not None else model_view
+            ready, model_native = native_model_mask(self.shown_fixed_mask(), shown, chosen, decoded_view, native_size)
+            if ready and texted:
+                model_native = native_model_mask_with_text(ann, self._instances(), model_native, native_size)
         if not ready:
             if shown.kind == "native":  # another candidate was picked: decode it at the native size
                 self._request_native(shown)
             self._native_pending = True
             return  # the native mask is on its way from the decode worker
         self._native_pending = False
-        self.native_mask, self.metrics = saved_mask(ann, item.gt, native_size, self.shown_fixed_mask(), shown,
-                                                  model_native)
+        self.native_mask, self.metrics = saved_mask(ann, item.gt, native_size, self.shown_fixed_mask(),
+                                                  None if texted else shown, model_native)
         if self.metrics is not None:
             self.noc.update(ann.click_count, self.metrics.iou)
         self.metrics_changed.emit(self.metrics, item.gt is not None)
@@ -478,6 +533,39 @@ class SegmentationController(QObject):
         self.markers_changed.emit(p.points, p.labels, p.box, self.embedding is None)
         self.history_changed.emit(ann.can_undo, ann.can_redo)
         self.clicks_changed.emit(ann.click_count, self.noc.noc85, self.noc.noc90)
+        self._emit_text_state()
+
+    def _emit_text_state(self) -> None:
+        ann = self.annotation
+        if ann is None or ann.text is None:
+            self.text_state.emit(None)
+            return
+        instances = self._instances()
+        kept, above, found = kept_count(ann, instances)
+        self.text_state.emit((ann.text.phrase, ann.text.threshold, kept, above,
+                              found if instances is not None else None))
+
+    def _text_key(self) -> tuple | None:
+        ann, item = self.annotation, self.item
+        if ann is None or ann.text is None or item is None or self.session is None:
+            return None
+        return (self.row, self.session.segmenter.weights_id, ann.text.phrase, view_size(item.original_size))
+
+    def _instances(self):
+        """The current image's text instances (view size), None while they are not here."""
+        key = self._text_key()
+        return self.text.instances_for(key) if key is not None else None
+
+    def _ensure_instances(self) -> None:
+        key = self._text_key()
+        if key is None or self.embedding is None or not self.text_available:
+            return
+        self.text.ensure(key, self.session, self.embedding, key[2], key[3])
+
+    def _on_text_ready(self) -> None:
+        if self.annotation is not None and self._instances() is not None:
+            self._emit_text_state()
+            self._show_mask()
 
     # ------------------------------------------------------------------------------------------------ helpers
 
@@ -501,5 +589,6 @@ class SegmentationController(QObject):
 
     @staticmethod
     def prompt_key(prompt: Prompt) -> str:
-        """The key a decoded prediction carries (`Decoded.prompt_key`) for the prompt it was made for."""
-        return repr(prompt.to_dict())
+        """The key a decoded prediction carries (`Decoded.prompt_key`) for the prompt it was made for: its points
+        and box (the text part is not decoded: a threshold change keeps the decode)."""
+        return repr(prompt.with_text(None).to_dict())
