@@ -114,6 +114,8 @@ class MaskCanvas(QWidget):
         self._detail_overlay = pg.ImageItem()
         self._detail_overlay.setLookupTable(_lut(WATER_RGB, self._opacity))
         self._detail_overlay.setZValue(1.3)
+        self._gt_detail_item = pg.ImageItem()  # the same detail image in the right view (under its overlays)
+        self._gt_detail_item.setZValue(0.5)
         self._detail_window: tuple[int, int, int, int] | None = None
         self._detail_owned = False
         self._view_timer = QTimer(self, singleShot=True, interval=VIEW_SETTLE_MS)
@@ -127,6 +129,7 @@ class MaskCanvas(QWidget):
         self.main_view.sigRangeChanged.connect(lambda *_: self._view_timer.start())
         self.main_view.sigResized.connect(lambda *_: self._view_timer.start())
         self.gt_view.addItem(self._gt_image_item)
+        self.gt_view.addItem(self._gt_detail_item, ignoreBounds=True)
         self.gt_view.addItem(self._gt_overlay_item, ignoreBounds=True)
         self.gt_view.addItem(self._compare_item, ignoreBounds=True)
         self._link_views(True)
@@ -226,12 +229,14 @@ class MaskCanvas(QWidget):
         with `mask` ((h, w) bool or None) over it. None: back to the view image alone. Displayed without a copy."""
         if image is None or window is None:
             self._detail_item.clear()
+            self._gt_detail_item.clear()
             self._detail_overlay.clear()
             self._detail_window, self._detail_owned = None, False
             return
         self._detail_window = tuple(int(v) for v in window)
-        self._detail_item.setImage(image, autoLevels=False)
-        self._detail_item.setRect(QRectF(*(float(v) for v in self._detail_window)))
+        for item in (self._detail_item, self._gt_detail_item):
+            item.setImage(image, autoLevels=False)
+            item.setRect(QRectF(*(float(v) for v in self._detail_window)))
         self.set_detail_mask(mask)
 
     def set_detail_mask(self, mask: np.ndarray | None) -> None:
