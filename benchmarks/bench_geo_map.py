@@ -5,7 +5,11 @@ DEFLATE, 512 px tiles) without and with internal overviews. Measures, each in a 
   (3 runs); the time excludes Python's imports;
 - tile: full-resolution 1024 px tiles with their 128 px halo (`raster.read_map(window=...)`), median per tile, a
   row of 8 tiles as panning at full zoom reads them;
-- export: area, polygons (holes kept), GeoTIFF mask and GeoPackage bytes of the lake's 400 MP mask.
+- export: area, polygons (holes kept), GeoTIFF mask and GeoPackage bytes of the lake's 400 MP mask;
+- pan (with overviews, offscreen Qt, a 1000 x 700 canvas zoomed 4x past the 2048 px view): the frame time of one
+  pan step (translate + synchronous repaint), median, overview only (the baseline, in the same process) and with
+  the full-resolution detail layer drawn (gui/window/map_detail); the detail's read in the worker
+  (`core.tiles.detail.read_detail`) and its mask crop on the UI thread (`detail_mask`) per new window.
 
     .venv/bin/python -m benchmarks.bench_geo_map                 # 20,000 x 20,000: a few minutes on 2 cores
     .venv/bin/python -m benchmarks.bench_geo_map --side 8000     # smaller
@@ -50,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             results[f"{name}_tile"] = _run("tile", path, cache)
             if name == "plain":
                 results["export"] = _run("export", path, cache)
+            else:
+                results["pan"] = _run("pan", path, cache)
         print(json.dumps(results, indent=1))
     return 0
 
@@ -124,9 +130,84 @@ def _child(mode: str, map_path: str, cache: str) -> dict:
         t0 = time.perf_counter()
         out["gpkg_mb"] = round(len(gis_formats.gpkg_bytes(polygons, info)) / 1e6, 2)
         out["gpkg_s"] = round(time.perf_counter() - t0, 2)
+    elif mode == "pan":
+        out.update(_pan(map_path, cache))
     out["s"] = round(time.perf_counter() - started, 2)
     out["peak_rss_mb"] = _peak_rss_mb()
     return out
+
+
+def _pan(map_path: str, cache: str) -> dict:
+    """Pan frame times with and without the detail layer (see the module docstring), in this process."""
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    import numpy as np
+    from PySide6.QtCore import QRectF
+    from PySide6.QtWidgets import QApplication
+
+    from floodlabel.core.geo.pyramid import open_map
+    from floodlabel.core.tiles.detail import detail_mask, detail_window, read_detail
+    from floodlabel.gui.canvas.mask_canvas import MaskCanvas
+
+    app = QApplication.instance() or QApplication([])
+    view, stretch = open_map(map_path, cache_root=cache)
+    H, W = view.info.height, view.info.width
+    mask = np.concatenate([_lake(W)(top, min(H, top + 1024), W) for top in range(0, H, 1024)])
+    view_mask = mask[:: max(1, H // view.rgb.shape[0]), :: max(1, W // view.rgb.shape[1])]
+    canvas = MaskCanvas()
+    canvas.resize(1000, 700)
+    canvas.show()
+    canvas.set_image(view.rgb, (H, W))
+    canvas.set_mask(view_mask)
+    app.processEvents()
+    visible = W / view.rgb.shape[1] * 500 / 4  # map px across ~500 screen px: 4x past the view's own resolution
+    x, y = W / 3 - visible / 2, H / 3  # the lake's shore
+    canvas.main_view.setRange(QRectF(x, y, visible, visible), padding=0)
+    app.processEvents()
+
+    def frames(steps: int) -> list[float]:
+        out = []
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            canvas.main_view.translateBy(x=visible / 50)
+            canvas.main_viewport.repaint()
+            out.append((time.perf_counter() - t0) * 1000)
+        canvas.main_view.translateBy(x=-visible / 50 * steps)
+        return out
+
+    baseline = frames(60)
+    reads, crops, windows = [], [], set()
+    for step in range(12):  # a pan across the shore: each new window is read and its mask cropped
+        rect, screen = canvas.visible_range()
+        wanted = detail_window(rect, (H, W), view.rgb.shape[:2], screen)
+        if wanted is not None and wanted.window not in windows:
+            windows.add(wanted.window)
+            t0 = time.perf_counter()
+            image = read_detail(map_path, stretch, wanted)
+            reads.append((time.perf_counter() - t0) * 1000)
+            t0 = time.perf_counter()
+            crop = detail_mask(mask, (H, W), wanted)
+            crops.append((time.perf_counter() - t0) * 1000)
+            canvas.set_detail(image.rgb, wanted.window, crop)
+        canvas.main_view.translateBy(x=visible / 4)
+        app.processEvents()
+    canvas.main_view.translateBy(x=-visible / 4 * 12)
+    rect, screen = canvas.visible_range()
+    wanted = detail_window(rect, (H, W), view.rgb.shape[:2], screen)
+    canvas.set_detail(read_detail(map_path, stretch, wanted).rgb, wanted.window, detail_mask(mask, (H, W), wanted))
+    app.processEvents()
+    detail = frames(60)
+    canvas.set_detail(None)
+    app.processEvents()
+    baseline_again = frames(60)  # interleaved: the baseline before and after the detail run
+    base = baseline + baseline_again
+    return {"pan_frame_ms_overview_only": round(statistics.median(base), 2),
+            "pan_frame_ms_with_detail": round(statistics.median(detail), 2),
+            "pan_frame_ratio": round(statistics.median(detail) / statistics.median(base), 2),
+            "detail_windows": len(reads), "detail_shape": list(wanted.shape),
+            "detail_read_ms_median": round(statistics.median(reads), 1) if reads else None,
+            "detail_mask_ms_median": round(statistics.median(crops), 1) if crops else None}
 
 
 def _peak_rss_mb() -> int:
