@@ -363,25 +363,24 @@ class SegmentationController(QObject):
         if annotation is None or annotation is not self.annotation:
             return
         prompt = annotation.prompt
-        self._emit_state()
-        if prompt.is_empty or not annotation.has_model_mask:
-            self.shown = None
-            self._show_mask()
-            return
-        if self.embedding is None:
-            self._show_mask()
-            return
-        if prompt.text is not None:
+        if prompt.text is not None and self.embedding is not None:
             self._ensure_instances()
-            if not decodes_geometry(prompt):  # the text base alone (text_step rule 2)
+            if annotation.has_model_mask and not decodes_geometry(prompt):  # the text base alone (text_step rule 2)
                 self.shown = None
+                self._emit_state()
                 self._show_mask()
                 return
         key = self.prompt_key(prompt)
-        if self.shown is not None and self.shown.kind in ("prompt", "native") and self.shown.prompt_key == key:
-            self._show_mask()  # same prompt: candidate or strokes changed
-        else:
-            self._decode("prompt", prompt)
+        if (self.embedding is not None and not prompt.is_empty and annotation.has_model_mask
+                and not (self.shown is not None and self.shown.kind in ("prompt", "native")
+                         and self.shown.prompt_key == key)):
+            self._decode("prompt", prompt)  # first: the markers below (~1 ms) are drawn while it decodes
+            self._emit_state()
+            return
+        self._emit_state()
+        if prompt.is_empty or not annotation.has_model_mask:
+            self.shown = None
+        self._show_mask()  # no embedding yet, no prompt, or the same prompt: candidate or strokes changed
 
     def _decode(self, kind: str, prompt: Prompt) -> None:
         session, emb, item = self._decode_session(), self.embedding, self.item
