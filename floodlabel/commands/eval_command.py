@@ -1,5 +1,5 @@
-"""`floodlabel eval DATA --model M [--model M2 ...] --prompt point|box|auto|both|all [--jobs N] [--ray ADDRESS]`:
-score models with automatic prompts."""
+"""`floodlabel eval DATA --model M [--model M2 ...] --prompt point|box|auto|text|both|all [--prompt ...]
+[--text PHRASE] [--jobs N] [--ray ADDRESS]`: score models with automatic prompts."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "predicted score), 'box' = the water's bounding box, 'auto' = no prompt at all: SAM's "
                     "automatic mask generation (a 16x16 grid of points), its segments lying at least half in the "
                     "ground-truth water united (an upper bound of what AMG gives; the seed notebook's automatic "
-                    "mode; SAM and SAM 2.1), 'both' = point and box, 'all' = point, box and auto, each reported "
+                    "mode; SAM and SAM 2.1), 'text' = the concept prompt --text (same phrase for every image, the "
+                    "instances scoring at least --threshold united; models with a text prompt: SAM 3), 'both' = "
+                    "point and box, 'all' = every kind, each reported "
                     "as its own row. Reports IoU, Dice, precision, recall (mean ± std), NoC@85/90 (simulated clicks, "
                     "measured with point prompts) and failures (IoU < 0.5). Pairs whose image and mask sizes "
                     "differ, unreadable files and empty masks are skipped and listed, never resized.")
@@ -35,10 +37,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--base", dest="bases", action="append", default=[], metavar="PATH",
                         help="base SAM checkpoint of the fine-tuned --model files (default: found by SHA-256 where it "
                              "was at training time or in the model folder)")
-    parser.add_argument("--prompt", choices=("point", "box", "auto", "both", "all"), default="both",
+    parser.add_argument("--prompt", choices=("point", "box", "auto", "text", "both", "all"), action="append",
+                        default=None,
                         help="automatic prompt kind: point, box, auto (SAM's automatic mask generation, segments "
-                             "chosen by the ground truth: no user input); 'both' = point + box rows, 'all' = point, "
-                             "box and auto rows per model (default: both)")
+                             "chosen by the ground truth: no user input), text (the concept prompt --text, for "
+                             "models with a text prompt: SAM 3); 'both' = point + box rows, 'all' = every kind; "
+                             "repeat for several, e.g. --prompt both --prompt text (default: both)")
+    parser.add_argument("--text", default="water", metavar="PHRASE",
+                        help="the phrase of text rows, e.g. 'flood water' (default: water)")
+    parser.add_argument("--threshold", type=_unit_float, default=0.5, metavar="T",
+                        help="text rows: instances scoring at least T (0..1) make the mask (default: 0.5)")
     parser.add_argument("--jobs", "-j", type=_positive_int, default=None, metavar="N",
                         help="worker processes per model (default: every core for classic, whose work per image "
                              "is single-threaded; 1 for SAM, whose encoder already uses every core)")
@@ -75,6 +83,7 @@ def _run(args: argparse.Namespace) -> int:
     from floodlabel.core.evaluation.evaluate import evaluate, plan_pairs, validate_models
 
     environment_overrides()  # a bad FLOODLABEL_DEVICE / FLOODLABEL_PRECISION -> one line + exit 2, before any work
+    text = _text_prompt(args)
     dataset = open_dataset(args.data)
     validate_models(args.models)  # bad model -> one line + exit 2 before any image is read
     plan_pairs(dataset)  # no masks / no pairs -> one line + exit 2
@@ -97,8 +106,9 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         with ray_session(args.ray):  # one Ray for every model
-            result = evaluate(dataset, args.models, [args.prompt], noc=args.noc, max_clicks=args.max_clicks,
-                              limit=args.limit, progress=progress, jobs=args.jobs, ray=args.ray)
+            result = evaluate(dataset, args.models, args.prompt or ["both"], noc=args.noc,
+                              max_clicks=args.max_clicks, limit=args.limit, progress=progress, jobs=args.jobs,
+                              ray=args.ray, text=text)
     finally:
         if bar is not None:
             bar.close()
@@ -166,6 +176,27 @@ def _check_writable(path: str) -> None:
             pass
     except OSError as exc:
         raise FloodLabelError(f"cannot write the CSV into {folder}: {exc.strerror or exc}") from exc
+
+
+def _text_prompt(args: argparse.Namespace):
+    """The text rows' TextPrompt; FloodLabelError (one line) for an empty phrase."""
+    from floodlabel.core.annotation.prompts import TextPrompt
+    from floodlabel.core.common.errors import FloodLabelError
+
+    try:
+        return TextPrompt(args.text, args.threshold)
+    except ValueError as exc:
+        raise FloodLabelError(str(exc)) from None
+
+
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
 
 
 def _positive_int(text: str) -> int:

@@ -10,6 +10,9 @@ Protocol (per model, per image; every coordinate in original-image pixels):
 - box:   the GT's half-open bounding box (`auto_prompts.box_prompt`), multimask=False (a box is not ambiguous).
 - auto:  no prompt at all: SAM's automatic mask generation, its segments chosen by the GT (`auto`; an upper
   bound of what AMG gives for water, as the seed notebook's automatic mode). SAM only: classic has no auto row.
+- text:  the concept prompt (`text`: a phrase such as "flood water" and a threshold), the same for every image; the
+  mask is the union of the instances scoring >= the threshold (`worker.text_mask`, the window's and `propose`'s
+  rule), the GT plays no part. Models whose capabilities lack `text_prompt` have no text row.
 - Scores per image: IoU, Dice, precision, recall (`metrics.mask_metrics`); summary = mean ± population std per
   (model, prompt). A failure is an image with IoU < FAILURE_IOU; failures are listed worst first.
 - NoC (`click_simulation.clicks_to_reach`, RITM / SAM protocol): interaction 1 is the point prompt above (its
@@ -36,6 +39,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
+from floodlabel.core.annotation.prompts import TextPrompt
 from floodlabel.core.common.errors import DatasetError, ImageReadError, ModelError
 from floodlabel.core.common.progress import Progress
 from floodlabel.core.data.datasets import FloodDataset, ImagePair, natural_key
@@ -65,11 +69,13 @@ def evaluate(
     cancel: threading.Event | None = None,
     jobs: int | None = None,
     ray: str | None = None,
+    text: TextPrompt | None = None,
 ) -> EvaluationResult:
     """Evaluate each model on the dataset's pairs (protocol in the module docstring).
 
     models: 'classic', registered SAM names or checkpoint paths; duplicates are dropped.
-    prompt_kinds: any of 'point', 'box' ('both' means both); each kind is its own summary row.
+    prompt_kinds: any of 'point', 'box', 'auto', 'text' ('both' = point + box, 'all' = every kind); each kind is
+        its own summary row. text: the concept prompt of the text rows (default: "water", threshold 0.5).
     limit: evaluate only the first `limit` evaluable pairs (natural stem order).
     jobs: worker processes per model (None: parallel.default_jobs, i.e. cores for classic, 1 for SAM).
     ray: a Ray address ("local" or a cluster's): the per-image work runs as Ray tasks (`ray_runner`; jobs ignored).
@@ -95,7 +101,7 @@ def evaluate(
     for model in models:
         if cancel is not None and cancel.is_set():
             break
-        ctx = EvalContext(model, tuple(kinds), result.noc, max_clicks)
+        ctx = EvalContext(model, tuple(kinds), result.noc, max_clicks, text=text or TextPrompt())
         if ray is not None:
             done = evaluate_model_ray(ray, ctx, pairs, result, bad_stems, done, total, progress, cancel)
             continue
@@ -169,7 +175,7 @@ def _expand_kinds(prompt_kinds: Sequence[str]) -> list[str]:
     kinds: list[str] = []
     for kind in prompt_kinds:
         if kind not in (*PROMPT_KINDS, *groups):
-            raise ValueError(f"prompt kind must be 'point', 'box', 'auto', 'both' or 'all', not {kind!r}")
+            raise ValueError(f"prompt kind must be 'point', 'box', 'auto', 'text', 'both' or 'all', not {kind!r}")
         kinds += groups.get(kind, [kind])
     kinds = [k for k in PROMPT_KINDS if k in kinds]
     if not kinds:

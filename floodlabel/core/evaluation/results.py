@@ -16,7 +16,7 @@ from floodlabel.core.evaluation.noc import NOC_THRESHOLDS
 from floodlabel.core.models.registry import CLASSIC
 from floodlabel.core.segment.embedding_cache import CacheStats
 
-PROMPT_KINDS = ("point", "box", "auto")
+PROMPT_KINDS = ("point", "box", "auto", "text")
 FAILURE_IOU = 0.5
 
 
@@ -24,7 +24,8 @@ FAILURE_IOU = 0.5
 class ImageResult:
     """One (model, prompt kind, image) evaluation.
 
-    score:  the model's own quality estimate of the kept mask (SAM's predicted IoU; classic: a heuristic).
+    score:  the model's own quality estimate of the kept mask (SAM's predicted IoU; classic: a heuristic; text: the
+            mean score of the kept instances, `text_step.confidence`).
     clicks: the NoC session (point rows only, when NoC is on), else None.
     used_prompt: the Prompt the model was given (original-image pixels; the NoC session's first click on point
         rows); None for "auto". Identical for every model on the same image and kind. Not part of the CSV.
@@ -84,6 +85,8 @@ class EvaluationResult:
                 rows = [r for r in self.rows if r.model == model and r.prompt == kind]
                 if kind == "auto" and model == CLASSIC:
                     continue  # classic has no automatic mask generation: no row rather than an empty one
+                if kind == "text" and not rows:
+                    continue  # a model without a text prompt (SAM, SAM 2.1, classic): no row either
                 clicks = [r.clicks for r in rows if r.clicks is not None]
                 noc = noc_summary(clicks, NOC_THRESHOLDS) if self.noc and kind == "point" else None
                 out.append(SummaryRow(model, kind, aggregate([r.metrics for r in rows]), noc,

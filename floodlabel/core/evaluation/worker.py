@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from floodlabel.core.annotation.prompts import Prompt
+from floodlabel.core.annotation.prompts import Prompt, TextPrompt
+from floodlabel.core.annotation.text_step import confidence, text_base
 from floodlabel.core.common.errors import ImageReadError
 from floodlabel.core.data.datasets import ImagePair
 from floodlabel.core.data.images import read_image, read_mask
@@ -44,6 +45,7 @@ class EvalContext:
     noc: bool
     max_clicks: int
     source: str | None = None
+    text: TextPrompt = TextPrompt()  # the concept prompt of "text" rows (phrase, threshold)
 
     @property
     def opens(self) -> str:
@@ -87,6 +89,12 @@ def evaluate_pair(session: SegmentationSession, ctx: EvalContext, pair: ImagePai
             best = pred.best
             mask, score, logits = pred.mask(best), float(pred.scores[best]), pred.low_res_logits[best]
             clicks = _click_session(session, emb, gt, mask, logits, ctx.max_clicks) if ctx.noc else None
+        elif kind == "text":
+            if not session.segmenter.capabilities.text_prompt:
+                continue  # SAM, SAM 2.1, classic: no text row
+            prompt = Prompt.from_text(ctx.text.phrase, ctx.text.threshold)
+            mask, score = text_mask(session, emb, ctx.text, gt.shape)
+            clicks = None
         elif kind == "auto":
             from floodlabel.core.evaluation.auto import auto_water_prediction, supports_auto  # torch: auto rows only
 
@@ -100,6 +108,15 @@ def evaluate_pair(session: SegmentationSession, ctx: EvalContext, pair: ImagePai
             mask, score, clicks = pred.mask(0), float(pred.scores[0]), None
         rows.append(ImageResult(ctx.model, kind, pair.stem, mask_metrics(mask, gt), score, clicks, prompt))
     return PairOutcome(rows, None, model_id)
+
+
+def text_mask(session: SegmentationSession, emb, text: TextPrompt, size: tuple[int, int]) -> tuple[np.ndarray, float]:
+    """The concept prompt's mask (H, W) bool at `size` (the union of the instances scoring >= the threshold, as the
+    window and `propose` make it; no GT involved) and its confidence (the mean score of those instances)."""
+    instances = session.segmenter.segment_text(emb, text.phrase, size)
+    if len(instances) == 0:
+        return np.zeros(size, bool), 0.0
+    return text_base(instances.masks, instances.scores, text.threshold), confidence(instances.scores, text.threshold)
 
 
 # ------------------------------------------------------------------------------------------ a worker process
