@@ -1,4 +1,4 @@
-"""`floodlabel models list|download NAME|path NAME`: see, fetch and locate SAM and SAM 2.1 checkpoints."""
+"""`floodlabel models list|download NAME|path NAME`: see, fetch and locate SAM, SAM 2.1 and SAM 3 checkpoints."""
 
 from __future__ import annotations
 
@@ -10,18 +10,20 @@ from floodlabel.core.models.registry import CLASSIC, list_models, model_names, r
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("models", help="list, download or locate SAM and SAM 2.1 checkpoints",
-                                   description="List, download or locate SAM and SAM 2.1 checkpoints.")
+    parser = subparsers.add_parser("models", help="list, download or locate SAM, SAM 2.1 and SAM 3 checkpoints",
+                                   description="List, download or locate SAM, SAM 2.1 and SAM 3 checkpoints.")
     sub = parser.add_subparsers(dest="models_command", metavar="ACTION")
     p_list = sub.add_parser("list", help="known models, their size and whether they are downloaded")
     p_list.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p_dl = sub.add_parser("download", help="download a checkpoint and print its path (resumable; SAM: MD5-checked; "
                                                   "SAM 2.1: no published checksum, so loaded and checked, and its "
-                                                  "SHA-256 recorded)")
+                                                  "SHA-256 recorded; sam3: from the gated Hugging Face "
+                                                  "repository facebook/sam3 with your token, HF_TOKEN or "
+                                                  "`hf auth login`, after accepting Meta's licence there)")
     p_dl.add_argument("name", metavar="NAME", help=f"one of {', '.join(model_names()[1:])}")
     p_dl.add_argument("--base-url", metavar="URL", default=None,
                       help="mirror to download from (the file name is appended); "
-                           "default: FLOODLABEL_MODEL_BASE_URL or the official URL")
+                           "default: FLOODLABEL_MODEL_BASE_URL or the official URL (sam3: HF_ENDPOINT instead)")
     p_dl.add_argument("--retries", type=int, default=3, metavar="N", help="extra attempts after a failure (3)")
     p_path = sub.add_parser("path", help="print the checkpoint path of a downloaded model (exit 2 if missing)")
     p_path.add_argument("name", metavar="NAME", help="a model name or a checkpoint file (.pth / .pt)")

@@ -81,6 +81,10 @@ def download_model(
     left at the final path; a partial transfer may remain in `<filename>.part` for resuming.
     """
     spec = get_spec(name)
+    if spec.hf_repo is not None:  # SAM 3: the Hugging Face Hub with the user's token (HF_ENDPOINT, not base_url)
+        from floodlabel.core.models.hub_download import download_from_hub
+
+        return download_from_hub(spec, progress, progress_callback, cancel_event, message_callback)
     url = download_url(name, base_url)
     final = local_path(name)
     if spec.family == SAM2:
