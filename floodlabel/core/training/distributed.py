@@ -19,7 +19,9 @@ then asks `current()` and, with more than one process, trains with DistributedDa
 
 What differs from one process: the order of floating-point sums (each rank's gradient summed over its share, then
 averaged across ranks; validation batched over each rank's share), so metrics agree to rounding, not bit for bit.
-With one process (no torchrun) every function here is the identity or a plain call.
+With one process (no torchrun) every function here is the identity or a plain call. Nothing here depends on the
+model family: SAM v1 and SAM 2.1 (whose decoder has parameters a step never uses: the object-score head, conv_s0 /
+conv_s1, hence find_unused_parameters) train the same way; tests/test_distributed_finetune.py runs both.
 """
 
 from __future__ import annotations
