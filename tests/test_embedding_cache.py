@@ -131,6 +131,16 @@ def test_the_newest_entry_stays_even_alone_over_the_bound_and_zero_disables(tmp_
     assert off.get("m", "k") is None and off.memory_held_bytes == 0
 
 
+def test_forget_drops_one_entry_from_memory_and_disk(tmp_path):
+    cache = EmbeddingCache(tmp_path)
+    cache.put("m", "a", small_embedding(1))
+    cache.put("m", "b", small_embedding(2))
+    cache.forget("m", "a")
+    cache.forget("m", "never-stored")
+    assert not cache.contains("m", "a") and EmbeddingCache(tmp_path).get("m", "a") is None
+    assert cache.contains("m", "b") and len(entry_files(tmp_path)) == 1
+
+
 def test_held_bytes_counts_each_buffer_once_and_never_a_models_weights():
     from dataclasses import dataclass
 

@@ -207,6 +207,12 @@ class EmbeddingCache:
                 return True
         return self.path_for(model_id, image_key).is_file()
 
+    def forget(self, model_id: str, image_key: str) -> None:
+        """Drop one entry from memory and disk (benchmarks: make an image cold again)."""
+        with self._lock:
+            self._memory.pop((model_id, image_key), None)
+        _unlink(self.path_for(model_id, image_key))
+
     def clear(self) -> None:
         """Forget everything: the memory LRU and every entry and temp file in the folder."""
         with self._lock:
