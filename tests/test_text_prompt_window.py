@@ -103,6 +103,7 @@ def test_proposals_sorted_least_confident_first_opened_and_accepted(qtbot, windo
     w = window(folder, session=SegmentationSession(double))
     lst = w.image_list
     assert [lst.model.data_at(r, 2, 0) for r in range(2)] == ["◇", "◇"]
+    assert "Accepted 0 / 2 · 2 proposed to review" in w.project_label.text()
     lst.sort_by_confidence()
     assert lst.visible_rows() == [1, 0]  # s1 (0.6) before s0 (0.9)
     w.select_image(1)
@@ -112,6 +113,7 @@ def test_proposals_sorted_least_confident_first_opened_and_accepted(qtbot, windo
     assert c.annotation.text.phrase == "water"
     w.accept_mask()  # Enter
     assert w.store.wait_idle()
+    qtbot.waitUntil(lambda: "Accepted 1 / 2 · 1 proposed to review" in w.project_label.text(), timeout=5000)
     with ProjectStore(folder, read_only=True) as store:
         assert store.statuses() == {"Image/s0.png": Status.PROPOSED, "Image/s1.png": Status.ACCEPTED}
         assert np.array_equal(store.record("Image/s1.png").load_mask(), proposed["Image/s1.png"])

@@ -339,8 +339,10 @@ class ProjectActions(QObject):
             return
         statuses = statuses if statuses is not None else self.store.statuses()
         accepted = sum(1 for s in statuses.values() if str(s) == "accepted")
+        proposed = sum(1 for s in statuses.values() if str(s) == "proposed")
         mode = " (read-only)" if self.store.read_only else ""
-        self.project_label.setText(f"Accepted {accepted} / {len(self.dataset.pairs)}   ·   "
+        waiting = f" · {proposed} proposed to review" if proposed else ""
+        self.project_label.setText(f"Accepted {accepted} / {len(self.dataset.pairs)}{waiting}   ·   "
                                    f"Project: {self.store.project_dir}{mode}")
 
     def _on_save_failed(self, message: str) -> None:
