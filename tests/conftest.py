@@ -13,6 +13,9 @@ os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="floodlabel-test-config-
 # the window pre-encodes in its own thread in tests (apps started by tests inherit it): a child process per window
 # would load torch and the model again for every test; tests/test_background_encoder.py covers the child process
 os.environ["FLOODLABEL_PREFETCH"] = "thread"
+# and fine-tunes in a thread (a child process per run would load torch again); tests/test_finetune_child.py covers
+# the child process
+os.environ["FLOODLABEL_TRAINING"] = "thread"
 
 import pytest
 

@@ -17,6 +17,7 @@
 - data_split.py:         the seeded train/validation split and the data record the checkpoint stores.
 - best_checkpoint.py:    the best epoch's weights, saved atomically whenever validation improves.
 - distributed.py:        the same run shared by several processes under torchrun (DDP).
+- child_trainer.py:      one run in a low-priority child process (the window's Fine-tune panel), events by pipe.
 - core/sam/decoder_checkpoint.py: the fine-tuned checkpoint format (decoder weights + base id and SHA-256).
 
 Nothing is imported here so that `import floodlabel.core.sam.decoder_checkpoint` stays light.

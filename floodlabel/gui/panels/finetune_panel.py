@@ -8,14 +8,16 @@ The window calls:
 It listens to `checkpoint_ready(path, best_val_iou)`, emitted when a run saved a checkpoint (finished, and also when
 cancelled or diverged after at least one epoch: the file then holds the best epoch so far).
 
-Training runs `core.training.finetune.finetune` in a daemon thread (`FinetuneJob`); the SegmentationSession is
-opened in that thread from `base_model`, so the window's own session is never shared across threads. Progress
+Training runs in a child process at a low OS priority with its own torch threads (`core.training.child_trainer`,
+the default; a daemon thread of `FinetuneJob` builds the items and relays the child's events), or with
+FLOODLABEL_TRAINING=thread (or under 8 GiB of RAM) `core.training.finetune.finetune` in that thread, the session opened
+there from `base_model`; either way the window's own session is never shared. A child that dies ends the run with
+a message saying how and where the best epoch so far is; the next Start starts a new child. Progress
 events cross to the UI thread through the signals of a parentless relay QObject (gui/background.py explains why);
 the worker never touches a widget. Plots are redrawn at most every PLOT_INTERVAL_MS, so a fast run cannot flood
 the event loop with redraws.
 
-Torch threads: finetune() has no thread-count option, and torch.set_num_threads is per process (it would also slow
-the window's own decoder and encoder), so the job leaves the thread count alone.
+Torch threads: the child sets its own (the cores less one); in a thread the job leaves the process's count alone.
 
 Accepted-masks items use the mask file path (read when its image's turn comes, not all masks in RAM at once) and
 the prompt recorded at accept (`accepted_state["prompt"]`, when it has points or a box). Records whose image file
@@ -389,6 +391,7 @@ class FinetuneJob:
         self.mode, self.dataset, self.store = mode, dataset, store
         self.base_model, self.config, self.out, self.settings = base_model, config, out, settings
         self.left_out: list[tuple[str, str]] = []
+        self.child = None  # the run's ChildTraining (its pid once started), None when it trains in this process
         self._job = BackgroundJob(self._train, "finetune")
         self.relay = self._job.relay
         self.progress, self.finished, self.failed = self._job.progress, self._job.finished, self._job.failed
@@ -402,6 +405,7 @@ class FinetuneJob:
 
     def _train(self, progress, cancel) -> Any:
         from floodlabel.core.models.session import SegmentationSession
+        from floodlabel.core.training.child_trainer import ChildTraining, use_child_process
         from floodlabel.core.training.embeddings import TrainingError
         from floodlabel.core.training.finetune import finetune
 
@@ -409,6 +413,11 @@ class FinetuneJob:
         if len(items) < 2:
             raise TrainingError(f"fine-tuning needs at least 2 usable masks, found {len(items)}"
                              + (f" ({len(self.left_out)} left out: {self.left_out[0][1]})" if self.left_out else ""))
+        if use_child_process():  # the default: a low-priority child process (core.training.child_trainer)
+            self.child = ChildTraining(items, self.base_model, self.config, self.out, self.settings)
+            result = self.child.run(progress, cancel)
+            result.skipped = list(self.left_out) + list(result.skipped)
+            return result
         session = SegmentationSession.open(self.base_model, config=self.config)
         if not session.segmenter.capabilities.finetune_decoder:
             raise TrainingError(f"{self.base_model} is not a SAM model: only SAM's decoder can be fine-tuned")
