@@ -47,8 +47,29 @@ install_sam2() {
     fi
 }
 
+# Meta's SAM 3 (`sam3`, a pure-Python wheel) goes in with --no-deps: its runtime dependencies are in pyproject.toml
+# (timm, ftfy, regex, einops, huggingface-hub, psutil, and open_clip_torch for the tokenizer's vocabulary, which
+# sam3's wheel leaves out), but its own pins (numpy<2.4, tqdm<4.68, typing_extensions<4.16) would take numpy and
+# others back under the rest of the app; FloodLabel's tests run SAM 3 on the venv's versions.
+SAM3_SPEC="sam3==0.1.4"
+install_sam3() {
+    echo "[floodlabel] installing $SAM3_SPEC (SAM 3, --no-deps) into .venv" >&2
+    if ! "$VENV/bin/python" -m pip install --disable-pip-version-check --no-deps "$SAM3_SPEC" \
+            >> "$VENV/install.log" 2>&1; then
+        tail -n 30 "$VENV/install.log" >&2
+        echo "[floodlabel] installing $SAM3_SPEC failed; the full log is $VENV/install.log" >&2
+        exit 1
+    fi
+}
+
+missing() {  # whether the venv lacks the module named $1
+    ! "$VENV/bin/python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('$1') is None)" \
+        >/dev/null 2>&1
+}
+
 STAMP="$VENV/.install-stamp${EXTRAS:+-$EXTRAS}"
-WANT="$(sha256sum < "$REPO/pyproject.toml" | cut -d' ' -f1)"
+# the stamp covers pyproject.toml and the two packages installed outside it, so a change to any re-installs
+WANT="$({ cat "$REPO/pyproject.toml"; echo "$SAM2_SPEC $SAM3_SPEC"; } | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || ! grep -qx -- "$WANT" "$STAMP"; then
     echo "[floodlabel] installing dependencies into .venv (first run: a few minutes; log in .venv/install.log)" >&2
     SPEC="$REPO"
@@ -59,7 +80,9 @@ if [ ! -f "$STAMP" ] || ! grep -qx -- "$WANT" "$STAMP"; then
         exit 1
     fi
     install_sam2
+    install_sam3
     echo "$WANT" > "$STAMP"
-elif ! "$VENV/bin/python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('sam2') is None)" >/dev/null 2>&1; then
-    install_sam2
+else
+    if missing sam2; then install_sam2; fi
+    if missing sam3; then install_sam3; fi
 fi
