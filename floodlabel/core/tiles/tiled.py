@@ -21,6 +21,11 @@ Rules:
   decoded tile's result inside its core only, tiles not decoded are False. No overlap is blended or voted: across a
   seam the two sides come from their own tiles' decodes, each of which saw the other side through its halo, so a
   water body across the seam stays one region with no gap line (tests/test_geo_tiled.py).
+- Order: the tiles meeting the `visible` range (what the window shows, full frame) are decoded first, the touched
+  ones before the grown ones, then the rest in the order they were found; `prefetch_order(visible)` lists the tiles
+  worth encoding before any click: those in view, nearest the view's centre first, then a ring of one tile around
+  it, at most PREFETCH_MAX; none when more than PREFETCH_VIEW_MAX tiles are in view (zoomed out, the view-level
+  decode is what is seen).
 - How the coarse level meets it: the view-level decode (`view_frame.ViewFrameSession`, whole image through one
   embedding) is what a zoomed-out window shows; a tiled decode replaces it inside the decoded tiles' cores (the
   caller pastes `TiledResult.mask` over the coarse one there, `TiledResult.owned` says where).
@@ -43,6 +48,10 @@ TILED_ABOVE = 2048
 MAX_TILES = 64
 MIN_SEED = 16
 SEEDS_PER_SIDE = 3
+PREFETCH_MAX = 12
+"""At most this many tiles (view and ring) are prefetched for one view."""
+PREFETCH_VIEW_MAX = 6
+"""A view meeting more tiles than this is too far out to prefetch for."""
 
 ReadTile = Callable[[tuple[int, int, int, int]], np.ndarray]
 """(col_off, row_off, width, height) full-frame window -> (height, width, 3) uint8 RGB."""
@@ -86,9 +95,11 @@ class TiledDecoder:
     # ------------------------------------------------------------------------------------------------ public
 
     def decode(self, prompt: Prompt, checkpoint: Callable[[], None] | None = None,
-               progress: Callable[[int], None] | None = None) -> TiledResult:
+               progress: Callable[[int], None] | None = None,
+               visible: tuple[float, float, float, float] | None = None) -> TiledResult:
         """The stitched full-frame mask of `prompt` (full-frame pixels). checkpoint: called before each tile (it
-        may raise to cancel, e.g. core.common.cancel.Cancelled); progress(tiles decoded so far): after each."""
+        may raise to cancel, e.g. core.common.cancel.Cancelled); progress(tiles decoded so far): after each.
+        visible: (x0, y0, x1, y1) full frame, the tiles meeting it go first (rules in the module docstring)."""
         if not prompt.has_geometry:
             raise ValueError("empty prompt: give at least one point or a box")
         H, W = self.full_size
@@ -96,7 +107,7 @@ class TiledDecoder:
         queue: list[tuple[int, np.ndarray]] = [(i, np.zeros((0, 2), np.float32)) for i in self.touched(prompt)]
         done: set[int] = set()
         while queue and len(done) < self.max_tiles:
-            index, seeds = queue.pop(0)
+            index, seeds = queue.pop(self._next(queue, visible))
             if index in done:
                 continue
             done.add(index)
@@ -133,6 +144,31 @@ class TiledDecoder:
                 out.append(i)
         return out
 
+    def in_view(self, visible: tuple[float, float, float, float]) -> list[int]:
+        """Indices of the tiles whose core meets `visible` (x0, y0, x1, y1), full frame."""
+        return [i for i, t in enumerate(self.tiles) if _meets(t.core, visible)]
+
+    def prefetch_order(self, visible: tuple[float, float, float, float], ring: int = 1) -> list[int]:
+        """The tiles to encode ahead of a click for this view: those in view nearest its centre first, then the
+        ones within `ring` tiles around it, at most PREFETCH_MAX; [] when more than PREFETCH_VIEW_MAX are in view."""
+        x0, y0, x1, y1 = visible
+        seen = set(self.in_view(visible))
+        if not seen or len(seen) > PREFETCH_VIEW_MAX:
+            return []
+        pad = ring * self.tile
+        around = self.in_view((x0 - pad, y0 - pad, x1 + pad, y1 + pad))
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+
+        def distance(i: int) -> float:
+            c0, r0, w, h = self.tiles[i].core
+            return (c0 + w / 2 - cx) ** 2 + (r0 + h / 2 - cy) ** 2
+
+        return sorted(around, key=lambda i: (i not in seen, distance(i)))[:PREFETCH_MAX]
+
+    def is_cached(self, index: int) -> bool:
+        """Whether tile `index`'s embedding is in this decoder's LRU (the session's caches are not asked)."""
+        return tile_key(self.image_key, self.tiles[index]) in self._cache
+
     def tile_embedding(self, index: int) -> Embedding:
         """Tile `index`'s embedding (LRU first, then the session's cache, then the encoder)."""
         window = self.tiles[index]
@@ -150,6 +186,14 @@ class TiledDecoder:
         return emb
 
     # ------------------------------------------------------------------------------------------------ helpers
+
+    def _next(self, queue: list[tuple[int, np.ndarray]], visible) -> int:
+        """The queue position to decode next: the first tile in view, else the first."""
+        if visible is not None:
+            for position, (index, _) in enumerate(queue):
+                if _meets(self.tiles[index].core, visible):
+                    return position
+        return 0
 
     def _decode_tile(self, index: int, local: Prompt) -> tuple[np.ndarray, float]:
         window = self.tiles[index]
@@ -204,6 +248,12 @@ class TiledDecoder:
                 continue
             out.append((j, deepest_points(overlap, SEEDS_PER_SIDE) + np.array([a0, b0], np.float32)))
         return out
+
+
+def _meets(core: tuple[int, int, int, int], rect: tuple[float, float, float, float]) -> bool:
+    c0, r0, w, h = core
+    x0, y0, x1, y1 = rect
+    return x0 < c0 + w and x1 > c0 and y0 < r0 + h and y1 > r0
 
 
 def deepest_points(mask: np.ndarray, n: int) -> np.ndarray:

@@ -7,6 +7,9 @@ window of the file in a worker and the canvas draws it, with the mask at that re
   need no read).
 - Reads run in one latest-request-wins worker (`read_detail`, rasterio; no-data drawn as the view draws it); the UI
   thread only hands the result to the canvas. The UI never waits on a read.
+- The same view range goes to the refiner (`TiledRefiner.visible`: a refine decodes the tiles in view first) and,
+  once the image's embedding is ready, starts the prefetch of the tiles in and around the view
+  (`TiledRefiner.prefetch`; none when zoomed out).
 - The mask over it: the full-size mask (`SegmentationController.native_mask`, the one that would be saved) cropped
   to the window (`detail_mask`: a view of the mask and one nearest resize at about screen size, milliseconds),
   refreshed whenever the native mask changes (`metrics_changed`). Between a change on screen and its full-size mask
@@ -53,6 +56,10 @@ class MapDetail(QObject):
         item = self.controller.item
         if not isinstance(item, MapItem):
             return
+        refiner = self.controller.refiner
+        refiner.visible = (x0, y0, x1, y1)
+        if self.controller.session is not None and self.controller.embedding is not None:
+            refiner.prefetch(self.controller.session, item)
         wanted = detail_window((x0, y0, x1, y1), item.original_size, item.image.shape[:2], (width, height))
         if wanted is None:
             self._request += 1  # a read in flight is no longer wanted
@@ -104,6 +111,7 @@ class MapDetail(QObject):
         return detail_mask(mask, item.original_size, detail)
 
     def _reset(self, *_: object) -> None:
+        self.controller.refiner.visible = None
         self._request += 1
         self._wanted = self._detail = None
         self.failure = None

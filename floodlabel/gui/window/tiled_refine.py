@@ -10,6 +10,12 @@ top). The refined mask replaces the view-level one inside the cores of the tiles
 prompt, another image or closing cancels the running refine (between tiles); one TiledDecoder per image and model
 keeps the tile embeddings (LRU, plus the session's cache).
 
+Order and prefetch: `visible` (the canvas's range, set by `map_detail.MapDetail`) puts the tiles in view first in
+a refine; `prefetch(session, item)` encodes the tiles in and around the view (`TiledDecoder.prefetch_order`) in a
+background job with 1 torch thread, one tile at a time under the decoder lock, so a click's refine finds them
+cached. A refine (or another view) cancels the prefetch between tiles; a refine waits at most for the tile being
+encoded.
+
 Accept before the refine came in (`RefinedAccepts`): the accept is written at once with the view-level mask (a kill
 loses nothing), the refine it needs is *kept* (`TiledRefiner.keep`: another image or prompt no longer cancels it, or
 it is started when it had not started yet), and when it ends the full-resolution mask (refined inside the decoded
@@ -55,7 +61,10 @@ class TiledRefiner(QObject):
         self._decoder_key: tuple | None = None
         self._lock = threading.Lock()  # one thread in a TiledDecoder at a time (a cancelled one finishes a tile)
         self._started = 0.0
+        self._prefetch: BackgroundJob | None = None
         self.last_key: tuple | None = None
+        self.visible: tuple[float, float, float, float] | None = None  # the view's range (full frame), or None
+        self.prefetched = 0  # tiles encoded by prefetches (tests, status)
 
     @staticmethod
     def wanted(item) -> bool:
@@ -91,17 +100,59 @@ class TiledRefiner(QObject):
         else:
             self._kept[key] = self._launch(session, item, prompt, key)
 
+    def prefetch(self, session, item: MapItem) -> None:
+        """Encode the tiles around `visible` ahead of a click (rules in the module docstring); replaces a running
+        prefetch. Nothing while a refine runs."""
+        self.cancel_prefetch()
+        if self.visible is None or self.running or self.kept:
+            return
+        decoder = self._decoder_for(session, item)
+        order = [i for i in decoder.prefetch_order(self.visible) if not decoder.is_cached(i)]
+        if not order:
+            return
+
+        def run(progress, cancel: threading.Event):
+            from floodlabel.core.segment.compute_config import threads_here  # torch stays off the UI thread
+
+            threads_here(1)
+            done = 0
+            for index in order:
+                if cancel.is_set():
+                    break
+                with self._lock:
+                    if cancel.is_set():
+                        break
+                    if not decoder.is_cached(index):
+                        decoder.tile_embedding(index)
+                        done += 1
+                progress(done)
+            return done
+
+        job = BackgroundJob(run, name="tile-prefetch")
+        job.finished.connect(self._on_prefetched)
+        self._prefetch = job
+        job.start()
+
+    @property
+    def prefetching(self) -> bool:
+        return self._prefetch is not None and self._prefetch.is_running()
+
+    def cancel_prefetch(self) -> None:
+        if self._prefetch is not None:
+            self._prefetch.cancel()
+
     def cancel(self, kept: bool = False) -> None:
-        """Cancel the running refine (between tiles); `kept`: the kept ones too (closing)."""
+        """Cancel the running refine and the prefetch (between tiles); `kept`: the kept refines too (closing)."""
         if self._job is not None:
             self._job.cancel()
+        self.cancel_prefetch()
         if kept:
             for job in self._kept.values():
                 job.cancel()
 
     def join(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        for job in [self._job, *self._kept.values()]:
+        for job in [self._job, self._prefetch, *self._kept.values()]:
             if job is not None:
                 job.join(max(0.0, deadline - time.monotonic()))
 
@@ -117,7 +168,7 @@ class TiledRefiner(QObject):
 
             with self._lock:
                 try:
-                    result = decoder.decode(prompt, checkpoint, progress)
+                    result = decoder.decode(prompt, checkpoint, progress, self.visible)
                 except Cancelled:
                     return None
             return key, result.mask, result.owned, len(result.tiles)
@@ -136,6 +187,9 @@ class TiledRefiner(QObject):
             self._decoder = TiledDecoder(session, map_reader(item.path, item.stretch), item.original_size, item.key)
             self._decoder_key = key
         return self._decoder
+
+    def _on_prefetched(self, tiles: int) -> None:
+        self.prefetched += int(tiles or 0)
 
     def _sender_key(self) -> tuple | None:
         """The key of the kept job whose relay sent the signal being handled, else None."""
