@@ -9,7 +9,11 @@ DEFLATE, 512 px tiles) without and with internal overviews. Measures, each in a 
 - pan (with overviews, offscreen Qt, a 1000 x 700 canvas zoomed 4x past the 2048 px view): the frame time of one
   pan step (translate + synchronous repaint), median, overview only (the baseline, in the same process) and with
   the full-resolution detail layer drawn (gui/window/map_detail); the detail's read in the worker
-  (`core.tiles.detail.read_detail`) and its mask crop on the UI thread (`detail_mask`) per new window.
+  (`core.tiles.detail.read_detail`) and its mask crop on the UI thread (`detail_mask`) per new window;
+- sam_tile (with overviews; `--sam` lists the models, random weights, the app's compute config and allocator): one
+  full-resolution tile's encode (a 1280 px read window: a 1024 core and its halo, what the refine and the prefetch
+  embed per tile), median of 2 after a warm-up, against the view image's encode (the one embedding per map the
+  view-level decode uses) in the same process.
 
     .venv/bin/python -m benchmarks.bench_geo_map                 # 20,000 x 20,000: a few minutes on 2 cores
     .venv/bin/python -m benchmarks.bench_geo_map --side 8000     # smaller
@@ -35,6 +39,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--side", type=int, default=20000, help="width and height of the map (default 20000)")
+    parser.add_argument("--sam", default="vit_b,sam2.1_hiera_tiny",
+                        help="models for the per-tile encode rows (comma-separated; '' skips them)")
+    parser.add_argument("--only", choices=("sam_tile",), help="run only these rows (a map with overviews)")
     parser.add_argument("--child", nargs=3, metavar=("MODE", "MAP", "CACHE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -42,6 +49,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-geo-") as tmp:
         results = {"side": args.side}
+        if args.only == "sam_tile":
+            path = Path(tmp) / "overviews.tif"
+            _write(path, args.side, (2, 4, 8, 16))
+            results.update(_sam_rows(path, args.sam))
+            print(json.dumps(results, indent=1))
+            _table(results)
+            return 0
         for name, overviews in (("plain", ()), ("overviews", (2, 4, 8, 16))):
             path = Path(tmp) / f"{name}.tif"
             started = time.perf_counter()
@@ -56,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
                 results["export"] = _run("export", path, cache)
             else:
                 results["pan"] = _run("pan", path, cache)
+                results.update(_sam_rows(path, args.sam))
         print(json.dumps(results, indent=1))
+        _table(results)
     return 0
 
 
@@ -132,9 +148,74 @@ def _child(mode: str, map_path: str, cache: str) -> dict:
         out["gpkg_s"] = round(time.perf_counter() - t0, 2)
     elif mode == "pan":
         out.update(_pan(map_path, cache))
+    elif mode.startswith("sam_tile:"):
+        out.update(_sam_tile(map_path, mode.split(":", 1)[1]))
     out["s"] = round(time.perf_counter() - started, 2)
     out["peak_rss_mb"] = _peak_rss_mb()
     return out
+
+
+def _sam_rows(path: Path, models: str) -> dict:
+    return {f"sam_tile_{m}": _run(f"sam_tile:{m}", path, path.parent / "cache-sam") for m in models.split(",") if m}
+
+
+def _sam_tile(map_path: str, model: str) -> dict:
+    """One tile's encode and the view's, random weights (see the module docstring)."""
+    from floodlabel.core.geo.pyramid import open_map, tile_windows
+    from floodlabel.core.segment.compute_config import default_compute_config
+    from floodlabel.runtime import tune_allocator
+
+    tune_allocator()
+    config = default_compute_config()
+    if model.startswith("sam2"):
+        from benchmarks.bench_sam2 import tiny_sam2_model
+        from floodlabel.core.sam2.backend import Sam2Segmenter
+
+        segmenter = Sam2Segmenter(tiny_sam2_model(), config)
+    else:
+        from benchmarks.bench_engine import _vit_b
+        from floodlabel.core.sam.backend import SamSegmenter
+
+        segmenter = SamSegmenter(_vit_b(), config)
+    from floodlabel.core.geo.raster import read_map
+
+    view, stretch = open_map(map_path, cache_root=Path(map_path).parent / "cache-sam")
+    info = view.info
+    tile = next(t for t in tile_windows(info.width, info.height) if t.read[2] == t.read[3] == 1280)
+    pixels = read_map(map_path, window=tile.read, stretch=stretch).rgb
+    segmenter.embed(pixels)  # warm-up
+    tiles, views = [], []
+    for _ in range(2):  # interleaved: a tile, then the view
+        t0 = time.perf_counter()
+        segmenter.embed(pixels)
+        tiles.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        segmenter.embed(view.rgb)
+        views.append(time.perf_counter() - t0)
+    return {"model": model, "config": config.describe(), "tile_px": list(pixels.shape[:2]),
+            "tile_encode_s": round(statistics.median(tiles), 2), "view_encode_s": round(statistics.median(views), 2)}
+
+
+def _table(results: dict) -> None:
+    """The rows a person reads, as a table (the JSON above has every figure)."""
+    rows = []
+    pan = results.get("pan")
+    if pan:
+        rows += [("pan frame, overview only (baseline)", f"{pan['pan_frame_ms_overview_only']} ms", "1.00"),
+                 ("pan frame, with the full-resolution detail", f"{pan['pan_frame_ms_with_detail']} ms",
+                  f"{pan['pan_frame_ratio']:.2f}"),
+                 ("detail read per new window (worker)", f"{pan['detail_read_ms_median']} ms", ""),
+                 ("detail mask crop per window (UI thread)", f"{pan['detail_mask_ms_median']} ms", "")]
+    for key, row in results.items():
+        if key.startswith("sam_tile_"):
+            rows += [(f"{row['model']}: view image encode (baseline)", f"{row['view_encode_s']} s", "1.00"),
+                     (f"{row['model']}: one 1280 px tile encode", f"{row['tile_encode_s']} s",
+                      f"{row['tile_encode_s'] / row['view_encode_s']:.2f}")]
+    if rows:
+        width = max(len(r[0]) for r in rows)
+        print(f"\n{'row':<{width}}  {'median':>10}  ratio")
+        for name, value, ratio in rows:
+            print(f"{name:<{width}}  {value:>10}  {ratio}")
 
 
 def _pan(map_path: str, cache: str) -> dict:

@@ -62,3 +62,17 @@ def test_a_zoomed_in_map_prefetches_its_tiles_and_the_click_finds_them(qtbot, wi
     c.add_point(2600.0, 2600.0, True)
     qtbot.waitUntil(lambda: c.fixed_mask is not None and not c.refiner.running, timeout=60000)
     assert decoder.embeds == embeds  # every tile the refine needed was prefetched
+
+
+def test_merge_levels_is_np_where_in_place():
+    from floodlabel.core.tiles.tiled import merge_levels
+
+    rng = np.random.default_rng(0)
+    owned = np.zeros((3000, 2500), bool)
+    owned[1024:2048, :] = True
+    refined = rng.random(owned.shape) > 0.5
+    refined &= owned  # a TiledResult.mask is False outside the decoded cores
+    coarse = rng.random(owned.shape) > 0.5
+    expected = np.where(owned, refined, coarse)
+    out = merge_levels(refined, owned, coarse, strip=700)
+    assert out is refined and np.array_equal(out, expected)

@@ -70,4 +70,6 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
     if mask.shape == tuple(size):
         return mask
-    return cv2.resize(mask.astype(np.uint8), (size[1], size[0]), interpolation=cv2.INTER_NEAREST).astype(bool)
+    contiguous = mask.dtype == np.bool_ and mask.flags.c_contiguous
+    pixels = mask.view(np.uint8) if contiguous else (mask != 0).view(np.uint8)
+    return cv2.resize(pixels, (size[1], size[0]), interpolation=cv2.INTER_NEAREST).view(bool)  # no full-size copy

@@ -34,6 +34,7 @@ from floodlabel.core.evaluation.live_metrics import NocTracker
 from floodlabel.core.evaluation.metrics import MaskMetrics
 from floodlabel.core.geo.area import mask_area
 from floodlabel.core.tiles.map_item import MapItem
+from floodlabel.core.tiles.tiled import merge_levels
 from floodlabel.core.tiles.view_frame import ViewFrameSession, scale_prompt, upscale_mask
 from floodlabel.gui.window.auto_runner import AutoRunner
 from floodlabel.gui.window.decode_jobs import Decoded, decode_native, decode_prompt, decode_view
@@ -458,7 +459,7 @@ class SegmentationController(QObject):
             return
         coarse = self.shown.native_mask if self.shown is not None and self.shown.prompt_key == key[1] else None
         if coarse is not None and coarse.shape == mask.shape and not owned.all():
-            mask = np.where(owned, mask, coarse)
+            mask = merge_levels(mask, owned, coarse)  # in place: the refine's own array
         self._fixed_key = key
         self._on_auto(key, mask)
         self._fixed_refined = True
