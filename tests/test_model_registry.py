@@ -33,17 +33,19 @@ SAM2_NAMES = ["sam2.1_hiera_tiny", "sam2.1_hiera_small", "sam2.1_hiera_base_plus
 
 
 def test_official_specs():
-    assert list(reg.MODELS) == ["vit_b", "vit_l", "vit_h", *SAM2_NAMES]
+    assert list(reg.MODELS) == ["vit_b", "vit_l", "vit_h", *SAM2_NAMES, "sam3"]
     for name, spec in reg.MODELS.items():
         assert spec.architecture == name
-        if spec.family == reg.SAM:
+        if spec.family == reg.SAM3:  # the gated Hugging Face repository (test_sam3_download)
+            assert spec.hf_repo == "facebook/sam3" and spec.filename == "sam3.pt" and spec.md5 is None
+        elif spec.family == reg.SAM:
             assert spec.url == reg.OFFICIAL_BASE_URL + spec.filename
             assert spec.filename.endswith(spec.md5[:6] + ".pth")
             assert spec.md5 == PUBLISHED_MD5[name]  # what the download is verified against
         else:  # SAM 2.1: Meta publishes no checksum, so none is written here (see test_sam2_download)
             assert spec.family == reg.SAM2 and spec.md5 is None
             assert spec.url == f"https://dl.fbaipublicfiles.com/segment_anything_2/092824/{name}.pt"
-    assert reg.model_names() == ["classic", "vit_b", "vit_l", "vit_h", *SAM2_NAMES]
+    assert reg.model_names() == ["classic", "vit_b", "vit_l", "vit_h", *SAM2_NAMES, "sam3"]
 
 
 def test_base_url_and_download_url_honour_env(monkeypatch):

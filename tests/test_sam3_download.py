@@ -191,3 +191,25 @@ def test_cli_refusal_is_one_line_and_a_nonzero_exit(hub):
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and "Warning" not in ln and "warn" not in ln]
     assert "Traceback" not in proc.stderr
     assert any("accept Meta's licence at https://huggingface.co/facebook/sam3" in ln for ln in lines), proc.stderr
+
+
+def test_models_panel_shows_the_refusal_and_the_measured_speed(qtbot, hub, monkeypatch):
+    from floodlabel.core.models import model_speed
+    from floodlabel.gui.panels import model_status
+    from floodlabel.gui.panels.model_panel import ModelPanel
+    from floodlabel.gui.panels.model_status import MachineFacts
+
+    monkeypatch.setattr(model_status, "machine_facts", lambda: MachineFacts(False, reg.recommended_download(False)))
+    hub.mode = "gated401"
+    panel = ModelPanel()
+    qtbot.addWidget(panel)
+    panel.select_model("sam3")
+    row = next(r for r in range(panel.table.rowCount())
+               if panel.table.item(r, 0) is not None and panel.table.item(r, 0).text() == "sam3")
+    seconds, where = model_speed.reference_seconds("sam3")
+    assert panel.table.item(row, 2).text().startswith("~") and where in panel.table.item(row, 2).toolTip()
+    panel.start_download("sam3")
+    qtbot.waitUntil(lambda: panel.task is None, timeout=60_000)
+    text = panel.status_label.text()
+    assert "Download failed" in text and "no token was found" in text
+    assert "https://huggingface.co/facebook/sam3" in text and "hf auth login" in text

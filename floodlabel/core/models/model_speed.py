@@ -62,6 +62,21 @@ def embed_seconds_here(name_or_path: str | os.PathLike, compute_label: str | Non
     return embed_seconds(speed_key(path, compute_label))
 
 
+REFERENCE_SECONDS: dict[str, tuple[float, str]] = {
+    # benchmarks/bench_sam3.py, 2026-12-02, 893x551, bf16 encoder, random weights: 24.0 s ViT trunk + 7.2 s first
+    # text prompt (neck included); vit_b's embedding 8.5 s in the same run
+    "sam3": (31.2, "measured on a 2-core VM without a GPU (benchmarks/bench_sam3.py: embedding 24 s + first text "
+                   "prompt 7 s; vit_b's embedding 8.5 s in the same run)"),
+}
+"""Figures measured elsewhere, for a model not run here yet: name -> (seconds from an image to its result, where
+it was measured). Filled below from benchmarks/bench_sam3.py."""
+
+
+def reference_seconds(name: str) -> tuple[float, str] | None:
+    """(seconds, where measured) for a registered model whose time here is not known yet, or None."""
+    return REFERENCE_SECONDS.get(name)
+
+
 def _read() -> dict[str, list]:
     try:
         data = json.loads((cache_dir() / FILE_NAME).read_text())

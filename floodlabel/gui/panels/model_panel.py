@@ -11,6 +11,7 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QAbstractItemView, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from floodlabel.core.models.model_speed import reference_seconds
 from floodlabel.core.models.registry import (BASE_URL_ENV, CLASSIC, FAMILIES, MODELS, base_url, download_url,
                                              list_models)
 from floodlabel.core.common.paths import models_dir
@@ -245,10 +246,13 @@ class ModelPanel(QGroupBox):
             i += 1
             for row in (r for r in rows if r.family == family):
                 seconds = self.facts.seconds.get(row.name)
+                reference = reference_seconds(row.name)  # SAM 3: measured on the 2-core dev VM
                 here = (f"{seconds_short(seconds)} / image" if seconds is not None else
+                        f"~{seconds_short(reference[0])} / image*" if reference is not None else
                         "downloaded" if row.downloaded else "not downloaded")
                 tips = (row.description + (f"\n{row.path}" if row.path is not None else ""), row.description,
-                        seconds_text(seconds) or ("not run on this machine yet: measured at its first image"
+                        seconds_text(seconds) or (f"* {reference[1]}" if reference is not None else
+                                                  "not run on this machine yet: measured at its first image"
                                                   if row.downloaded else "not downloaded"))
                 for j, text in enumerate((row.name, _size(row.size_bytes), here)):
                     item = QTableWidgetItem(text)
@@ -268,7 +272,10 @@ class ModelPanel(QGroupBox):
 
     def _detail_html(self) -> str:
         spec = MODELS[self.target]
-        speed = seconds_text(self.facts.seconds.get(self.target)) or "not run on this machine yet"
+        reference = reference_seconds(self.target)
+        speed = seconds_text(self.facts.seconds.get(self.target)) or (
+            f"not run on this machine yet; about {seconds_short(reference[0])} per image {reference[1]}"
+            if reference is not None else "not run on this machine yet")
         return f"<b>{html.escape(spec.name)}</b>: {html.escape(spec.description)}; {html.escape(speed)}."
 
     def _fit_table_height(self) -> None:

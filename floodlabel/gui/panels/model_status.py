@@ -19,9 +19,11 @@ from floodlabel.core.models.registry import (CLASSIC, MODELS, SAM, is_downloaded
                                              resolve_checkpoint)
 
 PREFERRED_SAM = ("sam2.1_hiera_tiny", "sam2.1_hiera_small", "sam2.1_hiera_base_plus", "vit_b", "sam2.1_hiera_large",
-                 "vit_l", "vit_h")
+                 "vit_l", "vit_h", "sam3")
 """Smallest image encoder first (39 M, 46 M, 81 M, 91 M, 224 M, 308 M, 636 M parameters), which is also the order of
-the embedding times measured on a 2-core CPU (issue 15, README Speed: SAM 2.1 tiny about a fifth of vit_b's)."""
+the embedding times measured on a 2-core CPU (issue 15, README Speed: SAM 2.1 tiny about a fifth of vit_b's); SAM 3
+last (its ViT: 24 s an image against vit_b's 8.5 s, benchmarks/bench_sam3.py): chosen by default only when no other
+model is downloaded."""
 
 CLASSIC_LABEL = "classic (offline, no weights)"
 
