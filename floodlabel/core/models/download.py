@@ -84,7 +84,9 @@ def download_model(
     if spec.hf_repo is not None:  # SAM 3: the Hugging Face Hub with the user's token (HF_ENDPOINT, not base_url)
         from floodlabel.core.models.hub_download import download_from_hub
 
-        return download_from_hub(spec, progress, progress_callback, cancel_event, message_callback)
+        return download_from_hub(spec, progress, progress_callback, cancel_event,
+                                 say=_messenger(progress, message_callback), one_downloader=_one_downloader,
+                                 recorded=recorded_sha256, record=_record_sha256)
     url = download_url(name, base_url)
     final = local_path(name)
     if spec.family == SAM2:

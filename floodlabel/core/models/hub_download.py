@@ -27,12 +27,20 @@ LICENCE_PAGE = "https://huggingface.co/{repo}"
 
 def download_from_hub(
     spec: ModelSpec,
-    progress: bool = True,
-    progress_callback=None,
-    cancel_event: threading.Event | None = None,
-    message_callback=None,
+    progress: bool,
+    progress_callback,
+    cancel_event: threading.Event | None,
+    *,
+    say,
+    one_downloader,
+    recorded,
+    record,
 ) -> Path:
     """Fetch `spec.filename` from `spec.hf_repo` into models_dir() and return its path (see the module docstring).
+
+    Called by download.download_model, which hands in its shared pieces (so this module does not import it back):
+    `say(line)` for messages, `one_downloader(final, name, say, cancel_event)` the per-model lock,
+    `recorded(name)` / `record(path)` the recorded SHA-256.
 
     progress_callback(bytes_done, bytes_total) as the bytes arrive; setting cancel_event stops the transfer within
     one chunk (the partial file stays for the next call to resume). DownloadError (one line) on a refusal, a
@@ -41,15 +49,12 @@ def download_from_hub(
     import huggingface_hub
     from huggingface_hub import errors as hf_errors
 
-    from floodlabel.core.models import download as dl
-
     final = local_path(spec.name)
-    say = dl._messenger(progress, message_callback)
     token = huggingface_hub.get_token()
     try:
-        with dl._one_downloader(final, spec.name, say, cancel_event):
-            recorded = dl.recorded_sha256(spec.name)
-            if final.is_file() and recorded is not None and _sha256(final) == recorded:
+        with one_downloader(final, spec.name, say, cancel_event):
+            known = recorded(spec.name)
+            if final.is_file() and known is not None and _sha256(final) == known:
                 return final
             bar = _progress_class(progress, progress_callback, cancel_event)
             got = huggingface_hub.hf_hub_download(spec.hf_repo, spec.filename, local_dir=final.parent,
@@ -58,7 +63,7 @@ def download_from_hub(
             if path.resolve() != final.resolve():
                 os.replace(path, final)
             _check(final, spec)
-            dl._record_sha256(final)
+            record(final)
     except _Cancelled:
         raise DownloadError(f"download of {spec.name} from {_where(spec)} cancelled") from None
     except (hf_errors.HfHubHTTPError, hf_errors.LocalEntryNotFoundError, hf_errors.EntryNotFoundError) as exc:

@@ -109,7 +109,12 @@ def build_sam3_model(arch: Sam3Architecture, bpe_path: str) -> "Sam3Image":
     coordinates in the decoder (resolution / stride None: Meta's builder makes them on "cuda"; they are made on
     the first forward instead). sam3 0.1.4's own builder therefore cannot build on a machine without CUDA.
     """
+    import warnings
+
     try:
+        with warnings.catch_warnings():  # sam3's modules warn at import that CUDA autocast is off on a CPU
+            warnings.simplefilter("ignore")
+            import sam3.model_builder  # noqa: F401  (imports every module below once, quietly)
         from sam3.model.decoder import TransformerDecoder, TransformerDecoderLayer
         from sam3.model.encoder import TransformerEncoderFusion, TransformerEncoderLayer
         from sam3.model.geometry_encoders import SequenceGeometryEncoder
