@@ -13,6 +13,7 @@ from image_factories import mask_png, save
 from synthetic_scenes import make_flood_scene
 from tiny_sam import tiny_sam_checkpoint
 
+from floodlabel.core.common import background_work
 from floodlabel.core.data.datasets import open_dataset
 from floodlabel.core.sam.decoder_checkpoint import read_decoder_checkpoint
 from floodlabel.core.training.child_trainer import TRAINING_NICE, ChildTraining, training_threads
@@ -51,7 +52,9 @@ def test_a_run_in_the_child_trains_niced_with_its_own_threads_and_saves(folder, 
     events = []
     run = ChildTraining(items, str(checkpoint), None, tmp_path / "ft.pth",
                         FinetuneSettings(epochs=2, batch_size=2, lr=1e-3, val_fraction=0.5), threads=1)
-    result = run.run(progress=events.append)
+    busy = []
+    result = run.run(progress=lambda e: (events.append(e), busy.append(background_work.busy())))
+    assert all(busy) and not background_work.busy()  # the window decodes with 1 torch thread while it runs
     assert run.pid is not None and run.pid != os.getpid()
     assert run.started == {"pid": run.pid, "nice": os.getpriority(os.PRIO_PROCESS, 0) + TRAINING_NICE,
                            "threads": 1}

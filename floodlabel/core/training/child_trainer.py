@@ -30,6 +30,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from floodlabel.core.common import background_work
 from floodlabel.core.training.embeddings import TrainingError
 from floodlabel.core.training.finetune_progress import FinetuneResult, Progress
 
@@ -82,6 +83,11 @@ class ChildTraining:
         proc.start()
         theirs.close()
         self.pid = proc.pid
+        with background_work.holding("fine-tuning"):  # the window decodes with 1 torch thread meanwhile
+            return self._relay(proc, ours, progress, cancel)
+
+    def _relay(self, proc, ours, progress: Progress | None, cancel: threading.Event | None) -> FinetuneResult:
+        """The child's messages until its result, error or end (see `run`)."""
         cancel_sent_at: float | None = None
         try:
             while True:

@@ -28,6 +28,7 @@ from PySide6.QtCore import QObject, Signal
 from floodlabel.core.annotation.annotation import Annotation, Stroke, view_size
 from floodlabel.core.annotation.prompts import Prompt
 from floodlabel.core.annotation.text_step import decodes_geometry
+from floodlabel.core.common import background_work
 from floodlabel.core.data.datasets import FloodDataset
 from floodlabel.core.data.image_item import ImageItem
 from floodlabel.core.evaluation.live_metrics import NocTracker
@@ -399,9 +400,10 @@ class SegmentationController(QObject):
         self._submit_decode(lambda: decode_prompt(session, emb, key, prompt, candidate, size, layer, gt, version))
 
     def _submit_decode(self, fn) -> None:
-        """Queue decode `fn` as request `_request`; it runs with 1 torch thread while the pre-encoding child is
-        busy (it holds the other core: see `compute_config.threads_here`), else with the process's count."""
-        threads = 1 if self.encoder.background_busy else None
+        """Queue decode `fn` as request `_request`; it runs with 1 torch thread while the pre-encoding child or a
+        fine-tuning child is busy (it holds the other core: see `compute_config.threads_here`), else with the
+        process's count."""
+        threads = 1 if self.encoder.background_busy or background_work.busy() else None
 
         def job():
             from floodlabel.core.segment.compute_config import threads_here  # torch: never imported on the UI thread
