@@ -27,6 +27,9 @@ Measured (wall clock, time.perf_counter):
   with the same clicks.
 - next image, pre-encoded: PageDown -> image painted, embedding ready (cache hit), and a click at a water pixel
   sent as soon as both happened -> its mask painted. Baseline: the same image not pre-encoded (open -> ready).
+- next image, not pre-encoded, SAM 2.1 vs SAM v1: PageDown -> image painted, embedding computed in the
+  foreground, and a click -> its mask painted, with a random sam2.1_hiera_tiny (tests/tiny_sam2.py: the packaged
+  config) and the random vit_b, alternating in one window on 893x551 images (skipped without Meta's sam2 package).
 - long session (not with --quick): 50 images, 1,000 clicks, with the tiny SAM of tests/tiny_sam.py (its encoder
   is small so 50 images encode quickly; its prompt encoder and mask decoder are vit_b's, so click latency is the
   same): click latency of the first vs the last 100 clicks, RSS (VmRSS) at the start and the end.
@@ -165,6 +168,8 @@ def _run(args, tmp: Path, clicks: int, prefetch_clicks: int, transitions: int) -
     print(f"  ... fine-tuning done ({time.perf_counter() - t_start:.0f} s)", flush=True)
     _baselines(d, r, sam, session)
     print(f"  ... baselines done ({time.perf_counter() - t_start:.0f} s)", flush=True)
+    _cold_next_by_family(d, r, tmp, session, config, transitions)
+    print(f"  ... not pre-encoded, vit_b vs sam2.1_hiera_tiny done ({time.perf_counter() - t_start:.0f} s)", flush=True)
 
     if not args.quick or args.long_images:
         from tiny_sam import TINY, tiny_sam
@@ -343,6 +348,44 @@ def _baselines(d: "Driver", r: "Results", sam, session) -> None:
                 base.append(t1 - t0)
                 ours.append(t2 - t1)
         r.predictor[label], r.decode_only[label] = base, ours
+
+
+def _cold_next_by_family(d: "Driver", r: "Results", tmp: Path, vit_b, config, runs: int) -> None:
+    """PageDown to an image not pre-encoded -> first mask painted, vit_b and sam2.1_hiera_tiny (random weights)
+    taking turns on the same window (each switch re-embeds the current image, untimed); no prefetch."""
+    import importlib.util
+
+    if importlib.util.find_spec("sam2") is None:
+        print("  sam2 is not installed: no SAM 2.1 row", flush=True)
+        return
+    from tiny_sam2 import tiny_loaded_sam2
+
+    from floodlabel.core.models.session import SegmentationSession
+    from floodlabel.core.sam2.backend import Sam2Segmenter
+    from floodlabel.core.segment.embedding_cache import EmbeddingCache
+
+    w, c = d.w, d.w.controller
+    sessions = {"vit_b": vit_b, "sam2.1_hiera_tiny": SegmentationSession(
+        Sam2Segmenter(tiny_loaded_sam2(0), config), EmbeddingCache(tmp / "embeddings-sam2"))}
+    rng = np.random.default_rng(11)
+    c.next_row = lambda row: None
+    d.wait_idle()
+    d.open_folder(_synthetic_folder(tmp / "cold", [(551, 893)] * (2 * runs + 1), seed=30), "cold next")
+    d.wait_ready(300)
+    for i in range(2 * runs):
+        name = list(sessions)[i % 2]
+        session = sessions[name]
+        if c.session is not session:
+            c.set_session(session)
+            d.wait_ready(300)
+        d.wait_idle()
+        nxt = w._neighbour(c.row, +1)
+        session.cache.forget(_cache_id(session), d.image_key(nxt))
+        point = d.points_for_row(nxt, 1, rng, positive_only=True)[0][:2]
+        d.meter.mark()
+        with d.meter.phase(f"next image not pre-encoded ({name})"):
+            r.next_cold_family[name].append(d.timed_next_image(point))
+            d.wait_idle()
 
 
 def _long_session(d: "Driver", r: "Results", tiny, folder: Path, clicks_per_image: int = 20) -> None:
@@ -730,6 +773,7 @@ class Results:
         self.decode_only: dict[str, list[float]] = {}
         self.next_cold: dict[str, float] = {}
         self.next_hot: dict[str, list[dict[str, float]]] = defaultdict(list)
+        self.next_cold_family: dict[str, list[dict[str, float]]] = defaultdict(list)
         self.auto_seconds = float("nan")
         self.auto_ok = False
         self.download_seconds = float("nan")
@@ -769,9 +813,19 @@ class Results:
                 f"{_ms(float(np.median(tot)))} ({_ms(float(np.max(tot)))})", float(np.median(tot)) <= NEXT_BUDGET_S)
             for part in ("shown", "ready", "click"):
                 row(f"    {part}: " + ", ".join(_ms(x[part]) for x in runs), "", "", "", None)
+        if self.next_cold_family:
+            row("4. PageDown -> first mask painted, not pre-encoded (893x551)", "", "", "", None)
+            vit = [x["total"] for x in self.next_cold_family.get("vit_b", [])]
+            for name, runs in self.next_cold_family.items():
+                tot = [x["total"] for x in runs]
+                ratio = f" ({np.median(tot) / np.median(vit):.2f}x vit_b)" if vit and name != "vit_b" else ""
+                row(f"  {name}, median of {len(runs)} (max)", "", f"{_ms(float(np.median(vit)))} V" if ratio else "",
+                    f"{_ms(float(np.median(tot)))} ({_ms(float(np.max(tot)))}){ratio}", None)
+                for part in ("shown", "ready", "click"):
+                    row(f"    {part}: " + ", ".join(_ms(x[part]) for x in runs), "", "", "", None)
         if self.long_clicks:
             first, last = self.long_clicks[:100], self.long_clicks[-100:]
-            row(f"4. long session: {self.long_images} images, {len(self.long_clicks)} clicks (tiny SAM encoder)",
+            row(f"5. long session: {self.long_images} images, {len(self.long_clicks)} clicks (tiny SAM encoder)",
                 "", "", "", None)
             row("  click, first 100 -> last 100, median / p95", "no drift", _pair(first), _pair(last),
                 float(np.median(last)) <= 1.2 * float(np.median(first)) + 0.002)
@@ -794,7 +848,8 @@ class Results:
         print()
         print("baseline column: stall rows: the idle row's largest gap (the timer's own jitter); click rows (P):")
         print("SamPredictor.predict with the same clicks (3 masks at the original size, no window); next image (C):")
-        print("the same image size not pre-encoded (open -> embedding ready); long session: the first 100 clicks.")
+        print("the same image size not pre-encoded (open -> embedding ready); not pre-encoded (V): vit_b's median;")
+        print("long session: the first 100 clicks.")
         from floodlabel.gui.window.segmentation_controller import AUTO_POINTS_PER_SIDE as n
 
         print(f"Auto ({n}x{n} grid, 893x551): {self.auto_seconds:.1f} s, mask {'shown' if self.auto_ok else 'MISSING'}.")
@@ -849,10 +904,7 @@ def _cached(session, key: str) -> bool:
 
 def _forget(session, key: str) -> None:
     """Remove one embedding from the session's cache (memory and disk)."""
-    cache, model = session.cache, _cache_id(session)
-    with cache._lock:
-        cache._memory.pop((model, key), None)
-    cache.path_for(model, key).unlink(missing_ok=True)
+    session.cache.forget(_cache_id(session), key)
 
 
 def _rss() -> int:

@@ -15,9 +15,9 @@ from floodlabel.core.models.registry import MODELS
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "embed", help="pre-encode a dataset's images into the embedding cache (locally or on a Ray cluster)",
-        description="Encode every image of DATA with SAM's image encoder and store the embeddings in the cache "
-                    "folder, in the format and under the keys the app, eval and finetune read. Images already "
-                    "cached are skipped (an interrupted run resumes; a re-run adds nothing); unreadable images are "
+        description="Encode every image of DATA with the model's image encoder (SAM or SAM 2.1) and store the "
+                    "embeddings in the cache folder, in the format and under the keys the app, eval and finetune "
+                    "read. Images already cached are skipped (an interrupted run resumes; a re-run adds nothing); unreadable images are "
                     "listed with the reason and do not stop the run. With --ray the work runs on a Ray cluster "
                     "(Ray Data, one model load per worker; one worker per GPU, or per --cpus-per-worker CPUs): "
                     "every node must see DATA, the model file and the cache folder at the same paths.")

@@ -35,8 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "file (.pth / .pt) or a fine-tuned decoder checkpoint; repeat to compare models, SAM "
                              "and SAM 2.1 alike (the first is the reference)")
     parser.add_argument("--base", dest="bases", action="append", default=[], metavar="PATH",
-                        help="base SAM checkpoint of the fine-tuned --model files (default: found by SHA-256 where it "
-                             "was at training time or in the model folder)")
+                        help="base SAM or SAM 2.1 checkpoint of the fine-tuned --model files (default: found by "
+                             "SHA-256 where it was at training time or in the model folder)")
     parser.add_argument("--prompt", choices=("point", "box", "auto", "text", "both", "all"), action="append",
                         default=None,
                         help="automatic prompt kind: point, box, auto (SAM's automatic mask generation, segments "

@@ -52,7 +52,8 @@ from floodlabel.gui.panels.finetune_curves import FinetuneCurves
 from floodlabel.gui.workers.background import BackgroundJob
 
 CLASSIC = "classic"
-CLASSIC_MESSAGE = "The classic model cannot be fine-tuned: choose a SAM model (vit_b, …) in the model selector."
+CLASSIC_MESSAGE = ("The classic model cannot be fine-tuned: choose a SAM or SAM 2.1 model (sam2.1_hiera_tiny, vit_b, "
+                   "…) in the model selector.")
 PLOT_INTERVAL_MS = 200
 ACCEPTED, DATASET_GT = "accepted", "gt"
 

@@ -139,8 +139,9 @@ def build_layout(w) -> None:
 
     w.banner.setText(
         "<b>No SAM checkpoint yet</b>: using the offline classic backend (OpenCV GrabCut), which is rougher. "
-        "Get SAM ViT-B (375 MB) with <a href='models'>Model → Models… → Download</a>, or run "
-        "<code>floodlabel models download vit_b</code>, or start with <code>--model path/to/sam.pth</code>.")
+        "Get a SAM model (sam2.1_hiera_tiny without a GPU, vit_b with one) with <a href='models'>Model → Models… → "
+        "Download</a>, or run <code>floodlabel models download NAME</code>, or start with <code>--model "
+        "path/to/checkpoint</code>.")
     w.banner.setWordWrap(True)
     w.banner.setStyleSheet("background: #fff4d6; color: #5a4500; padding: 6px; border: 1px solid #e6c66b;")
     w.banner.linkActivated.connect(lambda _: w.show_models_dock())
