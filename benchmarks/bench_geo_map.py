@@ -8,7 +8,7 @@ DEFLATE, 512 px tiles) without and with internal overviews. Measures, each in a 
 - export: area, polygons (holes kept), GeoTIFF mask and GeoPackage bytes of the lake's 400 MP mask;
 - pan (with overviews, offscreen Qt, a 1000 x 700 canvas zoomed 4x past the 2048 px view): the frame time of one
   pan step (translate + synchronous repaint), median, overview only (the baseline, in the same process) and with
-  the full-resolution detail layer drawn (gui/window/map_detail); the detail's read in the worker
+  the full-resolution detail layer drawn (gui/window/maps/map_detail); the detail's read in the worker
   (`core.tiles.detail.read_detail`) and its mask crop on the UI thread (`detail_mask`) per new window;
 - sam_tile (with overviews; `--sam` lists the models, random weights, the app's compute config and allocator): one
   full-resolution tile's encode (a 1280 px read window: a 1024 core and its halo, what the refine and the prefetch

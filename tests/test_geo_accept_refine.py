@@ -1,4 +1,4 @@
-"""Accept on a map before its full-resolution refine came in (gui/window/tiled_refine.RefinedAccepts): the accept is
+"""Accept on a map before its full-resolution refine came in (gui/window/maps/tiled_refine.RefinedAccepts): the accept is
 saved at once with the view-level mask, the refine keeps running while the next image is shown, and its
 full-resolution mask is then saved over the first one; an edit of that image meanwhile wins, and a failed refine
 leaves the view-level accept with a message. Offscreen Qt, classic backend, a 4200 x 4100 GeoTIFF (a MapItem)."""
@@ -14,7 +14,7 @@ from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-import floodlabel.gui.window.tiled_refine as tiled_refine
+import floodlabel.gui.window.maps.tiled_refine as tiled_refine
 from floodlabel.core.models.session import SegmentationSession
 from floodlabel.core.store.project_store import ProjectStore
 from geo_maps import UTM, full_mask, lake_with_islands, write_map

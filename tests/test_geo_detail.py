@@ -1,5 +1,5 @@
 """A large map zoomed in past its 2048 px view image: the visible window is read from the file at full resolution
-in a worker and drawn over the view, with the mask at that resolution (core.tiles.detail, gui/window/map_detail).
+in a worker and drawn over the view, with the mask at that resolution (core.tiles.detail, gui/window/maps/map_detail).
 Offscreen Qt, classic backend, a 4200 x 4100 GeoTIFF (view 2048 x 1999)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Tiles in view first (core.tiles.tiled: decode order, prefetch_order) and the window's prefetch of the tiles
-around a zoomed-in map view (gui/window/tiled_refine.TiledRefiner.prefetch), classic backend."""
+around a zoomed-in map view (gui/window/maps/tiled_refine.TiledRefiner.prefetch), classic backend."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """GeoTIFF maps in the annotation window (offscreen Qt, classic backend): the water area in the metrics panel, a map
 over 100 MP opened through its overviews at view size (core.tiles.map_item), no-data drawn as no-data, a click
-decoded into a full-size mask and refined tile by tile at full resolution (gui/window/tiled_refine), accepted and
+decoded into a full-size mask and refined tile by tile at full resolution (gui/window/maps/tiled_refine), accepted and
 exported as a GeoTIFF with the map's transform and CRS."""
 
 from __future__ import annotations

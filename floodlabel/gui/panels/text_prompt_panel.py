@@ -1,6 +1,6 @@
 """The text prompt panel: a phrase ("water"), Run, a threshold slider, "Pick" (a click on an instance drops or keeps
 it) and what the last run found. Widgets only: the window hooks it to the segmentation controller
-(`gui/window/text_prompt_actions`)."""
+(`gui/window/text_prompt/text_prompt_actions`)."""
 
 from __future__ import annotations
 

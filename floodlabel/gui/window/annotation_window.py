@@ -36,10 +36,10 @@ from floodlabel.gui.panels.text_prompt_panel import TextPromptPanel
 from floodlabel.gui.window.segmentation_controller import SegmentationController
 from floodlabel.gui.window.store_link import StoreLink
 from floodlabel.gui.window.layout import TOOLS, build_actions, build_layout
-from floodlabel.gui.window.map_detail import MapDetail
+from floodlabel.gui.window.maps.map_detail import MapDetail
 from floodlabel.gui.window.model_actions import ModelActions
 from floodlabel.gui.window.project_actions import ProjectActions
-from floodlabel.gui.window.text_prompt_actions import TextPromptActions
+from floodlabel.gui.window.text_prompt.text_prompt_actions import TextPromptActions
 
 BRUSH_SIZES = (2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 """Brush radii to step through with [ and ], in original-image pixels."""

@@ -21,7 +21,7 @@ from floodlabel.gui.panels.project_notice import ProjectNotice
 from floodlabel.gui.resources import sample_dataset_dir
 from floodlabel.gui.window.segmentation_controller import SegmentationController
 from floodlabel.gui.window.store_link import StoreLink
-from floodlabel.gui.window.tiled_refine import RefinedAccepts
+from floodlabel.gui.window.maps.tiled_refine import RefinedAccepts
 from floodlabel.gui.workers.background import BackgroundCall
 
 LOCK_POLL_MS = 2000

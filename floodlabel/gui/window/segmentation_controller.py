@@ -43,9 +43,9 @@ from floodlabel.gui.window.encoder_jobs import EncoderJobs
 from floodlabel.gui.window.image_loading import (Restore, SessionOpener, annotation_from_prompt, load_job,
                                                 restored_annotation)
 from floodlabel.gui.window.mask_composition import native_model_mask, saved_mask, view_model_mask, with_strokes
-from floodlabel.gui.window.text_prompt_jobs import (TextPromptJobs, instance_under, kept_count,
+from floodlabel.gui.window.text_prompt.text_prompt_jobs import (TextPromptJobs, instance_under, kept_count,
                                                    native_model_mask_with_text, view_model_mask_with_text)
-from floodlabel.gui.window.tiled_refine import RefineRequest, TiledRefiner
+from floodlabel.gui.window.maps.tiled_refine import RefineRequest, TiledRefiner
 from floodlabel.gui.workers.latest_request import LatestRequestWorker
 
 AUTO_POINTS_PER_SIDE = 8
