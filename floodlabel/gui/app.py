@@ -35,6 +35,13 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     app.setApplicationName("FloodLabel")
     app.setOrganizationName("FloodLabel")
     app.setWindowIcon(app_icon())
+    if not hasattr(app, "_floodlabel_gc"):
+        # Python's cyclic garbage collector runs in whichever thread allocates when a threshold is crossed: a
+        # collection in a worker thread that destroys Qt objects (a closed window's menus) deadlocked against the
+        # main thread. pyqtgraph's GarbageCollector turns automatic collection off and collects on a main-thread timer.
+        from pyqtgraph.util.garbage_collector import GarbageCollector
+
+        app._floodlabel_gc = GarbageCollector(interval=1.0)
     return app
 
 
