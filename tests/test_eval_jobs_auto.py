@@ -98,9 +98,9 @@ def test_default_jobs():
 
 def test_prompt_groups():
     assert _expand_kinds(["both"]) == ["point", "box"]
-    assert _expand_kinds(["all"]) == ["point", "box", "auto"]
+    assert _expand_kinds(["all"]) == ["point", "box", "auto", "text"]  # text rows: text models only
     assert _expand_kinds(["auto"]) == ["auto"]
-    with pytest.raises(ValueError, match="'auto', 'both' or 'all'"):
+    with pytest.raises(ValueError, match="'auto', 'text', 'both' or 'all'"):
         _expand_kinds(["lasso"])
 
 

@@ -448,7 +448,7 @@ def test_cli_list_table_and_json(cli):
     code, out, _ = cli("models", "list", "--json")
     rows = json.loads(out)
     assert code == 0 and [r["name"] for r in rows][:4] == ["classic", "vit_b", "vit_l", "vit_h"]
-    assert [r["family"] for r in rows] == ["classic"] + ["sam"] * 3 + ["sam2.1"] * 4
+    assert [r["family"] for r in rows] == ["classic"] + ["sam"] * 3 + ["sam2.1"] * 4 + ["sam3"]
     assert rows[0]["downloaded"] is True and rows[0]["path"] is None
     assert rows[1]["downloaded"] is False and rows[1]["path"] == str(reg.local_path("vit_b"))
     assert cli("models") == cli("models", "list")  # bare `models` lists

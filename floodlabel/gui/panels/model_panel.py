@@ -248,7 +248,7 @@ class ModelPanel(QGroupBox):
                 seconds = self.facts.seconds.get(row.name)
                 reference = reference_seconds(row.name)  # SAM 3: measured on the 2-core dev VM
                 here = (f"{seconds_short(seconds)} / image" if seconds is not None else
-                        f"~{seconds_short(reference[0])} / image*" if reference is not None else
+                        f"{seconds_short(reference[0])} / image*" if reference is not None else
                         "downloaded" if row.downloaded else "not downloaded")
                 tips = (row.description + (f"\n{row.path}" if row.path is not None else ""), row.description,
                         seconds_text(seconds) or (f"* {reference[1]}" if reference is not None else
