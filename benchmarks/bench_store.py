@@ -115,7 +115,7 @@ def bench_accept(root: Path, repeats: int) -> list[tuple[str, str, str]]:
 
 
 def bench_export(root: Path, count: int, shape: tuple[int, int]) -> list[tuple[str, str, str]]:
-    from floodlabel.core.store.export import export_project
+    from floodlabel.core.export.project_export import export_project
     from floodlabel.core.store.project_store import ProjectStore
 
     image = Image.new("RGB", (shape[1], shape[0]), (60, 80, 90))

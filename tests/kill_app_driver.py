@@ -57,7 +57,7 @@ def preload() -> None:
     from PySide6.QtWidgets import QApplication  # noqa: F401
 
     import floodlabel.core.models.session  # noqa: F401
-    import floodlabel.core.store.export  # noqa: F401
+    import floodlabel.core.export.project_export  # noqa: F401
     import floodlabel.core.sam.backend  # noqa: F401  (segment_anything, torchvision: most of the time)
     import floodlabel.gui.window.annotation_window  # noqa: F401
 
@@ -86,7 +86,7 @@ def run_app(data: str, project: str, checkpoint: str, seed: int = 0, out_fd: int
 
     from floodlabel.core.models.session import SegmentationSession
     from floodlabel.core.common.errors import ExportError
-    from floodlabel.core.store.export import export_project
+    from floodlabel.core.export.project_export import export_project
     from floodlabel.gui.window.annotation_window import AnnotationWindow
 
     def report(line: str) -> None:

@@ -21,7 +21,6 @@ OVER_THE_LIMIT_UNTIL_SPLIT = {
     "floodlabel.gui.canvas.mask_canvas": 581,
     "floodlabel.gui.window.annotation_window": 507,
     "floodlabel.gui.window.segmentation_controller": 596,
-    "floodlabel/core/store": 16,  # a folder: its export modules (export, export_folder, export_manifest, coco) to move
 }
 MAX_MODULES_PER_FOLDER = 15
 

@@ -16,7 +16,7 @@ from floodlabel.cli import main
 from floodlabel.core.common import atomic_files
 from floodlabel.core.data.datasets import open_dataset
 from floodlabel.core.common.errors import ExportError
-from floodlabel.core.store.export import MANIFEST_NAME, export_project
+from floodlabel.core.export.project_export import MANIFEST_NAME, export_project
 from floodlabel.core.data.images import read_mask
 from floodlabel.core.store.project_store import PROJECT_DIR_NAME, ProjectStore
 

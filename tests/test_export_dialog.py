@@ -12,8 +12,8 @@ from image_factories import save
 from PIL import Image
 from PySide6.QtCore import Qt
 
-from floodlabel.core.store import export as export_module
-from floodlabel.core.store.export import MANIFEST_NAME, ExportCancelled, export_project
+from floodlabel.core.export import project_export as export_module
+from floodlabel.core.export.project_export import MANIFEST_NAME, ExportCancelled, export_project
 from floodlabel.core.store.project_store import ProjectStore
 from floodlabel.gui.dialogs.export_dialog import DEFAULT_FOLDER_NAME, OVERWRITE_TEXT, ExportDialog
 

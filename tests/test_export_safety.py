@@ -19,7 +19,7 @@ from floodlabel.cli import main
 from floodlabel.core.common import atomic_files
 from floodlabel.core.common.atomic_files import remove_temp_files, write_atomic
 from floodlabel.core.common.errors import ExportError
-from floodlabel.core.store.export import EXPORT_TEMP_PREFIX, MANIFEST_NAME, check_export_folder, export_project
+from floodlabel.core.export.project_export import EXPORT_TEMP_PREFIX, MANIFEST_NAME, check_export_folder, export_project
 from floodlabel.core.store.project_store import ProjectStore
 
 OWN_TEMP = f"{EXPORT_TEMP_PREFIX}0123456789ab"

@@ -16,7 +16,7 @@ from image_factories import save
 from floodlabel.cli import main
 from floodlabel.core.common.errors import ExportError
 from floodlabel.core.common.hashing import sha256_file
-from floodlabel.core.store.export import MANIFEST_NAME, export_project
+from floodlabel.core.export.project_export import MANIFEST_NAME, export_project
 from floodlabel.core.store.project_store import ProjectStore
 
 ALL = ["png", "coco", "geotiff", "gpkg", "geojson", "labelme", "yolo"]

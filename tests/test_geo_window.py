@@ -92,7 +92,7 @@ def test_a_small_geotiff_shows_hectares_and_its_nodata(qtbot, window, tmp_path):
 
 
 def test_a_map_over_100_mp_opens_at_view_size_and_is_accepted_and_exported(qtbot, window, big_map, tmp_path):
-    from floodlabel.core.store.export import export_project
+    from floodlabel.core.export.project_export import export_project
     from floodlabel.core.store.project_store import ProjectStore
     from floodlabel.core.tiles.map_item import MapItem
 

@@ -24,7 +24,7 @@ from floodlabel.cli import main
 from floodlabel.core.common.errors import ExportError, ImageReadError, StoreError
 from floodlabel.core.data.datasets import open_dataset
 from floodlabel.core.data.images import image_size, read_image
-from floodlabel.core.store.export import export_project
+from floodlabel.core.export.project_export import export_project
 from floodlabel.core.store.project_store import DB_NAME, PROJECT_DIR_NAME, ProjectStore, Status
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0

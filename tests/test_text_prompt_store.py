@@ -11,7 +11,7 @@ from image_factories import save
 
 from floodlabel.core.annotation.annotation import Annotation
 from floodlabel.core.common.errors import FloodLabelError, StoreError
-from floodlabel.core.store.export import export_project
+from floodlabel.core.export.project_export import export_project
 from floodlabel.core.store.project_store import DB_NAME, SCHEMA_VERSION, ProjectStore, Status
 from floodlabel.core.store.proposals import PROPOSALS_DIR_NAME
 

@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from floodlabel.core.store.export import export_project
+    from floodlabel.core.export.project_export import export_project
     from floodlabel.core.store.project_store import ProjectStore
 
     with _open_store(args.source, args.project) as store:

@@ -20,7 +20,7 @@ from PySide6.QtCore import QObject, Qt, QUrl, Signal, Slot
 from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel,
                                QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
-from floodlabel.core.store.export import COCO_NAME, MASK_DIR_NAME, ExportCancelled, ExportResult, export_project
+from floodlabel.core.export.project_export import COCO_NAME, MASK_DIR_NAME, ExportCancelled, ExportResult, export_project
 from floodlabel.core.store.project_store import ProjectStore, Status
 from floodlabel.gui.workers.background import one_line_error
 

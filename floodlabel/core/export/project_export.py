@@ -58,14 +58,14 @@ from floodlabel.core.common.atomic_files import describe_os_error, fsync_dir, re
 from floodlabel.core.common.errors import ExportError, StoreError
 from floodlabel.core.common.hashing import sha256_bytes
 from floodlabel.core.common.progress import Progress
+from floodlabel.core.export.coco import WATER_CATEGORY, CocoBuilder
+from floodlabel.core.export.export_folder import (DEFAULT_NAME_MAX, check_export_folder, make_export_folder, name_max,
+                                                  resolve_folder)
+from floodlabel.core.export.export_manifest import (COCO_NAME, EXPORT_TEMP_PREFIX, IMAGE_LINK_NAME, MANIFEST_NAME,
+                                                    MASK_DIR_NAME, ExportManifest)
 from floodlabel.core.geo.area import Area, mask_area
 from floodlabel.core.geo.export_files import GEO_FORMATS, PHOTO_FORMATS, file_name, formats_for, image_files
 from floodlabel.core.geo.georef import GeoInfo, geotiff_info
-from floodlabel.core.store.coco import WATER_CATEGORY, CocoBuilder
-from floodlabel.core.store.export_folder import (DEFAULT_NAME_MAX, check_export_folder, make_export_folder, name_max,
-                                                 resolve_folder)
-from floodlabel.core.store.export_manifest import (COCO_NAME, EXPORT_TEMP_PREFIX, IMAGE_LINK_NAME, MANIFEST_NAME,
-                                                   MASK_DIR_NAME, ExportManifest)
 from floodlabel.core.store.mask_files import decode_mask_png, read_mask_bytes
 from floodlabel.core.store.project_store import ProjectStore
 from floodlabel.core.store.records import ImageRecord, Status

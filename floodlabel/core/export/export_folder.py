@@ -1,4 +1,5 @@
-"""Where an export may go (`check_export_folder`), and making that folder (the rules are in `export`'s docstring).
+"""Where an export may go (`check_export_folder`), and making that folder (the rules are in `project_export`'s
+docstring).
 
 OUT is refused when it is the file system root, the home folder, the dataset folder, or is (or is inside) the
 project folder or one of the dataset's image or mask folders; OUT/Mask is checked the same way and must be a real
@@ -13,7 +14,7 @@ from pathlib import Path
 from floodlabel.core.common.atomic_files import describe_os_error
 from floodlabel.core.common.errors import ExportError
 from floodlabel.core.data.datasets import IMAGE_DIR_NAMES, MASK_DIR_NAMES
-from floodlabel.core.store.export_manifest import MANIFEST_NAME, MASK_DIR_NAME
+from floodlabel.core.export.export_manifest import MANIFEST_NAME, MASK_DIR_NAME
 from floodlabel.core.store.project_store import ProjectStore
 
 DEFAULT_NAME_MAX = 255
