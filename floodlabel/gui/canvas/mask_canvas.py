@@ -7,13 +7,10 @@ Overlays are (h, w) uint8 arrays (0 = clear, 1 = water) drawn through a 2-entry 
 the image's extent with `ImageItem.setRect`, so a mask decoded at view size (long side <= 2048) lines up with an
 image of any size and no RGBA copy is built per update (see DESIGN.md, "Overlay").
 
-Mouse, main view ("Prediction"):
-- prompt tool: left click = positive point, right click = negative point, Shift+left-drag = box,
-  left-drag = pan; box tool: left-drag = box, clicks as in the prompt tool;
-- brush / erase tools: left-drag (or a left click) = a stroke; a circle with the brush radius follows the mouse;
-- every tool: middle-drag pans, the wheel zooms about the cursor. Right-drag does nothing (no pyqtgraph zoom, so
-  a slightly shaky right click is not turned into a zoom); there is no context menu.
-Clicks outside the image are ignored. The two views are linked: zoom and pan in either moves both.
+Mouse, main view ("Prediction"): `pointer.PointerInput` turns it into the signals below by tool (prompt: left /
+right click = positive / negative point, Shift+left-drag = box; box: left-drag = box; brush / erase: left-drag or
+click = a stroke); every tool pans with the middle button and zooms with the wheel, right-drag does nothing (a shaky
+right click is not a zoom), there is no context menu. The two views are linked: zoom and pan in either moves both.
 """
 
 from __future__ import annotations
@@ -28,10 +25,10 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from floodlabel.core.annotation.annotation import draw_stroke_segment, view_size
 from floodlabel.gui.canvas.markers import PromptMarkers
+from floodlabel.gui.canvas.pointer import CanvasViewBox, PointerInput
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
-TOOLS = ("prompt", "box", "brush", "erase")
 WATER_RGB = (30, 144, 255)      # predicted water (dodger blue)
 GT_RGB = (255, 214, 0)          # ground truth (yellow), fill in the GT view and outline in the main view
 COMPARE_RGB = (255, 128, 0)    # the second model's mask in compare mode (orange)
@@ -70,16 +67,12 @@ class MaskCanvas(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._image_size: tuple[int, int] | None = None   # (H, W) original
-        self._tool = "prompt"
-        self._brush_radius = 20.0
         self._opacity = DEFAULT_OPACITY
         self._overlay_owned = False      # False: the overlay array is the caller's mask (copy before drawing)
-        self._hover_inside = False
-        self._drag_kind: str | None = None   # "box" | "stroke" | "pan" | None during a left drag
-        self._drag_start = (0.0, 0.0)
-        self._last_stroke_pos: tuple[float, float] | None = None
+        self._markers = PromptMarkers()   # point markers, prompt box, drag box, brush cursor
+        self._pointer = PointerInput(self, self._markers, lambda: self._image_size)
 
-        self.main_view = _CanvasViewBox(self)
+        self.main_view = CanvasViewBox(self._pointer)
         self.gt_view = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
         self.main_graphics = pg.GraphicsView(background=(32, 32, 32))
         self.gt_graphics = pg.GraphicsView(background=(32, 32, 32))
@@ -121,7 +114,6 @@ class MaskCanvas(QWidget):
         self._view_timer = QTimer(self, singleShot=True, interval=VIEW_SETTLE_MS)
         self._view_timer.timeout.connect(self._emit_view)
 
-        self._markers = PromptMarkers()   # point markers, prompt box, drag box, brush cursor
         self.main_view.addItem(self._image_item)
         for item in (self._overlay_item, self._detail_item, self._detail_overlay, self._diff_item,
                      self._outline_item, *self._markers.items()):
@@ -290,23 +282,16 @@ class MaskCanvas(QWidget):
         self._markers.set_prompt(points, labels, box, pending)
 
     def set_tool(self, tool: str) -> None:
-        """"prompt" | "box" | "brush" | "erase"."""
-        if tool not in TOOLS:
-            raise ValueError(f"unknown tool {tool!r}; expected one of {TOOLS}")
-        self._tool = tool
-        if not self._brush_tool():
-            self._show_cursor(None)
+        """"prompt" | "box" | "brush" | "erase" (`pointer.TOOLS`); ValueError otherwise."""
+        self._pointer.set_tool(tool)
 
     @property
     def tool(self) -> str:
-        return self._tool
+        return self._pointer.tool
 
     def set_brush_radius(self, r: float) -> None:
         """Brush radius in original-frame pixels (the circle cursor's size)."""
-        self._brush_radius = max(0.5, float(r))
-        centre = self._markers.cursor_centre()
-        if centre is not None:
-            self._show_cursor(centre)
+        self._pointer.set_brush_radius(r)
 
     def set_opacity(self, a: float) -> None:
         """Fill opacity of the predicted and ground-truth overlays, 0..1 (the GT outline stays opaque)."""
@@ -383,93 +368,11 @@ class MaskCanvas(QWidget):
         p = self.main_view.mapSceneToView(scene)
         return float(p.x()), float(p.y())
 
-    # ----- mouse, called by _CanvasViewBox ----------------------------------------------------------------------
-
-    def _on_click(self, button: Qt.MouseButton, x: float, y: float) -> None:
-        if not self._inside(x, y):
-            return
-        if self._brush_tool():
-            if button == Qt.MouseButton.LeftButton:
-                self.stroke_started.emit(self._stroke_mode(), x, y)
-                self.stroke_finished.emit()
-        elif button == Qt.MouseButton.LeftButton:
-            self.point_clicked.emit(x, y, True)
-        elif button == Qt.MouseButton.RightButton:
-            self.point_clicked.emit(x, y, False)
-
-    def _on_left_drag(self, start: tuple[float, float], pos: tuple[float, float], shift: bool,
-                      is_start: bool, is_finish: bool) -> bool:
-        """Handle a left drag step; False = not ours (the view pans)."""
-        if is_start:
-            if self._brush_tool():
-                self._drag_kind = "stroke"
-            elif self._tool == "box" or shift:
-                self._drag_kind = "box"
-            else:
-                self._drag_kind = "pan"
-            self._drag_start = start
-            if self._drag_kind == "stroke":
-                self.stroke_started.emit(self._stroke_mode(), *start)
-                self._last_stroke_pos = start
-        kind = self._drag_kind
-        if is_finish:
-            self._drag_kind = None
-        if kind == "box":
-            box = self._clipped_box(self._drag_start, pos)
-            self._markers.show_drag_box(None if is_finish else box)
-            self.box_changed.emit(*box)
-            if is_finish:
-                self.box_finished.emit(*box)
-            return True
-        if kind == "stroke":
-            self._show_cursor(pos)
-            if pos != self._last_stroke_pos:
-                self.stroke_moved.emit(*pos)
-                self._last_stroke_pos = pos
-            if is_finish:
-                self._last_stroke_pos = None
-                self.stroke_finished.emit()
-            return True
-        return False
-
-    def _on_hover(self, pos: tuple[float, float] | None, buttons_down: bool) -> None:
-        """pos None = the mouse left the view."""
-        if pos is None or not self._inside(*pos):
-            if pos is None or not buttons_down:
-                self._show_cursor(pos if pos is not None and self._brush_tool() else None)
-            if self._hover_inside:
-                self._hover_inside = False
-                self.hover_left.emit()
-            return
-        if self._brush_tool():
-            self._show_cursor(pos)
-        if not buttons_down:
-            self._hover_inside = True
-            self.hovered.emit(*pos)
-
     # ----- helpers ----------------------------------------------------------------------------------------------
-
-    def _brush_tool(self) -> bool:
-        return self._tool in ("brush", "erase")
-
-    def _stroke_mode(self) -> str:
-        return "paint" if self._tool == "brush" else "erase"
-
-    def _inside(self, x: float, y: float) -> bool:
-        if self._image_size is None:
-            return False
-        H, W = self._image_size
-        return 0.0 <= x < W and 0.0 <= y < H
 
     def _extent(self) -> QRectF:
         H, W = self._image_size if self._image_size is not None else (1, 1)
         return QRectF(0.0, 0.0, float(W), float(H))
-
-    def _clipped_box(self, a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float, float, float]:
-        H, W = self._image_size if self._image_size is not None else (0, 0)
-        x0, x1 = sorted((a[0], b[0]))
-        y0, y1 = sorted((a[1], b[1]))
-        return (min(max(x0, 0.0), W), min(max(y0, 0.0), H), min(max(x1, 0.0), W), min(max(y1, 0.0), H))
 
     def _show_overlay(self, overlay: np.ndarray, owned: bool) -> None:
         if self._image_size is None:
@@ -514,45 +417,6 @@ class MaskCanvas(QWidget):
         for a, b in ((self.gt_view, self.main_view), (self.main_view, self.gt_view)):
             a.setXLink(b if on else None)
             a.setYLink(b if on else None)
-
-    def _show_cursor(self, pos: tuple[float, float] | None) -> None:
-        self._markers.show_cursor(pos, self._brush_radius)
-
-
-class _CanvasViewBox(pg.ViewBox):
-    """The main view: turns clicks, drags and hovers into MaskCanvas calls (positions in the original frame)."""
-
-    def __init__(self, canvas: MaskCanvas) -> None:
-        super().__init__(lockAspect=True, invertY=True, enableMenu=False)
-        self._canvas = canvas
-
-    def mouseClickEvent(self, ev: Any) -> None:
-        ev.accept()
-        p = self.mapToView(ev.pos())
-        self._canvas._on_click(ev.button(), float(p.x()), float(p.y()))
-
-    def mouseDragEvent(self, ev: Any, axis: int | None = None) -> None:
-        button = ev.button()
-        if button == Qt.MouseButton.LeftButton:
-            start = self.mapToView(ev.buttonDownPos())
-            pos = self.mapToView(ev.pos())
-            shift = bool(ev.modifiers() & Qt.KeyboardModifier.ShiftModifier)
-            if self._canvas._on_left_drag((float(start.x()), float(start.y())), (float(pos.x()), float(pos.y())),
-                                          shift, ev.isStart(), ev.isFinish()):
-                ev.accept()
-                return
-            super().mouseDragEvent(ev, axis)
-        elif button == Qt.MouseButton.MiddleButton:
-            super().mouseDragEvent(ev, axis)
-        else:
-            ev.accept()   # right-drag: nothing (no pyqtgraph zoom)
-
-    def hoverEvent(self, ev: Any) -> None:
-        if ev.isExit():
-            self._canvas._on_hover(None, False)
-            return
-        p = self.mapToView(ev.pos())
-        self._canvas._on_hover((float(p.x()), float(p.y())), bool(ev.buttons()))
 
 
 def _lut(rgb: tuple[int, int, int], alpha: float) -> np.ndarray:
