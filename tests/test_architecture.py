@@ -19,7 +19,6 @@ MAX_MODULE_LINES = 500
 OVER_THE_LIMIT_UNTIL_SPLIT = {
     "floodlabel.core.store.project_store": 590,
     "floodlabel.gui.window.annotation_window": 507,
-    "floodlabel.gui.window.segmentation_controller": 596,
 }
 MAX_MODULES_PER_FOLDER = 15
 

@@ -52,7 +52,7 @@ def test_run_threshold_pick_undo_and_accept(qtbot, window, scenes):
     panel.set_phrase("flood water")
     panel.run_button.click()
     assert panel.busy.isVisible() or c.text.running  # the UI thread did not wait for the model
-    qtbot.waitUntil(lambda: c._instances() is not None and c.native_mask is not None, timeout=10000)
+    qtbot.waitUntil(lambda: c.text_steps.instances() is not None and c.native_mask is not None, timeout=10000)
     assert double.calls == 1
     expected = inst.union(0.5)
     qtbot.waitUntil(lambda: np.array_equal(c.native_mask, expected), timeout=5000)

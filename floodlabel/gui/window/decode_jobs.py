@@ -9,7 +9,7 @@ Frames: the view size is `view_size(original_size)` (long side <= 2048), the nat
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from floodlabel.core.annotation.annotation import apply_stroke_layer
 from floodlabel.core.annotation.prompts import Prompt
 from floodlabel.core.evaluation.metrics import MaskMetrics, mask_metrics
 from floodlabel.core.segment.candidates import candidate_thumbnails
+from floodlabel.core.tiles.view_frame import ViewFrameSession
 
 
 @dataclass
@@ -71,3 +72,23 @@ def decode_prompt(session, embedding, key: str, prompt: Prompt, candidate: int |
     result = decode_native(session, embedding, shown, prompt, shown.candidate, layer, gt, version)
     result.new_prompt = True
     return result
+
+
+def decode_session(session, item):
+    """The session prompts decode through: a large map's image is its view (`core.tiles.map_item.MapItem`), so its
+    prompts (full frame) go through `ViewFrameSession`."""
+    if item is not None and tuple(item.image.shape[:2]) != tuple(item.original_size):
+        return ViewFrameSession(session, item.original_size)
+    return session
+
+
+def with_threads(fn: Callable[[], Decoded], threads: int | None) -> Callable[[], Decoded]:
+    """`fn` as a worker job that first sets its thread's torch threads (`compute_config.threads_here`; None: the
+    process's count)."""
+    def job() -> Decoded:
+        from floodlabel.core.segment.compute_config import threads_here  # torch: never imported on the UI thread
+
+        threads_here(threads)
+        return fn()
+
+    return job

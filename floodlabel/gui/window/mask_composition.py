@@ -73,3 +73,8 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     contiguous = mask.dtype == np.bool_ and mask.flags.c_contiguous
     pixels = mask.view(np.uint8) if contiguous else (mask != 0).view(np.uint8)
     return cv2.resize(pixels, (size[1], size[0]), interpolation=cv2.INTER_NEAREST).view(bool)  # no full-size copy
+
+
+def stroke_snapshot(annotation: Annotation, native_size: tuple[int, int]) -> np.ndarray | None:
+    """A copy of the strokes' layer at the native size (H, W) for a worker, None without strokes."""
+    return annotation.stroke_layer(native_size).copy() if annotation.strokes else None

@@ -7,9 +7,11 @@ GT → `_on_decoded` (UI thread) → `mask_changed(view mask)` (the canvas, the 
 `metrics_changed` / `clicks_changed`. One trip per click: the native mask comes back with the view mask. Only
 picking another candidate decodes at the native size again (`_request_native`).
 
-Collaborators: `auto_runner.AutoRunner` (Auto), `encoder_jobs.EncoderJobs` (`encoder`: the embedding of the image on
+Collaborators: `fixed_mask.AutoRunner` (Auto), `encoder_jobs.EncoderJobs` (`encoder`: the embedding of the image on
 screen and the prefetch of the next one), `decode_jobs` (what the decoder runs), `mask_composition` (the shown and
-the saved mask from a decode), `image_loading` (`SessionOpener`, image, restore and prefetch jobs).
+the saved mask from a decode), `fixed_mask.FixedMask` (`fixed`: Auto's, a map's refined or the restored mask shown
+instead of the decode), `text_prompt` (`text`: the text instances' worker, `text_steps`: the text steps),
+`image_loading` (`SessionOpener`, image, restore and prefetch jobs).
 
 Threads: images load in `loader`, embeddings run in `encoder.worker` (foreground + prefetch of the next image,
 paused while the user interacts), prompts decode in `decoder`; all report back through queued signals. Nothing here
@@ -34,17 +36,15 @@ from floodlabel.core.data.image_item import ImageItem
 from floodlabel.core.evaluation.live_metrics import NocTracker
 from floodlabel.core.evaluation.metrics import MaskMetrics
 from floodlabel.core.geo.area import mask_area
-from floodlabel.core.tiles.map_item import MapItem
-from floodlabel.core.tiles.tiled import merge_levels
-from floodlabel.core.tiles.view_frame import ViewFrameSession, scale_prompt, upscale_mask
-from floodlabel.gui.window.auto_runner import AutoRunner
-from floodlabel.gui.window.decode_jobs import Decoded, decode_native, decode_prompt, decode_view
+from floodlabel.gui.window.decode_jobs import (Decoded, decode_native, decode_prompt, decode_session, decode_view,
+                                               with_threads)
 from floodlabel.gui.window.encoder_jobs import EncoderJobs
+from floodlabel.gui.window.fixed_mask import AutoRunner, FixedMask
 from floodlabel.gui.window.image_loading import (Restore, SessionOpener, annotation_from_prompt, load_job,
                                                 restored_annotation)
-from floodlabel.gui.window.mask_composition import native_model_mask, saved_mask, view_model_mask, with_strokes
-from floodlabel.gui.window.text_prompt.text_prompt_jobs import (TextPromptJobs, instance_under, kept_count,
-                                                   native_model_mask_with_text, view_model_mask_with_text)
+from floodlabel.gui.window.mask_composition import saved_mask, stroke_snapshot, view_model_mask, with_strokes
+from floodlabel.gui.window.text_prompt.text_prompt_jobs import TextPromptJobs
+from floodlabel.gui.window.text_prompt.text_prompt_steps import TextPromptSteps
 from floodlabel.gui.window.maps.tiled_refine import RefineRequest, TiledRefiner
 from floodlabel.gui.workers.latest_request import LatestRequestWorker
 
@@ -86,9 +86,6 @@ class SegmentationController(QObject):
         self.shown: Decoded | None = None  # the prediction behind the shown mask
         self.native_mask: np.ndarray | None = None  # the mask that would be saved, (H, W) bool
         self.metrics: MaskMetrics | None = None
-        # a mask not made by the decoder: Auto's proposal or the accepted mask restored from the project store,
-        # (H, W) bool at the native size; shown until the prompt changes
-        self.fixed_mask: np.ndarray | None = None
         self.restore_fn: Restore | None = None
         self.restore_problem: str | None = None
         self.pending_prompt: Prompt | None = None  # applied as steps when the next image loads (compare on dataset)
@@ -110,16 +107,11 @@ class SegmentationController(QObject):
                                           "next image; nothing you accepted is affected."))
         self.opener = SessionOpener(self, self.set_session, self.session_failed)
         self.auto = AutoRunner(self)
-        self.auto.done.connect(self._on_auto)
-        self.auto.failed.connect(self._on_auto_failed)
         self.refiner = TiledRefiner(self)  # a map's full-resolution tiled decode after each new prompt
-        self.refiner.done.connect(self._on_refined)
+        self.fixed = FixedMask(self, self._show_mask)  # Auto's, a map's refine or the restored accepted mask
         self.text = TextPromptJobs(self)  # the text prompt's instances (`text_prompt_jobs`)
-        self.text.ready.connect(self._on_text_ready)
+        self.text_steps = TextPromptSteps(self, self.text, self._show_mask, self._interacting)  # run, threshold, pick
         self.text.failed.connect(lambda message: self.message.emit(f"Text prompt failed: {message}"))
-        self._fixed_key: tuple | None = None  # (row, prompt key) fixed_mask belongs to
-        self._fixed_saved = False  # fixed_mask is the restored accepted mask (shown while the state uses it)
-        self._fixed_refined = False  # fixed_mask is a map's tiled refine (`_on_refined`)
         self._native_pending = False
         self._request = 0
 
@@ -158,8 +150,7 @@ class SegmentationController(QObject):
         self.shown = None
         self.native_mask = None
         self.metrics = None
-        self.fixed_mask = None
-        self._fixed_refined = False
+        self.fixed.drop()
         self.annotation = None
         self._native_pending = False
         self.text.forget()
@@ -206,8 +197,7 @@ class SegmentationController(QObject):
 
     def choose_candidate(self, i: int) -> None:
         if self.annotation is not None and self.shown is not None and 0 <= i < len(self.shown.prediction):
-            if self._fixed_refined:  # a map's refined mask is the tiles' best: picking a candidate shows that one
-                self.fixed_mask, self._fixed_refined = None, False
+            self.fixed.drop_refined()  # a map's refined mask is the tiles' best: picking a candidate shows that one
             self.annotation.choose_candidate(i)
 
     def add_stroke(self, stroke: Stroke) -> None:
@@ -231,36 +221,6 @@ class SegmentationController(QObject):
         if self.annotation is not None:
             self.annotation.clear()
 
-    @property
-    def text_available(self) -> bool:
-        """The session's segmenter takes text prompts (its capabilities say `text_prompt`: SAM 3)."""
-        return self.session is not None and self.session.segmenter.capabilities.text_prompt
-
-    def run_text(self, phrase: str, threshold: float) -> None:
-        """The text step (`Annotation.run_text`): every instance of `phrase` comes from a worker (`text`); those with
-        score >= threshold become the base of the mask. ValueError for an empty phrase."""
-        if self.annotation is not None and self.text_available:
-            self._interacting()
-            self.annotation.run_text(phrase, threshold)
-
-    def set_text_threshold(self, threshold: float) -> None:
-        """Re-filter the instances (a step; the model does not run again)."""
-        if self.annotation is not None:
-            self.annotation.set_text_threshold(threshold)
-
-    def toggle_instance_at(self, x: float, y: float) -> bool:
-        """Drop (or keep again) the text instance under (x, y), original frame; False when there is none there."""
-        ann = self.annotation
-        i = instance_under(ann, self._instances(), x, y) if ann is not None else None
-        if i is None:
-            return False
-        ann.toggle_instance(i)
-        return True
-
-    def cancel_text(self) -> None:
-        self.text.cancel()
-        self._emit_text_state()
-
     def cancel_embedding(self) -> None:
         self.encoder.cancel()
 
@@ -270,14 +230,8 @@ class SegmentationController(QObject):
 
     def run_auto(self) -> None:
         """Automatic mask generation in a worker (progress in `auto_progress`, `cancel_auto()` stops it); its water
-        mask (every AMG segment containing a positive point) is shown until the prompt changes."""
-        if self.item is None or self.session is None or self.annotation is None or self.auto_running:
-            return
-        prompt = self.annotation.prompt
-        self._fixed_key = (self.row, self.prompt_key(prompt))
-        item = self.item  # a map's Auto runs on its view image: its points go to the view frame (`_on_auto` upscales)
-        view_prompt = scale_prompt(prompt, item.view_scale) if isinstance(item, MapItem) else prompt
-        self.auto.start(self.session, item.image, self.embedding, view_prompt, self._fixed_key, AUTO_POINTS_PER_SIDE)
+        mask (every AMG segment containing a positive point) is shown until the prompt changes (`fixed_mask`)."""
+        self.fixed.run_auto(AUTO_POINTS_PER_SIDE)
 
     @property
     def auto_running(self) -> bool:
@@ -295,14 +249,7 @@ class SegmentationController(QObject):
         """What an accept now still needs on a map: the saved mask would be the view-level decode of the prompt
         and its full-resolution refine has not come in. None when not a map, without a prompt, when a candidate was
         picked (the refine is each tile's best), or when Auto's, the restored or the refined mask is shown."""
-        ann, item, shown = self.annotation, self.item, self.shown
-        if ann is None or shown is None or not self.refiner.wanted(item) or ann.candidate is not None:
-            return None
-        key = self.prompt_key(ann.prompt)
-        if (not ann.prompt.has_geometry or shown.kind not in ("prompt", "native") or shown.prompt_key != key
-                or shown.native_mask is None or self.shown_fixed_mask() is not None):
-            return None
-        return RefineRequest((self.row, key), ann.prompt, shown.native_mask, self._stroke_snapshot(), item.gt)
+        return self.fixed.pending_refine()
 
     def native_ready(self) -> bool:
         """Whether `native_mask` matches what is on screen (False while the full-size mask is being decoded)."""
@@ -331,14 +278,12 @@ class SegmentationController(QObject):
         self.annotation = restored_annotation(state, item.original_size)
         self.restore_problem = problem
         if mask is not None and mask.shape == item.original_size:
-            self.fixed_mask = mask
-            self._fixed_key = (row, self.prompt_key(self.annotation.prompt))
-            self._fixed_saved = True
+            self.fixed.restore(mask, (row, self.prompt_key(self.annotation.prompt)))
             self.annotation.mark_saved_mask()
         if self.pending_prompt is not None:
             prompt, self.pending_prompt = self.pending_prompt, None
             self.annotation = annotation_from_prompt(prompt, item.original_size)
-            self.fixed_mask = None
+            self.fixed.mask = None
         self.annotation.add_listener(self._on_annotation_changed)
         self.noc.reset()
         self.image_loaded.emit(item)
@@ -366,7 +311,7 @@ class SegmentationController(QObject):
             return
         prompt = annotation.prompt
         if prompt.text is not None and self.embedding is not None:
-            self._ensure_instances()
+            self.text_steps.ensure()
             if annotation.has_model_mask and not decodes_geometry(prompt):  # the text base alone (text_step rule 2)
                 self.shown = None
                 self._emit_state()
@@ -385,7 +330,7 @@ class SegmentationController(QObject):
         self._show_mask()  # no embedding yet, no prompt, or the same prompt: candidate or strokes changed
 
     def _decode(self, kind: str, prompt: Prompt) -> None:
-        session, emb, item = self._decode_session(), self.embedding, self.item
+        session, emb, item = decode_session(self.session, self.item), self.embedding, self.item
         candidate = self.annotation.candidate if self.annotation is not None else None
         size = view_size(item.original_size)
         key = self.prompt_key(prompt)
@@ -396,7 +341,7 @@ class SegmentationController(QObject):
         # one trip: the view mask and the native one (strokes applied, metrics) come back together
         self._native_pending = True
         ann, gt = self.annotation, item.gt
-        layer, version = self._stroke_snapshot(), ann.version
+        layer, version = stroke_snapshot(ann, item.original_size), ann.version
         self._submit_decode(lambda: decode_prompt(session, emb, key, prompt, candidate, size, layer, gt, version))
 
     def _submit_decode(self, fn) -> None:
@@ -404,14 +349,7 @@ class SegmentationController(QObject):
         fine-tuning child is busy (it holds the other core: see `compute_config.threads_here`), else with the
         process's count."""
         threads = 1 if self.encoder.background_busy or background_work.busy() else None
-
-        def job():
-            from floodlabel.core.segment.compute_config import threads_here  # torch: never imported on the UI thread
-
-            threads_here(threads)
-            return fn()
-
-        self.decoder.submit(self._request, job)
+        self.decoder.submit(self._request, with_threads(fn, threads))
 
     def _on_decoded(self, request_id: int, result: Decoded) -> None:
         if request_id != self._request or self.annotation is None:
@@ -428,50 +366,15 @@ class SegmentationController(QObject):
     def _request_native(self, shown: Decoded) -> None:
         """Another candidate of `shown` picked: that one at the image's own size, for metrics and saving (decoded
         again, off the UI thread)."""
-        session, emb, ann, gt = self._decode_session(), self.embedding, self.annotation, self.item.gt
+        session, emb, ann, gt = decode_session(self.session, self.item), self.embedding, self.annotation, self.item.gt
         prompt, candidate, version = ann.prompt, self._chosen(shown), ann.version
-        layer = self._stroke_snapshot()
+        layer = stroke_snapshot(ann, self.item.original_size)
         self._request += 1
         self._submit_decode(lambda: decode_native(session, emb, shown, prompt, candidate, layer, gt, version))
-
-    def _decode_session(self):
-        """The session prompts decode through: a large map's image is its view (`core.tiles.map_item.MapItem`),
-        so its prompts (full frame) go through `ViewFrameSession`."""
-        item = self.item
-        if item is not None and tuple(item.image.shape[:2]) != tuple(item.original_size):
-            return ViewFrameSession(self.session, item.original_size)
-        return self.session
-
-    def _stroke_snapshot(self) -> np.ndarray | None:
-        """A copy of the strokes' layer at the native size (H, W) for a worker, None without strokes."""
-        return self.annotation.stroke_layer(self.item.original_size).copy() if self.annotation.strokes else None
 
     def _on_decode_failed(self, request_id: int, message: str) -> None:
         if request_id == self._request:
             self.message.emit(f"Decoding failed: {message}")
-
-    def _on_auto_failed(self, message: str) -> None:
-        if "cancelled" not in message.lower():
-            self.message.emit(f"Auto: {message}")
-
-    def _on_refined(self, key: tuple, mask: np.ndarray, owned: np.ndarray) -> None:
-        """A map's full-resolution tiled mask for (row, prompt key), pasted over the view-level mask inside the
-        decoded tiles' cores (`owned`): shown as Auto's is, while that prompt holds."""
-        if self.annotation is None or (self.row, self.prompt_key(self.annotation.prompt)) != key:
-            return
-        coarse = self.shown.native_mask if self.shown is not None and self.shown.prompt_key == key[1] else None
-        if coarse is not None and coarse.shape == mask.shape and not owned.all():
-            mask = merge_levels(mask, owned, coarse)  # in place: the refine's own array
-        self._fixed_key = key
-        self._on_auto(key, mask)
-        self._fixed_refined = True
-
-    def _on_auto(self, key: tuple, mask: np.ndarray) -> None:
-        if (self.row, self.prompt_key(self.annotation.prompt if self.annotation else Prompt())) != key:
-            return
-        self.fixed_mask = upscale_mask(mask, self.item.original_size)  # a map's Auto runs on its view image
-        self._fixed_saved = self._fixed_refined = False
-        self._show_mask()
 
     # ------------------------------------------------------------------------------------------------ rendering
 
@@ -486,9 +389,7 @@ class SegmentationController(QObject):
             self._emit_candidates(shown)
             return
         chosen = self._chosen(shown) if shown is not None else -1
-        model_view = view_model_mask(self.shown_fixed_mask(), shown, chosen, view)
-        if ann.text is not None and self.shown_fixed_mask() is None:
-            model_view = view_model_mask_with_text(ann, self._instances(), model_view, view)
+        model_view = self.text_steps.view_mask(view_model_mask(self.shown_fixed_mask(), shown, chosen, view), view)
         self.mask_changed.emit(with_strokes(ann, model_view, view))
         self._emit_candidates(shown)
         self._update_native(model_view)
@@ -505,14 +406,7 @@ class SegmentationController(QObject):
         ann, item, shown = self.annotation, self.item, self.shown
         native_size = item.original_size
         chosen = self._chosen(shown) if shown is not None else -1
-        texted = ann.text is not None and self.shown_fixed_mask() is None
-        if texted and model_view is not None and model_view.shape == native_size:
-            ready, model_native = True, model_view  # already the text base with the decode
-        else:
-            decoded_view = shown.prediction.mask(chosen) if texted and shown is not None else model_view
-            ready, model_native = native_model_mask(self.shown_fixed_mask(), shown, chosen, decoded_view, native_size)
-            if ready and texted:
-                model_native = native_model_mask_with_text(ann, self._instances(), model_native, native_size)
+        ready, texted, model_native = self.text_steps.native_mask(shown, chosen, model_view, native_size)
         if not ready:
             if shown.kind == "native":  # another candidate was picked: decode it at the native size
                 self._request_native(shown)
@@ -535,39 +429,7 @@ class SegmentationController(QObject):
         self.markers_changed.emit(p.points, p.labels, p.box, self.embedding is None)
         self.history_changed.emit(ann.can_undo, ann.can_redo)
         self.clicks_changed.emit(ann.click_count, self.noc.noc85, self.noc.noc90)
-        self._emit_text_state()
-
-    def _emit_text_state(self) -> None:
-        ann = self.annotation
-        if ann is None or ann.text is None:
-            self.text_state.emit(None)
-            return
-        instances = self._instances()
-        kept, above, found = kept_count(ann, instances)
-        self.text_state.emit((ann.text.phrase, ann.text.threshold, kept, above,
-                              found if instances is not None else None))
-
-    def _text_key(self) -> tuple | None:
-        ann, item = self.annotation, self.item
-        if ann is None or ann.text is None or item is None or self.session is None:
-            return None
-        return (self.row, self.session.segmenter.weights_id, ann.text.phrase, view_size(item.original_size))
-
-    def _instances(self):
-        """The current image's text instances (view size), None while they are not here."""
-        key = self._text_key()
-        return self.text.instances_for(key) if key is not None else None
-
-    def _ensure_instances(self) -> None:
-        key = self._text_key()
-        if key is None or self.embedding is None or not self.text_available:
-            return
-        self.text.ensure(key, self.session, self.embedding, key[2], key[3])
-
-    def _on_text_ready(self) -> None:
-        if self.annotation is not None and self._instances() is not None:
-            self._emit_text_state()
-            self._show_mask()
+        self.text_steps.emit_state()
 
     # ------------------------------------------------------------------------------------------------ helpers
 
@@ -578,16 +440,16 @@ class SegmentationController(QObject):
     def _interacting(self) -> None:
         self.encoder.pause()
 
+    @property
+    def fixed_mask(self) -> np.ndarray | None:
+        """A mask not made by the decoder (`fixed_mask.FixedMask`: Auto's proposal, a map's tiled refine or the
+        accepted mask restored from the project store), (H, W) bool at the native size, or None."""
+        return self.fixed.mask
+
     def shown_fixed_mask(self) -> np.ndarray | None:
-        """`fixed_mask` when it is the model mask now, else None. Auto's shows while the prompt is the one it ran
-        on; the restored accepted mask while the annotation's state uses it (`Annotation.uses_saved_mask`: strokes
-        keep it, a new prompt or Clear drops it, undo brings it back)."""
-        ann = self.annotation
-        if self.fixed_mask is None or ann is None or self._fixed_key != (self.row, self.prompt_key(ann.prompt)):
-            return None
-        if self._fixed_saved and not ann.uses_saved_mask:
-            return None
-        return self.fixed_mask
+        """`fixed_mask` when it is the model mask now (its prompt holds; the restored one while the annotation's
+        state uses it), else None."""
+        return self.fixed.shown()
 
     @staticmethod
     def prompt_key(prompt: Prompt) -> str:

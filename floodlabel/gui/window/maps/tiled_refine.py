@@ -4,7 +4,7 @@ resolution) runs in a background thread and its stitched mask replaces the view-
 
 How the two levels meet: the view-level decode (one embedding of the whole view, upscaled) is shown at once; the
 refine's mask comes back with the key it was started for, (row, prompt key), and the controller shows it as the
-model mask (`SegmentationController._on_auto`'s rule: a fixed mask shown until the prompt changes; strokes stay on
+model mask (`fixed_mask.FixedMask`'s rule: a fixed mask shown until the prompt changes; strokes stay on
 top). The refined mask replaces the view-level one inside the cores of the tiles the refine decoded
 (`TiledResult.owned`); outside them the view-level mask is kept (water not reached from the prompt's tiles). A new
 prompt, another image or closing cancels the running refine (between tiles); one TiledDecoder per image and model

@@ -1,8 +1,8 @@
 """The window's text prompt: the panel (`gui/panels/text_prompt_panel`) hooked to the segmentation controller.
 
-Run → `SegmentationController.run_text` (an annotation step; the model runs in `text_prompt_jobs`' worker, the UI
-thread never waits), the slider → `set_text_threshold` (re-filters, no model run), a click with Pick on (or
-Ctrl+click) → `toggle_instance_at`. The phrase is remembered per dataset folder (QSettings "text_prompt/phrase/
+Run → the controller's `text_steps.run` (an annotation step, `text_prompt_steps`; the model runs in
+`text_prompt_jobs`' worker, the UI thread never waits), the slider → `text_steps.set_threshold` (re-filters, no model
+run), a click with Pick on (or Ctrl+click) → `text_steps.toggle_at`. The phrase is remembered per dataset folder (QSettings "text_prompt/phrase/
 <folder>"); the panel is enabled only while the session's segmenter says `text_prompt`.
 """
 
@@ -30,11 +30,11 @@ class TextPromptActions(QObject):
         self._timer = QTimer(self, interval=200)
         self._timer.timeout.connect(self._tick)
         panel.run_requested.connect(self.run)
-        panel.threshold_changed.connect(controller.set_text_threshold)
+        panel.threshold_changed.connect(controller.text_steps.set_threshold)
         panel.cancel_requested.connect(self._cancel)
         controller.text_state.connect(panel.show_state)
         controller.text.running_changed.connect(self._on_running)
-        controller.session_ready.connect(lambda _model_id: panel.set_available(controller.text_available))
+        controller.session_ready.connect(lambda _model_id: panel.set_available(controller.text_steps.available))
 
     def set_folder(self, folder: str | Path) -> None:
         """A dataset folder opened: its remembered phrase (default "water") in the box."""
@@ -43,7 +43,7 @@ class TextPromptActions(QObject):
 
     def run(self, phrase: str, threshold: float) -> None:
         try:
-            self.controller.run_text(phrase, threshold)
+            self.controller.text_steps.run(phrase, threshold)
         except ValueError as exc:
             self.show_message(f"Text prompt: {exc}")
             return
@@ -57,12 +57,12 @@ class TextPromptActions(QObject):
         if not (self.panel.pick_button.isChecked() or ctrl) or self.controller.annotation is None \
                 or self.controller.annotation.text is None:
             return False
-        if not self.controller.toggle_instance_at(x, y):
+        if not self.controller.text_steps.toggle_at(x, y):
             self.panel.info_label.setText("No instance there above the threshold (Pick toggles instances)")
         return True
 
     def _cancel(self) -> None:
-        self.controller.cancel_text()
+        self.controller.text_steps.cancel()
         self.panel.info_label.setText("Cancelled: the model's answer will be dropped. Run again to retry.")
 
     def _on_running(self, running: bool) -> None:
