@@ -49,3 +49,13 @@ def test_official_sizes_build_meta_s_model():
     assert infer_architecture(ours) == OFFICIAL
     params = sum(v.numel() for k, v in ours.items())
     assert 0.8e9 < params < 0.9e9, params
+
+
+def test_building_leaves_the_threads_autocast_state_as_it_was():
+    """sam3's tracker enters a CUDA bf16 autocast in its __init__ and never leaves it; the builder leaves it, so a
+    SAM 2.1 fine-tuning run later on the same thread learns as it does alone (it learned half as much in the suite)."""
+    from tiny_sam3 import tiny_sam3
+
+    before = [(d, torch.is_autocast_enabled(d), torch.get_autocast_dtype(d)) for d in ("cuda", "cpu")]
+    tiny_sam3(0)
+    assert [(d, torch.is_autocast_enabled(d), torch.get_autocast_dtype(d)) for d in ("cuda", "cpu")] == before

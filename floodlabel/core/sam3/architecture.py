@@ -247,7 +247,7 @@ def _tracker(arch: Sam3Architecture):
             remove_cross_attention_layers=[], batch_first=True, d_model=d, frozen=False, pos_enc_at_input=True,
             layer=layer, num_layers=4, use_act_checkpoint=False),
         decoder=None, d_model=d)
-    return Sam3TrackerPredictor(
+    tracker = Sam3TrackerPredictor(
         image_size=IMAGE_SIZE, num_maskmem=7, backbone=None, backbone_stride=PATCH, transformer=transformer,
         maskmem_backbone=maskmem, multimask_output_in_sam=True, forward_backbone_per_frame_for_eval=True,
         trim_past_non_cond_mem_for_eval=False, multimask_output_for_tracking=True, multimask_min_pt_num=0,
@@ -258,3 +258,8 @@ def _tracker(arch: Sam3Architecture):
                                      "dynamic_multimask_stability_thresh": 0.98},
         clear_non_cond_mem_around_input=True, fill_hole_area=0, use_memory_selection=False,
     )
+    # its __init__ enters a CUDA bf16 autocast "for the entire model process" and never leaves it: on the building
+    # thread that state outlived the build and changed later work there (a SAM 2.1 fine-tuning run in the same
+    # process learned half as much). Left here; the segmenter's ComputeConfig decides precision.
+    tracker.bf16_context.__exit__(None, None, None)
+    return tracker
