@@ -64,7 +64,7 @@ def test_run_threshold_pick_undo_and_accept(qtbot, window, scenes):
 
     ys, xs = np.nonzero(inst.masks[0])
     panel.pick_button.setChecked(True)
-    w._on_point(float(xs[0]), float(ys[0]), True)  # what a canvas click does
+    w.canvas_input.on_point(float(xs[0]), float(ys[0]), True)  # what a canvas click does
     assert c.annotation.dropped == {0} and c.annotation.prompt_points_count == 0
     qtbot.waitUntil(lambda: not c.native_mask[ys[0], xs[0]], timeout=5000)
     c.undo()
@@ -74,7 +74,7 @@ def test_run_threshold_pick_undo_and_accept(qtbot, window, scenes):
     assert panel.threshold_slider.value() == 50  # the panel follows undo
 
     panel.pick_button.setChecked(False)
-    w._on_point(3.0, 3.0, True)  # a positive point: its decode is added to the text base
+    w.canvas_input.on_point(3.0, 3.0, True)  # a positive point: its decode is added to the text base
     qtbot.waitUntil(lambda: c.shown is not None and c.native_mask is not None and c.native_ready(), timeout=10000)
     qtbot.waitUntil(lambda: (c.native_mask >= inst.union(0.5)).all(), timeout=5000)
     w.accept_mask()
@@ -125,5 +125,5 @@ def test_the_panel_is_off_for_a_model_without_a_text_prompt(qtbot, window, scene
     qtbot.waitUntil(lambda: w.controller.embedding is not None, timeout=20000)
     assert not w.text_panel.run_button.isEnabled() and "SAM 3" in w.text_panel.toolTip()
     w.text_panel.pick_button.setChecked(True)  # (disabled for the user) without a text step a click adds a point
-    w._on_point(5.0, 5.0, True)
+    w.canvas_input.on_point(5.0, 5.0, True)
     assert w.controller.annotation.prompt_points_count == 1

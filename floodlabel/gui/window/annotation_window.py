@@ -2,7 +2,8 @@
 live metrics, tools, and the model and dataset status in docks.
 
 All model work goes through `SegmentationController` (workers, latest request wins); this file lays out widgets,
-turns actions into controller calls and renders what the controller emits.
+turns actions into controller calls and renders what the controller emits. The canvas's mouse becomes controller
+steps in `canvas_input`.
 """
 
 from __future__ import annotations
@@ -11,16 +12,15 @@ import html
 import time
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QIcon
 from PySide6.QtWidgets import QComboBox, QFileDialog, QLabel, QMainWindow, QPushButton, QSlider
 
-from floodlabel.core.annotation.annotation import Stroke
 from floodlabel.core.data.datasets import FloodDataset, open_dataset
 from floodlabel.core.common.errors import FloodLabelError
 from floodlabel.core.models.registry import CLASSIC
 from floodlabel.gui.window import recent
+from floodlabel.gui.window.canvas_input import CanvasInput
 from floodlabel.gui.panels.candidate_strip import CandidateStrip
 from floodlabel.gui.window.compare_controller import CompareController
 from floodlabel.gui.canvas.mask_canvas import MaskCanvas
@@ -40,9 +40,6 @@ from floodlabel.gui.window.maps.map_detail import MapDetail
 from floodlabel.gui.window.model_actions import ModelActions
 from floodlabel.gui.window.project_actions import ProjectActions
 from floodlabel.gui.window.text_prompt.text_prompt_actions import TextPromptActions
-
-BRUSH_SIZES = (2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128)
-"""Brush radii to step through with [ and ], in original-image pixels."""
 
 
 class AnnotationWindow(QMainWindow):
@@ -80,10 +77,6 @@ class AnnotationWindow(QMainWindow):
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
         self.dataset: FloodDataset | None = None
         self.folder: Path | None = None
-        self.tool = "prompt"
-        self.brush_radius = 16.0
-        self._stroke_points: list[tuple[float, float]] = []
-        self._stroke_mode = "paint"
         self._embed_t0 = 0.0
         self._embed_timer = QTimer(self, interval=100)
         self._auto_timer = QTimer(self, interval=200)
@@ -91,6 +84,10 @@ class AnnotationWindow(QMainWindow):
         self.auto_cancel = QPushButton("Cancel Auto")
         self.project_label = QLabel()
         self.compute_label = QLabel()
+        # the canvas's clicks, boxes, hover and strokes as controller steps (the text prompt takes its clicks first)
+        self.canvas_input = CanvasInput(self.canvas, self.controller,
+                                        lambda x, y, positive: self.text_prompt.handle_click(x, y, positive),
+                                        lambda text, ms: self.statusBar().showMessage(text, ms))
 
         build_actions(self)
         self.project = ProjectActions(self.controller, self.image_list, self.project_notice, self.finetune_panel,
@@ -230,7 +227,8 @@ class AnnotationWindow(QMainWindow):
         self.auto_cancel.setVisible(False)
 
     def set_tool(self, tool: str) -> None:
-        self.tool = tool
+        """"prompt" | "box" | "brush" | "erase": what a click or drag on the canvas does."""
+        self.canvas_input.tool = tool
         self.canvas.set_tool(tool)
         self.tool_actions[tool].setChecked(True)
         self.statusBar().showMessage(TOOLS[tool])
@@ -310,44 +308,6 @@ class AnnotationWindow(QMainWindow):
         self.redo_action.setEnabled(can_redo)
         self.project.annotation_changed()
 
-    # ------------------------------------------------------------------------------------------------ canvas
-
-    def _on_point(self, x: float, y: float, positive: bool) -> None:
-        if self.text_prompt.handle_click(x, y, positive):
-            return
-        if self.tool == "prompt":
-            self.controller.add_point(x, y, positive)
-
-    def _on_box_changed(self, x0: float, y0: float, x1: float, y1: float) -> None:
-        self.canvas.set_markers(*self._markers_with_box((x0, y0, x1, y1)))
-        self.controller.preview_box((x0, y0, x1, y1))
-
-    def _on_box_finished(self, x0: float, y0: float, x1: float, y1: float) -> None:
-        if abs(x1 - x0) < 2 and abs(y1 - y0) < 2:
-            return
-        self.controller.set_box((x0, y0, x1, y1))
-
-    def _on_hover(self, x: float, y: float) -> None:
-        if self.tool == "prompt":
-            self.controller.hover(x, y)
-
-    def _on_stroke_started(self, mode: str, x: float, y: float) -> None:
-        self._stroke_mode = mode
-        self._stroke_points = [(x, y)]
-        self.canvas.draw_stroke_segment(mode, self.brush_radius, (x, y), (x, y))
-
-    def _on_stroke_moved(self, x: float, y: float) -> None:
-        if not self._stroke_points:
-            return
-        self.canvas.draw_stroke_segment(self._stroke_mode, self.brush_radius, self._stroke_points[-1], (x, y))
-        self._stroke_points.append((x, y))
-
-    def _on_stroke_finished(self) -> None:
-        if self._stroke_points:
-            points = np.asarray(self._stroke_points, np.float32)
-            self._stroke_points = []
-            self.controller.add_stroke(Stroke(self._stroke_mode, self.brush_radius, points))
-
     # ------------------------------------------------------------------------------------------------ actions
 
     def choose_folder(self) -> None:
@@ -355,13 +315,6 @@ class AnnotationWindow(QMainWindow):
                                                   str(self.folder) if self.folder else "")
         if folder:
             self.open_folder(folder)
-
-    def _change_brush(self, step: int) -> None:
-        sizes = BRUSH_SIZES
-        i = min(range(len(sizes)), key=lambda k: abs(sizes[k] - self.brush_radius))
-        self.brush_radius = float(sizes[max(0, min(len(sizes) - 1, i + step))])
-        self.canvas.set_brush_radius(self.brush_radius)
-        self.statusBar().showMessage(f"Brush radius: {self.brush_radius:g} px", 2000)
 
     def _on_opacity(self, value: int) -> None:
         self.canvas.set_opacity(value / 100)
@@ -424,14 +377,6 @@ class AnnotationWindow(QMainWindow):
         c.refiner.progress.connect(self.statusBar().showMessage)  # a map's full-resolution refine
         c.history_changed.connect(self._on_history)
         c.message.connect(self.show_message)
-        v.point_clicked.connect(self._on_point)
-        v.box_changed.connect(self._on_box_changed)
-        v.box_finished.connect(self._on_box_finished)
-        v.hovered.connect(self._on_hover)
-        v.hover_left.connect(c.hover_left)
-        v.stroke_started.connect(self._on_stroke_started)
-        v.stroke_moved.connect(self._on_stroke_moved)
-        v.stroke_finished.connect(self._on_stroke_finished)
         self.candidates.chosen.connect(c.choose_candidate)
         self.image_list.row_selected.connect(self.select_image)
         self.embed_cancel.clicked.connect(c.cancel_embedding)
@@ -471,12 +416,6 @@ class AnnotationWindow(QMainWindow):
 
     def _set_hover(self, on: bool) -> None:
         self.controller.hover_enabled = on
-
-    def _markers_with_box(self, box):
-        ann = self.controller.annotation
-        if ann is None:
-            return np.zeros((0, 2)), np.zeros(0, int), np.asarray(box, float), True
-        return ann.prompt.points, ann.prompt.labels, np.asarray(box, float), self.controller.embedding is None
 
     def _update_title(self) -> None:
         if self.dataset is None or self.controller.row < 0:

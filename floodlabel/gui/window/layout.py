@@ -67,8 +67,8 @@ def build_actions(w) -> None:
     w.compare_dataset_action = action("&Compare on dataset…", w.open_compare_dataset,
                                       tip="Evaluate two models on this dataset with the same prompts")
     w.quit_action = action("&Quit", w.close, QKeySequence.StandardKey.Quit)
-    action("Smaller brush", lambda: w._change_brush(-1), keys("brush_smaller"))
-    action("Larger brush", lambda: w._change_brush(+1), keys("brush_larger"))
+    action("Smaller brush", lambda: w.canvas_input.change_brush(-1), keys("brush_smaller"))
+    action("Larger brush", lambda: w.canvas_input.change_brush(+1), keys("brush_larger"))
     for i in range(3):
         action(f"Candidate {i + 1}", lambda _=False, i=i: c.choose_candidate(i), keys(f"candidate_{i + 1}"))
     w.accept_action = action("&Accept", w.accept_mask, keys("accept"),
