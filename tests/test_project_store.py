@@ -12,8 +12,8 @@ from image_factories import jpeg_with_orientation, save
 from PIL import Image
 
 from floodlabel.core.common import atomic_files
+from floodlabel.core.store import image_files
 from floodlabel.core.store import location as project_location
-from floodlabel.core.store import project_store
 from floodlabel.core.common.errors import FloodLabelError, StoreError
 from floodlabel.core.store.project_store import (DB_NAME, PROJECT_DIR_NAME, SCHEMA_VERSION, ProjectStore, Status,
                                            default_project_dir)
@@ -138,8 +138,8 @@ def test_changed_image_is_flagged_not_matched(data):
 
 def test_hash_is_cached_per_file_version(data, monkeypatch):
     calls = []
-    real = project_store.sha256_file
-    monkeypatch.setattr(project_store, "sha256_file", lambda p: calls.append(p) or real(p))
+    real = image_files.sha256_file
+    monkeypatch.setattr(image_files, "sha256_file", lambda p: calls.append(p) or real(p))
     with ProjectStore(data) as store:
         store.accept("Image/a.jpg", holey_mask())
         for _ in range(3):

@@ -33,7 +33,8 @@ fsyncs a PNG (about 50 ms for 4000x3000): call it off the UI thread. `statuses`,
 database only (`record` also hashes the image file once per file version).
 
 This module is the store's face; its parts: `schema` (tables, statements, opening the database), `records` (Status,
-ImageRecord, rows to records), `writer_lock`, `mask_files` and `mask_sidecar` (files in masks/), `orphan_masks` and
+ImageRecord, rows to records), `image_files` (an image's key, hash and size), `proposals` (ProposalTable: the
+proposals table and its files), `writer_lock`, `mask_files` and `mask_sidecar` (files in masks/), `orphan_masks` and
 `orphan_recovery` (masks no row points to).
 """
 
@@ -52,18 +53,18 @@ from typing import Any
 import numpy as np
 
 from floodlabel.core.common.atomic_files import describe_os_error, write_atomic
-from floodlabel.core.common.errors import ImageReadError, StoreError
-from floodlabel.core.common.hashing import sha256_bytes, sha256_file
-from floodlabel.core.data.images import image_size
-from floodlabel.core.store import orphan_recovery, proposals, resume, schema
+from floodlabel.core.common.errors import StoreError
+from floodlabel.core.common.hashing import sha256_bytes
+from floodlabel.core.store import orphan_recovery, resume, schema
+from floodlabel.core.store.image_files import ImageFiles, relative_image_path
 from floodlabel.core.store.location import (DB_NAME, MASKS_DIR_NAME, PROJECT_DIR_NAME, default_project_dir,
-                                              find_project_dir, is_project_dir)
+                                            find_project_dir, is_project_dir)
 from floodlabel.core.store.mask_files import (decode_mask_png, encode_mask_png, read_mask_bytes, read_mask_png,
                                               remove_mask_files, remove_quietly)
 from floodlabel.core.store.mask_sidecar import MaskSidecar, sidecar_path, write_sidecar
-from floodlabel.core.store.proposals import PROPOSALS_DIR_NAME, ProposalRecord
 from floodlabel.core.store.orphan_masks import OrphanKind, OrphanMask, RowInfo, newest_per_image, safe_stem
-from floodlabel.core.store.records import ImageRecord, Status, from_json, record_from_row, to_json
+from floodlabel.core.store.proposals import PROPOSALS_DIR_NAME, ProposalRecord, ProposalTable
+from floodlabel.core.store.records import ImageRecord, Status, record_from_row, to_json
 from floodlabel.core.store.schema import SCHEMA_VERSION
 from floodlabel.core.store.writer_lock import HELD_ELSEWHERE, LOCK_NAME, take_writer_lock, try_writer_lock
 
@@ -94,12 +95,10 @@ class ProjectStore:
         self.db_path = self.project_dir / DB_NAME
         self.masks_dir = self.project_dir / MASKS_DIR_NAME
         self.proposals_dir = self.project_dir / PROPOSALS_DIR_NAME
-        self._has_proposals = False  # the database has the proposals table (an older one opened read-only has not)
         self.read_only = read_only
         self.read_only_reason = "opened read-only" if read_only else ""
         self._lock = threading.RLock()
         self._file_lock = None
-        self._hashes: dict[tuple, str] = {}
         self._conn: sqlite3.Connection | None = None
         self._last_image: str | None = None  # remember_image's latest (a read-only store keeps it only here)
         self.created = False
@@ -119,8 +118,10 @@ class ProjectStore:
             self._conn = schema.connect(self.db_path, read_only=self.read_only)
             self.created = schema.check_or_create_schema(self._conn, self.db_path, read_only=self.read_only)
             self.data_root = self._resolve_data_root(data_root)
+            self._images = ImageFiles(self.data_root)
+            self._proposals = ProposalTable(self.project_dir, self._images, self._query, self._execute)
             self._scan_masks()
-            self._open_proposals()
+            self._proposals.open(read_only=self.read_only)
         except schema.EmptyProjectError as exc:
             self.close()
             kept = sorted(self.masks_dir.glob("*.png")) if self.masks_dir.is_dir() else []
@@ -142,9 +143,8 @@ class ProjectStore:
         Database only."""
         rows = self._query("SELECT rel_path, status FROM images")
         statuses = {rel: Status(status) for rel, status in rows}
-        if self._has_proposals:
-            for (rel,) in self._query("SELECT rel_path FROM proposals"):
-                statuses.setdefault(rel, Status.PROPOSED)
+        for rel in self._proposals.rel_paths():
+            statuses.setdefault(rel, Status.PROPOSED)
         return statuses
 
     def counts(self, rel_paths: Iterable[str] | None = None) -> dict[Status, int]:
@@ -171,40 +171,23 @@ class ProjectStore:
 
     def proposal(self, rel_path: str | os.PathLike[str]) -> ProposalRecord | None:
         """The image's proposal (None when it has none). Hashes the image file to set `changed`."""
-        rel = self._rel(rel_path)
-        found = self._proposal_rows("WHERE p.rel_path = ?", (rel,))
-        return found[0] if found else None
+        return self._proposals.record(self._rel(rel_path))
 
     def proposals(self, *, pending_only: bool = True) -> list[ProposalRecord]:
         """Stored proposals sorted by confidence, least confident first (the review order), then path. pending_only:
         only those whose image has no work yet (status "proposed")."""
-        found = self._proposal_rows("WHERE i.rel_path IS NULL" if pending_only else "", ())
-        return sorted(found, key=lambda p: (p.confidence, p.rel_path))
+        return self._proposals.records(pending_only=pending_only)
 
     def proposal_confidences(self) -> dict[str, float]:
         """{relative path: confidence} of the pending proposals (status "proposed"). Database only."""
-        if not self._has_proposals:
-            return {}
-        return dict(self._query("SELECT p.rel_path, p.confidence FROM proposals p LEFT JOIN images i "
-                                "ON i.rel_path = p.rel_path WHERE i.rel_path IS NULL"))
+        return self._proposals.confidences()
 
     def image_path(self, rel_path: str | os.PathLike[str]) -> Path:
-        return self.data_root / self._rel(rel_path)
+        return self._images.path(rel_path)
 
     def image_hash(self, rel_path: str | os.PathLike[str]) -> str | None:
         """SHA-256 (hex) of the image file's bytes; None when it is missing. Cached per (size, mtime, inode)."""
-        path = self.image_path(rel_path)
-        try:
-            st = path.stat()
-        except OSError:
-            return None
-        key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
-        if key not in self._hashes:
-            try:
-                self._hashes[key] = sha256_file(path)
-            except OSError:
-                return None
-        return self._hashes[key]
+        return self._images.hash(rel_path)
 
     def problems(self) -> list[str]:
         """One line per stored image that needs attention: image missing or changed, accepted mask missing."""
@@ -246,7 +229,7 @@ class ProjectStore:
         self._require_writable()
         rel = self._rel(rel_path)
         state = to_json(annotation_state, "annotation state")
-        image_hash, st = self._hash_and_stat(rel)
+        image_hash, st = self._images.hash_and_stat(rel)
         now = time.time()
         self._execute(schema.UPSERT_PROGRESS,
                       (rel, str(Status.IN_PROGRESS), image_hash, st.st_size, st.st_mtime_ns, state, now, now))
@@ -259,33 +242,7 @@ class ProjectStore:
         mask: a proposal never replaces anything. Durable when it returns. Raises StoreError (read-only, wrong size,
         disk full, an older database opened read-only)."""
         self._require_writable()
-        rel = self._rel(rel_path)
-        confidence = float(confidence)
-        if not 0.0 <= confidence <= 1.0:
-            raise StoreError(f"a proposal's confidence must be in [0, 1], not {confidence}")
-        if rel in self.statuses():
-            return False
-        mask, width, height = self._checked_mask(rel, mask, "propose")
-        state = to_json(annotation_state, "annotation state")
-        image_hash, st = self._hash_and_stat(rel)
-        png = encode_mask_png(mask)
-        name = f"{safe_stem(rel)}-{secrets.token_hex(6)}.png"
-        try:
-            self.proposals_dir.mkdir(exist_ok=True)
-            write_atomic(self.proposals_dir / name, png)
-        except OSError as exc:
-            raise StoreError(f"cannot save the proposal of {rel} in {self.proposals_dir}: "
-                             f"{describe_os_error(exc)}") from exc
-        try:
-            added = self._execute(proposals.INSERT_NEW, (
-                rel, image_hash, st.st_size, st.st_mtime_ns, f"{PROPOSALS_DIR_NAME}/{name}", sha256_bytes(png), width, height, confidence,
-                state, model_id, time.time(), rel))
-        except BaseException:
-            remove_quietly(self.proposals_dir / name)
-            raise
-        if not added:
-            remove_quietly(self.proposals_dir / name)
-        return bool(added)
+        return self._proposals.propose(self._rel(rel_path), mask, confidence, annotation_state, model_id)
 
     def accept(self, rel_path: str | os.PathLike[str], mask: np.ndarray,
                annotation_state: dict[str, Any] | None = None, *, model_id: str | None = None,
@@ -299,12 +256,12 @@ class ProjectStore:
         """
         self._require_writable()
         rel = self._rel(rel_path)
-        mask, width, height = self._checked_mask(rel, mask, "accept")
+        mask, width, height = self._images.checked_mask(rel, mask, "accept")
         state = to_json(annotation_state, "annotation state")
         metrics_json = to_json(metrics, "metrics")
         if strokes_used is None:
             strokes_used = bool(isinstance(annotation_state, dict) and annotation_state.get("strokes"))
-        image_hash, st = self._hash_and_stat(rel)
+        image_hash, st = self._images.hash_and_stat(rel)
 
         png = encode_mask_png(mask)
         name = f"{safe_stem(rel)}-{secrets.token_hex(6)}.png"
@@ -336,7 +293,7 @@ class ProjectStore:
         if old and old[0][0] and old[0][0] != f"{MASKS_DIR_NAME}/{name}":
             # the committed row says the old mask is superseded (a crash here leaves it for the next open)
             remove_mask_files(self.project_dir / old[0][0])
-        self._drop_proposal(rel)  # accepted now: the proposal is history (a crash here: removed at the next open)
+        self._proposals.drop(rel)  # accepted now: the proposal is history (a crash here: removed at the next open)
         record = self.record(rel)
         assert record is not None
         record._mask_cache.append(mask)
@@ -365,7 +322,7 @@ class ProjectStore:
             if legacy and image_rel_paths is not None:
                 rels = [self._rel(rel) for rel in image_rel_paths]
                 for rel, png in sorted(orphan_recovery.legacy_matches(legacy, rels, rows, restored).items()):
-                    sidecar = orphan_recovery.legacy_sidecar(rel, png, self.image_path(rel), self._hash_and_stat)
+                    sidecar = orphan_recovery.legacy_sidecar(rel, png, self.image_path(rel), self._images.hash_and_stat)
                     if sidecar is not None:
                         write_sidecar(png, sidecar)
                         self._restore_row(sidecar, png.name)
@@ -400,7 +357,7 @@ class ProjectStore:
             self._conn, self._file_lock = conn, lock
             self.read_only, self.read_only_reason = False, ""
             self._scan_masks()
-            self._open_proposals()
+            self._proposals.open(read_only=False)
             if self._last_image is not None:
                 try:
                     self.remember_image(self._last_image)
@@ -452,52 +409,6 @@ class ProjectStore:
         """Set `orphans`; when writable, delete what a killed process left (`orphan_recovery.scan_masks`)."""
         self.orphans = orphan_recovery.scan_masks(self.masks_dir, self._row_infos(), read_only=self.read_only)
 
-    def _open_proposals(self) -> None:
-        """Note whether the proposals table exists; when writable, delete proposal files no row names."""
-        with self._lock:
-            assert self._conn is not None
-            self._has_proposals = schema.has_table(self._conn, "proposals")
-        if self._has_proposals and not self.read_only:
-            referenced = {Path(f).name for (f,) in self._query("SELECT mask_file FROM proposals")}
-            proposals.remove_stray_files(self.proposals_dir, referenced)
-
-    def _proposal_rows(self, where: str, params: tuple) -> list[ProposalRecord]:
-        if not self._has_proposals:
-            return []
-        cols = ", ".join(f"p.{c.strip()}" for c in proposals.COLUMNS.split(","))
-        rows = self._query(f"SELECT {cols}, i.rel_path IS NULL FROM proposals p "
-                           f"LEFT JOIN images i ON i.rel_path = p.rel_path {where}", params)
-        out = []
-        for rel, image_hash, size, mtime_ns, mask_file, sha, w, h, conf, state_json, model_id, created, pending \
-                in rows:
-            out.append(ProposalRecord(rel, image_hash, self.project_dir / mask_file, sha, (w, h), float(conf),
-                                      from_json(state_json), model_id, created, bool(pending),
-                                      self._current_hash(rel, image_hash, size, mtime_ns, recorded_at=created)))
-        return out
-
-    def _drop_proposal(self, rel: str) -> None:
-        if not self._has_proposals:
-            return
-        rows = self._query("SELECT mask_file FROM proposals WHERE rel_path = ?", (rel,))
-        if rows:
-            self._execute("DELETE FROM proposals WHERE rel_path = ?", (rel,))
-            remove_quietly(self.project_dir / rows[0][0])
-
-    def _checked_mask(self, rel: str, mask: np.ndarray, what: str) -> tuple[np.ndarray, int, int]:
-        """(mask as (H, W) bool, W, H) when it is 2-D and of the image's size after EXIF orientation; StoreError."""
-        mask = np.asarray(mask)
-        if mask.ndim != 2:
-            raise StoreError(f"a mask must be a 2-D (height, width) array, got shape {mask.shape}")
-        mask = mask if mask.dtype == bool else mask != 0
-        try:
-            width, height = image_size(self.image_path(rel))
-        except ImageReadError as exc:
-            raise StoreError(f"cannot {what} {rel}: {exc.reason}") from exc
-        if mask.shape != (height, width):
-            raise StoreError(f"cannot {what} {rel}: the mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
-                             f"{width}x{height} (after EXIF orientation)")
-        return mask, width, height
-
     def _row_infos(self) -> dict[str, RowInfo]:
         return orphan_recovery.row_infos(self._query(orphan_recovery.ROW_INFO_QUERY), self.project_dir)
 
@@ -514,42 +425,11 @@ class ProjectStore:
             raise StoreError("the project store is closed")
 
     def _rel(self, rel_path: str | os.PathLike[str]) -> str:
-        path = Path(rel_path)
-        if path.is_absolute():
-            path = Path(relative_image_path(path, self.data_root))
-        if ".." in path.parts or not path.parts:
-            raise StoreError(f"bad image path {str(rel_path)!r}: give a path inside the dataset folder")
-        return path.as_posix()
-
-    def _hash_and_stat(self, rel: str) -> tuple[str, os.stat_result]:
-        path = self.image_path(rel)
-        try:
-            st = path.stat()
-        except OSError as exc:
-            raise StoreError(f"cannot read the image {path}: {describe_os_error(exc)}") from exc
-        image_hash = self.image_hash(rel)
-        if image_hash is None:
-            raise StoreError(f"cannot read the image {path}")
-        return image_hash, st
-
-    def _current_hash(self, rel: str, stored_hash: str, size: int | None, mtime_ns: int | None,
-                      recorded_at: float | None = None) -> str | None:
-        """The image's hash now; trusts the stored hash while the file's size and mtime are those recorded and its
-        inode did not change after `recorded_at` (the row's updated_at): a photo replaced by another of the same
-        size with its mtime kept (cp -p, rsync -t, os.utime) gets a new ctime and is hashed again."""
-        path = self.image_path(rel)
-        try:
-            st = path.stat()
-        except OSError:
-            return None
-        unchanged_since = recorded_at is None or st.st_ctime_ns <= int(recorded_at * 1e9)
-        if size == st.st_size and mtime_ns == st.st_mtime_ns and unchanged_since:
-            return stored_hash
-        return self.image_hash(rel)
+        return self._images.rel(rel_path)
 
     def _to_record(self, row: tuple) -> ImageRecord:
         def current_hash(rel: str, stored: str, size: int | None, mtime_ns: int | None) -> str | None:
-            return self._current_hash(rel, stored, size, mtime_ns, recorded_at=row[7])  # row[7]: updated_at
+            return self._images.current_hash(rel, stored, size, mtime_ns, recorded_at=row[7])  # row[7]: updated_at
 
         return record_from_row(row, image_path=self.image_path(row[0]), project_dir=self.project_dir,
                                current_hash=current_hash)
@@ -574,17 +454,3 @@ class ProjectStore:
                 reason = "the disk is full" if "full" in str(exc) else str(exc)
                 raise StoreError(f"cannot write the project database {self.db_path}: {reason}") from exc
 
-
-def relative_image_path(image_path: str | os.PathLike[str], data_root: str | os.PathLike[str]) -> str:
-    """An image's key in the store: its path inside DATA, POSIX style. The file itself may be a link to a photo
-    elsewhere (its name inside DATA counts, the link is not followed); folders on the way are resolved.
-    StoreError when the path is not inside DATA."""
-    path, root = os.path.abspath(image_path), os.path.abspath(data_root)
-    prefix = root.rstrip(os.sep) + os.sep
-    if path.startswith(prefix):  # the common case, without touching the disk (10,000 images: milliseconds)
-        return Path(path[len(prefix):]).as_posix()
-    linked = Path(path)
-    try:
-        return (linked.parent.resolve() / linked.name).relative_to(Path(root).resolve()).as_posix()
-    except ValueError:
-        raise StoreError(f"{image_path} is not inside the dataset folder {data_root}") from None
