@@ -12,5 +12,5 @@ What it is for: FloodLabel's masks live in an image's pixel frame; this package 
 - `photo_formats`: labelme JSON and YOLO-seg text for plain photos.
 
 Imports: numpy, rasterio, shapely, pyogrio and `floodlabel.core.common` only. No Qt, no torch, nothing from the
-rest of core (core.data and core.store import this package, not the other way round).
+rest of core (core.data and core.export import this package, not the other way round).
 """
