@@ -16,7 +16,9 @@ repository answers 401 / 403), a repository or file not found, no connection.
 from __future__ import annotations
 
 import os
+import socket
 import threading
+import urllib.parse
 from pathlib import Path
 
 from floodlabel.core.common.errors import DownloadError, ModelError
@@ -56,6 +58,7 @@ def download_from_hub(
             known = recorded(spec.name)
             if final.is_file() and known is not None and _sha256(final) == known:
                 return final
+            _reachable_or_raise(spec)
             bar = _progress_class(progress, progress_callback, cancel_event)
             got = huggingface_hub.hf_hub_download(spec.hf_repo, spec.filename, local_dir=final.parent,
                                                   token=token or None, tqdm_class=bar, endpoint=_endpoint())
@@ -150,6 +153,27 @@ def _sha256(path: Path) -> str:
     from floodlabel.core.common.hashing import sha256_file
 
     return sha256_file(path)
+
+
+def _reachable_or_raise(spec: ModelSpec, timeout: float = 5.0) -> None:
+    """One TCP connection to the endpoint first, so that no network says so at once: huggingface_hub retries a
+    refused connection with back-off for about 25 s. Skipped behind a proxy (the endpoint may be reachable only
+    through it) and in HF_HUB_OFFLINE mode (huggingface_hub answers that itself)."""
+    from huggingface_hub import constants
+
+    proxies = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+    if constants.HF_HUB_OFFLINE or any(os.environ.get(name) for name in proxies):
+        return
+    url = urllib.parse.urlsplit(_endpoint())
+    try:
+        port = url.port or (443 if url.scheme == "https" else 80)
+    except ValueError:
+        return  # a malformed endpoint: huggingface_hub's own error says more
+    try:
+        socket.create_connection((url.hostname or "", port), timeout=timeout).close()
+    except OSError as exc:
+        raise DownloadError(f"cannot reach {_endpoint()} to download {spec.name} (no connection: "
+                            f"{exc.strerror or exc}); check the network, or set HF_ENDPOINT to a mirror") from None
 
 
 def _endpoint() -> str:
