@@ -318,3 +318,40 @@ def test_the_recover_command_export_gives_works_for_a_project_elsewhere(data, tm
     with ProjectStore(data, crashed) as store:
         assert store.counts()[Status.ACCEPTED] == 3
     assert main(["export", str(data), "--project", str(crashed), "--out", str(tmp_path / "out")]) == 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# proposals live only in the database: recover says how many were lost and how to make them again
+
+
+def test_recover_says_how_many_proposals_were_lost_and_how_to_make_them_again(data, tmp_path, capsys):
+    with ProjectStore(data) as store:
+        store.accept(IMAGES[0], mask_for(0), {"points": [[0, 0]]}, model_id="test")
+        for i in (1, 2):
+            assert store.propose(IMAGES[i], mask_for(i), 0.5, {"prompt": {"text": {"phrase": "water"}}},
+                                 model_id="sam3-test")
+    project = data / PROJECT_DIR_NAME
+    assert len(list((project / "proposals").glob("*.png"))) == 2
+
+    healthy = recover_project(data)  # nothing lost: no line about proposals
+    assert healthy.proposals_lost == 0 and not any("proposal" in line for line in healthy.lines())
+
+    (project / DB_NAME).write_bytes(b"not a database at all" * 300)
+    for suffix in ("-wal", "-shm"):
+        (project / f"{DB_NAME}{suffix}").unlink(missing_ok=True)
+    assert main(["recover", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "restored 1 accepted mask(s)" in out
+    assert "2 proposal(s) were not recovered" in out and f"`floodlabel propose {data}` makes them again" in out
+    assert list((project / "proposals").glob("*.png")) == []
+    with ProjectStore(data) as store:
+        assert store.statuses() == {IMAGES[0]: Status.ACCEPTED}
+
+    elsewhere = tmp_path / "elsewhere"  # a project outside DATA: the command names it
+    with ProjectStore(data, elsewhere) as store:
+        store.propose(IMAGES[3], mask_for(3), 0.5, None)
+    (elsewhere / DB_NAME).write_bytes(b"")
+    for suffix in ("-wal", "-shm"):
+        (elsewhere / f"{DB_NAME}{suffix}").unlink(missing_ok=True)
+    report = recover_project(data, elsewhere)
+    assert report.proposals_lost == 1 and report.propose_command.endswith(f"--project {elsewhere}")

@@ -11,8 +11,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "recover", help="restore accepted masks after the project database was damaged or lost",
         description="Rebuild the project's record of every accepted mask in its masks/ folder that the database "
                     "does not list (from the sidecar written beside each mask). A database that cannot be read is "
-                    "moved aside as project.sqlite.damaged-<time>, never deleted. No mask file is deleted. Close "
-                    "the app on this project first.")
+                    "moved aside as project.sqlite.damaged-<time>, never deleted. No mask file is deleted. Proposals "
+                    "(`floodlabel propose`) lived only in the database: the report counts those lost, and "
+                    "`floodlabel propose` makes them again. Close the app on this project first.")
     parser.add_argument("data", metavar="DATA", help="the dataset folder whose project to recover")
     parser.add_argument("--project", metavar="DIR", help="the project folder, when it is not DATA's default one")
     parser.set_defaults(func=run)

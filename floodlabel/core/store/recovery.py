@@ -7,12 +7,16 @@
    accept (the image's path and hash, prompts, model, metrics): the newest mask per image;
 3. matches masks older than sidecars to the dataset's images by the stem in their name and their size.
 Masks that cannot be matched, and damaged ones, are kept and listed. In-progress work (autosaves) that was only in
-the lost database cannot be recovered: only accepted masks have sidecars.
+the lost database cannot be recovered: only accepted masks have sidecars. Neither can proposals (`floodlabel
+propose`): their table was in the lost database and their PNGs have no sidecar, so the first writable open removes
+them as strays (`proposals.remove_stray_files`). The report counts those this recovery's open removed and says that
+`floodlabel propose` makes them again (a proposal is model output; one removed by an earlier open is not counted).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,19 +26,24 @@ from floodlabel.core.common.errors import DamagedProjectError, StoreError
 from floodlabel.core.store.location import DB_NAME, MASKS_DIR_NAME, default_project_dir, find_project_dir
 from floodlabel.core.store.orphan_masks import OrphanMask
 from floodlabel.core.store.project_store import ProjectStore, Status
+from floodlabel.core.store.proposals import PROPOSALS_DIR_NAME
 from floodlabel.core.store.writer_lock import LOCK_NAME
 
 
 @dataclass
 class RecoveryReport:
     """What `recover_project` did. moved_aside: the damaged database files, renamed. restored: relative image paths
-    whose accepted mask is back. kept: masks left as they are (no match, damaged). accepted: accepted images now."""
+    whose accepted mask is back. kept: masks left as they are (no match, damaged). accepted: accepted images now.
+    proposals_lost: proposal PNGs the lost database no longer named, removed by this recovery's open.
+    propose_command: the command that makes them again."""
 
     project_dir: Path
     moved_aside: list[Path] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)
     kept: list[OrphanMask] = field(default_factory=list)
     accepted: int = 0
+    proposals_lost: int = 0
+    propose_command: str = "floodlabel propose DATA"
 
     def lines(self) -> list[str]:
         """The report as lines for a terminal or a message box."""
@@ -42,6 +51,9 @@ class RecoveryReport:
         out.append(f"restored {len(self.restored)} accepted mask(s); {self.accepted} image(s) are accepted now "
                    f"in {self.project_dir}")
         out += [f"kept, not restored: {o.png.name}: {o.reason}" for o in self.kept]
+        if self.proposals_lost:
+            out.append(f"{self.proposals_lost} proposal(s) were not recovered (they were listed only in the lost "
+                       f"database); `{self.propose_command}` makes them again")
         return out
 
 
@@ -58,6 +70,7 @@ def recover_project(data_root: str | os.PathLike[str], project_dir: str | os.Pat
     if not (project / MASKS_DIR_NAME).is_dir() and not (project / DB_NAME).exists():
         raise StoreError(f"no FloodLabel project at {project}: nothing to recover")
     report = RecoveryReport(project_dir=project)
+    proposals = _proposal_files(project)  # before the open, which removes those no row names
     try:
         store = ProjectStore(root, project)
     except DamagedProjectError:
@@ -69,7 +82,19 @@ def recover_project(data_root: str | os.PathLike[str], project_dir: str | os.Pat
         report.restored = store.recover_orphans(image_rel_paths)
         report.kept = list(store.orphans)
         report.accepted = store.counts()[Status.ACCEPTED]
+    report.proposals_lost = sum(not p.exists() for p in proposals)
+    command = ["floodlabel", "propose", str(root)]
+    report.propose_command = shlex.join(command if find_project_dir(root) == project else
+                                        [*command, "--project", str(project)])
     return report
+
+
+def _proposal_files(project: Path) -> list[Path]:
+    """The proposal PNGs in the project's proposals/ folder."""
+    try:
+        return [p for p in (project / PROPOSALS_DIR_NAME).iterdir() if p.suffix == ".png" and p.is_file()]
+    except OSError:
+        return []
 
 
 def _project_with_masks(root: Path) -> Path | None:
