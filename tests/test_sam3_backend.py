@@ -181,3 +181,23 @@ def test_session_from_a_checkpoint_file_caches_the_trunk(tmp_path, image):
     a = session.segmenter.segment_text(computed, "water")
     b = fresh.segmenter.segment_text(loaded, "water")  # from float16 features: the same instances, nearly
     np.testing.assert_allclose(b.scores[:3], a.scores[:3], atol=2e-2)
+
+
+def test_instances_are_bounded_by_the_floor_and_the_count(seg, emb, water, monkeypatch):
+    """At most MAX_INSTANCES masks of H x W bytes each, the most confident; a smaller cap keeps a prefix of the same
+    instances, so the threshold filter and the instance indices agree for every threshold the cap leaves alone."""
+    from floodlabel.core.sam3 import backend
+
+    assert 0 < len(water) <= backend.MAX_INSTANCES and water.scores.min() >= SCORE_FLOOR
+    assert water.masks.dtype == bool and water.masks.nbytes == len(water) * H * W
+    assert backend.MAX_INSTANCES * 4000 * 3000 == 384_000_000  # the bound the docstring states
+    assert len(water) > 3, "the tiny model should return more than the cap below"
+    monkeypatch.setattr(backend, "MAX_INSTANCES", 3)
+    capped = seg.segment_text(emb, "water")
+    assert len(capped) == 3 and capped.masks.nbytes == 3 * H * W
+    np.testing.assert_array_equal(capped.scores, water.scores[:3])
+    np.testing.assert_array_equal(capped.masks, water.masks[:3])
+    np.testing.assert_array_equal(capped.boxes, water.boxes[:3])
+    t = float(water.scores[2])
+    np.testing.assert_array_equal(capped.union(t), water.union(t))
+    np.testing.assert_array_equal(capped.union(t, {1}), water.union(t, {1}))

@@ -17,7 +17,8 @@ embed():   the ViT trunk once per image -> `Embedding.features` = {"trunk": (1, 
            `Embedding.extra` (and so counted by the memory cache's byte bound).
 segment_text(): the text encoder (per phrase, memoised), then SAM 3's fusion encoder, decoder and segmentation
            head (`Sam3Image.forward_grounding`, as `Sam3Processor.set_text_prompt` runs it). Score of an instance:
-           sigmoid(query logit) x sigmoid(presence logit), as Sam3Processor computes it.
+           sigmoid(query logit) x sigmoid(presence logit), as Sam3Processor computes it. Kept: score >=
+           SCORE_FLOOR, the MAX_INSTANCES most confident (the masks' memory bound: 384 MB for a 4000x3000 photo).
 predict(): SAM 3's interactive predictor (`enable_inst_interactivity`: SAM3InteractiveImagePredictor, the SAM 2
            prompt encoder and mask decoder of its tracker on the second neck), driven directly as
            SAM3InteractiveImagePredictor._predict does, with the upscale done once per shown candidate with cv2.
@@ -47,8 +48,13 @@ from floodlabel.core.segment.segmenter import LOW_RES, Capabilities, Embedding, 
 
 LOGIT_CLAMP = 32.0
 SCORE_FLOOR = 0.05
-"""segment_text leaves out instances scoring below this (of at most 200 queries most score near 0 with trained
-weights; at the original size each kept one costs H x W bytes): no threshold a user sets goes below it."""
+"""segment_text leaves out instances scoring below this (of SAM 3's 200 queries most score near 0 with trained
+weights). A threshold under it (the window's slider and `--threshold` go down to 0) counts what it would at 0.05."""
+MAX_INSTANCES = 32
+"""segment_text keeps at most this many instances, the most confident: each is an (H, W) bool mask at the output
+size (H x W bytes), so the masks take at most 32 x H x W bytes: 384 MB for a 4000x3000 photo at its own size
+(`propose`, `eval`), 100 MB at the window's 2048x1536 view size. Without it, 200 queries passing the floor (random
+weights do) took 2.4 GB there. Only the kept instances are upscaled, through one int16 (H, W) frame at a time."""
 TEXT_MEMO = 16  # phrases whose text encoding is kept
 
 # no Auto (no automatic mask generator for SAM 3 here) and no decoder fine-tuning (core.training knows SAM and
@@ -141,8 +147,9 @@ class Sam3Segmenter:
     # ------------------------------------------------------------------ text
     def segment_text(self, embedding: Embedding, phrase: str,
                      output_size: tuple[int, int] | None = None) -> Instances:
-        """Every instance of `phrase` scoring at least SCORE_FLOOR, most confident first: masks (N, H, W) bool and
-        boxes (N, 4) xyxy at output_size (default: the original size), scores (N,) float32 in [0, 1]."""
+        """The instances of `phrase` scoring at least SCORE_FLOOR, most confident first, at most MAX_INSTANCES of
+        them: masks (N, H, W) bool and boxes (N, 4) xyxy at output_size (default: the original size), scores (N,)
+        float32 in [0, 1]. The same image and phrase give the same instances in the same order at any size."""
         text = " ".join(str(phrase).split())
         if not text:
             raise ValueError("empty phrase: say what to find, e.g. water")
@@ -155,7 +162,7 @@ class Sam3Segmenter:
             presence = out["presence_logit_dec"].float().sigmoid().reshape(-1)  # (1,)
             scores = (out["pred_logits"].float().sigmoid().reshape(-1) * presence).cpu().numpy()  # (Q,)
             keep = np.flatnonzero(scores >= SCORE_FLOOR)
-            keep = keep[np.argsort(-scores[keep], kind="stable")]
+            keep = keep[np.argsort(-scores[keep], kind="stable")][:MAX_INSTANCES]
             logits = out["pred_masks"][0, torch.as_tensor(keep, dtype=torch.long)].float().cpu().numpy()
             cxcywh = out["pred_boxes"][0, torch.as_tensor(keep, dtype=torch.long)].float().cpu().numpy()
         masks = unpadded_logits_to_masks(logits, (H, W)) if len(keep) else np.zeros((0, H, W), bool)
