@@ -58,6 +58,7 @@ def test_run_threshold_pick_undo_and_accept(qtbot, window, scenes):
     qtbot.waitUntil(lambda: np.array_equal(c.native_mask, expected), timeout=5000)
     assert "kept" in panel.info_label.text()
 
+    assert panel.threshold_slider.minimum() == 5  # MIN_TEXT_THRESHOLD: no instance scores lower
     panel.threshold_slider.setValue(20)  # all three sizes of puddle now
     qtbot.waitUntil(lambda: np.array_equal(c.native_mask, inst.union(0.2)), timeout=5000)
     assert double.calls == 1  # re-filtered, not run again

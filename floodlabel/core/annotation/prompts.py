@@ -16,6 +16,8 @@ NEGATIVE = 0
 
 DEFAULT_PHRASE = "water"
 DEFAULT_TEXT_THRESHOLD = 0.5
+MIN_TEXT_THRESHOLD = 0.05
+"""A text segmenter returns no instance scoring under this: a lower threshold counts what this one does."""
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 import torch
 
-from floodlabel.core.annotation.prompts import Prompt
+from floodlabel.core.annotation.prompts import MIN_TEXT_THRESHOLD, Prompt
 from floodlabel.core.sam3.architecture import IMAGE_SIZE
 from floodlabel.core.sam3.checkpoint import LoadedSam3, load_sam3
 from floodlabel.core.sam3.cpu_compat import no_pin_memory
@@ -47,9 +47,9 @@ from floodlabel.core.segment.mask_resize import unpadded_logits_to_masks
 from floodlabel.core.segment.segmenter import LOW_RES, Capabilities, Embedding, Instances, Prediction
 
 LOGIT_CLAMP = 32.0
-SCORE_FLOOR = 0.05
+SCORE_FLOOR = MIN_TEXT_THRESHOLD
 """segment_text leaves out instances scoring below this (of SAM 3's 200 queries most score near 0 with trained
-weights). A threshold under it (the window's slider and `--threshold` go down to 0) counts what it would at 0.05."""
+weights). A threshold under it (`--threshold` goes down to 0; the window's slider stops at it) counts what it would at 0.05."""
 MAX_INSTANCES = 32
 """segment_text keeps at most this many instances, the most confident: each is an (H, W) bool mask at the output
 size (H x W bytes), so the masks take at most 32 x H x W bytes: 384 MB for a 4000x3000 photo at its own size

@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QSlider, QVBoxLayout,
                                QWidget)
 
-from floodlabel.core.annotation.prompts import DEFAULT_PHRASE, DEFAULT_TEXT_THRESHOLD
+from floodlabel.core.annotation.prompts import DEFAULT_PHRASE, DEFAULT_TEXT_THRESHOLD, MIN_TEXT_THRESHOLD
 
 UNAVAILABLE_TIP = ("Text prompts need a model that takes them: SAM 3 (Model → Models…, or "
                    "`floodlabel models download sam3`), then pick sam3 in the Model list")
@@ -17,7 +17,8 @@ UNAVAILABLE_TIP = ("Text prompts need a model that takes them: SAM 3 (Model → 
 class TextPromptPanel(QWidget):
     """Signals: run_requested(phrase, threshold), threshold_changed(threshold in [0, 1]), cancel_requested().
 
-    phrase_edit (QLineEdit), run_button, cancel_button, threshold_slider (0..100), threshold_label, pick_button
+    phrase_edit (QLineEdit), run_button, cancel_button, threshold_slider (5..100:
+    MIN_TEXT_THRESHOLD..1), threshold_label, pick_button
     (checkable: left clicks toggle instances instead of adding points), info_label, busy (QProgressBar).
     """
 
@@ -38,7 +39,7 @@ class TextPromptPanel(QWidget):
         self.cancel_button.clicked.connect(self.cancel_requested)
         self.cancel_button.setVisible(False)
         self.threshold_slider = QSlider(Qt.Orientation.Horizontal)
-        self.threshold_slider.setRange(0, 100)
+        self.threshold_slider.setRange(round(MIN_TEXT_THRESHOLD * 100), 100)  # no instance scores lower
         self.threshold_slider.setValue(round(DEFAULT_TEXT_THRESHOLD * 100))
         self.threshold_slider.setToolTip("Instances scoring at least this count as water (no model run)")
         self.threshold_slider.valueChanged.connect(self._on_slider)
