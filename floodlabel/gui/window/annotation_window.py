@@ -114,7 +114,10 @@ class AnnotationWindow(QMainWindow):
             self.controller.set_session(session)
         else:
             self.use_model(self.models.initial_model())
+        self._row_after_open: int | None = None  # a row the user picked while the project opened
+        self._first_folder = True  # opened before the window is shown: its project on the spot
         self.open_folder(recent.startup_folder(data))
+        self._first_folder = False
 
     # ------------------------------------------------------------------------------------------------ public
 
@@ -157,7 +160,8 @@ class AnnotationWindow(QMainWindow):
 
     def open_folder(self, folder: str | Path) -> bool:
         """List `folder` (names only: milliseconds) and show the image the user left off at (else the first not
-        accepted). A bad folder gives a message."""
+        accepted) once its project is open: the project opens, and the previous one closes, off the UI thread
+        (`ProjectActions.open_store`). A bad folder gives a message."""
         try:
             dataset = open_dataset(folder)
         except FloodLabelError as exc:
@@ -167,23 +171,40 @@ class AnnotationWindow(QMainWindow):
         self.dataset = dataset
         recent.add_recent_folder(str(folder))
         self._fill_recent_menu()
-        self.project.open_store(dataset)
-        self.text_prompt.set_folder(folder)
+        self.project.leave_image()  # before the list changes: an accept waiting for its mask is saved for its image
+        self.canvas.set_image(None)
+        self.canvas.set_mask(None)
+        self.canvas.set_gt(None)
+        self.candidates.clear()
         self.controller.set_dataset(dataset)
+        self.text_prompt.set_folder(folder)
         self.image_list.set_dataset(dataset)
-        self.project.show_statuses()
-        self._update_finetune_context()
         self.dataset_view.set_dataset(dataset)
-        if dataset.pairs:
-            # where the user left off, else the first not accepted; opening is not the user's choice: not remembered
-            self.select_image(self.project.resume_row(), remember=False)
-        else:
+        self._row_after_open = None
+        self.project.open_store(dataset, wait=self._first_folder)  # -> _on_project_opened
+        if not dataset.pairs:
             self.show_message(f"{folder} has no images.")
         return True
+
+    def _on_project_opened(self) -> None:
+        """The folder's project is open (or could not be): its statuses, then where the user left off (else the
+        first not accepted), or the row picked meanwhile."""
+        self.project.show_statuses()
+        self._update_finetune_context()
+        if self.dataset is None or not self.dataset.pairs or self.controller.row >= 0:
+            return  # (a recovery reopened the project of the image on screen)
+        row, self._row_after_open = self._row_after_open, None
+        if row is not None:
+            self.select_image(row)
+        else:  # opening is not the user's choice: not remembered
+            self.select_image(self.project.resume_row(), remember=False)
 
     def select_image(self, row: int, remember: bool = True) -> None:
         """Show dataset row `row`; `remember`: the project reopens there (the user chose it)."""
         if self.dataset is None or not 0 <= row < len(self.dataset.pairs):
+            return
+        if self.project.opening:  # shown once the project is open (its saved work is restored then)
+            self._row_after_open = row
             return
         if remember:
             self.project.remember(row)
@@ -192,6 +213,7 @@ class AnnotationWindow(QMainWindow):
             self.image_list.select_row(row, emit=False)
         if self.controller.row == row and self.controller.item is not None:
             return
+        self.project.leave_image()  # an accept waiting for its mask is saved for the image it was made on
         self.canvas.set_image(None)
         self.canvas.set_mask(None)
         self.canvas.set_gt(None)
@@ -343,12 +365,13 @@ class AnnotationWindow(QMainWindow):
         self.settings.setValue("view/opacity", self.opacity_slider.value())
         self.settings.setValue("model/last", self.models.model)
         self.model_panel.cancel_download()
+        self.project.finish_pending()  # masks still owed (a map's full resolution): saved first, bounded, UI alive
         self.finetune_panel.shutdown(timeout=60)
         self.controller.shutdown()
         self.map_detail.shutdown()
         self.compare.shutdown()
         self.models.shutdown()
-        self.project.close()  # waits for queued writes: an accepted mask is on disk before the window goes
+        self.project.close()  # closes off the UI thread and waits (bounded, UI alive): writes land, then the lock goes
         super().closeEvent(event)
 
     # ------------------------------------------------------------------------------------------------ set-up
@@ -389,6 +412,7 @@ class AnnotationWindow(QMainWindow):
         self.model_panel.recommendation_changed.connect(self.models.on_recommendation)
         self.finetune_panel.checkpoint_ready.connect(self.models.on_finetuned)
         self.models.model_changed.connect(self._update_finetune_context)
+        self.project.opened.connect(self._on_project_opened)
 
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()

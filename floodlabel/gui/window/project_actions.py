@@ -1,13 +1,19 @@
 """The annotation window's project side: the store behind Accept, autosave and restore, statuses, the accepted
-counter, recovery of lost masks, export. A collaborator of AnnotationWindow, given the window parts it uses."""
+counter, recovery of lost masks, export. A collaborator of AnnotationWindow, given the window parts it uses.
+
+Opening another folder opens its project in a worker and closes the previous one off the UI thread, once it has
+saved what it still owes (`life_cycle.project_opener`); an accept made before its mask was ready is saved for its
+own image even when the user leaves it first (`life_cycle.late_accepts`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Callable
 
+import sys
+
 import numpy as np
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
@@ -20,6 +26,9 @@ from floodlabel.gui.panels.image_list import ImageListDock
 from floodlabel.gui.panels.project_notice import ProjectNotice
 from floodlabel.gui.resources import sample_dataset_dir
 from floodlabel.gui.window.segmentation_controller import SegmentationController
+from floodlabel.gui.window.life_cycle.late_accepts import LateAccepts, WaitingAccept
+from floodlabel.gui.window.life_cycle.project_opener import PENDING_WAIT_S, Opened, ProjectOpener
+from floodlabel.gui.window.life_cycle.ui_wait import wait_with_ui
 from floodlabel.gui.window.store_link import StoreLink
 from floodlabel.gui.window.maps.tiled_refine import RefinedAccepts
 from floodlabel.gui.workers.background import BackgroundCall
@@ -33,7 +42,10 @@ class ProjectActions(QObject):
 
     `store` is the open StoreLink (None: no project, accepting is off); `dataset` the folder it belongs to.
     `select_image(row)` shows another image (after an accept); `show_message(text)` is the window's message line.
+    Signal opened(): `open_store`'s project is open (or could not be: `store` is None then).
     """
+
+    opened = Signal()
 
     def __init__(self, controller: SegmentationController, image_list: ImageListDock, notice: ProjectNotice,
                  finetune_panel: FinetunePanel, project_label: QLabel, status_bar: QStatusBar,
@@ -58,7 +70,7 @@ class ProjectActions(QObject):
         self.accepted_rows: set[int] = set()
         self.rows_by_rel: dict[str, int] = {}  # the store's key of each image -> its dataset row
         self.remembered: str | None = None  # the image the project reopens at, as last written (`remember`)
-        self.accept_waiting = False  # Enter came before the full-size mask: accept when it lands
+        self.waiting: WaitingAccept | None = None  # Enter came before the full-size mask: accept when it lands
         self.lock_timer = QTimer(self, interval=LOCK_POLL_MS)  # a read-only window takes over a freed project
         self.lock_timer.timeout.connect(self._try_writable)
         self.recovery_call: BackgroundCall | None = None
@@ -67,6 +79,14 @@ class ProjectActions(QObject):
                                                                            4000))
         self.refined.failed.connect(lambda rel, why: self.show_message(
             f"The full-resolution mask of {rel} could not be made ({why}): its view-level mask is saved."))
+        self.late = LateAccepts(self.refined, self)  # waiting accepts whose image was left first
+        self.late.saved.connect(lambda rel: self.status_bar.showMessage(
+            f"Saved {rel}: accepted before its mask was ready", 4000))
+        self.late.failed.connect(lambda rel, why: self.notice.show_notice(
+            "late-accept", f"The accept of {rel} could not be saved ({why}): open it and press Enter again."))
+        self.opener = ProjectOpener(self)  # projects open and close off the UI thread
+        self.opener.opened.connect(self._on_opened)
+        self._opening: tuple[FloodDataset, Path | None] | None = None  # the folder whose project is opening
 
     # ------------------------------------------------------------------------------------------------ public
 
@@ -88,11 +108,11 @@ class ProjectActions(QObject):
         if self.store.read_only:
             self.notice.show_notice("read-only", f"This project is read-only: {self.store.read_only_reason}")
             return
-        if not c.native_ready():
-            self.accept_waiting = True
+        if not c.native_ready():  # saved when it lands, for this image (`leave_image`: also when the user leaves it)
+            self.waiting = WaitingAccept(self.store, c.row, c.item, c.annotation)
             self.status_bar.showMessage("Preparing the full-size mask …")
             return
-        self.accept_waiting = False
+        self.waiting = None
         mask = c.native_mask.copy() if c.native_mask is not None else np.zeros(c.item.original_size, bool)
         metrics = c.metrics.as_dict() if c.metrics is not None else None
         rel = self.store.rel_path(c.item.path)
@@ -101,10 +121,10 @@ class ProjectActions(QObject):
         self.store.accept(rel, mask, state, model_id, metrics)
         refine = c.pending_refine()  # a map's full-resolution mask not in yet: saved over this one when it is
         if refine is not None:
-            self.refined.hold(rel, refine, c.session, c.item, state, model_id, self.store.accept)
+            self.refined.hold(rel, refine, c.session, c.item, state, model_id, self.store.accept, self.store)
             self.status_bar.showMessage(f"Saved {rel} at view resolution; its full-resolution mask follows …")
         else:
-            self.refined.forget(rel)
+            self.refined.forget(rel, self.store)
             self.status_bar.showMessage(f"Saving {rel} …", 2000)
         nxt = self._next_unaccepted(c.row)
         if nxt is not None:
@@ -119,21 +139,43 @@ class ProjectActions(QObject):
         self.store.wait_idle()
         ExportDialog(self.store.store, parent=self.window).open()
 
-    def open_store(self, dataset: FloodDataset) -> None:
-        """Close the current project and open (or create) the one of `dataset`; a notice says what is wrong."""
+    def open_store(self, dataset: FloodDataset, wait: bool = False) -> None:
+        """Close the current project (off the UI thread, once it saved what it still owes) and open (or create) the
+        one of `dataset`: here and now with `wait` (the window's first folder, before it is shown), else in a
+        worker. `opened()` follows either way; a notice says what is wrong."""
+        self.leave_image()
         self.dataset = dataset
-        root = dataset.root
-        if self.store is not None:
-            self.store.close()
-            self.store = None
+        old, self.store = self.store, None
+        if old is not None:
+            owed = self._owed(old)
+            self._close_link(old)
+            if owed:
+                self.status_bar.showMessage(f"The previous project closes once the full-resolution mask of "
+                                            f"{', '.join(owed)} is saved in it", 6000)
         self.lock_timer.stop()
         self.notice.dismiss()
         self.controller.restore_fn = None
         self.remembered = None
-        project = self._project_dir_for(root)
-        try:
-            self.store = StoreLink.open(root, project, parent=self)
-        except DamagedProjectError as exc:
+        self._store_off("Opening the project …")
+        self._opening = (dataset, self._project_dir_for(dataset.root))
+        opened = self.opener.open(dataset.root, self._opening[1], wait=wait)
+        if opened is not None:
+            self._on_opened(self.opener.generation, opened)
+
+    @property
+    def opening(self) -> bool:
+        """A folder's project is being opened (`opened()` has not come)."""
+        return self._opening is not None
+
+    def _on_opened(self, generation: int, opened: Opened) -> None:
+        """The worker opened the project (or could not): the store behind Accept from now on, or a notice."""
+        if generation != self.opener.generation or self._opening is None:
+            if opened.store is not None:  # another folder came meanwhile, or the window closes: closed again
+                self._close_link(StoreLink(opened.store, parent=self))
+            return
+        (dataset, project), self._opening = self._opening, None
+        root, exc = dataset.root, opened.error
+        if isinstance(exc, DamagedProjectError):
             self._store_off("No project: its database cannot be read")
             detail = f" ({exc.detail})" if exc.detail else ""
             self.notice.show_notice(
@@ -141,25 +183,46 @@ class ProjectActions(QObject):
                            "was changed. Your accepted masks are kept: Recover masks moves the damaged database "
                            "aside and rebuilds the project from them.", "Recover masks",
                 lambda: self._recover_damaged(root, project))
-            return
-        except FloodLabelError as exc:
+        elif exc is not None:
             self._store_off("No project: accepting is off")
             self.notice.show_notice("store", f"Masks cannot be saved for this folder: {exc}")
-            return
-        self.store.accepted.connect(self._on_accepted)
-        self.store.failed.connect(self._on_save_failed)
-        self.store.recovered.connect(self._on_recovered)
-        self.store.writable.connect(self._on_writable)
-        self.controller.restore_fn = self.store.restore
-        self.remembered = self.store.last_image()
-        self.accept_action.setEnabled(not self.store.read_only)
+        else:
+            self._use_store(StoreLink(opened.store, parent=self))
+        self.opened.emit()
+
+    def _use_store(self, link: StoreLink) -> None:
+        self.store = link
+        link.accepted.connect(self._on_accepted)
+        link.failed.connect(self._on_save_failed)
+        link.recovered.connect(self._on_recovered)
+        link.writable.connect(self._on_writable)
+        self.controller.restore_fn = link.restore
+        self.remembered = link.last_image()
+        self.accept_action.setEnabled(not link.read_only)
         self.export_action.setEnabled(True)
-        if self.store.read_only:
+        if link.read_only:
             self.notice.show_notice(
-                "read-only", f"Read-only: {self.store.read_only_reason}. Nothing you do in this window is saved.")
+                "read-only", f"Read-only: {link.read_only_reason}. Nothing you do in this window is saved.")
             self.lock_timer.start()
         else:
             self._offer_recovery()
+
+    def _close_link(self, link: StoreLink) -> None:
+        """Close `link` off the UI thread once it owes nothing (`project_opener`'s rules)."""
+        self.opener.close(link, lambda: self._owed(link), lambda rels: self._give_up(link, rels))
+
+    def _owed(self, link: StoreLink) -> list[str]:
+        """The images whose mask project `link` still has to save: maps' full-resolution masks, late accepts."""
+        return self.refined.pending_for(link) + self.late.pending_for(link)
+
+    def _give_up(self, link: StoreLink, rels: list[str]) -> None:
+        """`link` closes without the masks of `rels`: what is saved of them stays, and the window says so."""
+        self.refined.drop(link)
+        text = (f"The full-resolution mask of {', '.join(rels)} was not finished in {PENDING_WAIT_S:.0f} s, before "
+                f"its project closed: its view-level mask (upscaled to full size) is the one saved.")
+        self.notice.show_notice("refine-unfinished", text)
+        self.status_bar.showMessage(text)
+        print(f"floodlabel: {text}", file=sys.stderr)
 
     def show_statuses(self) -> None:
         """Every image's status from the store into the image list, and the accepted counter."""
@@ -207,7 +270,7 @@ class ProjectActions(QObject):
         ann, item = self.controller.annotation, self.controller.item
         if self.store is not None and ann is not None and item is not None and ann.version > 0:
             self.remember(self.controller.row)
-            self.refined.forget(self.store.rel_path(item.path))  # an edit after an accept: the newer work wins
+            self.refined.forget(self.store.rel_path(item.path), self.store)  # an edit after an accept: the newer work wins
             self.store.schedule_autosave(self.store.rel_path(item.path), ann.to_dict)
 
     def mark_in_progress(self) -> None:
@@ -217,9 +280,39 @@ class ProjectActions(QObject):
             self.image_list.set_status(row, "in progress")
 
     def on_native_ready(self, *_: object) -> None:
-        """The full-size mask is there: an accept that waited for it goes ahead."""
-        if self.accept_waiting:
+        """The full-size mask is there: an accept that waited for it goes ahead, on the image it was made on only."""
+        if self.waiting is not None and self.waiting.is_on(self.controller, self.store):
             self.accept_mask()
+
+    def leave_image(self) -> None:
+        """The user leaves the image on screen (another image or folder, closing): an accept still waiting for its
+        mask is made and saved for this image off the UI thread (`life_cycle.late_accepts`), or the window says it
+        could not be."""
+        waiting, self.waiting = self.waiting, None
+        c = self.controller
+        if waiting is None or waiting.owner.closing is not None or not waiting.is_on(c, waiting.owner):
+            return
+        rel = waiting.owner.rel_path(waiting.item.path)
+        if self.late.finish(waiting, c):
+            self.status_bar.showMessage(f"Saving {rel} (accepted before its mask was ready) …", 4000)
+        else:
+            self.notice.show_notice("late-accept", f"The accept of {rel} was not saved: its mask was not ready when "
+                                                   "you left the image. Open it and press Enter again.")
+
+    def finish_pending(self) -> None:
+        """Before the window closes (its workers still running): an accept waiting for its mask is made for its
+        image, and the full-resolution masks of maps accepted during their refine are waited for (at most
+        PENDING_WAIT_S, the UI alive) and saved; those not in by then keep their view-level accept, and the window
+        says so."""
+        self.leave_image()
+        pending = self.refined.pending + self.late.pending
+        if pending:
+            self.status_bar.showMessage(f"Saving the full-resolution mask of {', '.join(pending)} before closing …")
+            wait_with_ui(lambda: not self.refined.pending and not self.late.pending, PENDING_WAIT_S)
+        for link in {id(o): o for o in [self.store, *self.opener.closing] if o is not None}.values():
+            left = self._owed(link)
+            if left:
+                self._give_up(link, left)
 
     def may_close(self) -> bool:
         """Before the window closes: write what is queued; if edits failed to save (a full disk) and would be lost,
@@ -231,7 +324,7 @@ class ProjectActions(QObject):
         if self.store is None or self.store.read_only:
             return True
         self.store.flush()
-        self.store.wait_idle()
+        wait_with_ui(self.store.when_idle().is_set, 10.0)  # the UI stays alive while queued writes land
         failed = self.store.failed_saves()
         if not failed or quit_signals.closing_on_signal:
             return True
@@ -244,14 +337,20 @@ class ProjectActions(QObject):
         return answer == QMessageBox.StandardButton.Discard
 
     def close(self) -> None:
-        """Stop polling, let a recovery finish and close the store (waits for queued writes: an accepted mask is
-        on disk before the window goes)."""
+        """Stop polling, let a recovery finish and close every project of this window, waiting (bounded, the UI
+        alive) until they are closed: the queued writes land (an accepted mask is on disk before the window goes),
+        then the WAL checkpoint, and the writer lock is released last."""
         self.lock_timer.stop()
         if self.recovery_call is not None:
             self.recovery_call.join(30.0)
-        if self.store is not None:
-            self.store.close()
-            self.store = None
+        self._opening = None  # a project still opening is closed as soon as it is open
+        wait_with_ui(lambda: not self.opener.opening, 30.0)
+        link, self.store = self.store, None
+        if link is not None:
+            self._close_link(link)
+        if not self.opener.wait_closed():
+            print("floodlabel: the project did not finish closing in time; its accepted masks are on disk and the "
+                  "database replays its journal at the next open", file=sys.stderr)
 
     # ------------------------------------------------------------------------------------------------ helpers
 
@@ -312,7 +411,7 @@ class ProjectActions(QObject):
     def _on_damaged_recovered(self, report) -> None:
         if self.dataset is None:
             return
-        self.open_store(self.dataset)
+        self.open_store(self.dataset, wait=True)  # the rebuilt project, at once (the user asked for it)
         self.show_statuses()
         self.notice.show_notice("recovered", " ".join(report.lines()))
         self._reload_if_untouched()

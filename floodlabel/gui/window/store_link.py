@@ -30,7 +30,8 @@ class StoreLink(QObject):
     accepted(rel_path, record): an accept reached the disk. failed(message): a write failed (the mask stays in the
     window; nothing already accepted is touched). saved(rel_path): an autosave reached the disk.
     recovered(rel_paths): `recover` restored these accepted masks. writable(): a read-only link took over the
-    project when the window that held it closed (`try_writable`).
+    project when the window that held it closed (`try_writable`). closed(): `close_later`'s close is done (the
+    writer lock is released).
     """
 
     accepted = Signal(str, object)
@@ -38,6 +39,7 @@ class StoreLink(QObject):
     failed = Signal(str)
     recovered = Signal(object)
     writable = Signal()
+    closed = Signal()
 
     def __init__(self, store: ProjectStore, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -55,12 +57,7 @@ class StoreLink(QObject):
         self._unsaved_lock = threading.Lock()
         self._autosave = QTimer(self, singleShot=True, interval=AUTOSAVE_DELAY_MS)
         self._autosave.timeout.connect(self.flush)
-
-    @classmethod
-    def open(cls, data_root: str | Path, project_dir: str | Path | None = None,
-             parent: QObject | None = None) -> "StoreLink":
-        """Open (or create) the project of `data_root`; raises StoreError with a readable message."""
-        return cls(ProjectStore(data_root, project_dir), parent)
+        self.closing: threading.Event | None = None  # set by `close_later`; is_set() once the store is closed
 
     @property
     def read_only(self) -> bool:
@@ -210,20 +207,46 @@ class StoreLink(QObject):
             return sorted(rel for rel, entry in self._unsaved.items() if entry[2] is not None)
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Block until every queued write is done (closing the window); False on timeout."""
+        """Block until every queued write is done; False on timeout."""
+        return self.when_idle().wait(timeout)
+
+    def when_idle(self) -> threading.Event:
+        """An Event set once every write queued so far is done (the close's, once closing)."""
+        if self.closing is not None:
+            return self.closing
         done = threading.Event()
         self._jobs.put((None, done.set, None))
-        return done.wait(timeout)
+        return done
 
-    def close(self) -> None:
+    def close_later(self) -> threading.Event:
+        """Close the store in its writer thread after every queued write (the pending autosave is queued first):
+        the WAL checkpoint, the database close and then the writer lock's release run off the UI thread. Returns
+        an Event set when that is done (`closed()` follows on the UI thread); nothing is written after it. Safe to
+        call twice (the same Event)."""
+        if self.closing is not None:
+            return self.closing
         self.flush()
-        self.wait_idle()
-        self._jobs.put(None)
-        self.store.close()
+        done = self.closing = threading.Event()
+
+        def close() -> None:
+            try:
+                self.store.close()
+            finally:
+                done.set()
+
+        self._submit(("closed", ""), close)
+        self._jobs.put(None)  # the thread ends after the close
+        return done
+
+    def close(self, timeout: float | None = None) -> bool:
+        """`close_later` and wait for it (at most `timeout` s; None: until done). True when the store is closed."""
+        return self.close_later().wait(timeout)
 
     # ------------------------------------------------------------------------------------------------ helpers
 
     def _submit(self, tag: tuple[str, str], fn: Callable[[], Any], unsaved: tuple | None = None) -> None:
+        if self.closing is not None and tag[0] != "closed":
+            raise FloodLabelError("the project is closed: nothing more can be saved in it")
         self._jobs.put((tag, fn, unsaved))
 
     def _keep_unsaved(self, rel: str, state: dict | None, mask: np.ndarray | None) -> tuple:
@@ -285,6 +308,8 @@ class StoreLink(QObject):
                 self.writable.emit()
         elif kind == "saved":
             self.saved.emit(rel)
+        elif kind == "closed":
+            self.closed.emit()
 
     def _on_failed(self, message: str) -> None:
         self.failed.emit(message)

@@ -17,11 +17,14 @@ cached. A refine (or another view) cancels the prefetch between tiles; a refine 
 encoded.
 
 Accept before the refine came in (`RefinedAccepts`): the accept is written at once with the view-level mask (a kill
-loses nothing), the refine it needs is *kept* (`TiledRefiner.keep`: another image or prompt no longer cancels it, or
-it is started when it had not started yet), and when it ends the full-resolution mask (refined inside the decoded
+loses nothing), the refine it needs is *kept* (`TiledRefiner.keep`: another image, prompt or folder no longer cancels
+it, or it is started when it had not started yet; a kept refine is named by its map's key too, `(item.key, (row,
+prompt key))`, so a row of another folder never takes it), and when it ends the full-resolution mask (refined inside the decoded
 cores, the view-level mask elsewhere, the strokes of the accept on top, scored against the GT) is composed in a
 worker and accepted again over the first one, with the same state. An accept or an edit of that image meanwhile
-drops the second write (the newer work wins); a failed refine leaves the view-level accept and says so.
+drops the second write (the newer work wins); a failed refine leaves the view-level accept and says so. Each
+waiting accept belongs to the project it was made in (`owner`: the StoreLink whose `accept` saves it), so it is
+saved there even after another folder opened; that project closes only after it (`ProjectActions`, bounded).
 """
 
 from __future__ import annotations
@@ -55,14 +58,16 @@ class TiledRefiner(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._job: BackgroundJob | None = None
-        self._job_key: tuple | None = None
-        self._kept: dict[tuple, BackgroundJob] = {}  # refines an accept waits for: never cancelled but on close
+        self._job_key: tuple | None = None  # (row, prompt key) of the running refine
+        self._job_item: str | None = None  # its map's key
+        self._kept: dict[tuple, BackgroundJob] = {}  # (item.key, key) -> a refine an accept waits for (`keep`)
         self._decoder: TiledDecoder | None = None
         self._decoder_key: tuple | None = None
         self._lock = threading.Lock()  # one thread in a TiledDecoder at a time (a cancelled one finishes a tile)
         self._started = 0.0
         self._prefetch: BackgroundJob | None = None
-        self.last_key: tuple | None = None
+        self.last_key: tuple | None = None  # (row, prompt key) of the latest `start`
+        self.last_item: str | None = None  # and its map's key
         self.visible: tuple[float, float, float, float] | None = None  # the view's range (full frame), or None
         self.prefetched = 0  # tiles encoded by prefetches (tests, status)
 
@@ -84,21 +89,23 @@ class TiledRefiner(QObject):
         """Refine `prompt` (full-frame) on `item`; `done(key, mask, owned)` when finished. Cancels the previous
         refine (not a kept one); a kept refine of the same key is not started twice."""
         self.cancel()
-        self.last_key, self._started = key, time.perf_counter()
-        if key in self._kept:
+        self.last_key, self.last_item, self._started = key, item.key, time.perf_counter()
+        if (item.key, key) in self._kept:
             return
-        self._job, self._job_key = self._launch(session, item, prompt, key), key
+        self._job, self._job_key, self._job_item = self._launch(session, item, prompt, key), key, item.key
 
     def keep(self, session, item: MapItem, prompt: Prompt, key: tuple) -> None:
-        """An accept waits for the refine of `key`: the running one is kept (no longer cancelled), else one is
-        started; `kept_done(key, mask, owned)` or `kept_failed(key, message)` follows."""
-        if key in self._kept:
+        """An accept waits for the refine of `key` on `item`: the running one is kept (no longer cancelled), else
+        one is started; `kept_done((item.key, key), mask, owned)` or `kept_failed((item.key, key), message)`
+        follows."""
+        kept = (item.key, key)
+        if kept in self._kept:
             return
-        if self._job is not None and self._job_key == key and self._job.is_running() \
-                and not self._job.cancel_requested:
-            self._kept[key], self._job, self._job_key = self._job, None, None
+        if self._job is not None and self._job_key == key and self._job_item == item.key \
+                and self._job.is_running() and not self._job.cancel_requested:
+            self._kept[kept], self._job, self._job_key = self._job, None, None
         else:
-            self._kept[key] = self._launch(session, item, prompt, key)
+            self._kept[kept] = self._launch(session, item, prompt, key)
 
     def prefetch(self, session, item: MapItem) -> None:
         """Encode the tiles around `visible` ahead of a click (rules in the module docstring); replaces a running
@@ -171,7 +178,7 @@ class TiledRefiner(QObject):
                     result = decoder.decode(prompt, checkpoint, progress, self.visible)
                 except Cancelled:
                     return None
-            return key, result.mask, result.owned, len(result.tiles)
+            return key, result.mask, result.owned, len(result.tiles), item.key
 
         job = BackgroundJob(run, name="tiled-refine")
         job.progress.connect(self._on_progress)
@@ -199,7 +206,7 @@ class TiledRefiner(QObject):
     def _on_progress(self, tiles: int) -> None:
         current = self.sender() is (self._job.relay if self._job is not None else None)
         kept = self._sender_key()
-        if current or (kept is not None and kept == self.last_key):
+        if current or (kept is not None and kept[1] == self.last_key):
             self.progress.emit(f"Full resolution: {tiles} tile{'s' if tiles != 1 else ''} decoded …")
         elif kept is not None:
             self.progress.emit(f"Full resolution of an accepted map: {tiles} tile{'s' if tiles != 1 else ''} "
@@ -215,9 +222,9 @@ class TiledRefiner(QObject):
             self.kept_done.emit(kept, np.asarray(result[1], bool), np.asarray(result[2], bool))
         if result is None:
             return
-        key, mask, owned, tiles = result
-        if key != self.last_key:
-            return
+        key, mask, owned, tiles, item_key = result
+        if (item_key, key) != (self.last_item, self.last_key):
+            return  # another image (of this or another folder) is on screen
         self.progress.emit(f"Full resolution: {tiles} tile{'s' if tiles != 1 else ''} in "
                            f"{time.perf_counter() - self._started:.1f} s")
         self.done.emit(key, np.asarray(mask, bool), np.asarray(owned, bool))
@@ -249,9 +256,10 @@ Save = Callable[[str, np.ndarray, dict, "str | None", "dict[str, Any] | None"], 
 
 
 class RefinedAccepts(QObject):
-    """Accepts of maps whose full-resolution refine had not come in (rules in the module docstring). Signals:
-    saved(rel): the full-resolution mask was handed to the store; failed(rel, message): it could not be made, the
-    view-level accept stays."""
+    """Accepts of maps whose full-resolution refine had not come in (rules in the module docstring), each for
+    (owner, rel): the project (its StoreLink) and the image it was accepted in. Signals: saved(rel): the
+    full-resolution mask was handed to the store; failed(rel, message): it could not be made, the view-level accept
+    stays."""
 
     saved = Signal(str)
     failed = Signal(str, str)
@@ -261,70 +269,83 @@ class RefinedAccepts(QObject):
         self.refiner = refiner
         refiner.kept_done.connect(self._on_refined)
         refiner.kept_failed.connect(self._on_failed)
-        self._waiting: dict[str, tuple[int, RefineRequest, dict, str | None, Save]] = {}  # rel -> its accept
-        self._generation: dict[str, int] = {}
+        # (owner, rel) -> (generation, request, the kept refine's key, state, model id, save)
+        self._waiting: dict[tuple[object, str], tuple[int, RefineRequest, tuple, dict, str | None, Save]] = {}
+        self._generation: dict[tuple[object, str], int] = {}
         self._calls: list[BackgroundCall] = []
-        self._composing: dict[QObject, tuple[str, int]] = {}  # a compose call's relay -> (rel, generation)
+        self._composing: dict[QObject, tuple[tuple[object, str], int]] = {}  # a compose call's relay -> entry's
 
     @property
     def pending(self) -> list[str]:
-        """The images whose full-resolution mask is still to be saved."""
-        return sorted(self._waiting)
+        """The images whose full-resolution mask is still to be saved (in any project)."""
+        return sorted(rel for _, rel in self._waiting)
+
+    def pending_for(self, owner: object) -> list[str]:
+        """The images of project `owner` whose full-resolution mask is still to be saved (or being composed)."""
+        return sorted(rel for o, rel in self._waiting if o is owner)
 
     def hold(self, rel: str, request: RefineRequest, session, item: MapItem, state: dict, model_id: str | None,
-             save: Save) -> None:
-        """The view-level accept of `rel` was just written; save the full-resolution one over it when the refine
-        of `request.key` ends (kept running meanwhile)."""
-        generation = self.forget(rel)
-        self._waiting[rel] = (generation, request, state, model_id, save)
+             save: Save, owner: object = None) -> None:
+        """The view-level accept of `rel` was just written in project `owner` (through `save`); save the
+        full-resolution one over it when the refine of `request.key` on `item` ends (kept running meanwhile)."""
+        generation = self.forget(rel, owner)
+        self._waiting[(owner, rel)] = (generation, request, (item.key, request.key), state, model_id, save)
         self.refiner.keep(session, item, request.prompt, request.key)
 
-    def forget(self, rel: str) -> int:
-        """`rel` was accepted or edited again: its waiting full-resolution save (if any) is dropped. Returns the new
-        generation of `rel`."""
-        self._waiting.pop(rel, None)
-        self._generation[rel] = self._generation.get(rel, 0) + 1
-        return self._generation[rel]
+    def forget(self, rel: str, owner: object = None) -> int:
+        """`rel` of project `owner` was accepted or edited again: its waiting full-resolution save (if any) is
+        dropped. Returns the new generation of (owner, rel)."""
+        self._waiting.pop((owner, rel), None)
+        self._generation[(owner, rel)] = self._generation.get((owner, rel), 0) + 1
+        return self._generation[(owner, rel)]
+
+    def drop(self, owner: object) -> list[str]:
+        """Project `owner` closes without waiting longer: its waiting saves are dropped (their view-level accepts
+        stay). Returns their images."""
+        rels = self.pending_for(owner)
+        for rel in rels:
+            self.forget(rel, owner)
+        return rels
 
     def join(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         for call in self._calls:
             call.join(max(0.0, deadline - time.monotonic()))
 
-    def _on_refined(self, key: tuple, mask: np.ndarray, owned: np.ndarray) -> None:
-        for rel, (generation, request, state, model_id, save) in list(self._waiting.items()):
-            if request.key != key:
+    def _on_refined(self, kept: tuple, mask: np.ndarray, owned: np.ndarray) -> None:
+        for entry_key, (generation, request, refine_key, *_) in list(self._waiting.items()):
+            if refine_key != kept:
                 continue
             call = BackgroundCall(lambda r=request: full_resolution_mask(mask, owned, r.coarse, r.layer, r.gt))
             call.succeeded.connect(self._on_composed)
             call.failed.connect(self._on_compose_failed)
             self._calls = [c for c in self._calls if c.is_running()] + [call]
-            self._composing[call.relay] = (rel, generation)
+            self._composing[call.relay] = (entry_key, generation)
             call.start()
 
     def _on_composed(self, result: tuple[np.ndarray, dict | None]) -> None:
-        rel, generation = self._composing.pop(self.sender(), (None, None))
-        entry = self._waiting.get(rel) if rel is not None else None
+        entry_key, generation = self._composing.pop(self.sender(), (None, None))
+        entry = self._waiting.get(entry_key) if entry_key is not None else None
         if entry is None or entry[0] != generation:
             return  # accepted or edited again meanwhile: the newer work wins
-        del self._waiting[rel]
-        _, _, state, model_id, save = entry
+        del self._waiting[entry_key]
+        *_, state, model_id, save = entry
         mask, metrics = result
-        save(rel, mask, state, model_id, metrics)
-        self.saved.emit(rel)
+        save(entry_key[1], mask, state, model_id, metrics)
+        self.saved.emit(entry_key[1])
 
     def _on_compose_failed(self, message: str) -> None:
-        rel, generation = self._composing.pop(self.sender(), (None, None))
-        entry = self._waiting.get(rel) if rel is not None else None
+        entry_key, generation = self._composing.pop(self.sender(), (None, None))
+        entry = self._waiting.get(entry_key) if entry_key is not None else None
         if entry is not None and entry[0] == generation:
-            del self._waiting[rel]
-            self.failed.emit(rel, message)
+            del self._waiting[entry_key]
+            self.failed.emit(entry_key[1], message)
 
-    def _on_failed(self, key: tuple, message: str) -> None:
-        for rel, entry in list(self._waiting.items()):
-            if entry[1].key == key:
-                del self._waiting[rel]
-                self.failed.emit(rel, message)
+    def _on_failed(self, kept: tuple, message: str) -> None:
+        for entry_key, entry in list(self._waiting.items()):
+            if entry[2] == kept:
+                del self._waiting[entry_key]
+                self.failed.emit(entry_key[1], message)
 
 
 def full_resolution_mask(refined: np.ndarray, owned: np.ndarray, coarse: np.ndarray, layer: np.ndarray | None,
