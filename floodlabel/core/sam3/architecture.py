@@ -131,6 +131,10 @@ def build_sam3_model(arch: Sam3Architecture, bpe_path: str) -> "Sam3Image":
     except ImportError as exc:
         raise ModelError(f"{INSTALL_HINT} ({exc})") from None
 
+    # building on a CPU, sam3's tracker asks for a CUDA autocast and its modules call torch.jit.script: both warn on
+    # every build (the CLI printed them); neither means anything to a user
+    warnings.filterwarnings("ignore", message="CUDA is not available or torch_xla is imported", category=UserWarning)
+    warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
     a, d = arch, arch.d_model
     quarter = a.vit_depth // 4
     trunk = ViT(
