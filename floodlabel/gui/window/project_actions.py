@@ -218,7 +218,7 @@ class ProjectActions(QObject):
     def _give_up(self, link: StoreLink, rels: list[str]) -> None:
         """`link` closes without the masks of `rels`: what is saved of them stays, and the window says so."""
         self.refined.drop(link)
-        text = (f"The full-resolution mask of {', '.join(rels)} was not finished in {PENDING_WAIT_S:.0f} s, before "
+        text = (f"The full-resolution mask of {', '.join(rels)} was not finished in {PENDING_WAIT_S:g} s, before "
                 f"its project closed: its view-level mask (upscaled to full size) is the one saved.")
         self.notice.show_notice("refine-unfinished", text)
         self.status_bar.showMessage(text)
