@@ -115,6 +115,7 @@ class AnnotationWindow(QMainWindow):
         else:
             self.use_model(self.models.initial_model())
         self._row_after_open: int | None = None  # a row the user picked while the project opened
+        self._listed: FloodDataset | None = None  # the dataset the image list shows
         self._first_folder = True  # opened before the window is shown: its project on the spot
         self.open_folder(recent.startup_folder(data))
         self._first_folder = False
@@ -178,8 +179,6 @@ class AnnotationWindow(QMainWindow):
         self.candidates.clear()
         self.controller.set_dataset(dataset)
         self.text_prompt.set_folder(folder)
-        self.image_list.set_dataset(dataset)
-        self.dataset_view.set_dataset(dataset)
         self._row_after_open = None
         self.project.open_store(dataset, wait=self._first_folder)  # -> _on_project_opened
         if not dataset.pairs:
@@ -188,7 +187,12 @@ class AnnotationWindow(QMainWindow):
 
     def _on_project_opened(self) -> None:
         """The folder's project is open (or could not be): its statuses, then where the user left off (else the
-        first not accepted), or the row picked meanwhile."""
+        first not accepted), or the row picked meanwhile. The list fills now: its header scan (threads) would
+        contend with the project's open for the interpreter, and stall the UI thread with it."""
+        if self.dataset is not None and self._listed is not self.dataset:
+            self._listed = self.dataset
+            self.image_list.set_dataset(self.dataset)
+            self.dataset_view.set_dataset(self.dataset)
         self.project.show_statuses()
         self._update_finetune_context()
         if self.dataset is None or not self.dataset.pairs or self.controller.row >= 0:
