@@ -49,13 +49,14 @@ def test_opening_folders_in_turn_reopens_each_project_writable(qtbot, window, tm
     w = window(a, SegmentationSession.open("classic"))
     qtbot.waitUntil(lambda: w.controller.item is not None, timeout=20000)
     first = w.store
-    for folder, count in ((b, 1), (a, 2), (b, 1)):
+    for folder, count in ((a, 2), (b, 1), (a, 2), (b, 1)):  # the same folder again first: it waits for its close
         w.open_folder(folder)
         assert w.project.opening and w.store is None and not w.accept_action.isEnabled()  # the worker opens it
         qtbot.waitUntil(lambda: w.store is not None and w.controller.item is not None, timeout=20000)
         assert not w.store.read_only and w.store.project_dir.parent == folder  # the old close released the lock first
         assert w.image_list.model.rowCount() == count and w.accept_action.isEnabled()
     assert first.closing is not None and first.closing.is_set()
+    qtbot.waitUntil(lambda: not w.project.opener.closing, timeout=10000)  # every old project closed
 
 
 @pytest.mark.slow  # about 10 s: the classic refine of 4 tiles

@@ -270,7 +270,8 @@ class ProjectActions(QObject):
         ann, item = self.controller.annotation, self.controller.item
         if self.store is not None and ann is not None and item is not None and ann.version > 0:
             self.remember(self.controller.row)
-            self.refined.forget(self.store.rel_path(item.path), self.store)  # an edit after an accept: the newer work wins
+            # an edit after an accept: the newer work wins over its late full-resolution mask
+            self.refined.forget(self.store.rel_path(item.path), self.store)
             self.store.schedule_autosave(self.store.rel_path(item.path), ann.to_dict)
 
     def mark_in_progress(self) -> None:

@@ -19,9 +19,9 @@ encoded.
 Accept before the refine came in (`RefinedAccepts`): the accept is written at once with the view-level mask (a kill
 loses nothing), the refine it needs is *kept* (`TiledRefiner.keep`: another image, prompt or folder no longer cancels
 it, or it is started when it had not started yet; a kept refine is named by its map's key too, `(item.key, (row,
-prompt key))`, so a row of another folder never takes it), and when it ends the full-resolution mask (refined inside the decoded
-cores, the view-level mask elsewhere, the strokes of the accept on top, scored against the GT) is composed in a
-worker and accepted again over the first one, with the same state. An accept or an edit of that image meanwhile
+prompt key))`, so a row of another folder never takes it), and when it ends the full-resolution mask (refined
+inside the decoded cores, the view-level mask elsewhere, the strokes of the accept on top, scored against the GT)
+is composed in a worker and accepted again over the first one, with the same state. An accept or an edit of that image meanwhile
 drops the second write (the newer work wins); a failed refine leaves the view-level accept and says so. Each
 waiting accept belongs to the project it was made in (`owner`: the StoreLink whose `accept` saves it), so it is
 saved there even after another folder opened; that project closes only after it (`ProjectActions`, bounded).
