@@ -521,6 +521,8 @@ class Driver:
         """window.open_folder with the project store in the benchmark's temporary folder (never in `folder`)."""
         self.w.project.requested_project = self.tmp / "projects" / label.replace(" ", "_").replace(":", "")
         self.w.open_folder(folder)
+        # the project opens off the UI thread; until it has, the controller still holds the previous folder's image
+        self.spin(lambda: not self.w.project.opening and self.w.controller.row >= 0, 60)
 
     def timed_click(self, x: float, y: float, positive: bool) -> float:
         """Click image pixel (x, y); seconds from the press to the end of the paint that shows its mask."""
