@@ -125,6 +125,38 @@ def test_latest_request_wins(qtbot, latest):
     assert not worker.pending
 
 
+def test_a_result_in_parts_reports_each_part_unless_a_newer_request_came(qtbot, latest):
+    """decode_jobs.decode_prompt yields the view mask, then the native one: the first is painted without waiting
+    for the second, and a newer request (another click) ends the old one after the part in hand."""
+    worker, rec = latest
+    worker.submit(0, lambda: iter_parts(["view", "native"]))
+    qtbot.waitUntil(lambda: len(rec.events) == 2, timeout=WAIT_MS)
+    assert rec.events == [("done", 0, "view"), ("done", 0, "native")]
+
+    rec.events.clear()
+    gate, later = threading.Event(), []
+
+    def parts():
+        yield "view"
+        later.append("native made")
+        yield "native"
+
+    def slow_view():
+        gate.wait(WAIT_MS / 1000)
+        return parts()
+
+    worker.submit(1, slow_view)
+    qtbot.waitUntil(lambda: not worker.pending, timeout=WAIT_MS)  # request 1 is running
+    worker.submit(2, lambda: "newer")
+    gate.set()
+    qtbot.waitUntil(lambda: len(rec.events) == 2, timeout=WAIT_MS)
+    assert rec.events == [("done", 1, "view"), ("done", 2, "newer")] and later == []
+
+
+def iter_parts(parts):
+    yield from parts
+
+
 def test_latest_failures_are_messages_and_the_worker_goes_on(qtbot, latest):
     worker, rec = latest
 

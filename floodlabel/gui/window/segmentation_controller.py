@@ -338,7 +338,7 @@ class SegmentationController(QObject):
         if kind != "prompt" or size == item.original_size:
             self._submit_decode(lambda: decode_view(session, emb, kind, key, prompt, candidate, size))
             return
-        # one trip: the view mask and the native one (strokes applied, metrics) come back together
+        # one request in two parts: the view mask (painted at once), then the native one (strokes, metrics)
         self._native_pending = True
         ann, gt = self.annotation, item.gt
         layer, version = stroke_snapshot(ann, item.original_size), ann.version
@@ -358,7 +358,7 @@ class SegmentationController(QObject):
             return
         self.shown = result
         self._show_mask()
-        if result.kind == "prompt" or result.new_prompt:
+        if (result.kind == "prompt" and not result.partial) or result.new_prompt:
             self.scored.emit(self.row, float(result.prediction.scores[self._chosen(result)]))
             if self.refiner.wanted(self.item):  # a map: the tiled decode follows at full resolution
                 self.refiner.start(self.session, self.item, self.annotation.prompt, (self.row, result.prompt_key))

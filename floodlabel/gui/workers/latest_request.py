@@ -14,6 +14,7 @@ reasons given in gui/background.py. Connect the signals to bound methods of widg
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
@@ -36,7 +37,8 @@ class LatestRequestWorker:
     """Runs `fn()` of the newest submitted request in a daemon thread; older pending requests are dropped.
 
     Signals (on `relay`, also attributes): done(request_id, result), failed(request_id, one-line message).
-    A dropped request emits nothing. The request that is running when a new one arrives finishes and reports;
+    A dropped request emits nothing. An fn that returns a generator reports each part it yields with done(); a
+    newer request arriving meanwhile ends it after the part in hand. The request that is running when a new one arrives finishes and reports;
     then the newest pending one runs.
     """
 
@@ -91,10 +93,16 @@ class LatestRequestWorker:
     def _run(self, request_id: int, fn: Callable[[], Any]) -> None:
         try:
             result = fn()
+            if not inspect.isgenerator(result):
+                self.relay.done.emit(request_id, result)
+                return
+            for part in result:  # a result in parts: each reported as it comes (e.g. the view mask first)
+                self.relay.done.emit(request_id, part)
+                if self.pending:  # a newer request came: the rest of this one is not wanted
+                    result.close()
+                    break
         except Exception as exc:  # noqa: BLE001 - every failure becomes one line in the window
             self.relay.failed.emit(request_id, one_line_error(exc))
-        else:
-            self.relay.done.emit(request_id, result)
 
 
 class EmbedWorker:

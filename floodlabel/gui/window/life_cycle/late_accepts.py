@@ -75,7 +75,7 @@ class LateAccepts(QObject):
                                                  version), 1)
 
         def make() -> tuple[np.ndarray, dict | None, RefineRequest | None]:
-            result = job()
+            *_, result = job()  # the view part first, then the native one: only the latter is saved
             request = RefineRequest((waiting.row, key), prompt, result.native_mask, layer, gt) if wants_refine \
                 else None
             metrics = result.metrics.as_dict() if result.metrics is not None else None
