@@ -356,8 +356,12 @@ class SegmentationController(QObject):
             return  # a newer request (or another image) came meanwhile
         if result.kind == "hover" and not self.annotation.prompt.is_empty:
             return
-        self.shown = result
-        self._show_mask()
+        before, self.shown = self.shown, result
+        if (result.new_prompt and before is not None and before.partial and before.prompt_key == result.prompt_key
+                and before.candidate == result.candidate):
+            self._update_native(self._model_view())  # its view part is on screen: the native mask completes it
+        else:
+            self._show_mask()
         if (result.kind == "prompt" and not result.partial) or result.new_prompt:
             self.scored.emit(self.row, float(result.prediction.scores[self._chosen(result)]))
             if self.refiner.wanted(self.item):  # a map: the tiled decode follows at full resolution
@@ -388,11 +392,17 @@ class SegmentationController(QObject):
             self.mask_changed.emit(shown.prediction.mask(shown.prediction.best))
             self._emit_candidates(shown)
             return
-        chosen = self._chosen(shown) if shown is not None else -1
-        model_view = self.text_steps.view_mask(view_model_mask(self.shown_fixed_mask(), shown, chosen, view), view)
+        model_view = self._model_view()
         self.mask_changed.emit(with_strokes(ann, model_view, view))
         self._emit_candidates(shown)
         self._update_native(model_view)
+
+    def _model_view(self) -> np.ndarray | None:
+        """The model's mask at the view size (strokes not applied): the fixed one, else the shown candidate, with the
+        text prompt's instances."""
+        shown, view = self.shown, view_size(self.item.original_size)
+        chosen = self._chosen(shown) if shown is not None else -1
+        return self.text_steps.view_mask(view_model_mask(self.shown_fixed_mask(), shown, chosen, view), view)
 
     def _emit_candidates(self, shown: Decoded | None) -> None:
         if shown is None:
