@@ -7,10 +7,9 @@ own image even when the user leaves it first (`life_cycle.late_accepts`)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Callable
-
-import sys
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
