@@ -157,6 +157,43 @@ def iter_parts(parts):
     yield from parts
 
 
+def test_the_decoder_keeps_its_thread_and_passing_workers_run_each_request_on_a_thread_that_ends(qtbot):
+    """The click's decoder keeps one long-lived thread (its OpenMP team stays warm); the other torch workers run
+    each request on a thread of its own that has ended by the time the next one runs (core.segment.passing_thread)."""
+    for passing in (False, True):
+        worker = LatestRequestWorker("threads", passing=passing)
+        rec = Recorder()
+        worker.done.connect(rec.done)
+        threads = []
+        for i in range(3):
+            worker.submit(i, lambda: threads.append(threading.current_thread()))
+            qtbot.waitUntil(lambda i=i: len(rec.events) == i + 1, timeout=WAIT_MS)
+        worker.stop()
+        assert worker.join(WAIT_MS / 1000)
+        if passing:
+            assert len(set(threads)) == 3 and worker._thread not in threads
+            assert not any(t.is_alive() for t in threads)
+        else:
+            assert set(threads) == {worker._thread}
+
+
+def test_embed_jobs_run_on_threads_that_end_with_them(qtbot, embed):
+    worker, rec = embed
+    threads = []
+
+    def job(checkpoint):
+        checkpoint()
+        threads.append(threading.current_thread())
+        return len(threads)
+
+    worker.request("a", job)
+    qtbot.waitUntil(lambda: ("finished", "a", 1) in rec.events, timeout=WAIT_MS)
+    worker.prefetch("b", job)
+    qtbot.waitUntil(lambda: ("prefetched", "b") in rec.events, timeout=WAIT_MS)
+    assert len(set(threads)) == 2 and worker._thread not in threads
+    assert not any(t.is_alive() for t in threads)
+
+
 def test_latest_failures_are_messages_and_the_worker_goes_on(qtbot, latest):
     worker, rec = latest
 

@@ -44,7 +44,7 @@ class CompareController(QObject):
         self._a_mask: np.ndarray | None = None
         self._embeddings: dict[str, object] = {}  # image key -> B's embedding (another encoder only)
         self._request = 0
-        self.worker = LatestRequestWorker("floodlabel-compare")
+        self.worker = LatestRequestWorker("floodlabel-compare", passing=True)
         self.worker.done.connect(self._on_done)
         self.worker.failed.connect(self._on_failed)
 

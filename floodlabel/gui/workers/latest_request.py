@@ -9,7 +9,8 @@ reasons given in gui/background.py. Connect the signals to bound methods of widg
   the user will probably open next). The work function receives a `checkpoint` to call often (SAM calls it
   between encoder blocks, see core.sam_backend.SamSegmenter.embed): it raises Cancelled when the job was
   cancelled or superseded, and it blocks while prefetch is paused, so a background encoder stops between blocks
-  while the user clicks (on 2 cores that is the only way not to slow the clicks down).
+  while the user clicks (on 2 cores that is the only way not to slow the clicks down). Each job runs on a thread
+  that ends with it (`core.segment.passing_thread`: the click's decoder keeps the only live OpenMP team).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, Signal
 
 from floodlabel.core.common.cancel import Cancelled
+from floodlabel.core.segment.passing_thread import in_passing_thread
 from floodlabel.gui.workers.background import one_line_error
 
 __all__ = ["Cancelled", "EmbedWorker", "LatestRequestWorker"]
@@ -38,12 +40,15 @@ class LatestRequestWorker:
 
     Signals (on `relay`, also attributes): done(request_id, result), failed(request_id, one-line message).
     A dropped request emits nothing. An fn that returns a generator reports each part it yields with done(); a
-    newer request arriving meanwhile ends it after the part in hand. The request that is running when a new one arrives finishes and reports;
-    then the newest pending one runs.
+    newer request arriving meanwhile ends it after the part in hand. The request that is running when a new one
+    arrives finishes and reports; then the newest pending one runs. `passing`: see the attribute.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, passing: bool = False) -> None:
         self.name = name
+        self.passing = passing
+        """Whether each request runs on a thread that ends with it (`core.segment.passing_thread`): every worker
+        that runs torch but the click's decoder, so that the decoder keeps the only live OpenMP team."""
         self.relay = _LatestRelay()
         self.done = self.relay.done
         self.failed = self.relay.failed
@@ -87,7 +92,10 @@ class LatestRequestWorker:
                     return
                 request_id, fn = self._pending
                 self._pending = None
-            self._run(request_id, fn)
+            if self.passing:
+                in_passing_thread(lambda: self._run(request_id, fn), f"floodlabel-{self.name}-job")
+            else:
+                self._run(request_id, fn)
             del fn  # do not keep the last request's image alive while idle
 
     def _run(self, request_id: int, fn: Callable[[], Any]) -> None:
@@ -258,8 +266,8 @@ class EmbedWorker:
         start = time.perf_counter()
         if job.foreground:
             self.relay.started.emit(job.key)
-        try:
-            result = job.fn(lambda: self._checkpoint(job))
+        try:  # on a thread that ends with the job: see core.segment.passing_thread
+            result = in_passing_thread(lambda: job.fn(lambda: self._checkpoint(job)), "floodlabel-embed-job")
         except Cancelled:
             self._finish_cancelled(job)
         except Exception as exc:  # noqa: BLE001 - every failure becomes one line in the window

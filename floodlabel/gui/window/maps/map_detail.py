@@ -39,7 +39,7 @@ class MapDetail(QObject):
         super().__init__(parent)
         self.controller = controller
         self.canvas = canvas
-        self.worker = LatestRequestWorker("map-detail")
+        self.worker = LatestRequestWorker("map-detail", passing=True)
         self.worker.done.connect(self._on_read)
         self.worker.failed.connect(self._on_failed)
         self._request = 0

@@ -34,7 +34,7 @@ class TextPromptJobs(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.worker = LatestRequestWorker("floodlabel-text")
+        self.worker = LatestRequestWorker("floodlabel-text", passing=True)
         self.worker.done.connect(self._on_done)
         self.worker.failed.connect(self._on_failed)
         self.key: tuple | None = None  # (row, weights id, phrase, size) of `instances`
