@@ -83,7 +83,7 @@ class ChildTraining:
         proc.start()
         theirs.close()
         self.pid = proc.pid
-        with background_work.holding("fine-tuning"):  # the window decodes with 1 torch thread meanwhile
+        with background_work.holding("fine-tuning", proc.pid):  # the window stops it while it decodes a click
             return self._relay(proc, ours, progress, cancel)
 
     def _relay(self, proc, ours, progress: Progress | None, cancel: threading.Event | None) -> FinetuneResult:

@@ -8,12 +8,15 @@ Frames: the view size is `view_size(original_size)` (long side <= 2048), the nat
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from floodlabel.core.annotation.annotation import apply_stroke_layer
+from floodlabel.core.common import background_work
 from floodlabel.core.annotation.prompts import Prompt
 from floodlabel.core.evaluation.metrics import MaskMetrics, mask_metrics
 from floodlabel.core.segment.candidates import candidate_thumbnails
@@ -87,13 +90,24 @@ def decode_session(session, item):
     return session
 
 
-def with_threads(fn: Callable[[], Decoded], threads: int | None) -> Callable[[], Decoded]:
+def with_threads(fn: Callable[[], Any], threads: int | None, stop: Sequence[int] = ()) -> Callable[[], Any]:
     """`fn` as a worker job that first sets its thread's torch threads (`compute_config.threads_here`; None: the
-    process's count)."""
-    def job() -> Decoded:
+    process's count). `stop`: child processes (pre-encoding, fine-tuning) kept stopped while it runs
+    (`core.common.background_work.stopped`: the click has the cores); a result in parts keeps them stopped until
+    its last part, or until the worker ends it early."""
+    def job() -> Any:
         from floodlabel.core.segment.compute_config import threads_here  # torch: never imported on the UI thread
 
         threads_here(threads)
-        return fn()
+        return _stopping(fn, stop) if stop else fn()
 
     return job
+
+
+def _stopping(fn: Callable[[], Any], stop: Sequence[int]) -> Iterator[Any]:
+    with background_work.stopped(stop):
+        result = fn()
+        if inspect.isgenerator(result):
+            yield from result
+        else:
+            yield result

@@ -345,11 +345,15 @@ class SegmentationController(QObject):
         self._submit_decode(lambda: decode_prompt(session, emb, key, prompt, candidate, size, layer, gt, version))
 
     def _submit_decode(self, fn) -> None:
-        """Queue decode `fn` as request `_request`; it runs with 1 torch thread while the pre-encoding child or a
-        fine-tuning child is busy (it holds the other core: see `compute_config.threads_here`), else with the
-        process's count."""
-        threads = 1 if self.encoder.background_busy or background_work.busy() else None
-        self.decoder.submit(self._request, with_threads(fn, threads))
+        """Queue decode `fn` as request `_request`. A pre-encoding or fine-tuning child that holds a core is stopped
+        while it runs, with the process's torch threads (`core.common.background_work`); where a child cannot be
+        stopped, the decode runs with 1 torch thread beside it (`compute_config.threads_here`)."""
+        children = background_work.pids()
+        if self.encoder.background_busy and self.encoder.background_pid is not None:
+            children.append(self.encoder.background_pid)
+        stop = children if background_work.CAN_STOP else []
+        busy = self.encoder.background_busy or background_work.busy()
+        self.decoder.submit(self._request, with_threads(fn, 1 if busy and not stop else None, stop))
 
     def _on_decoded(self, request_id: int, result: Decoded) -> None:
         if request_id != self._request or self.annotation is None:
