@@ -7,7 +7,8 @@ window's process (a thread, as before) and when it runs in a child process at ni
 One process decodes a click (SegmentationSession.predict, a point on an 893x551 photo, the window's decode) every
 100 ms for --seconds while (1) nothing else runs: the baseline, (2) a thread of the same process encodes other
 images without a pause, (3) a child process encodes the same images, the decode with the process's torch threads
-and (4) with 1, as the window does while its child is busy. The table gives the decode's median and p95,
+and (4) with 1, as the window did while its child was busy, and (5) the child stopped (SIGSTOP) for the length of each
+decode, which has the process's threads, as the window does now (core.common.background_work). The table gives the decode's median and p95,
 their ratios to the baseline in the same run, and how many images each prefetch encoded meanwhile. Random weights
 time like real ones. No pause after a click in (2): it shows what a click pays when it lands inside an encoder block.
 """
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     from PIL import Image
 
     from floodlabel.core.annotation.prompts import Prompt
+    from floodlabel.core.common import background_work
     from floodlabel.core.models.background_encoder import BackgroundEncoder
     from floodlabel.core.models.session import SegmentationSession
     from synthetic_scenes import interior_point, make_flood_scene
@@ -60,11 +62,12 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(3):
             session.predict(embedding, prompt)  # warm
 
-        def clicks() -> list[float]:
+        def clicks(stop: tuple[int, ...] = ()) -> list[float]:
             times, end = [], time.perf_counter() + args.seconds
             while time.perf_counter() < end:
                 t0 = time.perf_counter()
-                session.predict(embedding, prompt)
+                with background_work.stopped(stop):
+                    session.predict(embedding, prompt)
                 times.append(time.perf_counter() - t0)
                 time.sleep(0.1)
             return times
@@ -110,9 +113,12 @@ def main(argv: list[str] | None = None) -> int:
 
             threads_here(1)  # the window's rule while the child is busy (SegmentationController._submit_decode)
             start = count[0]
-            rows.append(("pre-encoding in a child process, nice +10, decode with 1 thread (the window)", clicks(),
-                         f"{count[0] - start}"))
+            rows.append(("pre-encoding in a child process, nice +10, decode with 1 thread (the window before)",
+                         clicks(), f"{count[0] - start}"))
             threads_here(None)
+            start = count[0]
+            rows.append(("pre-encoding in a child process, nice +10, stopped during each decode, which has the "
+                         "process's threads (the window now)", clicks((child.pid,)), f"{count[0] - start}"))
             memory = f"memory: this process {_status_mb('self')}, the child {_status_mb(child.pid)}"
         finally:
             child.close(timeout=1.0)

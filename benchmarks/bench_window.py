@@ -36,6 +36,8 @@ Measured (wall clock, time.perf_counter):
 - long session (not with --quick): 50 images, 1,000 clicks, with the tiny SAM of tests/tiny_sam.py (its encoder
   is small so 50 images encode quickly; its prompt encoder and mask decoder are vit_b's, so click latency is the
   same): click latency of the first vs the last 100 clicks, RSS (VmRSS) at the start and the end.
+- peak resident memory (VmHWM) over the whole run: the window's process, and each kind of child process it started
+  (the pre-encoding child, the fine-tuning child), sampled from /proc every 0.25 s.
 """
 
 from __future__ import annotations

@@ -100,9 +100,9 @@ PROCESS_THREADS = torch.get_num_threads()
 
 def threads_here(n: int | None) -> None:
     """Set torch's intra-op threads for the calling thread only (OpenMP keeps the count per thread); None: the
-    process's own count. The window's decode thread uses 1 while the pre-encoding child holds the other core: with
-    2, each decode's OpenMP barrier waited on the core the child was on (decode 52 -> 724 ms, 1 thread: 32 ms;
-    benchmarks/bench_prefetch.py)."""
+    process's own count. The window's decode thread uses 1 beside a child that holds the other core and cannot be
+    stopped (`core.common.background_work`): with 2, each decode's OpenMP barrier waited on the core the child was
+    on (decode 52 -> 724 ms, 1 thread: 32 ms; benchmarks/bench_prefetch.py)."""
     want = PROCESS_THREADS if n is None else max(1, int(n))
     if torch.get_num_threads() != want:
         torch.set_num_threads(want)
