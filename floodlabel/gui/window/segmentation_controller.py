@@ -16,7 +16,8 @@ instead of the decode), `text_prompt` (`text`: the text instances' worker, `text
 Threads: images load in `loader`, embeddings run in `encoder.worker` (foreground + prefetch of the next image,
 paused while the user interacts), prompts decode in `decoder`; all report back through queued signals. Nothing here
 waits on the model on the UI thread. Metrics are of the mask at the image's native size (the mask that would be saved): made in
-the decode worker for large images, here on the UI thread otherwise (and after strokes added meanwhile).
+the decode worker for a new prompt on a large image, else by `native` (`native.native_compose`: in its worker for an
+image larger than the view, a stroke or a fixed mask; here on the UI thread for a small one).
 """
 
 from __future__ import annotations
@@ -35,14 +36,14 @@ from floodlabel.core.data.datasets import FloodDataset
 from floodlabel.core.data.image_item import ImageItem
 from floodlabel.core.evaluation.live_metrics import NocTracker
 from floodlabel.core.evaluation.metrics import MaskMetrics
-from floodlabel.core.geo.area import mask_area
 from floodlabel.gui.window.decode_jobs import (Decoded, decode_native, decode_prompt, decode_session, decode_view,
                                                with_threads)
 from floodlabel.gui.window.encoder_jobs import EncoderJobs
 from floodlabel.gui.window.fixed_mask import AutoRunner, FixedMask
 from floodlabel.gui.window.image_loading import (Restore, SessionOpener, annotation_from_prompt, load_job,
                                                 restored_annotation)
-from floodlabel.gui.window.mask_composition import saved_mask, stroke_snapshot, view_model_mask, with_strokes
+from floodlabel.gui.window.mask_composition import stroke_snapshot, view_model_mask, with_strokes
+from floodlabel.gui.window.native.native_compose import DECODE, READY, NativeCompose
 from floodlabel.gui.window.text_prompt.text_prompt_jobs import TextPromptJobs
 from floodlabel.gui.window.text_prompt.text_prompt_steps import TextPromptSteps
 from floodlabel.gui.window.maps.tiled_refine import RefineRequest, TiledRefiner
@@ -112,6 +113,7 @@ class SegmentationController(QObject):
         self.text = TextPromptJobs(self)  # the text prompt's instances (`text_prompt_jobs`)
         self.text_steps = TextPromptSteps(self, self.text, self._show_mask, self._interacting)  # run, threshold, pick
         self.text.failed.connect(lambda message: self.message.emit(f"Text prompt failed: {message}"))
+        self.native = NativeCompose(self, self._native_in, self.area_changed.emit)  # the mask an Accept saves
         self._native_pending = False
         self._request = 0
 
@@ -153,6 +155,7 @@ class SegmentationController(QObject):
         self.fixed.drop()
         self.annotation = None
         self._native_pending = False
+        self.native.drop()
         self.text.forget()
         self.encoder.cancel()
         self.refiner.cancel()
@@ -262,11 +265,11 @@ class SegmentationController(QObject):
         self.encoder.close()
         self.cancel_auto()
         self.refiner.cancel(kept=True)  # an accept waiting for one keeps its view-level mask (tiled_refine)
-        for worker in (self.encoder.worker, self.loader, self.decoder, self.text.worker):
+        for worker in (self.encoder.worker, self.loader, self.decoder, self.text.worker, self.native.worker):
             worker.stop()
         deadline = time.monotonic() + timeout
         for worker in (self.encoder.worker, self.loader, self.decoder, self.text.worker, self.auto, self.refiner,
-                       self.opener.call):
+                       self.opener.call, self.native.worker):
             if worker is not None:
                 worker.join(max(0.0, deadline - time.monotonic()))
 
@@ -416,23 +419,23 @@ class SegmentationController(QObject):
             self.candidates_changed.emit(shown.thumbs, scores, self._chosen(shown))
 
     def _update_native(self, model_view: np.ndarray | None) -> None:
-        """Recompute the native mask (the one that would be saved) and its metrics against the GT."""
-        ann, item, shown = self.annotation, self.item, self.shown
-        native_size = item.original_size
-        chosen = self._chosen(shown) if shown is not None else -1
-        ready, texted, model_native = self.text_steps.native_mask(shown, chosen, model_view, native_size)
-        if not ready:
-            if shown.kind == "native":  # another candidate was picked: decode it at the native size
-                self._request_native(shown)
-            self._native_pending = True
-            return  # the native mask is on its way from the decode worker
+        """The native mask (the one that would be saved), its metrics against the GT and its area, by `native`
+        (`native.native_compose`): here and now, or in its worker (`_native_in` takes it; `native_ready()` is False
+        meanwhile), or after the decode worker made the model mask at the native size."""
+        shown = self.shown
+        state = self.native.update(shown, self._chosen(shown) if shown is not None else -1, model_view)
+        if state == DECODE and shown.kind == "native":  # another candidate was picked: decode it at the native size
+            self._request_native(shown)
+        self._native_pending = state != READY
+
+    def _native_in(self, mask: np.ndarray | None, metrics: MaskMetrics | None) -> None:
+        """The native mask and its metrics are in (`native`): what an Accept saves now."""
+        ann, item = self.annotation, self.item
         self._native_pending = False
-        self.native_mask, self.metrics = saved_mask(ann, item.gt, native_size, self.shown_fixed_mask(),
-                                                  None if texted else shown, model_native)
-        if self.metrics is not None:
-            self.noc.update(ann.click_count, self.metrics.iou)
-        self.metrics_changed.emit(self.metrics, item.gt is not None)
-        self.area_changed.emit(None if self.native_mask is None else mask_area(self.native_mask, item.geo))
+        self.native_mask, self.metrics = mask, metrics
+        if metrics is not None:
+            self.noc.update(ann.click_count, metrics.iou)
+        self.metrics_changed.emit(metrics, item.gt is not None)
         self.clicks_changed.emit(ann.click_count, self.noc.noc85, self.noc.noc90)
 
     def _emit_state(self) -> None:

@@ -3,10 +3,13 @@ image the user then left (another image, another folder, closing the window): it
 for the one on screen when the mask comes.
 
 While the user stays on the image, the accept goes ahead when the mask lands there (`WaitingAccept.is_on`). When
-the user leaves first, `LateAccepts.finish` decodes the accept's prompt again off the UI thread from what it was
-made of (the image's embedding, prompt, candidate, strokes and GT, as `decode_jobs.decode_prompt` does for a new
-prompt) and saves the result in the project the accept was made in; on a map the full-resolution refine follows
-(`maps.tiled_refine.RefinedAccepts`). A text prompt's mask is not made here: the window says it was not saved.
+the user leaves first, `LateAccepts.finish` makes the mask off the UI thread and saves it in the project the accept
+was made in; on a map the full-resolution refine follows (`maps.tiled_refine.RefinedAccepts`):
+- when the native mask was being composed (a stroke, a fixed mask, the text instances: `native.native_compose`),
+  by that compose job itself, made of the version accepted;
+- else (its decode at the native size ran) by decoding the accept's prompt again from what it was made of (the
+  image's embedding, prompt, candidate, strokes and GT, as `decode_jobs.decode_prompt` does for a new prompt). A
+  text prompt's mask is not made that way: the window says it was not saved.
 """
 
 from __future__ import annotations
@@ -65,6 +68,10 @@ class LateAccepts(QObject):
         """Make and save `waiting`'s mask off the UI thread; `controller` still shows its image (its embedding,
         session, prompt). False when that cannot be done here (a text prompt, no embedding)."""
         c, ann, item, owner = controller, waiting.annotation, waiting.item, waiting.owner
+        compose = c.native.job_for(ann)
+        if compose is not None:
+            self._start(waiting, c, _composed(compose, item.original_size, c.pending_refine()))
+            return True
         if c.session is None or c.embedding is None or ann.prompt.text is not None or not ann.prompt.has_geometry:
             return False
         prompt, candidate, gt, version = ann.prompt, ann.candidate, item.gt, ann.version
@@ -81,14 +88,18 @@ class LateAccepts(QObject):
             metrics = result.metrics.as_dict() if result.metrics is not None else None
             return result.composed, metrics, request
 
+        self._start(waiting, c, make)
+        return True
+
+    def _start(self, waiting: WaitingAccept, c, make) -> None:
+        owner, item = waiting.owner, waiting.item
         rel = owner.rel_path(item.path)
         call = BackgroundCall(make)
         call.succeeded.connect(self._on_made)
         call.failed.connect(self._on_failed)
         model_id = c.session.model_id if c.session else None
-        self._running[call.relay] = (owner, rel, ann.to_dict(), model_id, c.session, item, call)
+        self._running[call.relay] = (owner, rel, waiting.annotation.to_dict(), model_id, c.session, item, call)
         call.start()
-        return True
 
     def _on_made(self, result: tuple[np.ndarray, dict | None, RefineRequest | None]) -> None:
         entry = self._running.pop(self.sender(), None)
@@ -108,3 +119,15 @@ class LateAccepts(QObject):
         entry = self._running.pop(self.sender(), None)
         if entry is not None:
             self.failed.emit(entry[1], message)
+
+
+def _composed(job, size: tuple[int, int], request: RefineRequest | None):
+    """A late accept's work from the controller's native compose `job` (`native.native_compose.NativeMask`): the
+    mask (an empty one of `size` without any), its metrics as a dict and the refine `request` (or None)."""
+
+    def make() -> tuple[np.ndarray, dict | None, RefineRequest | None]:
+        result = job()
+        mask = result.mask if result.mask is not None else np.zeros(size, bool)
+        return mask, result.metrics.as_dict() if result.metrics is not None else None, request
+
+    return make

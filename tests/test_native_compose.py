@@ -1,0 +1,173 @@
+"""The native-size mask (the one an Accept saves) of an image larger than the view is composed and scored off the UI
+thread (gui/window/native/native_compose): the UI call returns before the compose ran, the result is the composed
+mask of the current version, a stale one is dropped, an Accept waits for it (and one that outlives its image saves
+that compose's mask, a fixed mask's too). Controller tests with a fake session (no model); window tests on the
+4200 x 4100 map of test_geo_accept_refine with the classic backend (its tiled refine off)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+
+import floodlabel.gui.window.native.native_compose as native_compose
+from floodlabel.core.annotation.annotation import Annotation, Stroke, view_size
+from floodlabel.core.evaluation.metrics import mask_metrics
+from floodlabel.core.models.session import SegmentationSession
+from floodlabel.core.segment.segmenter import Prediction
+from floodlabel.core.tiles.map_item import MapItem
+from floodlabel.gui.window.decode_jobs import Decoded
+from floodlabel.gui.window.mask_composition import with_strokes
+from floodlabel.gui.window.segmentation_controller import SegmentationController
+from test_geo_accept_refine import two_images  # noqa: F401 (fixture)
+from test_window_life_cycle import saved_mask
+
+BIG = (5000, 4000)  # (H, W): 20 MP, view 2048 x 1638
+
+
+@pytest.fixture
+def gate(monkeypatch):
+    """compose_native waits for `gate` (set it to let the compose go on); `calls` counts the composes started."""
+    gate, calls = threading.Event(), []
+    real = native_compose.compose_native
+
+    def gated(*args, **kwargs):
+        calls.append(1)
+        if not gate.wait(60):
+            raise TimeoutError("test gate never opened")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(native_compose, "compose_native", gated)
+    gate.calls = calls
+    yield gate
+    gate.set()
+
+
+@pytest.fixture
+def controller(qtbot):
+    """A controller on a 5000 x 4000 map whose prompt was decoded (the shown decode is native, its mask a disk)."""
+    c = SegmentationController()
+    view = view_size(BIG)
+    gt = _disk(BIG, 0.3)
+    c.item = MapItem(Path("map.tif"), np.zeros((*view, 3), np.uint8), gt, "map", None, full_size=BIG)
+    c.row = 0
+    c.annotation = Annotation(BIG)
+    c.annotation.add_listener(c._on_annotation_changed)
+    c.add_point(BIG[1] / 2, BIG[0] / 2, True)
+    qtbot.waitUntil(c.native_ready, timeout=10000)  # no decode yet: nothing to compose (no model mask, no stroke)
+    native = _disk(BIG, 0.25)
+    pred = Prediction.lazy(np.array([0.9, 0.8, 0.7], np.float32), np.zeros((3, 256, 256), np.float32),
+                           lambda i: _disk(view, 0.25))
+    c.shown = Decoded("native", c.prompt_key(c.annotation.prompt), pred, 0, view, [], native,
+                      native, mask_metrics(native, gt), c.annotation.version)
+    c._show_mask()
+    assert c.native_ready() and c.native_mask is native
+    yield c
+    c.shutdown()
+
+
+def test_a_stroke_on_a_large_image_is_composed_after_the_ui_call_returns(qtbot, controller, gate):
+    c = controller
+    before = c.native_mask
+    metrics, areas = [], []
+    c.metrics_changed.connect(lambda m, has_gt: metrics.append(m))
+    c.area_changed.connect(areas.append)
+    c.add_stroke(Stroke("erase", 300.0, np.array([[2000.0, 2500.0], [2600.0, 2500.0]], np.float32)))
+    assert not c.native_ready() and c.native_mask is before and metrics == []  # the UI thread did not compose it
+    expected = with_strokes(c.annotation, c.shown.native_mask, BIG)
+    gate.set()
+    qtbot.waitUntil(c.native_ready, timeout=20000)
+    np.testing.assert_array_equal(c.native_mask, expected)
+    assert metrics == [mask_metrics(expected, c.item.gt)] and c.metrics == metrics[0]
+    assert len(areas) == 1 and areas[0].pixels == int(expected.sum())
+
+
+def test_the_newest_compose_wins_and_a_stale_one_is_dropped(qtbot, controller, gate):
+    c = controller
+    metrics = []
+    c.metrics_changed.connect(lambda m, has_gt: metrics.append(m))
+    c.add_stroke(Stroke("erase", 300.0, np.array([[2000.0, 2500.0]], np.float32)))
+    qtbot.waitUntil(lambda: len(gate.calls) == 1, timeout=10000)  # the first compose runs, held at the gate
+    c.add_stroke(Stroke("paint", 200.0, np.array([[300.0, 300.0]], np.float32)))  # the second waits behind it
+    expected = with_strokes(c.annotation, c.shown.native_mask, BIG)
+    gate.set()
+    qtbot.waitUntil(lambda: len(gate.calls) == 2 and c.native_ready(), timeout=20000)
+    qtbot.wait(100)
+    assert len(metrics) == 1  # the first (stale) result was never used
+    np.testing.assert_array_equal(c.native_mask, expected)
+
+    gate.clear()
+    c.add_stroke(Stroke("paint", 200.0, np.array([[3500.0, 300.0]], np.float32)))
+    qtbot.waitUntil(lambda: len(gate.calls) == 3, timeout=10000)
+    c._request += 1  # a decode was submitted meanwhile (a new prompt's): its native part makes the mask
+    gate.set()
+    qtbot.wait(300)
+    assert not c.native_ready() and len(metrics) == 1
+
+
+def test_an_image_no_larger_than_the_view_is_composed_at_once(qtbot, gate):
+    c = SegmentationController()
+    size = (600, 800)
+    c.item = MapItem(Path("small.tif"), np.zeros((*size, 3), np.uint8), None, "small", None, full_size=size)
+    c.row = 0
+    c.annotation = Annotation(size)
+    c.annotation.add_listener(c._on_annotation_changed)
+    c.add_stroke(Stroke("paint", 20.0, np.array([[100.0, 100.0]], np.float32)))
+    assert c.native_ready() and c.native_mask is not None and c.native_mask[100, 100] and gate.calls == []
+    c.shutdown()
+
+
+def test_an_accept_during_the_compose_saves_the_composed_mask_of_that_version(qtbot, window, two_images, gate):
+    w = window(two_images, SegmentationSession.open("classic"))
+    c = _decoded_map(qtbot, w)
+    c.add_stroke(Stroke("erase", 250.0, np.array([[1800.0, 2050.0], [2400.0, 2050.0]], np.float32)))
+    assert not c.native_ready()
+    expected = with_strokes(c.annotation, c.shown.native_mask, c.item.original_size)
+    QTest.keyClick(w, Qt.Key.Key_Return)  # the compose is held at the gate: the accept waits for it
+    assert w.project.waiting is not None and c.row == 0 and saved_mask(two_images) is None
+    gate.set()
+    qtbot.waitUntil(lambda: "Accepted 1 / 2" in w.project_label.text(), timeout=30000)
+    w.store.wait_idle()
+    np.testing.assert_array_equal(saved_mask(two_images), expected)
+
+
+def test_an_accept_that_outlives_its_image_saves_the_compose_of_its_fixed_mask(qtbot, window, two_images, gate):
+    w = window(two_images, SegmentationSession.open("classic"))
+    c = _decoded_map(qtbot, w)
+    H, W = c.item.original_size
+    fixed = np.zeros((H, W), bool)
+    fixed[1000:3000, 500:2500] = True  # as Auto's mask would be: not what the prompt decodes to
+    c.fixed.key = key = (c.row, c.prompt_key(c.annotation.prompt))  # as run_auto keeps it
+    c.fixed._on_auto(key, fixed)
+    assert not c.native_ready()
+    QTest.keyClick(w, Qt.Key.Key_Return)
+    assert w.project.waiting is not None
+    w.next_image()  # the user moves on before the compose came
+    gate.set()
+    qtbot.waitUntil(lambda: "Accepted 1 / 2" in w.project_label.text(), timeout=30000)
+    w.store.wait_idle()
+    np.testing.assert_array_equal(saved_mask(two_images), fixed)
+    assert c.row == 1 and saved_mask(two_images, "Image/b_photo.png") is None
+
+
+def _decoded_map(qtbot, w) -> SegmentationController:
+    c = w.controller
+    c.refiner.wanted = lambda item: False  # no tiled refine: the mask is the view-level decode's
+    qtbot.waitUntil(lambda: c.embedding is not None and c.row == 0, timeout=60000)
+    c.add_point(2100.0, 2050.0, True)
+    qtbot.waitUntil(lambda: c.native_mask is not None and c.native_ready() and not c.decoder.pending, timeout=60000)
+    QTest.qWait(50)
+    return c
+
+
+def _disk(size: tuple[int, int], radius: float) -> np.ndarray:
+    import cv2
+
+    H, W = size
+    mask = np.zeros(size, np.uint8)
+    cv2.circle(mask, (W // 2, H // 2), int(radius * min(H, W)), 1, -1)
+    return mask.view(bool)
