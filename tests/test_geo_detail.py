@@ -97,6 +97,43 @@ def test_a_stroke_while_zoomed_in_draws_on_the_detail_and_the_mask_follows(qtbot
     assert np.array_equal(w.canvas._detail_overlay.image.view(bool), detail_mask(c.native_mask, (4100, 4200), detail))
 
 
+def test_the_gt_and_compare_mode_s_b_mask_are_drawn_at_the_detail_s_resolution(qtbot, window, map_folder):
+    from PIL import Image
+
+    from floodlabel.core.tiles.view_frame import upscale_mask
+    from geo_maps import full_mask
+
+    gt = full_mask(lake_with_islands((2100, 2050), 880, [(2500, 2000, 30)]), SIZE)  # not quite the image's lake
+    (map_folder / "Mask").mkdir()
+    Image.fromarray(gt.astype(np.uint8) * 255).save(map_folder / "Mask" / "map.png")
+    w = window(map_folder, SegmentationSession.open("classic"))
+    c = w.controller
+    qtbot.waitUntil(lambda: c.embedding is not None and c.item is not None and c.item.gt is not None, timeout=60000)
+    c.refiner.wanted = lambda item: False
+    c.add_point(2100.0, 2050.0, True)
+    qtbot.waitUntil(lambda: c.native_mask is not None and c.native_ready() and not c.decoder.pending,
+                    timeout=60000)
+    window_ = zoom(w, qtbot, 2900, 1950, 150, 150)  # one detail pixel per map pixel
+    c0, r0, width, height = window_
+    crop = np.s_[r0:r0 + height, c0:c0 + width]
+    gt_shown = w.canvas._gt_detail_overlay.image
+    assert gt_shown.shape == (height, width) and np.array_equal(gt_shown.view(bool), gt[crop])  # the file's pixels
+    assert w.canvas._detail_outline.image.any() and w.canvas._compare_detail.image is None
+
+    w.compare.set_session(SegmentationSession.open("classic"))  # compare mode: B decodes the same prompt
+    qtbot.waitUntil(lambda: w.canvas._compare_detail.image is not None, timeout=60000)
+    b_full = upscale_mask(w.compare.result.view_mask, c.item.original_size)  # B's mask at the map's size
+    b_shown = w.canvas._compare_detail.image.view(bool)
+    assert b_shown.shape == (height, width) and b_shown.any()
+    assert (b_shown != b_full[crop]).mean() < 1e-3  # the same up to the interpolations' rounding on the shore
+    assert not w.canvas._gt_detail_overlay.isVisible()  # the right view shows B instead of the GT
+    diff = w.canvas._detail_diff.image.view(bool)
+    assert np.array_equal(diff, c.native_mask[crop] ^ b_shown)
+    w.compare.set_session(None)
+    qtbot.waitUntil(lambda: w.canvas._compare_detail.image is None, timeout=10000)
+    assert w.canvas._gt_detail_overlay.isVisible() and w.canvas._detail_diff.image is None
+
+
 def test_detail_window_rules():
     full, view = (20000, 20000), (2048, 2048)
     assert detail_window((0, 0, 20000, 20000), full, view, (1000, 700)) is None  # zoomed out
@@ -116,3 +153,12 @@ def test_detail_window_rules():
     small = DetailWindow((1024, 768, 1536, 1280), (640, 768))
     agree = detail_mask(mask.astype(bool), (4000, 5000), small) == detail_mask(big, (4000, 5000), small)
     assert agree.mean() > 0.995
+    # B's view-size mask inside a window, as its bilinear full-size upscale has it (without making the 5000 x 4000
+    # mask; here exact at one detail pixel per map pixel, elsewhere up to the rounding of a few shore pixels)
+    from floodlabel.core.tiles.detail import upscaled_detail_mask
+    from floodlabel.core.tiles.view_frame import upscale_mask
+
+    smooth = upscale_mask(mask.astype(bool), (4000, 5000))
+    one = DetailWindow((1024, 768, 1536, 1280), (1280, 1536))
+    assert np.array_equal(upscaled_detail_mask(mask.astype(bool), (4000, 5000), one),
+                          smooth[768:768 + 1280, 1024:1024 + 1536])

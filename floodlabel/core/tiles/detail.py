@@ -14,6 +14,10 @@ Rules:
   pixel, never upscaled): about (1 + 2 MARGIN) x the screen's pixels on each side, plus the snap.
 - `detail_mask`: a full-frame (H, W) mask cropped to the window and resized (nearest) to the detail's shape; with a
   view-size mask (the one the canvas shows before the full-size mask is in) the window is taken in that frame.
+- `upscaled_detail_mask`: a view-size mask whose full-size mask is its upscale (`view_frame.upscale_mask`: compare
+  mode's B mask) inside the window as that upscale has it (bilinear on 0/255, kept where >= 128; the two
+  interpolations round differently on a few edge pixels), without making the full-size mask: what the detail draws
+  of B.
 """
 
 from __future__ import annotations
@@ -87,3 +91,25 @@ def detail_mask(mask: np.ndarray, full_size: tuple[int, int], detail: DetailWind
         return out.view(bool)
     out = cv2.resize(crop, (detail.shape[1], detail.shape[0]), interpolation=cv2.INTER_NEAREST)
     return out.view(bool)
+
+
+def upscaled_detail_mask(mask: np.ndarray, full_size: tuple[int, int], detail: DetailWindow) -> np.ndarray:
+    """(rows, cols) bool: `mask` ((h, w), smaller than the full size (H, W)) as `view_frame.upscale_mask(mask,
+    full_size)` has it inside the window, sampled at detail.shape (rules in the module docstring)."""
+    import cv2
+
+    H, W = full_size
+    h, w = mask.shape
+    c0, r0, width, height = detail.window
+    rows, cols = detail.shape
+    sx, sy = w / W, h / H
+    a0, b0 = max(0, int(c0 * sx) - 1), max(0, int(r0 * sy) - 1)  # one view pixel more: bilinear neighbours
+    a1, b1 = min(w, int(math.ceil((c0 + width) * sx)) + 1), min(h, int(math.ceil((r0 + height) * sy)) + 1)
+    source = mask.view(np.uint8) if mask.dtype == np.bool_ and mask.flags.c_contiguous else (mask != 0).view(np.uint8)
+    crop = np.ascontiguousarray(source[b0:b1, a0:a1]) * np.uint8(255)
+    fx, fy = width / cols * sx, height / rows * sy  # view pixels per detail pixel
+    # detail pixel centre j + 0.5 -> full frame c0 + (j + 0.5) width / cols -> view pixel centres (x + 0.5) w / W - 0.5
+    m = np.float32([[fx, 0, c0 * sx - 0.5 + 0.5 * fx - a0], [0, fy, r0 * sy - 0.5 + 0.5 * fy - b0]])
+    out = cv2.warpAffine(crop, m, (cols, rows), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                         borderMode=cv2.BORDER_REPLICATE)
+    return np.greater_equal(out, 128, out=np.empty(out.shape, bool))

@@ -52,6 +52,8 @@ class MaskCanvas(QWidget):
         stroke_finished()               draw_stroke_segment for live feedback
         view_changed(x0, y0, x1, y1, w, h)  the main view's visible range (original frame) on w x h device pixels,
                                         after a zoom, pan or resize settles (VIEW_SETTLE_MS)
+        compare_changed(mask)           compare mode's B mask was set (`set_compare`; None: compare mode ended), for
+                                        the detail layer of a map
     """
 
     point_clicked = Signal(float, float, bool)
@@ -63,6 +65,7 @@ class MaskCanvas(QWidget):
     stroke_moved = Signal(float, float)
     stroke_finished = Signal()
     view_changed = Signal(float, float, float, float, int, int)
+    compare_changed = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -100,15 +103,31 @@ class MaskCanvas(QWidget):
         self._diff_item = pg.ImageItem()      # compare mode: A xor B on the main view
         self._diff_item.setLookupTable(_lut(DIFF_RGB, 0.85))
         self._diff_item.setZValue(1.5)
-        # a large map zoomed in past its view image: a full-resolution window of the image and the mask over it
-        # (`set_detail`), above the view-size image and overlay, below the compare diff, GT outline and markers
+        # a large map zoomed in past its view image: a full-resolution window of the image with the masks over it
+        # at that resolution (`set_detail`, `set_detail_gt`, `set_detail_compare`), above the view-size image and
+        # overlays (the opaque detail image hides them inside the window), below the markers
+        self._diff_item.setZValue(1.1)
+        self._outline_item.setZValue(1.15)
         self._detail_item = pg.ImageItem()
         self._detail_item.setZValue(1.2)
         self._detail_overlay = pg.ImageItem()
         self._detail_overlay.setLookupTable(_lut(WATER_RGB, self._opacity))
         self._detail_overlay.setZValue(1.3)
-        self._gt_detail_item = pg.ImageItem()  # the same detail image in the right view (under its overlays)
-        self._gt_detail_item.setZValue(0.5)
+        self._detail_diff = pg.ImageItem()
+        self._detail_diff.setLookupTable(_lut(DIFF_RGB, 0.85))
+        self._detail_diff.setZValue(1.5)
+        self._detail_outline = pg.ImageItem()
+        self._detail_outline.setLookupTable(_lut(GT_RGB, 1.0))
+        self._detail_outline.setZValue(2)
+        self._detail_outline.setVisible(False)
+        self._gt_detail_item = pg.ImageItem()  # the same detail image in the right view, with its GT / B mask
+        self._gt_detail_item.setZValue(1.05)
+        self._gt_detail_overlay = pg.ImageItem()
+        self._gt_detail_overlay.setLookupTable(_lut(GT_RGB, self._opacity))
+        self._gt_detail_overlay.setZValue(1.1)
+        self._compare_detail = pg.ImageItem()
+        self._compare_detail.setLookupTable(_lut(COMPARE_RGB, self._opacity))
+        self._compare_detail.setZValue(1.1)
         self._detail_window: tuple[int, int, int, int] | None = None
         self._detail_owned = False
         self._view_timer = QTimer(self, singleShot=True, interval=VIEW_SETTLE_MS)
@@ -116,14 +135,14 @@ class MaskCanvas(QWidget):
 
         self.main_view.addItem(self._image_item)
         for item in (self._overlay_item, self._detail_item, self._detail_overlay, self._diff_item,
-                     self._outline_item, *self._markers.items()):
+                     self._outline_item, self._detail_diff, self._detail_outline, *self._markers.items()):
             self.main_view.addItem(item, ignoreBounds=True)
         self.main_view.sigRangeChanged.connect(lambda *_: self._view_timer.start())
         self.main_view.sigResized.connect(lambda *_: self._view_timer.start())
         self.gt_view.addItem(self._gt_image_item)
-        self.gt_view.addItem(self._gt_detail_item, ignoreBounds=True)
-        self.gt_view.addItem(self._gt_overlay_item, ignoreBounds=True)
-        self.gt_view.addItem(self._compare_item, ignoreBounds=True)
+        for item in (self._gt_detail_item, self._gt_overlay_item, self._compare_item, self._gt_detail_overlay,
+                     self._compare_detail):
+            self.gt_view.addItem(item, ignoreBounds=True)
         self._link_views(True)
 
         self._gt_title = QLabel("Ground truth")
@@ -202,6 +221,7 @@ class MaskCanvas(QWidget):
         if comparing != self._comparing:
             self._comparing = comparing
             self._gt_overlay_item.setVisible(not comparing)
+            self._gt_detail_overlay.setVisible(not comparing)
         if titles is not None and comparing:
             self._main_title.setText(titles[0])
             self._gt_title.setText(titles[1])
@@ -209,6 +229,7 @@ class MaskCanvas(QWidget):
             self._main_title.setText("Prediction")
             self._gt_title.setText("Ground truth" if self._gt_overlay_item.image is not None or
                                    not self._image_size else "Ground truth: none for this image")
+        self.compare_changed.emit(mask)
 
     def _show_item(self, item: pg.ImageItem, array: np.ndarray) -> None:
         item.setImage(array, autoLevels=False, levels=(0, 1))
@@ -220,9 +241,9 @@ class MaskCanvas(QWidget):
         row_off, width, height) in the original frame, decimated to about the screen's resolution) over that window,
         with `mask` ((h, w) bool or None) over it. None: back to the view image alone. Displayed without a copy."""
         if image is None or window is None:
-            self._detail_item.clear()
-            self._gt_detail_item.clear()
-            self._detail_overlay.clear()
+            for item in (self._detail_item, self._gt_detail_item, self._detail_overlay, self._detail_diff,
+                         self._detail_outline, self._gt_detail_overlay, self._compare_detail):
+                item.clear()
             self._detail_window, self._detail_owned = None, False
             return
         self._detail_window = tuple(int(v) for v in window)
@@ -237,9 +258,29 @@ class MaskCanvas(QWidget):
             self._detail_overlay.clear()
             self._detail_owned = False
             return
-        self._detail_overlay.setImage(_as_uint8(mask), autoLevels=False, levels=(0, 1))
-        self._detail_overlay.setRect(QRectF(*(float(v) for v in self._detail_window)))
+        self._show_detail_item(self._detail_overlay, _as_uint8(mask))
         self._detail_owned = False
+
+    def set_detail_gt(self, gt: np.ndarray | None) -> None:
+        """The ground truth over the detail window ((h, w) bool at the detail image's size, or None: none): filled
+        in the right view and outlined on the main view, as `set_gt` draws the whole image's."""
+        if self._detail_window is None or gt is None:
+            self._gt_detail_overlay.clear()
+            self._detail_outline.clear()
+            return
+        gt_u8 = _as_uint8(gt)
+        outline = cv2.morphologyEx(gt_u8, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
+        self._show_detail_item(self._gt_detail_overlay, gt_u8)
+        self._show_detail_item(self._detail_outline, outline)
+
+    def set_detail_compare(self, mask: np.ndarray | None, diff: np.ndarray | None = None) -> None:
+        """Compare mode over the detail window: model B's mask in the right view and `diff` (A xor B) on the main
+        view, both (h, w) bool at the detail image's size; None: none."""
+        for item, array in ((self._compare_detail, mask), (self._detail_diff, diff)):
+            if self._detail_window is None or array is None:
+                item.clear()
+            else:
+                self._show_detail_item(item, _as_uint8(array))
 
     @property
     def detail_window(self) -> tuple[int, int, int, int] | None:
@@ -300,6 +341,8 @@ class MaskCanvas(QWidget):
         self._gt_overlay_item.setLookupTable(_lut(GT_RGB, self._opacity))
         self._compare_item.setLookupTable(_lut(COMPARE_RGB, self._opacity))
         self._detail_overlay.setLookupTable(_lut(WATER_RGB, self._opacity))
+        self._gt_detail_overlay.setLookupTable(_lut(GT_RGB, self._opacity))
+        self._compare_detail.setLookupTable(_lut(COMPARE_RGB, self._opacity))
 
     def set_overlay_visible(self, b: bool) -> None:
         self._overlay_item.setVisible(bool(b))
@@ -307,6 +350,7 @@ class MaskCanvas(QWidget):
 
     def set_gt_outline_visible(self, b: bool) -> None:
         self._outline_item.setVisible(bool(b))
+        self._detail_outline.setVisible(bool(b))
 
     def set_gt_view_visible(self, b: bool) -> None:
         """Show or hide the GT view; hidden, it is unlinked (a hidden view's stale geometry would skew the main
@@ -380,6 +424,10 @@ class MaskCanvas(QWidget):
         self._overlay_item.setImage(overlay, autoLevels=False, levels=(0, 1))
         self._overlay_item.setRect(self._extent())
         self._overlay_owned = owned
+
+    def _show_detail_item(self, item: pg.ImageItem, array: np.ndarray) -> None:
+        item.setImage(array, autoLevels=False, levels=(0, 1))
+        item.setRect(QRectF(*(float(v) for v in self._detail_window)))
 
     def _draw_detail_segment(self, mode: str, radius: float, p0: tuple[float, float],
                              p1: tuple[float, float]) -> None:

@@ -15,6 +15,12 @@ window of the file in a worker and the canvas draws it, with the mask at that re
   refreshed whenever the native mask changes (`metrics_changed`). Between a change on screen and its full-size mask
   (hover, box drag, a decode in flight) the view-size mask shown is cropped instead, so the detail never shows an
   older mask than the view.
+- The ground truth over it: the map's full-size GT (`MapItem.gt`, the one the metrics use) cropped to the window in
+  the read worker with the image (`detail_mask`), filled in the right view and outlined on the main one. A map over
+  the pixel limit has no GT in memory (`MapItem.gt_problem`): none is drawn, as in the overview.
+- Compare mode: model B's view-size mask (`MaskCanvas.compare_changed`) as its full-size upscale has it inside the
+  window (`upscaled_detail_mask`, milliseconds at screen size), in the right view, and where A and B differ
+  (A's detail mask xor B's) on the main view.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from floodlabel.core.tiles.detail import DetailWindow, detail_mask, detail_window, read_detail
+from floodlabel.core.tiles.detail import DetailWindow, detail_mask, detail_window, read_detail, upscaled_detail_mask
 from floodlabel.core.tiles.map_item import MapItem
 from floodlabel.gui.canvas.mask_canvas import MaskCanvas
 from floodlabel.gui.canvas.nodata import display_image
@@ -45,8 +51,12 @@ class MapDetail(QObject):
         self._request = 0
         self._wanted: tuple[str, DetailWindow] | None = None  # (image key, window) read or being read
         self._detail: DetailWindow | None = None  # the window on the canvas
+        self._mask: np.ndarray | None = None  # A's mask over it (detail size)
+        self._compare: np.ndarray | None = None  # compare mode's B mask (view size), None when not comparing
+        self._compare_detail: np.ndarray | None = None  # B's over the detail window
         self.failure: str | None = None
         canvas.view_changed.connect(self.on_view)
+        canvas.compare_changed.connect(self._on_compare)
         controller.image_loaded.connect(self._reset)
         controller.mask_changed.connect(self._on_view_mask)
         controller.metrics_changed.connect(self._on_native)
@@ -71,11 +81,12 @@ class MapDetail(QObject):
             return
         self._wanted = (item.key, wanted)
         self._request += 1
-        path, stretch, valid_view = item.path, item.stretch, item.valid is not None
+        path, stretch, valid_view, gt, full = item.path, item.stretch, item.valid is not None, item.gt, item.full_size
 
         def read():
             image = read_detail(path, stretch, wanted)
-            return wanted, display_image(image.rgb, image.valid) if valid_view else image.rgb
+            gt_detail = detail_mask(gt, full, wanted) if gt is not None else None
+            return wanted, display_image(image.rgb, image.valid) if valid_view else image.rgb, gt_detail
 
         self.worker.submit(self._request, read)
 
@@ -83,12 +94,16 @@ class MapDetail(QObject):
         self.worker.stop()
         self.worker.join(timeout)
 
-    def _on_read(self, request_id: int, result: tuple[DetailWindow, np.ndarray]) -> None:
+    def _on_read(self, request_id: int, result: tuple[DetailWindow, np.ndarray, np.ndarray | None]) -> None:
         if request_id != self._request:
             return
-        detail, rgb = result
+        detail, rgb, gt = result
         self._detail = detail
-        self.canvas.set_detail(rgb, detail.window, self._mask_for(detail, self.controller.native_mask))
+        self._mask = self._mask_for(detail, self.controller.native_mask)
+        self.canvas.set_detail(rgb, detail.window, self._mask)
+        self.canvas.set_detail_gt(gt)
+        self._compare_detail = self._b_for(detail)
+        self._show_compare()
         self.shown.emit(detail.window)
 
     def _on_failed(self, request_id: int, message: str) -> None:
@@ -97,12 +112,36 @@ class MapDetail(QObject):
             self._wanted = None
 
     def _on_view_mask(self, mask: np.ndarray | None) -> None:
-        if self._detail is not None:
-            self.canvas.set_detail_mask(self._mask_for(self._detail, mask))
+        self._set_mask(mask)
 
     def _on_native(self, *_: object) -> None:
+        self._set_mask(self.controller.native_mask)
+
+    def _set_mask(self, mask: np.ndarray | None) -> None:
         if self._detail is not None:
-            self.canvas.set_detail_mask(self._mask_for(self._detail, self.controller.native_mask))
+            self._mask = self._mask_for(self._detail, mask)
+            self.canvas.set_detail_mask(self._mask)
+            self._show_compare()
+
+    def _on_compare(self, mask: np.ndarray | None) -> None:
+        self._compare = mask
+        if self._detail is not None:
+            self._compare_detail = self._b_for(self._detail)
+            self._show_compare()
+
+    def _b_for(self, detail: DetailWindow) -> np.ndarray | None:
+        item, b = self.controller.item, self._compare
+        if b is None or not isinstance(item, MapItem):
+            return None
+        if b.shape == tuple(item.full_size):
+            return detail_mask(b, item.full_size, detail)
+        return upscaled_detail_mask(b, item.full_size, detail)
+
+    def _show_compare(self) -> None:
+        """B's detail mask and A xor B (B alone without A's mask, as compare_controller does) on the canvas."""
+        b, a = self._compare_detail, self._mask
+        diff = None if b is None else (a ^ b if a is not None and a.shape == b.shape else b)
+        self.canvas.set_detail_compare(b, diff)
 
     def _mask_for(self, detail: DetailWindow, mask: np.ndarray | None) -> np.ndarray | None:
         item = self.controller.item
@@ -114,4 +153,5 @@ class MapDetail(QObject):
         self.controller.refiner.visible = None
         self._request += 1
         self._wanted = self._detail = None
+        self._mask = self._compare = self._compare_detail = None
         self.failure = None
