@@ -121,6 +121,24 @@ def test_an_image_no_larger_than_the_view_is_composed_at_once(qtbot, gate):
     c.shutdown()
 
 
+def test_the_worker_s_compose_is_the_annotation_s(qtbot):
+    rng = np.random.default_rng(3)
+    size = (3000, 4000)
+    model = _disk(size, 0.3)
+    for case in range(6):
+        ann = Annotation(size)
+        if case != 5:
+            ann.add_point(2000.0, 1500.0, True)  # case 5: no prompt, so no model mask (strokes alone)
+        for _ in range(4):
+            points = rng.uniform((-50, -50), (4050, 3050), (int(rng.integers(1, 6)), 2)).astype(np.float32)
+            ann.add_stroke(Stroke("paint" if rng.random() < 0.5 else "erase", float(rng.uniform(0.5, 150)), points))
+        copy = Annotation.from_dict(ann.to_dict())
+        got = native_compose.compose_native(copy, model if case != 4 else None, False, None, size, model, None)
+        expected = with_strokes(ann, model if case != 4 else None, size)
+        np.testing.assert_array_equal(got.mask, expected)
+        assert got.metrics == mask_metrics(expected, model) and got.area.pixels == int(expected.sum())
+
+
 def test_an_accept_during_the_compose_saves_the_composed_mask_of_that_version(qtbot, window, two_images, gate):
     w = window(two_images, SegmentationSession.open("classic"))
     c = _decoded_map(qtbot, w)

@@ -30,11 +30,11 @@ from typing import Any, Callable
 import numpy as np
 from PySide6.QtCore import QObject
 
-from floodlabel.core.annotation.annotation import Annotation, view_size
+from floodlabel.core.annotation.annotation import Annotation, apply_stroke_layer, view_size
 from floodlabel.core.evaluation.metrics import MaskMetrics, mask_metrics
 from floodlabel.core.geo.area import Area, mask_area
 from floodlabel.gui.window.decode_jobs import Decoded
-from floodlabel.gui.window.mask_composition import native_model_mask, saved_mask, with_strokes
+from floodlabel.gui.window.mask_composition import native_model_mask, saved_mask
 from floodlabel.gui.window.text_prompt.text_prompt_jobs import native_model_mask_with_text
 from floodlabel.gui.workers.latest_request import LatestRequestWorker
 
@@ -170,7 +170,14 @@ def compose_native(annotation: Annotation, model_native: np.ndarray | None, text
     `instances` is OR-ed in first), scored against `gt` and measured under `geo` (a worker job: no Qt)."""
     if texted:
         model_native = native_model_mask_with_text(annotation, instances, model_native, size)
-    mask = with_strokes(annotation, model_native, size)
+    mask = None
+    if model_native is not None or annotation.strokes:  # as `with_strokes`: the strokes over the model mask
+        use_model = model_native is not None and annotation.has_model_mask
+        mask = model_native.astype(bool, copy=True) if use_model else np.zeros(size, bool)
+        if annotation.strokes:
+            layer = annotation.stroke_layer(size)  # untouched outside the strokes' boxes: applied inside them only
+            for rows, cols in _stroke_boxes(annotation.strokes, size):
+                apply_stroke_layer(mask[rows, cols], layer[rows, cols])
     metrics = mask_metrics(mask, gt) if gt is not None and mask is not None else None
     return NativeMask(mask, metrics, _area(mask, geo))
 
@@ -181,6 +188,21 @@ class _Inflight:
     state: tuple
     job: Callable[[], NativeMask]
     area_only: bool
+
+
+def _stroke_boxes(strokes, size: tuple[int, int]) -> list[tuple[slice, slice]]:
+    """(rows, cols) slices of `size` (H, W) holding each stroke's pixels at the native size (its points' box grown by
+    its radius and 2 px for the rasteriser's rounding)."""
+    H, W = size
+    boxes = []
+    for stroke in strokes:
+        r = max(1.0, float(stroke.radius)) + 2.0
+        (x0, y0), (x1, y1) = stroke.points.min(axis=0) - r, stroke.points.max(axis=0) + r
+        rows = slice(max(0, int(np.floor(y0))), min(H, int(np.ceil(y1)) + 1))
+        cols = slice(max(0, int(np.floor(x0))), min(W, int(np.ceil(x1)) + 1))
+        if rows.start < rows.stop and cols.start < cols.stop:
+            boxes.append((rows, cols))
+    return boxes
 
 
 def _area(mask: np.ndarray | None, geo) -> Area | None:
