@@ -172,11 +172,14 @@ def test_the_window_prefetches_in_a_child_and_survives_its_death(qtbot, window, 
     qtbot.waitUntil(lambda: str(photos[1]) in prefetched, timeout=90000)  # row 1, pre-encoded by the child
     assert c.encoder.background_pid is not None and c.encoder.background_pid != os.getpid()
     assert c.encoder.worker._prefetch == {}  # nothing went to the window's own encoder thread
+    qtbot.waitUntil(lambda: 1 in c.encoder._prefetched_items, timeout=20000)  # decoded here meanwhile
+    decoded = c.encoder._prefetched_items[1]
     ready = []
     c.embedding_ready.connect(ready.append)
     QTest.keyClick(w, Qt.Key.Key_PageDown)
     qtbot.waitUntil(lambda: c.row == 1 and c.embedding is not None and bool(ready), timeout=20000)
     assert ready[-1] == 0.0  # a cache hit: the child's embedding
+    assert c.item is decoded  # PageDown did not decode the image again
 
     os.kill(c.encoder.background_pid, signal.SIGKILL)
     qtbot.waitUntil(lambda: w.message_label.isVisible() and "Pre-encoding" in w.message_label.text(),
@@ -207,3 +210,19 @@ def test_a_small_machine_keeps_the_prefetch_in_the_window(monkeypatch):
     finally:
         jobs.close()
         jobs.worker.stop()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread's own nice value is a Linux feature")
+def test_the_next_image_is_decoded_on_a_thread_at_a_low_priority(monkeypatch, photos):
+    from floodlabel.gui.window import image_loading
+
+    seen = []
+    monkeypatch.setattr(image_loading, "load_item", lambda pair: seen.append(
+        os.getpriority(os.PRIO_PROCESS, threading.get_native_id())) or pair)
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    out = []
+    thread = threading.Thread(target=lambda: out.append(image_loading.decode_ahead(ImagePair("p0", photos[0], None))))
+    thread.start()
+    thread.join()
+    assert out and seen == [min(19, before + image_loading.DECODE_AHEAD_NICE)]
+    assert os.getpriority(os.PRIO_PROCESS, 0) == before  # the window's own threads keep theirs

@@ -11,7 +11,8 @@ The SegmentationController owns one `EncoderJobs` (`controller.encoder`): `embed
 screen's embedding (from the cache at once, else from the worker), reported on the UI thread by `started`, `ready`
 and `stopped` / `failed` only while that image is still the one `current()` returns. Prefetch waits
 `PREFETCH_PAUSE_S` after each click, hover or stroke (`pause`): on 2 cores the clicks come first. A prefetch also
-decodes the image once; `select()` takes it back with `take_item` (a 12 MP JPEG costs ~100 ms to decode).
+decodes the image once (in the child's case, a thread of the window does: `decode_ahead`); `select()` takes it back
+with `take_item` (a 12 MP JPEG costs ~100 ms to decode).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from pathlib import Path
 
 from floodlabel.core.data.datasets import FloodDataset
 from floodlabel.core.data.image_item import ImageItem
-from floodlabel.gui.window.image_loading import prefetch_job
+from floodlabel.gui.window.image_loading import decode_ahead, prefetch_job
+from floodlabel.gui.workers.background import BackgroundCall
 from floodlabel.gui.workers.latest_request import EmbedWorker
 
 PREFETCH_PAUSE_S = 1.5
@@ -58,6 +60,7 @@ class EncoderJobs(QObject):
         self._background_source: tuple | None = None
         self._in_flight: dict[str, int] = {}  # image path -> row, prefetches sent to the child
         self._relay = _BackgroundRelay()  # the child's events, from its reader thread to the UI thread
+        self._ahead: list[BackgroundCall] = []  # images decoded while the child pre-encodes them
         self._relay.event.connect(self._on_background_event)
 
     @property
@@ -95,6 +98,7 @@ class EncoderJobs(QObject):
         if background is not None:
             self._in_flight[str(pair.image)] = row
             background.submit(pair.image)
+            self._decode_ahead(row, pair)
             return
         self.worker.prefetch(f"prefetch:{session.model_id}:{pair.image}",
                              prefetch_job(row, pair, session, self._prefetched_items))
@@ -176,6 +180,22 @@ class EncoderJobs(QObject):
         self._prefetched_rows.clear()
         if images:
             self._prefetched_items.clear()
+
+    def _decode_ahead(self, row: int, pair) -> None:
+        """While the child pre-encodes row `row`, decode its image here too, in a thread at a low OS priority (Linux
+        threads have their own), so that PageDown finds it decoded as with the thread's prefetch (`take_item`; a
+        4000x3000 JPEG with its mask: about 150 ms of PageDown -> image shown before)."""
+        call = BackgroundCall(lambda: (row, decode_ahead(pair)))
+        call.succeeded.connect(self._on_decoded_ahead)
+        self._ahead = [c for c in self._ahead if c.is_running()] + [call]
+        call.start()
+
+    def _on_decoded_ahead(self, result: tuple[int, ImageItem]) -> None:
+        row, item = result
+        if row in self._prefetched_rows:  # still wanted (not reset for another dataset or model)
+            while len(self._prefetched_items) >= 2:
+                self._prefetched_items.pop(next(iter(self._prefetched_items)), None)
+            self._prefetched_items[row] = item
 
     def pause(self, seconds: float = PREFETCH_PAUSE_S) -> None:
         """Hold prefetch for `seconds` from now (the user is interacting)."""

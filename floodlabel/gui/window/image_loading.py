@@ -4,6 +4,9 @@ with the annotation restored from the project store.
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -18,6 +21,9 @@ from floodlabel.core.data.image_item import ImageItem
 from floodlabel.core.tiles.map_item import load_item
 from floodlabel.gui.workers.background import BackgroundCall
 from floodlabel.gui.workers.on_screen import when_on_screen
+
+DECODE_AHEAD_NICE = 10
+"""How much lower than the window's the priority of the thread that decodes the next image is (`decode_ahead`)."""
 
 Restore = Callable[[Path], tuple[dict | None, np.ndarray | None, str | None]]
 """image path -> (saved annotation state or None, accepted mask (H, W) bool or None, problem text or None)."""
@@ -87,6 +93,19 @@ def prefetch_job(row: int, pair: ImagePair, session,
         session.embedding(item.image, item.key, checkpoint=checkpoint)
 
     return job
+
+
+def decode_ahead(pair: ImagePair) -> ImageItem:
+    """`load_item(pair)` on a thread that lowers its own OS priority first (Linux: each thread has its own nice value;
+    elsewhere it would lower the whole process's, so it does not): the image the user will probably open next,
+    decoded without taking a core from a click."""
+    if sys.platform == "linux":
+        try:
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + DECODE_AHEAD_NICE))
+        except OSError:
+            pass
+    return load_item(pair)
 
 
 def restored_annotation(state: dict | None, original_size: tuple[int, int]) -> Annotation:
