@@ -8,8 +8,13 @@ DEFLATE, 512 px tiles) without and with internal overviews. Measures, each in a 
 - export: area, polygons (holes kept), GeoTIFF mask and GeoPackage bytes of the lake's 400 MP mask;
 - pan (with overviews, offscreen Qt, a 1000 x 700 canvas zoomed 4x past the 2048 px view): the frame time of one
   pan step (translate + synchronous repaint), median, overview only (the baseline, in the same process) and with
-  the full-resolution detail layer drawn (gui/window/maps/map_detail); the detail's read in the worker
-  (`core.tiles.detail.read_detail`) and its mask crop on the UI thread (`detail_mask`) per new window;
+  the full-resolution detail layer drawn (gui/window/maps/map_detail) with every overlay it has (the mask, the
+  GT filled and outlined, compare mode's B mask and A xor B); the detail's read in the worker
+  (`core.tiles.detail.read_detail`), its mask crop (`detail_mask`) and B's (`upscaled_detail_mask`) on the UI
+  thread per new window;
+- compose (with overviews): the UI thread's time when a brush stroke ends on the map and when the restored
+  accepted mask is shown, and the time until the native-size mask is in (`benchmarks.bench_ui_compose`: composed
+  in a worker, gui/window/native/native_compose);
 - sam_tile (with overviews; `--sam` lists the models, random weights, the app's compute config and allocator): one
   full-resolution tile's encode (a 1280 px read window: a 1024 core and its halo, what the refine and the prefetch
   embed per tile), median of 2 after a warm-up, against the view image's encode (the one embedding per map the
@@ -70,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                 results["export"] = _run("export", path, cache)
             else:
                 results["pan"] = _run("pan", path, cache)
+                results["compose"] = _run("compose", path, cache)
                 results.update(_sam_rows(path, args.sam))
         print(json.dumps(results, indent=1))
         _table(results)
@@ -148,6 +154,8 @@ def _child(mode: str, map_path: str, cache: str) -> dict:
         out["gpkg_s"] = round(time.perf_counter() - t0, 2)
     elif mode == "pan":
         out.update(_pan(map_path, cache))
+    elif mode == "compose":
+        out.update(_compose(map_path))
     elif mode.startswith("sam_tile:"):
         out.update(_sam_tile(map_path, mode.split(":", 1)[1]))
     out["s"] = round(time.perf_counter() - started, 2)
@@ -205,7 +213,11 @@ def _table(results: dict) -> None:
                  ("pan frame, with the full-resolution detail", f"{pan['pan_frame_ms_with_detail']} ms",
                   f"{pan['pan_frame_ratio']:.2f}"),
                  ("detail read per new window (worker)", f"{pan['detail_read_ms_median']} ms", ""),
-                 ("detail mask crop per window (UI thread)", f"{pan['detail_mask_ms_median']} ms", "")]
+                 ("detail mask crop per window (UI thread)", f"{pan['detail_mask_ms_median']} ms", ""),
+                 ("compare B mask crop per window (UI thread)", f"{pan['detail_b_mask_ms_median']} ms", "")]
+    for row in results.get("compose", {}).get("rows", []):
+        rows += [(f"{row['action']}: UI thread", f"{row['ui_ms']:.1f} ms", ""),
+                 (f"{row['action']}: until the native mask is in", f"{row['ready_ms']:.1f} ms", "")]
     for key, row in results.items():
         if key.startswith("sam_tile_"):
             rows += [(f"{row['model']}: view image encode (baseline)", f"{row['view_encode_s']} s", "1.00"),
@@ -228,7 +240,7 @@ def _pan(map_path: str, cache: str) -> dict:
     from PySide6.QtWidgets import QApplication
 
     from floodlabel.core.geo.pyramid import open_map
-    from floodlabel.core.tiles.detail import detail_mask, detail_window, read_detail
+    from floodlabel.core.tiles.detail import detail_mask, detail_window, read_detail, upscaled_detail_mask
     from floodlabel.gui.canvas.mask_canvas import MaskCanvas
 
     app = QApplication.instance() or QApplication([])
@@ -258,7 +270,20 @@ def _pan(map_path: str, cache: str) -> dict:
         return out
 
     baseline = frames(60)
-    reads, crops, windows = [], [], set()
+    b_view = np.roll(view_mask, view_mask.shape[1] // 100, axis=1)  # compare mode's B: A's lake, a little east
+    canvas.set_compare(b_view, view_mask ^ b_view)
+
+    def show(image, wanted, crop) -> float:
+        """The detail with all its overlays, as map_detail draws it; returns the ms of B's crop."""
+        t0 = time.perf_counter()
+        b = upscaled_detail_mask(b_view, (H, W), wanted)
+        b_ms = (time.perf_counter() - t0) * 1000
+        canvas.set_detail(image.rgb, wanted.window, crop)
+        canvas.set_detail_gt(crop)
+        canvas.set_detail_compare(b, crop ^ b)
+        return b_ms
+
+    reads, crops, b_crops, windows = [], [], [], set()
     for step in range(12):  # a pan across the shore: each new window is read and its mask cropped
         rect, screen = canvas.visible_range()
         wanted = detail_window(rect, (H, W), view.rgb.shape[:2], screen)
@@ -270,16 +295,17 @@ def _pan(map_path: str, cache: str) -> dict:
             t0 = time.perf_counter()
             crop = detail_mask(mask, (H, W), wanted)
             crops.append((time.perf_counter() - t0) * 1000)
-            canvas.set_detail(image.rgb, wanted.window, crop)
+            b_crops.append(show(image, wanted, crop))
         canvas.main_view.translateBy(x=visible / 4)
         app.processEvents()
     canvas.main_view.translateBy(x=-visible / 4 * 12)
     rect, screen = canvas.visible_range()
     wanted = detail_window(rect, (H, W), view.rgb.shape[:2], screen)
-    canvas.set_detail(read_detail(map_path, stretch, wanted).rgb, wanted.window, detail_mask(mask, (H, W), wanted))
+    show(read_detail(map_path, stretch, wanted), wanted, detail_mask(mask, (H, W), wanted))
     app.processEvents()
     detail = frames(60)
     canvas.set_detail(None)
+    canvas.set_compare(None)
     app.processEvents()
     baseline_again = frames(60)  # interleaved: the baseline before and after the detail run
     base = baseline + baseline_again
@@ -288,7 +314,23 @@ def _pan(map_path: str, cache: str) -> dict:
             "pan_frame_ratio": round(statistics.median(detail) / statistics.median(base), 2),
             "detail_windows": len(reads), "detail_shape": list(wanted.shape),
             "detail_read_ms_median": round(statistics.median(reads), 1) if reads else None,
-            "detail_mask_ms_median": round(statistics.median(crops), 1) if crops else None}
+            "detail_mask_ms_median": round(statistics.median(crops), 1) if crops else None,
+            "detail_b_mask_ms_median": round(statistics.median(b_crops), 1) if b_crops else None}
+
+
+def _compose(map_path: str) -> dict:
+    """The UI thread's time on a stroke end and a restored accept on a map of this size (`bench_ui_compose`)."""
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    from benchmarks.bench_ui_compose import _measure
+    from floodlabel.core.geo.georef import read_geo_info
+
+    info = read_geo_info(map_path)
+    rows = _measure(QApplication.instance() or QApplication([]), (info.height, info.width), 3)
+    return {"rows": [r for r in rows if r["action"] in ("brush stroke ends", "restored accept shown")]}
 
 
 def _peak_rss_mb() -> int:

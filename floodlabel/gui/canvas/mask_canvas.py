@@ -94,7 +94,7 @@ class MaskCanvas(QWidget):
         self._outline_item.setLookupTable(_lut(GT_RGB, 1.0))
         self._gt_overlay_item.setLookupTable(_lut(GT_RGB, self._opacity))
         self._overlay_item.setZValue(1)
-        self._outline_item.setZValue(2)
+        self._outline_item.setZValue(1.15)
         self._gt_overlay_item.setZValue(1)
         self._outline_item.setVisible(False)
         self._compare_item = pg.ImageItem()   # compare mode: model B's mask in the right view
@@ -102,12 +102,10 @@ class MaskCanvas(QWidget):
         self._compare_item.setZValue(1)
         self._diff_item = pg.ImageItem()      # compare mode: A xor B on the main view
         self._diff_item.setLookupTable(_lut(DIFF_RGB, 0.85))
-        self._diff_item.setZValue(1.5)
+        self._diff_item.setZValue(1.1)
         # a large map zoomed in past its view image: a full-resolution window of the image with the masks over it
         # at that resolution (`set_detail`, `set_detail_gt`, `set_detail_compare`), above the view-size image and
         # overlays (the opaque detail image hides them inside the window), below the markers
-        self._diff_item.setZValue(1.1)
-        self._outline_item.setZValue(1.15)
         self._detail_item = pg.ImageItem()
         self._detail_item.setZValue(1.2)
         self._detail_overlay = pg.ImageItem()

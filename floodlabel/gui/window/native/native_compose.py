@@ -105,12 +105,11 @@ class NativeCompose(QObject):
         ready, model_native = native_model_mask(fixed, shown, chosen, decoded_view, size)
         if not ready:
             return DECODE
-        copy = Annotation.from_dict(ann.to_dict())  # the strokes and text step of this version, for the worker
-        if ann.uses_saved_mask:
-            copy.mark_saved_mask()
+        state, saved = ann.to_dict(), ann.uses_saved_mask  # the strokes and text step of this version
         instances = c.text_steps.instances() if texted else None
         gt, geo = item.gt, item.geo
-        self._submit(lambda: compose_native(copy, model_native, texted, instances, size, gt, geo), False)
+        self._submit(lambda: compose_native(_copy(state, saved), model_native, texted, instances, size, gt, geo),
+                     False)  # each run on its own copy: a late accept may run the same job beside the worker
         return COMPOSING
 
     def drop(self) -> None:
@@ -188,6 +187,14 @@ class _Inflight:
     state: tuple
     job: Callable[[], NativeMask]
     area_only: bool
+
+
+def _copy(state: dict, saved: bool) -> Annotation:
+    """An annotation of one version from its `to_dict` state (`saved`: it uses the restored accepted mask)."""
+    copy = Annotation.from_dict(state)
+    if saved:
+        copy.mark_saved_mask()
+    return copy
 
 
 def _stroke_boxes(strokes, size: tuple[int, int]) -> list[tuple[slice, slice]]:
