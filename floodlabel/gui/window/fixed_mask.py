@@ -71,9 +71,9 @@ class FixedMask:
             return
         prompt = c.annotation.prompt
         self.key = (c.row, c.prompt_key(prompt))
-        item = c.item  # a map's Auto runs on its view image: its points go to the view frame (`_on_auto` upscales)
+        item = c.item  # a map's Auto runs on its view image: its points go to the view frame (the worker upscales)
         view_prompt = scale_prompt(prompt, item.view_scale) if isinstance(item, MapItem) else prompt
-        c.auto.start(c.session, item.image, c.embedding, view_prompt, self.key, points_per_side)
+        c.auto.start(c.session, item.image, c.embedding, view_prompt, self.key, points_per_side, item.original_size)
 
     def pending_refine(self) -> RefineRequest | None:
         """What an accept now still needs on a map: the saved mask would be the view-level decode of the prompt
@@ -111,13 +111,14 @@ class FixedMask:
         c = self._c
         if (c.row, c.prompt_key(c.annotation.prompt if c.annotation else Prompt())) != key:
             return
-        self.mask = upscale_mask(mask, c.item.original_size)  # a map's Auto runs on its view image
+        self.mask = upscale_mask(mask, c.item.original_size)  # at that size already (AutoRunner): no copy
         self.saved = self.refined = False
         self._show_mask()
 
 
 class AutoRunner(QObject):
-    """One Auto run at a time. Signals: done(key, mask (H, W) bool at the image's native size), failed(message).
+    """One Auto run at a time. Signals: done(key, mask (H, W) bool at the image's native size: a map's view-level
+    mask is upscaled in the worker, 0.4 GB at 20,000^2), failed(message).
 
     Attributes: progress (0..1, written by the worker, read by the window's timer), running (property).
     """
@@ -135,8 +136,10 @@ class AutoRunner(QObject):
     def running(self) -> bool:
         return self._call is not None and self._call.is_running()
 
-    def start(self, session, image: np.ndarray, embedding, prompt: Prompt, key: tuple, points_per_side: int) -> None:
-        """Run `auto_water_mask` on image (H, W, 3) uint8 with its embedding and prompt; `key` comes back with it."""
+    def start(self, session, image: np.ndarray, embedding, prompt: Prompt, key: tuple, points_per_side: int,
+              size: tuple[int, int] | None = None) -> None:
+        """Run `auto_water_mask` on image (h, w, 3) uint8 with its embedding and prompt (in the image's frame); `key`
+        comes back with the mask, upscaled to `size` (H, W) when given (a map's full size)."""
         from floodlabel.core.common.cancel import Cancelled
         from floodlabel.core.models.auto_water import auto_water_mask
 
@@ -150,8 +153,12 @@ class AutoRunner(QObject):
             if cancel.is_set():
                 raise Cancelled("Auto cancelled")
 
-        call = BackgroundCall(lambda: (key, auto_water_mask(session, image, embedding, prompt, progress=on_progress,
-                                                            checkpoint=checkpoint, points_per_side=points_per_side)))
+        def run() -> tuple[tuple, np.ndarray]:
+            mask = auto_water_mask(session, image, embedding, prompt, progress=on_progress, checkpoint=checkpoint,
+                                   points_per_side=points_per_side)
+            return key, upscale_mask(mask, size) if size is not None else mask
+
+        call = BackgroundCall(run)
         call.succeeded.connect(self._on_succeeded)
         call.failed.connect(self.failed)
         self._call, self._cancel = call, cancel
