@@ -172,6 +172,45 @@ def test_an_accept_that_outlives_its_image_saves_the_compose_of_its_fixed_mask(q
     assert c.row == 1 and saved_mask(two_images, "Image/b_photo.png") is None
 
 
+def test_the_text_step_on_a_large_photo_is_composed_in_the_worker_and_accepted(qtbot, window, tmp_path, gate):
+    from PIL import Image
+    from text_segmenter_double import TextSegmenterDouble
+
+    from floodlabel.core.common.hashing import image_key
+    from floodlabel.core.data.images import read_image
+    from floodlabel.gui.window.text_prompt.text_prompt_jobs import native_model_mask_with_text
+
+    root = tmp_path / "photos"
+    (root / "Image").mkdir(parents=True)
+    H, W = 2100, 2700  # larger than the view (2048 x 1593)
+    image = np.full((H, W, 3), 90, np.uint8)
+    water = np.zeros((H, W), bool)
+    for r0, c0, side in ((100, 100, 300), (900, 1200, 500), (1600, 2200, 200)):
+        water[r0:r0 + side, c0:c0 + side] = True
+    image[water] = (40, 60, 120)
+    Image.fromarray(image).save(root / "Image" / "wide.png")
+    double = TextSegmenterDouble({image_key(read_image(root / "Image" / "wide.png")): water}, scores=(0.9, 0.6, 0.3))
+    w = window(root, session=SegmentationSession(double))
+    c = w.controller
+    qtbot.waitUntil(lambda: c.embedding is not None, timeout=30000)
+    gate.set()
+    qtbot.waitUntil(c.native_ready, timeout=10000)
+    gate.clear()
+    c.text_steps.run("water", 0.5)  # two instances kept (0.9, 0.6)
+    qtbot.waitUntil(lambda: c.text_steps.instances() is not None and len(gate.calls) >= 2, timeout=20000)
+    assert not c.native_ready()  # the text base at 2700 x 2100 is composed in the worker
+    c.add_stroke(Stroke("erase", 40.0, np.array([[1450.0, 1150.0]], np.float32)))
+    ann, instances = c.annotation, c.text_steps.instances()
+    expected = with_strokes(ann, native_model_mask_with_text(ann, instances, None, (H, W)), (H, W))
+    assert expected[1000:1100, 1300:1400].all() and not expected[1150, 1450] and not expected[1700, 2300]
+    QTest.keyClick(w, Qt.Key.Key_Return)
+    assert w.project.waiting is not None
+    gate.set()
+    qtbot.waitUntil(lambda: w.project.waiting is None and "Accepted 1 / 1" in w.project_label.text(), timeout=30000)
+    w.store.wait_idle()
+    np.testing.assert_array_equal(saved_mask(root, "Image/wide.png"), expected)
+
+
 def _decoded_map(qtbot, w) -> SegmentationController:
     c = w.controller
     c.refiner.wanted = lambda item: False  # no tiled refine: the mask is the view-level decode's
