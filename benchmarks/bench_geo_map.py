@@ -329,7 +329,7 @@ def _compose(map_path: str) -> dict:
     from floodlabel.core.geo.georef import read_geo_info
 
     info = read_geo_info(map_path)
-    rows = _measure(QApplication.instance() or QApplication([]), (info.height, info.width), 3)
+    rows = _measure(QApplication.instance() or QApplication([]), (info.height, info.width), 5)
     return {"rows": [r for r in rows if r["action"] in ("brush stroke ends", "restored accept shown")]}
 
 

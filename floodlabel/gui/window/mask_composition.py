@@ -9,6 +9,8 @@ over the decoder's; the annotation's strokes are applied last (`Annotation.compo
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from floodlabel.core.annotation.annotation import Annotation
@@ -81,6 +83,12 @@ def stroke_snapshot(annotation: Annotation, native_size: tuple[int, int]) -> np.
 
     Drawn afresh on a copy of the annotation: the strokes touch a few of the layer's pages, where copying the
     annotation's cached layer wrote all of them (400 MB for a 20,000^2 map: 0.1 s on the UI thread)."""
+    return deferred_stroke_layer(annotation, native_size)()
+
+
+def deferred_stroke_layer(annotation: Annotation, native_size: tuple[int, int]) -> Callable[[], np.ndarray | None]:
+    """`stroke_snapshot` drawn when called (in a worker: the strokes of this version are copied now)."""
     if not annotation.strokes:
-        return None
-    return Annotation.from_dict(annotation.to_dict()).stroke_layer(native_size)
+        return lambda: None
+    state = annotation.to_dict()
+    return lambda: Annotation.from_dict(state).stroke_layer(native_size)

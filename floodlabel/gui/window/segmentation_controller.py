@@ -42,7 +42,8 @@ from floodlabel.gui.window.encoder_jobs import EncoderJobs
 from floodlabel.gui.window.fixed_mask import AutoRunner, FixedMask
 from floodlabel.gui.window.image_loading import (Restore, SessionOpener, annotation_from_prompt, load_job,
                                                 restored_annotation)
-from floodlabel.gui.window.mask_composition import stroke_snapshot, view_model_mask, with_strokes
+from floodlabel.gui.window.mask_composition import (deferred_stroke_layer, stroke_snapshot, view_model_mask,
+                                                    with_strokes)
 from floodlabel.gui.window.native.native_compose import DECODE, READY, NativeCompose
 from floodlabel.gui.window.text_prompt.text_prompt_jobs import TextPromptJobs
 from floodlabel.gui.window.text_prompt.text_prompt_steps import TextPromptSteps
@@ -379,9 +380,9 @@ class SegmentationController(QObject):
         again, off the UI thread)."""
         session, emb, ann, gt = decode_session(self.session, self.item), self.embedding, self.annotation, self.item.gt
         prompt, candidate, version = ann.prompt, self._chosen(shown), ann.version
-        layer = stroke_snapshot(ann, self.item.original_size)
+        layer = deferred_stroke_layer(ann, self.item.original_size)  # drawn in the worker
         self._request += 1
-        self._submit_decode(lambda: decode_native(session, emb, shown, prompt, candidate, layer, gt, version))
+        self._submit_decode(lambda: decode_native(session, emb, shown, prompt, candidate, layer(), gt, version))
 
     def _on_decode_failed(self, request_id: int, message: str) -> None:
         if request_id == self._request:
