@@ -109,6 +109,34 @@ def test_the_newest_compose_wins_and_a_stale_one_is_dropped(qtbot, controller, g
     assert not c.native_ready() and len(metrics) == 1
 
 
+def test_a_refine_meets_the_view_level_mask_off_the_ui_thread_unless_a_candidate_was_picked(qtbot, controller,
+                                                                                             monkeypatch):
+    import floodlabel.gui.window.fixed_mask as fixed_mask
+
+    c = controller
+    merging, real = threading.Event(), fixed_mask.merge_levels
+    monkeypatch.setattr(fixed_mask, "merge_levels", lambda *a: (merging.wait(30), real(*a))[1])
+    key = (c.row, c.prompt_key(c.annotation.prompt))
+    coarse = c.shown.native_mask
+    refined, owned = np.zeros(BIG, bool), np.zeros(BIG, bool)
+    owned[:, :2000] = True
+    refined[1000:3000, 500:1500] = True
+    c.fixed._on_refined(key, refined.copy(), owned)
+    assert c.fixed_mask is None  # the merge runs in a worker
+    merging.set()
+    qtbot.waitUntil(lambda: c.fixed_mask is not None, timeout=10000)
+    np.testing.assert_array_equal(c.fixed_mask, refined | (coarse & ~owned))
+    assert c.fixed.refined and c.shown_fixed_mask() is c.fixed_mask
+
+    c.fixed.drop_refined()
+    merging.clear()
+    c.fixed._on_refined(key, refined.copy(), owned)
+    c.fixed.drop_refined()  # a candidate picked meanwhile: it wins over the late refine
+    merging.set()
+    qtbot.wait(300)
+    assert c.fixed_mask is None
+
+
 def test_an_image_no_larger_than_the_view_is_composed_at_once(qtbot, gate):
     c = SegmentationController()
     size = (600, 800)

@@ -4,7 +4,7 @@ Auto (`AutoRunner`), the background run that makes one.
 Three make one, each (H, W) bool at the image's native size and kept with the key it was made for, (row, prompt
 key): Auto's proposal (every AMG segment containing a positive point, `core.models.auto_water`, run on a map's view
 image and upscaled), a large map's full-resolution tiled refine (`maps.tiled_refine`, pasted over the view-level
-decode inside the tiles it decoded) and the accepted mask restored from the project store. It is the model mask
+decode inside the tiles it decoded, in a worker) and the accepted mask restored from the project store. It is the model mask
 while its key holds; the restored one only while the annotation's state uses it (`Annotation.uses_saved_mask`:
 strokes keep it, a new prompt or Clear drops it, undo brings it back). The annotation's strokes still go on top
 (`mask_composition`).
@@ -27,15 +27,17 @@ from floodlabel.gui.window.maps.tiled_refine import RefineRequest
 from floodlabel.gui.workers.background import BackgroundCall
 
 
-class FixedMask:
+class FixedMask(QObject):
     """The fixed mask of `controller` (a SegmentationController: its row, item, session, embedding, annotation,
     shown decode, `auto`, `refiner`, `message` and `prompt_key`). show_mask: re-render the controller's state."""
 
     def __init__(self, controller, show_mask: Callable[[], None]) -> None:
+        super().__init__(controller)
         self.mask: np.ndarray | None = None
         self.key: tuple | None = None  # (row, prompt key) `mask` belongs to
         self.saved = False  # `mask` is the restored accepted mask (shown while the state uses it)
         self.refined = False  # `mask` is a map's tiled refine
+        self._merge: BackgroundCall | None = None  # a refine meeting the view-level mask in a worker (`_on_refined`)
         self._c = controller
         self._show_mask = show_mask
         controller.auto.done.connect(self._on_auto)
@@ -53,10 +55,11 @@ class FixedMask:
 
     def drop(self) -> None:
         """Another image: nothing held belongs to it."""
-        self.mask, self.refined = None, False
+        self.mask, self.refined, self._merge = None, False, None
 
     def drop_refined(self) -> None:
         """A candidate picked: a map's refined mask (the tiles' best) gives way to that candidate."""
+        self._merge = None
         if self.refined:
             self.mask, self.refined = None, False
 
@@ -96,13 +99,37 @@ class FixedMask:
 
     def _on_refined(self, key: tuple, mask: np.ndarray, owned: np.ndarray) -> None:
         """A map's full-resolution tiled mask for (row, prompt key), pasted over the view-level mask inside the
-        decoded tiles' cores (`owned`): shown as Auto's is, while that prompt holds."""
+        decoded tiles' cores (`owned`; in a worker: 0.3 s at 20,000^2): shown as Auto's is, while that prompt holds
+        and no candidate was picked meanwhile."""
         c = self._c
         if c.annotation is None or (c.row, c.prompt_key(c.annotation.prompt)) != key:
             return
         coarse = c.shown.native_mask if c.shown is not None and c.shown.prompt_key == key[1] else None
-        if coarse is not None and coarse.shape == mask.shape and not owned.all():
-            mask = merge_levels(mask, owned, coarse)  # in place: the refine's own array
+        self._merge = None
+        if coarse is None or coarse.shape != mask.shape or owned.all():
+            self._show_refined(key, mask)
+            return
+        call = BackgroundCall(lambda: (key, merge_levels(mask, owned, coarse)))  # in place: the refine's own array
+        call.succeeded.connect(self._on_merged)
+        call.failed.connect(self._on_merge_failed)
+        self._merge = call
+        call.start()
+
+    def _on_merged(self, result: tuple[tuple, np.ndarray]) -> None:
+        if self._merge is None or self.sender() is not self._merge.relay:
+            return  # a candidate was picked, or another image or refine came, meanwhile
+        self._merge = None
+        self._show_refined(*result)
+
+    def _on_merge_failed(self, message: str) -> None:
+        if self._merge is not None and self.sender() is self._merge.relay:
+            self._merge = None
+            self._c.message.emit(f"Full-resolution refine: {message}")
+
+    def _show_refined(self, key: tuple, mask: np.ndarray) -> None:
+        c = self._c
+        if c.annotation is None or (c.row, c.prompt_key(c.annotation.prompt)) != key:
+            return
         self.key = key
         self._on_auto(key, mask)
         self.refined = True
