@@ -455,9 +455,12 @@ def _long_session(d: "Driver", r: "Results", tiny, folder: Path, clicks_per_imag
     d.meter.mark()
     with d.meter.phase(f"long session ({n_images} images, {n_images * clicks_per_image} clicks, tiny SAM)"):
         for i in range(n_images):
-            if i > 0:
+            if i > 0:  # the next image shown with its embedding (until it loads, the previous one stays)
+                old_item, old_embedding = c.item, c.embedding
                 d.key_next()
-                d.wait_ready(120)
+                if not d.spin(lambda: c.item is not old_item and c.embedding is not None
+                              and c.embedding is not old_embedding, 120):
+                    raise RuntimeError(f"image {i + 1} of the long session did not become ready")
             points = d.points_for_row(c.row, clicks_per_image, rng)
             d.meter.mark()
             for x, y, pos in points:
@@ -611,7 +614,10 @@ class Driver:
         t0 = time.perf_counter()
         QTest.mouseClick(vp, button, Qt.KeyboardModifier.NoModifier, pos)
         if len(c.annotation.prompt.points) != n + 1:
-            raise RuntimeError("the click did not add a point")
+            raise RuntimeError(f"the click did not add a point: ({x:.0f}, {y:.0f}) -> widget {pos.x()},{pos.y()} of "
+                               f"{vp.width()}x{vp.height()}, row {c.row}, image {c.item.original_size if c.item else None}"
+                               f", points {n} -> {len(c.annotation.prompt.points)}, embedding "
+                               f"{'ready' if c.embedding is not None else 'none'}, tool {self.w.canvas_input.tool!r}")
         self._expect_key = c.prompt_key(c.annotation.prompt)
         if not self.wait_painted(60):
             raise RuntimeError("no mask was painted for the click")
@@ -661,7 +667,10 @@ class Driver:
             self._ground_truth[key] = item.gt if item.gt is not None else np.ones(item.original_size, bool)
             self._keys[key] = item.key
         gt = self._ground_truth[key]
-        water, land = np.flatnonzero(gt), np.flatnonzero(~gt)
+        inner = np.zeros(gt.shape, bool)  # not within a few pixels of the border: a narrow view (a widget pixel
+        m = max(4, -(-max(gt.shape) // 200))  # covers several image pixels) could put the click just outside
+        inner[m:-m, m:-m] = True
+        water, land = np.flatnonzero(gt & inner), np.flatnonzero(~gt & inner)
         out = []
         for i in range(n):
             positive = positive_only or i % 5 == 0 or len(land) == 0 or rng.random() < 0.6
