@@ -4,6 +4,8 @@
     .venv/bin/python -m benchmarks.screenshots resources/sample /tmp/shots --sizes 1366x768 --settle 5
     .venv/bin/python -m benchmarks.screenshots DATA OUT --click  # also one real click on the first image
     .venv/bin/python -m benchmarks.screenshots DATA OUT --models # also the Models tab (Model → Models…)
+    .venv/bin/python -m benchmarks.screenshots MAPS OUT --click --zoom 6 --accept --export /tmp/out \
+        --export-format png,geotiff,gpkg,geojson             # a map: click, zoom in, accept, export for GIS
 
 Per size it writes OUT/floodlabel_<W>x<H>.png (the whole screen: there is no window manager, so no title bar) and,
 with --click, OUT/floodlabel_<W>x<H>_click.png after a left click at the centre of the first image (needs the
@@ -44,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drag", action="store_true", help="also a real box drag (Box tool) across the image")
     parser.add_argument("--models", action="store_true",
                         help="also a screenshot with the Models tab raised (keys Alt+M, M: Model → Models…)")
+    parser.add_argument("--accept", action="store_true", help="with --click: then Enter (accept), and a screenshot")
+    parser.add_argument("--zoom", type=int, default=0, metavar="N",
+                        help="with --click: then N wheel steps in at the click (a map shows its full-resolution detail)")
+    parser.add_argument("--export", metavar="DIR", help="with --accept: then `floodlabel export` of the project into "
+                        "DIR/<W>x<H> (--export-format), while the app still runs")
+    parser.add_argument("--export-format", default="png,coco", help="formats for --export (default png,coco)")
     parser.add_argument("--isolated-cache", action="store_true", help="use an empty temporary model cache")
     args = parser.parse_args(argv)
 
@@ -101,6 +109,23 @@ def shoot(args: argparse.Namespace, width: int, height: int, out: Path) -> list[
                 time.sleep(args.settle)
                 written.append(out / f"floodlabel_{width}x{height}_click.png")
                 x.screenshot(written[-1])
+                for _ in range(args.zoom):
+                    x.click(sx, sy, button=4)  # the wheel, one step in
+                if args.zoom:
+                    time.sleep(args.settle)
+                    written.append(out / f"floodlabel_{width}x{height}_zoom.png")
+                    x.screenshot(written[-1])
+                if args.accept:
+                    x.key("Return", window=x.find_window("FloodLabel$"))
+                    time.sleep(args.settle)
+                    written.append(out / f"floodlabel_{width}x{height}_accept.png")
+                    x.screenshot(written[-1])
+                if args.export:
+                    target = Path(args.export) / f"{width}x{height}"
+                    done = subprocess.run([sys.executable, "-m", "floodlabel", "export", str(Path(tmp) / "project"),
+                                           "--out", str(target), "--format", args.export_format, "--overwrite"],
+                                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+                    print(f"export ({width}x{height}, rc {done.returncode}): {(done.stdout + done.stderr).strip()}")
             if args.drag:
                 points = geometry.get("image_to_screen") or []
                 xs, ys = [p[2] for p in points], [p[3] for p in points]
