@@ -109,9 +109,8 @@ def shoot(args: argparse.Namespace, width: int, height: int, out: Path) -> list[
                 time.sleep(args.settle)
                 written.append(out / f"floodlabel_{width}x{height}_click.png")
                 x.screenshot(written[-1])
-                for _ in range(args.zoom):
-                    x.click(sx, sy, button=4)  # the wheel, one step in
                 if args.zoom:
+                    x.wheel(args.zoom)  # the pointer is still at the click
                     time.sleep(args.settle)
                     written.append(out / f"floodlabel_{width}x{height}_zoom.png")
                     x.screenshot(written[-1])

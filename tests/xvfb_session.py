@@ -149,6 +149,11 @@ class XvfbSession:
         self.move(x, y)
         self._xdotool(["click", str(button)])
 
+    def wheel(self, steps: int) -> None:
+        """Turn the wheel where the pointer is: `steps` > 0 away from the user (zoom in), < 0 towards."""
+        if steps:
+            self._xdotool(["click", "--repeat", str(abs(steps)), "--delay", "50", "4" if steps > 0 else "5"])
+
     def move(self, x: float, y: float) -> None:
         """Move the pointer to screen pixel (x, y) (waits until the server has moved it)."""
         self._xdotool(["mousemove", "--sync", str(round(x)), str(round(y))])
