@@ -222,3 +222,7 @@ def test_compare_on_a_map_decodes_the_same_prompt_in_the_view_frame(qtbot, windo
     b_view = w.compare.result.view_mask
     assert b_view.shape == a_view.shape and a_view.any()
     assert (b_view == a_view).mean() > 0.999
+    # the list's A<->B agreement: B's view mask against A's native one, measured in a worker (a map's is large)
+    qtbot.waitUntil(lambda: w.image_list.model.row(0).agreement is not None, timeout=30000)
+    assert w.image_list.model.row(0).agreement > 0.99
+    assert w.models.agreement_call is not None  # it was the worker's
