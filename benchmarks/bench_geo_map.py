@@ -18,12 +18,26 @@ DEFLATE, 512 px tiles) without and with internal overviews. Measures, each in a 
 - sam_tile (with overviews; `--sam` lists the models, random weights, the app's compute config and allocator): one
   full-resolution tile's encode (a 1280 px read window: a 1024 core and its halo, what the refine and the prefetch
   embed per tile), median of 2 after a warm-up, against the view image's encode (the one embedding per map the
-  view-level decode uses) in the same process.
+  view-level decode uses) in the same process;
+- click (with overviews; `--click` lists the models: the offline classic backend and a random-weight
+  sam2.1_hiera_tiny, `benchmarks.bench_sam2.tiny_sam2_model`, the session built off the UI thread through
+  `core.segment.passing_thread.in_passing_thread`): the real AnnotationWindow (offscreen, 1280 x 760, zoomed out to
+  the whole map, a fresh cache, settings and project folder), driven with real Qt mouse clicks on the canvas
+  viewport at the image point (`benchmarks.bench_window.Driver`, `PaintWatch`). Open -> ready to click: from building
+  the window on the map's folder to the view's embedding ready. Click -> view overlay: from the mouse press to the
+  end of the viewport's first paint after the controller's mask_changed for that prompt (the 2048 px view's
+  decode), median of CLICKS clicks at lake pixels between the islands, Escape between them. Click -> refine in: from
+  the same press to the end of the paint after the full-resolution tiled refine's mask (gui/window/maps/
+  tiled_refine, pasted over the view-level one) became the shown model mask (`shown_fixed_mask`), with the tiles it
+  decoded (its status line) and encoded (encoder runs: SAM's session cache misses; classic has no session cache,
+  its TiledDecoder's LRU misses); the first click's tiles are encoded cold, the later clicks' are reported apart
+  (SAM's session cache holds the tiles: memory, then disk). Peak RSS: the window's process (VmHWM). The lake
+  spans many tiles: the refine decodes every tile it grows into, up to `core.tiles.tiled.MAX_TILES` (64), each
+  encoded once (the sam_tile row is one tile's encode), so the first refine's time is about that many encodes.
 
     .venv/bin/python -m benchmarks.bench_geo_map                 # 20,000 x 20,000: a few minutes on 2 cores
     .venv/bin/python -m benchmarks.bench_geo_map --side 8000     # smaller
-
-Click -> overlay on a map needs the tiled decode in the window, which is not built yet (see issue 17).
+    .venv/bin/python -m benchmarks.bench_geo_map --only click    # the click rows only
 """
 
 from __future__ import annotations
@@ -46,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--side", type=int, default=20000, help="width and height of the map (default 20000)")
     parser.add_argument("--sam", default="vit_b,sam2.1_hiera_tiny",
                         help="models for the per-tile encode rows (comma-separated; '' skips them)")
-    parser.add_argument("--only", choices=("sam_tile",), help="run only these rows (a map with overviews)")
+    parser.add_argument("--click", default="classic,sam2.1_hiera_tiny",
+                        help="models for the click rows (comma-separated: classic, sam2.1_hiera_tiny; '' skips them)")
+    parser.add_argument("--only", choices=("sam_tile", "click"), help="run only these rows (a map with overviews)")
     parser.add_argument("--child", nargs=3, metavar=("MODE", "MAP", "CACHE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -54,10 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-geo-") as tmp:
         results = {"side": args.side}
-        if args.only == "sam_tile":
+        if args.only:
             path = Path(tmp) / "overviews.tif"
             _write(path, args.side, (2, 4, 8, 16))
-            results.update(_sam_rows(path, args.sam))
+            results.update(_sam_rows(path, args.sam) if args.only == "sam_tile" else _click_rows(path, args.click))
             print(json.dumps(results, indent=1))
             _table(results)
             return 0
@@ -77,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                 results["pan"] = _run("pan", path, cache)
                 results["compose"] = _run("compose", path, cache)
                 results.update(_sam_rows(path, args.sam))
+                results.update(_click_rows(path, args.click))
         print(json.dumps(results, indent=1))
         _table(results)
     return 0
@@ -101,7 +118,9 @@ def _lake(side: int):
 
 def _run(mode: str, path: Path, cache: Path) -> dict:
     done = subprocess.run([sys.executable, "-m", "benchmarks.bench_geo_map", "--child", mode, str(path), str(cache)],
-                          capture_output=True, text=True, cwd=ROOT, check=True)
+                          capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        raise RuntimeError(f"the {mode} child failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -158,6 +177,8 @@ def _child(mode: str, map_path: str, cache: str) -> dict:
         out.update(_compose(map_path))
     elif mode.startswith("sam_tile:"):
         out.update(_sam_tile(map_path, mode.split(":", 1)[1]))
+    elif mode.startswith("click:"):
+        out.update(_click(map_path, cache, mode.split(":", 1)[1]))
     out["s"] = round(time.perf_counter() - started, 2)
     out["peak_rss_mb"] = _peak_rss_mb()
     return out
@@ -204,6 +225,145 @@ def _sam_tile(map_path: str, model: str) -> dict:
             "tile_encode_s": round(statistics.median(tiles), 2), "view_encode_s": round(statistics.median(views), 2)}
 
 
+CLICKS = 3
+"""Clicks per click row (the first one's refine encodes its tiles; the later ones find most in the caches)."""
+
+
+def _click_rows(path: Path, models: str) -> dict:
+    return {f"click_{m}": _run(f"click:{m}", path, path.parent / f"click-{m}") for m in models.split(",") if m}
+
+
+def _click_points(side: int) -> list[tuple[float, float]]:
+    """CLICKS lake pixels between the islands (checked against the lake's own drawing), full-resolution frame."""
+    water = _lake(side)
+    points = [(side / 2 + side / 40 + k * side / 20, side / 2 + side / 40) for k in (0, -1, 1, -2, 2)][:CLICKS]
+    for x, y in points:
+        if not water(int(y), int(y) + 1, side)[0, int(x)]:
+            raise RuntimeError(f"click point ({x:.0f}, {y:.0f}) is not water")
+    return points
+
+
+def _click(map_path: str, work_dir: str, model: str) -> dict:
+    """Open -> ready, click -> view-level overlay and click -> full-resolution refine in the real window (see the
+    module docstring), in this process."""
+    import os
+    import re
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    work = Path(work_dir)
+    folder = work / "map"
+    (folder / "Image").mkdir(parents=True, exist_ok=True)
+    link = folder / "Image" / Path(map_path).name
+    if not link.exists():
+        try:
+            os.link(map_path, link)
+        except OSError:
+            link.symlink_to(map_path)
+    os.environ["FLOODLABEL_CACHE_DIR"] = str(work / "cache")  # fresh: the preview and embeddings are made here
+    from floodlabel.runtime import tune_allocator
+
+    tune_allocator()
+    from PySide6.QtCore import QSettings, Qt
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
+        for scope in (QSettings.Scope.UserScope, QSettings.Scope.SystemScope):
+            QSettings.setPath(fmt, scope, str(work / "settings"))
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    from benchmarks.bench_window import Driver, PaintWatch
+    from floodlabel.core.models.session import SegmentationSession
+    from floodlabel.core.segment.passing_thread import in_passing_thread
+    from floodlabel.core.tiles.map_item import MapItem
+    from floodlabel.gui.window.annotation_window import AnnotationWindow
+
+    # built off the UI thread, as the app does: a second live OpenMP team slows the decode (core.segment.passing_thread)
+    if model == "classic":
+        session = in_passing_thread(lambda: SegmentationSession.open("classic"))
+    else:
+        from benchmarks.bench_sam2 import tiny_sam2_model
+        from floodlabel.core.sam2.backend import Sam2Segmenter
+        from floodlabel.core.segment.compute_config import default_compute_config
+        from floodlabel.core.segment.embedding_cache import EmbeddingCache
+
+        session = in_passing_thread(lambda: SegmentationSession(
+            Sam2Segmenter(tiny_sam2_model(), default_compute_config()), EmbeddingCache(work / "embeddings")))
+
+    t0 = time.perf_counter()
+    w = AnnotationWindow(folder, session=session, project=work / "project")
+    w.resize(1280, 760)
+    w.show()
+    d = Driver(app, w, work)
+    c = w.controller
+    d.wait_ready(600)
+    ready_s = time.perf_counter() - t0
+    if not isinstance(c.item, MapItem):
+        raise RuntimeError(f"the map did not open as a MapItem: {type(c.item).__name__}")
+    side = c.item.original_size[1]
+
+    refine = PaintWatch(w.canvas.main_viewport)  # the paint after the refined mask was emitted
+    wanted: dict = {}
+    tiles: list[int] = []
+
+    def on_mask(mask) -> None:
+        if wanted.get("key") is not None and c.fixed.key == wanted["key"] and c.shown_fixed_mask() is not None:
+            wanted["key"] = None
+            refine.arm()
+
+    def on_progress(text: str) -> None:
+        found = re.match(r"Full resolution: (\d+) tiles? in ", text)
+        if found:
+            tiles.append(int(found.group(1)))
+
+    def encoder_runs() -> int:
+        """Tile encodes so far: the session cache's misses (SAM), else the TiledDecoder's (classic: no cache)."""
+        if c.session.cache is not None:
+            return c.session.cache.stats.misses
+        return c.refiner._decoder.embeds if c.refiner._decoder is not None else 0
+
+    c.mask_changed.connect(on_mask)
+    c.refiner.progress.connect(on_progress)
+    clicks = []
+    for x, y in _click_points(side):
+        if not c.annotation.prompt.is_empty:
+            QTest.keyClick(w, Qt.Key.Key_Escape)  # start over
+        d.spin(lambda: d.decoded() and not c.refiner.running, 600)
+        d.sleep(0.2)
+        encoded = encoder_runs()
+        n = len(c.annotation.prompt.points)
+        tiles.clear()
+        d.watch.reset()
+        refine.reset()
+        t0 = time.perf_counter()
+        QTest.mouseClick(w.canvas.main_viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                         w.canvas.widget_pos(x, y))
+        if len(c.annotation.prompt.points) != n + 1:
+            raise RuntimeError(f"the click at ({x:.0f}, {y:.0f}) added no point")
+        key = c.prompt_key(c.annotation.prompt)
+        d._expect_key, wanted["key"] = key, (c.row, key)
+        if not d.wait_painted(120):
+            raise RuntimeError("no view-level mask was painted for the click")
+        view_s = d.watch.t_done - t0
+        if not d.spin(lambda: refine.t_done is not None, 1800):
+            raise RuntimeError("the full-resolution refine did not come in")
+        refine_s = refine.t_done - t0
+        d.spin(lambda: bool(tiles), 30)
+        clicks.append({"x": round(x), "y": round(y), "view_ms": round(view_s * 1000, 1),
+                       "refine_s": round(refine_s, 2), "tiles": tiles[-1] if tiles else None,
+                       "encoded": encoder_runs() - encoded})
+    c.shutdown()
+    w.close()
+    later = clicks[1:] or clicks
+    return {"model": model, "map": list(c.item.original_size) if c.item is not None else [side, side],
+            "ready_s": round(ready_s, 2), "clicks": clicks,
+            "view_ms_median": round(statistics.median(k["view_ms"] for k in clicks), 1),
+            "first_refine_s": clicks[0]["refine_s"], "first_tiles": clicks[0]["tiles"],
+            "first_encoded": clicks[0]["encoded"],
+            "later_refine_s_median": round(statistics.median(k["refine_s"] for k in later), 2),
+            "later_tiles": [k["tiles"] for k in later], "later_encoded": [k["encoded"] for k in later]}
+
+
 def _table(results: dict) -> None:
     """The rows a person reads, as a table (the JSON above has every figure)."""
     rows = []
@@ -223,6 +383,16 @@ def _table(results: dict) -> None:
             rows += [(f"{row['model']}: view image encode (baseline)", f"{row['view_encode_s']} s", "1.00"),
                      (f"{row['model']}: one 1280 px tile encode", f"{row['tile_encode_s']} s",
                       f"{row['tile_encode_s'] / row['view_encode_s']:.2f}")]
+    for key, row in results.items():
+        if key.startswith("click_"):
+            m, n = row["model"], len(row["clicks"])
+            rows += [(f"{m}: open -> ready to click", f"{row['ready_s']} s", ""),
+                     (f"{m}: click -> view overlay (median of {n})", f"{row['view_ms_median']} ms", ""),
+                     (f"{m}: click -> refine in, first click ({row['first_tiles']} tiles, "
+                      f"{row['first_encoded']} encoded)", f"{row['first_refine_s']} s", ""),
+                     (f"{m}: click -> refine in, later (tiles {row['later_tiles']}, encoded "
+                      f"{row['later_encoded']})", f"{row['later_refine_s_median']} s", ""),
+                     (f"{m}: peak RSS of the window's process", f"{row['peak_rss_mb']} MB", "")]
     if rows:
         width = max(len(r[0]) for r in rows)
         print(f"\n{'row':<{width}}  {'median':>10}  ratio")
