@@ -33,7 +33,8 @@ DEFLATE, 512 px tiles) without and with internal overviews. Measures, each in a 
   its TiledDecoder's LRU misses); the first click's tiles are encoded cold, the later clicks' are reported apart
   (SAM's session cache holds the tiles: memory, then disk). Peak RSS: the window's process (VmHWM). The lake
   spans many tiles: the refine decodes every tile it grows into, up to `core.tiles.tiled.MAX_TILES` (64), each
-  encoded once (the sam_tile row is one tile's encode), so the first refine's time is about that many encodes.
+  encoded once (the sam_tile row is one tile's encode), so the first refine's time is about that many encodes. At
+  20,000 px both models reach the cap (64 of the ~130 tiles the lake covers; outside them the view-level mask stays).
 
     .venv/bin/python -m benchmarks.bench_geo_map                 # 20,000 x 20,000: a few minutes on 2 cores
     .venv/bin/python -m benchmarks.bench_geo_map --side 8000     # smaller
