@@ -4,9 +4,6 @@ with the annotation restored from the project store.
 
 from __future__ import annotations
 
-import os
-import sys
-import threading
 from pathlib import Path
 from typing import Callable
 
@@ -17,12 +14,13 @@ from PySide6.QtWidgets import QWidget
 from floodlabel.core.annotation.annotation import Annotation
 from floodlabel.core.annotation.prompts import Prompt
 from floodlabel.core.data.datasets import ImagePair
+from floodlabel.core.common.thread_priority import BACKGROUND_THREAD_NICE, lower_this_thread
 from floodlabel.core.data.image_item import ImageItem
 from floodlabel.core.tiles.map_item import load_item
 from floodlabel.gui.workers.background import BackgroundCall
 from floodlabel.gui.workers.on_screen import when_on_screen
 
-DECODE_AHEAD_NICE = 10
+DECODE_AHEAD_NICE = BACKGROUND_THREAD_NICE
 """How much lower than the window's the priority of the thread that decodes the next image is (`decode_ahead`)."""
 
 Restore = Callable[[Path], tuple[dict | None, np.ndarray | None, str | None]]
@@ -99,12 +97,7 @@ def decode_ahead(pair: ImagePair) -> ImageItem:
     """`load_item(pair)` on a thread that lowers its own OS priority first (Linux: each thread has its own nice value;
     elsewhere it would lower the whole process's, so it does not): the image the user will probably open next,
     decoded without taking a core from a click."""
-    if sys.platform == "linux":
-        try:
-            tid = threading.get_native_id()
-            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + DECODE_AHEAD_NICE))
-        except OSError:
-            pass
+    lower_this_thread(DECODE_AHEAD_NICE)
     return load_item(pair)
 
 

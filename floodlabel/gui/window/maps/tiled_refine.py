@@ -41,7 +41,7 @@ from floodlabel.core.annotation.annotation import apply_stroke_layer
 from floodlabel.core.annotation.prompts import Prompt
 from floodlabel.core.evaluation.metrics import mask_metrics
 from floodlabel.core.tiles.map_item import MapItem
-from floodlabel.core.tiles.tiled import TiledDecoder, map_reader
+from floodlabel.core.tiles.tiled import MAX_TILES, TiledDecoder, map_reader
 from floodlabel.gui.workers.background import BackgroundCall, BackgroundJob
 
 
@@ -225,8 +225,10 @@ class TiledRefiner(QObject):
         key, mask, owned, tiles, item_key = result
         if (item_key, key) != (self.last_item, self.last_key):
             return  # another image (of this or another folder) is on screen
+        capped = (" (the most per prompt: water beyond these tiles keeps the view-level mask)"
+                  if tiles >= MAX_TILES else "")
         self.progress.emit(f"Full resolution: {tiles} tile{'s' if tiles != 1 else ''} in "
-                           f"{time.perf_counter() - self._started:.1f} s")
+                           f"{time.perf_counter() - self._started:.1f} s{capped}")
         self.done.emit(key, np.asarray(mask, bool), np.asarray(owned, bool))
 
     def _on_failed(self, message: str) -> None:
