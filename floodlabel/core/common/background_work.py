@@ -8,7 +8,7 @@ So the window stops the children (SIGSTOP) while it decodes a click, with all it
 (Windows), `CAN_STOP` is False and the decode uses 1 torch thread instead (`busy()`).
 
 A child killed while stopped dies (SIGKILL works on a stopped process), and one whose window dies gets SIGKILL too
-(`background_encoder._die_with_parent`), so no child is left stopped.
+(`die_with_parent`), so no child is left stopped.
 """
 
 from __future__ import annotations
@@ -92,3 +92,18 @@ def _signal(pid: int, sig: int) -> bool:
         return True
     except (ProcessLookupError, PermissionError):
         return False
+
+
+def die_with_parent(parent: int) -> None:
+    """Called first in a child: it gets SIGKILL when the window's process dies (Linux prctl PR_SET_PDEATHSIG), so a
+    window killed while its child works leaves nothing behind; elsewhere the child ends when its pipe closes.
+    `parent`: the window's pid, to catch a parent that died before the prctl."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # it died before the line above
+        os._exit(0)

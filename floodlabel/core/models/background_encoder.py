@@ -32,6 +32,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from floodlabel.core.common.background_work import die_with_parent
+
 BACKGROUND_NICE = 10
 """How much lower than the window the child's scheduling priority is."""
 BACKGROUND_THREADS = 1
@@ -164,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parent", type=int, help="exit when this process (the window's) is gone")
     args = parser.parse_args(argv)
     if args.parent is not None:
-        _die_with_parent(args.parent)
+        die_with_parent(args.parent)
     try:
         os.nice(args.nice)
     except (AttributeError, OSError):
@@ -220,21 +222,6 @@ def main(argv: list[str] | None = None) -> int:
             say(done=str(path), seconds=time.perf_counter() - t0)
         except Exception as exc:  # noqa: BLE001 - the image's failure, not the child's
             say(failed=str(path), error=f"{type(exc).__name__}: {exc}")
-
-
-def _die_with_parent(parent: int) -> None:
-    """The child gets SIGKILL when the window's process dies (Linux prctl PR_SET_PDEATHSIG), so a window killed
-    while its child loads a model leaves nothing behind; elsewhere the child ends when its stdin closes."""
-    import ctypes
-    import signal
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:  # it died before the line above
-        os._exit(0)
 
 
 if __name__ == "__main__":

@@ -141,9 +141,9 @@ def _send(conn, msg) -> None:
 def _child_main(conn, items, base_model: str, config, out: str, settings, nice: int, threads: int,
                 parent: int) -> None:
     """The child: nice, threads, open the base, `finetune`, report. Never raises (one line goes back instead)."""
-    from floodlabel.core.models.background_encoder import _die_with_parent
+    from floodlabel.core.common.background_work import die_with_parent
 
-    _die_with_parent(parent)
+    die_with_parent(parent)
     try:
         os.nice(nice)
     except (AttributeError, OSError):

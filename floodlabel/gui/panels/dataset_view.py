@@ -3,7 +3,9 @@ image-size scatter (pyqtgraph).
 
 compute_stats decodes every mask, so it runs in a BackgroundCall, and only while the view is visible: a hidden or
 tabbed-away dock costs no CPU (the SAM encoder needs both cores). It starts after the window's first paint
-(`gui/on_screen.py`). Setting another dataset abandons the running computation at its next file.
+(`gui/on_screen.py`). A folder of more than STATS_IN_CHILD_ABOVE files is decoded in a child process at a low
+priority (`core.data.stats_child`: in the window, 290 real photos kept the event loop waiting 65-88 ms); a smaller
+one in the worker thread, which is quicker than starting a child. Setting another dataset abandons the running computation at its next file.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from PySide6.QtGui import QColor, QPalette, QShowEvent
 from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from floodlabel.core.data.dataset_stats import DatasetStats, compute_stats
+from floodlabel.core.data.stats_child import compute_stats_in_child
 from floodlabel.core.data.datasets import FloodDataset
 from floodlabel.core.common.errors import FloodLabelError
 from floodlabel.gui.workers.background import BackgroundCall
@@ -26,6 +29,8 @@ from floodlabel.gui.workers.on_screen import when_on_screen
 
 T = TypeVar("T")
 HISTOGRAM_BINS = 20
+STATS_IN_CHILD_ABOVE = 50
+"""Folders with more image and mask files than this are decoded for their statistics in a child process."""
 """Water-ratio histogram bins over 0-100 % (5 % each)."""
 
 FIGURES = ("Images", "Pairs (image + mask)", "Problems", "Masks measured", "Water ratio mean", "Water ratio median",
@@ -118,6 +123,9 @@ class DatasetView(QWidget):
         progress = self._progress
 
         def run() -> DatasetStats:
+            if len(dataset.pairs) + len(dataset.masks_without_images) > STATS_IN_CHILD_ABOVE:
+                return compute_stats_in_child(dataset, lambda what, done, total: progress.progress.emit(what, done,
+                                                                                                     total), cancel)
             return compute_stats(dataset, progress=lambda items, total, what: _checked(items, total, what,
                                                                                      cancel, progress))
 
