@@ -22,12 +22,12 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, Signal
 
 import os
+import threading
 from pathlib import Path
 
 from floodlabel.core.data.datasets import FloodDataset
 from floodlabel.core.data.image_item import ImageItem
 from floodlabel.gui.window.image_loading import decode_ahead, prefetch_job
-from floodlabel.gui.workers.background import BackgroundCall
 from floodlabel.gui.workers.latest_request import EmbedWorker
 
 PREFETCH_PAUSE_S = 1.5
@@ -60,7 +60,6 @@ class EncoderJobs(QObject):
         self._background_source: tuple | None = None
         self._in_flight: dict[str, int] = {}  # image path -> row, prefetches sent to the child
         self._relay = _BackgroundRelay()  # the child's events, from its reader thread to the UI thread
-        self._ahead: list[BackgroundCall] = []  # images decoded while the child pre-encodes them
         self._relay.event.connect(self._on_background_event)
 
     @property
@@ -182,20 +181,28 @@ class EncoderJobs(QObject):
             self._prefetched_items.clear()
 
     def _decode_ahead(self, row: int, pair) -> None:
-        """While the child pre-encodes row `row`, decode its image here too, in a thread at a low OS priority (Linux
+        """While the child pre-encodes row `row`, decode its image here too, on a thread at a low OS priority (Linux
         threads have their own), so that PageDown finds it decoded as with the thread's prefetch (`take_item`; a
-        4000x3000 JPEG with its mask: about 150 ms of PageDown -> image shown before)."""
-        call = BackgroundCall(lambda: (row, decode_ahead(pair)))
-        call.succeeded.connect(self._on_decoded_ahead)
-        self._ahead = [c for c in self._ahead if c.is_running()] + [call]
-        call.start()
+        4000x3000 JPEG with its mask: about 150 ms of PageDown -> image shown before). Like the thread's prefetch
+        job, the thread puts the item in place itself: no Qt object is involved, so a window closed meanwhile is no
+        concern."""
+        items, rows = self._prefetched_items, self._prefetched_rows
 
-    def _on_decoded_ahead(self, result: tuple[int, ImageItem]) -> None:
-        row, item = result
-        if row in self._prefetched_rows:  # still wanted (not reset for another dataset or model)
-            while len(self._prefetched_items) >= 2:
-                self._prefetched_items.pop(next(iter(self._prefetched_items)), None)
-            self._prefetched_items[row] = item
+        def run() -> None:
+            try:
+                item = decode_ahead(pair)
+            except Exception:  # noqa: BLE001 - the loader will say what is wrong when the image is opened
+                return
+            if row not in rows:  # no longer wanted (reset for another dataset or model)
+                return
+            while len(items) >= 2:
+                try:
+                    items.pop(next(iter(items)), None)
+                except (RuntimeError, StopIteration):  # the UI thread took one meanwhile
+                    break
+            items[row] = item
+
+        threading.Thread(target=run, name="floodlabel-decode-ahead", daemon=True).start()
 
     def pause(self, seconds: float = PREFETCH_PAUSE_S) -> None:
         """Hold prefetch for `seconds` from now (the user is interacting)."""

@@ -69,10 +69,12 @@ def open_session(model: str):
 
 def load_job(row: int, pair: ImagePair, prefetched: ImageItem | None,
              restore: Restore | None) -> Callable[[], tuple[int, ImageItem, tuple]]:
-    """The loader's job for dataset row `row`: (row, the image (the prefetched one when given), restore's answer)."""
+    """The loader's job for dataset row `row`: (row, the image (the prefetched one when it is this pair's image: a
+    prefetch of another folder's row may land late), restore's answer)."""
 
     def job() -> tuple[int, ImageItem, tuple]:
-        item = prefetched if prefetched is not None else load_item(pair)
+        ok = prefetched is not None and Path(prefetched.path) == Path(pair.image)
+        item = prefetched if ok else load_item(pair)
         return row, item, restore(pair.image) if restore is not None else (None, None, None)
 
     return job
