@@ -1083,10 +1083,7 @@ def _status_bytes(pid: str, field: str) -> int:
 
 
 def _rss() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
+    return _status_bytes("self", "VmRSS")
 
 
 def _handler(size: int):

@@ -107,3 +107,16 @@ def die_with_parent(parent: int) -> None:
         pass
     if os.getppid() != parent:  # it died before the line above
         os._exit(0)
+
+
+def child_message(conn, proc, timeout: float = 0.1):
+    """The next message from the child process `proc` on its pipe end `conn`, or None when none came within `timeout`
+    seconds. Raises EOFError once the child has gone and nothing is left to read."""
+    try:
+        if conn.poll(timeout):
+            return conn.recv()
+        if not proc.is_alive() and not conn.poll(0):
+            raise EOFError
+    except OSError as exc:
+        raise EOFError from exc
+    return None

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
-from floodlabel.core.common.background_work import die_with_parent
+from floodlabel.core.common.background_work import child_message, die_with_parent
 from floodlabel.core.common.cancel import Cancelled
 from floodlabel.core.common.errors import FloodLabelError
 from floodlabel.core.data.dataset_stats import DatasetStats, compute_stats
@@ -54,13 +54,12 @@ def compute_stats_in_child(dataset: FloodDataset, progress: Progress | None = No
             if cancel is not None and cancel.is_set():
                 raise Cancelled("dataset statistics")
             try:
-                if not ours.poll(0.1):
-                    if not proc.is_alive() and not ours.poll(0):
-                        break
-                    continue
-                kind, payload = ours.recv()
-            except (EOFError, OSError):
+                message = child_message(ours, proc)
+            except EOFError:
                 break
+            if message is None:
+                continue
+            kind, payload = message
             if kind == "progress":
                 if progress is not None:
                     progress(*payload)

@@ -97,13 +97,12 @@ class ChildTraining:
                 if cancel_sent_at is not None and time.monotonic() - cancel_sent_at > CANCEL_GRACE_S:
                     proc.kill()
                 try:
-                    if not ours.poll(0.1):
-                        if not proc.is_alive() and not ours.poll(0):
-                            break
-                        continue
-                    kind, payload = ours.recv()
-                except (EOFError, OSError):
+                    message = background_work.child_message(ours, proc)
+                except EOFError:
                     break  # the child is gone: see how it ended below
+                if message is None:
+                    continue
+                kind, payload = message
                 if kind == "started":
                     self.started = payload
                 elif kind == "progress" and progress is not None:
