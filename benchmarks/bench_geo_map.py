@@ -336,13 +336,14 @@ def _click(map_path: str, work_dir: str, model: str) -> dict:
         tiles.clear()
         d.watch.reset()
         refine.reset()
+        d._expect_points = n + 1  # the Driver arms its paint watch for the mask of the prompt with this point
         t0 = time.perf_counter()
         QTest.mouseClick(w.canvas.main_viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
                          w.canvas.widget_pos(x, y))
         if len(c.annotation.prompt.points) != n + 1:
             raise RuntimeError(f"the click at ({x:.0f}, {y:.0f}) added no point")
         key = c.prompt_key(c.annotation.prompt)
-        d._expect_key, wanted["key"] = key, (c.row, key)
+        wanted["key"] = (c.row, key)
         if not d.wait_painted(120):
             raise RuntimeError("no view-level mask was painted for the click")
         view_s = d.watch.t_done - t0

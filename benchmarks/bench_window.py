@@ -71,6 +71,7 @@ CLICK_RATIO_P95 = 1.6
 NEXT_BUDGET_S = 0.150
 TICK_S = 0.010
 THINK_S = 0.02  # pause between two clicks once the previous one is fully decoded
+HOLD_S = 0.08  # a hand's click: the button stays down about this long (the decode starts on the press)
 PREFETCH_JITTER_S = 0.25
 DOWNLOAD_BYTES = 375_042_383  # about vit_b's size (the registry's size_bytes)
 
@@ -231,6 +232,11 @@ def _scenario(d: "Driver", r: "Results", label: str, folder: Path, clicks: int, 
     with d.meter.phase(f"clicks, no prefetch ({label})"):
         for x, y, pos in points:
             r.clicks[(label, "no prefetch")].append(d.timed_click(x, y, pos))
+            d.sleep(THINK_S)
+    with d.meter.phase(f"clicks with the button down {HOLD_S * 1e3:.0f} ms ({label})"):
+        for x, y, pos in d.points_for_row(0, clicks, rng):
+            press = d.timed_click(x, y, pos, hold=HOLD_S)
+            r.held[label].append((press, d.release_latency))
             d.sleep(THINK_S)
 
     # the next image is pre-encoded while the user clicks; it is forgotten each time it completes, so it runs again
@@ -492,7 +498,8 @@ class Driver:
         c.mask_changed.connect(self._on_mask)  # after the window's canvas.set_mask (connected first)
         c.image_loaded.connect(self._on_image_loaded)
         c.embedding_ready.connect(self._on_embedding_ready)
-        self._expect_key: str | None = None
+        self._expect_points: int | None = None  # the click's mask: the one of the prompt with this many points
+        self.release_latency = 0.0
         self._next: dict | None = None
 
     # ----- waiting
@@ -597,8 +604,10 @@ class Driver:
         # the project opens off the UI thread; until it has, the controller still holds the previous folder's image
         self.spin(lambda: not self.w.project.opening and self.w.controller.row >= 0, 60)
 
-    def timed_click(self, x: float, y: float, positive: bool) -> float:
-        """Click image pixel (x, y); seconds from the press to the end of the paint that shows its mask."""
+    def timed_click(self, x: float, y: float, positive: bool, hold: float = 0.0) -> float:
+        """Click image pixel (x, y); seconds from the press to the end of the paint that shows its mask. hold: the
+        seconds the button stays down (the event loop runs meanwhile); 0: press and release at once. With a hold,
+        `release_latency` is the same end from the release."""
         from PySide6.QtCore import Qt
         from PySide6.QtTest import QTest
 
@@ -611,17 +620,25 @@ class Driver:
         n = len(c.annotation.prompt.points)
         self.watch.reset()
         self.meter.mark()
+        self._expect_points = n + 1  # _on_mask arms the watch for the mask of the prompt with this click's point
         t0 = time.perf_counter()
-        QTest.mouseClick(vp, button, Qt.KeyboardModifier.NoModifier, pos)
+        if hold > 0:
+            QTest.mousePress(vp, button, Qt.KeyboardModifier.NoModifier, pos)
+            self.sleep(hold)
+            t_release = time.perf_counter()
+            QTest.mouseRelease(vp, button, Qt.KeyboardModifier.NoModifier, pos)
+        else:
+            QTest.mouseClick(vp, button, Qt.KeyboardModifier.NoModifier, pos)
         if len(c.annotation.prompt.points) != n + 1:
+            self._expect_points = None
             raise RuntimeError(f"the click did not add a point: ({x:.0f}, {y:.0f}) -> widget {pos.x()},{pos.y()} of "
                                f"{vp.width()}x{vp.height()}, row {c.row}, image {c.item.original_size if c.item else None}"
                                f", points {n} -> {len(c.annotation.prompt.points)}, embedding "
                                f"{'ready' if c.embedding is not None else 'none'}, tool {self.w.canvas_input.tool!r}")
-        self._expect_key = c.prompt_key(c.annotation.prompt)
         if not self.wait_painted(60):
             raise RuntimeError("no mask was painted for the click")
         latency = self.watch.t_done - t0
+        self.release_latency = self.watch.t_done - t_release if hold > 0 else latency
         self.spin(self.decoded, 60)
         return latency
 
@@ -647,10 +664,10 @@ class Driver:
         ready = self._next["ready"] - t0
         self._next = None
         self.watch.reset()
+        self._expect_points = len(c.annotation.prompt.points) + 1
         t1 = time.perf_counter()
         QTest.mouseClick(self.w.canvas.main_viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
                          self.w.canvas.widget_pos(*point))
-        self._expect_key = c.prompt_key(c.annotation.prompt)
         self.spin(lambda: self.watch.t_done is not None, 60)
         return {"shown": shown, "ready": ready, "click": self.watch.t_done - t1, "total": self.watch.t_done - t0}
 
@@ -690,9 +707,10 @@ class Driver:
         c = self.w.controller
         s = c.shown
         # "native": a click on an image larger than the view comes back in one trip with its native-size mask
-        if (self._expect_key is not None and mask is not None and s is not None and s.kind in ("prompt", "native")
-                and s.prompt_key == self._expect_key):
-            self._expect_key = None
+        if (self._expect_points is not None and mask is not None and s is not None and s.kind in ("prompt", "native")
+                and len(c.annotation.prompt.points) == self._expect_points
+                and s.prompt_key == c.prompt_key(c.annotation.prompt)):
+            self._expect_points = None
             self.watch.arm()
 
     def _on_image_loaded(self, item) -> None:
@@ -852,6 +870,7 @@ class StallSampler:
 class Results:
     def __init__(self) -> None:
         self.clicks: dict[tuple[str, str], list[float]] = defaultdict(list)
+        self.held: dict[str, list[tuple[float, float]]] = defaultdict(list)  # (from the press, from the release)
         self.click_points: dict[str, tuple[tuple[int, int], list[tuple[float, float]]]] = {}
         self.predictor: dict[str, list[float]] = {}
         self.decode_only: dict[str, list[float]] = {}  # back to back
@@ -904,6 +923,11 @@ class Results:
             ratio = f" ({median / float(np.median(base)):.2f}x)" if base else ""
             row(f"  {label}, {cond} ({len(lat)} clicks)", budget, _pair(base) + " D" if base else "",
                 _pair(lat) + ratio, met)
+        for label, held in self.held.items():
+            press, release = [x[0] for x in held], [x[1] for x in held]
+            row(f"  {label}, button down {HOLD_S * 1e3:.0f} ms ({len(held)} clicks): from the release", "", "",
+                _pair(release), None)
+            row(f"  {label}, button down {HOLD_S * 1e3:.0f} ms: from the press", "", "", _pair(press), None)
         for label, lat in self.decode_only.items():
             row(f"  {label}, decode alone, back to back", "", _pair(self.predictor[label]) + " P", _pair(lat), None)
             row(f"  {label}, decode alone, {THINK_S * 1e3:.0f} ms apart (D)", "", "", _pair(self.decode_paced[label]),

@@ -94,6 +94,30 @@ def test_left_and_right_clicks_emit_points(canvas, qtbot):
     assert clicks[1][:2] == pytest.approx((200, 150), abs=1.0) and clicks[1][2] is False
 
 
+def test_a_press_announces_the_exact_point_its_click_adds(canvas, qtbot):
+    presses, clicks, dropped = _record(canvas.point_pressed), _record(canvas.point_clicked), _record(canvas.press_dropped)
+    vp = canvas.main_viewport
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, canvas.widget_pos(100.3, 50.7))
+    assert len(presses) == 1 and clicks == []                       # before the release
+    qtbot.wait(MOVE_GAP_MS)
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, canvas.widget_pos(100.3, 50.7))
+    qtbot.wait(MOVE_GAP_MS)
+    QTest.mouseClick(vp, Qt.MouseButton.RightButton, Qt.KeyboardModifier.NoModifier, canvas.widget_pos(200, 150))
+    assert clicks == presses and len(clicks) == 2                   # the same floats: a press's decode is the click's
+    assert clicks[1][2] is False and dropped == []
+
+
+def test_a_press_that_becomes_a_drag_is_dropped(canvas, qtbot):
+    presses, dropped = _record(canvas.point_pressed), _record(canvas.press_dropped)
+    _drag(qtbot, canvas, [(200, 150), (150, 110), (60, 40)])
+    assert len(presses) == 1 and len(dropped) == 1
+    canvas.set_tool("brush")
+    _drag(qtbot, canvas, [(100, 100), (120, 100)])
+    QTest.mouseClick(canvas.main_viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     canvas.widget_pos(-8, 100))                    # outside the image
+    assert len(presses) == 1                                        # no point to decode with a brush, or outside
+
+
 def test_click_outside_the_image_is_ignored(canvas):
     clicks = _record(canvas.point_clicked)
     QTest.mouseClick(canvas.main_viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,

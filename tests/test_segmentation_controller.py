@@ -51,3 +51,42 @@ def test_a_click_on_a_large_image_is_one_decode_trip(qtbot, controller, monkeypa
     qtbot.waitUntil(lambda: c.native_ready() and not c.decoder.pending, timeout=60_000)
     assert len(submits) == 2
     np.testing.assert_array_equal(c.native_mask, pred.mask(other))
+
+
+def test_a_press_decodes_its_point_before_the_click_takes_it(qtbot, controller, monkeypatch):
+    c = controller
+    submits, views = [], []
+    real_submit = c.decoder.submit
+    monkeypatch.setattr(c.decoder, "submit", lambda rid, fn: (submits.append(rid), real_submit(rid, fn)))
+    c.mask_changed.connect(views.append)
+    c.press(W / 2, H / 4, True)
+    qtbot.waitUntil(lambda: c._press is not None and len(c._press.results) == 2, timeout=60_000)  # both parts in
+    assert views == [] and c.shown is None and c.annotation.prompt.is_empty  # nothing shown before the click
+    c.add_point(W / 2, H / 4, True)                              # the release: its decode is already in
+    assert len(submits) == 1 and len(views) == 1 and c.shown.kind == "native"
+    assert c.native_ready() and c.metrics is not None           # made for the annotation's version after the click
+    pred = c.session.predict(c.embedding, c.annotation.prompt, multimask=True)
+    np.testing.assert_array_equal(c.native_mask, pred.mask(c.shown.candidate))
+
+    c.press(W / 3, H / 3, False)                                 # the click comes while the press's decode runs
+    c.add_point(W / 3, H / 3, False)
+    qtbot.waitUntil(lambda: c.native_ready() and not c.decoder.pending and c.shown.kind == "native", timeout=60_000)
+    assert len(submits) == 2 and len(c.annotation.prompt.points) == 2
+    assert c.shown.prompt_key == c.prompt_key(c.annotation.prompt)
+
+
+def test_a_dropped_press_puts_back_what_it_displaced(qtbot, controller):
+    c = controller
+    c.add_point(W / 2, H / 4, True)
+    c.press(W / 3, H / 3, True)                                  # drops the click's decode in flight
+    c.press_dropped()                                            # the press became a pan
+    qtbot.waitUntil(lambda: c.native_ready() and not c.decoder.pending and c.shown is not None
+                    and c.shown.kind == "native", timeout=60_000)
+    assert c.shown.prompt_key == c.prompt_key(c.annotation.prompt) and len(c.annotation.prompt.points) == 1
+
+    c.press(W / 3, H / 3, True)
+    c.add_point(W / 5, H / 5, True)                              # another point than the press's: decoded itself
+    qtbot.waitUntil(lambda: c.native_ready() and not c.decoder.pending and c.shown.kind == "native"
+                    and len(c.shown.prompt_key) and c.shown.prompt_key == c.prompt_key(c.annotation.prompt),
+                    timeout=60_000)
+    assert c._press is None

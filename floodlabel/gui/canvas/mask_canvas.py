@@ -25,7 +25,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from floodlabel.core.annotation.annotation import draw_stroke_segment, view_size
 from floodlabel.gui.canvas.markers import PromptMarkers
-from floodlabel.gui.canvas.pointer import CanvasViewBox, PointerInput
+from floodlabel.gui.canvas.pointer import CanvasViewBox, PointerInput, PressFilter
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
@@ -42,6 +42,9 @@ class MaskCanvas(QWidget):
     """Two linked pyqtgraph views side by side: "Prediction" (`main_view`) and "Ground truth" (`gt_view`).
 
     Signals (original frame):
+        point_pressed(x, y, positive)   a left / right press inside the image (not with a brush tool): the point
+                                        its click would add, emitted before the release brings the click
+        press_dropped()                 that press became a drag: no click follows
         point_clicked(x, y, positive)   left click = positive, right click = negative (no drag), inside the image
         box_changed(x0, y0, x1, y1)     while box-dragging; x0 <= x1, y0 <= y1, clipped to the image
         box_finished(x0, y0, x1, y1)    on release
@@ -56,6 +59,8 @@ class MaskCanvas(QWidget):
                                         the detail layer of a map
     """
 
+    point_pressed = Signal(float, float, bool)
+    press_dropped = Signal()
     point_clicked = Signal(float, float, bool)
     box_changed = Signal(float, float, float, float)
     box_finished = Signal(float, float, float, float)
@@ -80,6 +85,7 @@ class MaskCanvas(QWidget):
         self.main_graphics = pg.GraphicsView(background=(32, 32, 32))
         self.gt_graphics = pg.GraphicsView(background=(32, 32, 32))
         self.main_graphics.setCentralItem(self.main_view)
+        self._press_filter = PressFilter(self.main_view, self._pointer)
         self.gt_graphics.setCentralItem(self.gt_view)
         self.main_graphics.viewport().setCursor(Qt.CursorShape.CrossCursor)
         for view in (self.main_view, self.gt_view):

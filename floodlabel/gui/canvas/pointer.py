@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt
 
 from floodlabel.gui.canvas.markers import PromptMarkers
 
@@ -21,8 +21,8 @@ TOOLS = ("prompt", "box", "brush", "erase")
 class PointerInput:
     """The tool, the brush radius and the drag in progress of the main view.
 
-    signals: the object whose Qt signals are emitted (the canvas: point_clicked, box_changed, box_finished, hovered,
-    hover_left, stroke_started, stroke_moved, stroke_finished); markers: the drag box and brush cursor drawn;
+    signals: the object whose Qt signals are emitted (the canvas: point_pressed, press_dropped, point_clicked,
+    box_changed, box_finished, hovered, hover_left, stroke_started, stroke_moved, stroke_finished); markers: the drag box and brush cursor drawn;
     image_size: () -> (H, W) of the image on screen, None without one.
     """
 
@@ -52,6 +52,18 @@ class PointerInput:
         centre = self._markers.cursor_centre()
         if centre is not None:
             self._show_cursor(centre)
+
+    def press(self, button: Qt.MouseButton, x: float, y: float) -> None:
+        """A button went down at (x, y): `point_pressed` for the point a left / right click there would add (the
+        click, on the release, has the very same coordinates), unless a brush tool is on or it is outside."""
+        if self._brush_tool() or not self._inside(x, y):
+            return
+        if button in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
+            self._signals.point_pressed.emit(x, y, button == Qt.MouseButton.LeftButton)
+
+    def drag_started(self) -> None:
+        """The press became a drag: no click follows it (`press_dropped`)."""
+        self._signals.press_dropped.emit()
 
     def click(self, button: Qt.MouseButton, x: float, y: float) -> None:
         if not self._inside(x, y):
@@ -153,6 +165,8 @@ class CanvasViewBox(pg.ViewBox):
         self._pointer.click(ev.button(), float(p.x()), float(p.y()))
 
     def mouseDragEvent(self, ev: Any, axis: int | None = None) -> None:  # noqa: N802 (Qt API)
+        if ev.isStart():
+            self._pointer.drag_started()
         button = ev.button()
         if button == Qt.MouseButton.LeftButton:
             start = self.mapToView(ev.buttonDownPos())
@@ -174,3 +188,22 @@ class CanvasViewBox(pg.ViewBox):
             return
         p = self.mapToView(ev.pos())
         self._pointer.hover((float(p.x()), float(p.y())), bool(ev.buttons()))
+
+
+class PressFilter(QObject):
+    """Watches `view`'s scene for mouse presses and hands each to `pointer.press` (original frame), leaving the
+    event to pyqtgraph, which turns the release into the click. The position is mapped as the click's will be
+    (the press's scene position through the view box), so a click's point equals its press's."""
+
+    def __init__(self, view: CanvasViewBox, pointer: PointerInput) -> None:
+        super().__init__(view.scene())
+        self._view = view
+        self._pointer = pointer
+        view.scene().installEventFilter(self)
+
+    def eventFilter(self, obj: QObject, ev: QEvent) -> bool:  # noqa: N802 (Qt API)
+        if ev.type() == QEvent.Type.GraphicsSceneMousePress:
+            view = self._view
+            p = view.mapToView(pg.Point(view.mapFromScene(ev.scenePos())))
+            self._pointer.press(ev.button(), float(p.x()), float(p.y()))
+        return False

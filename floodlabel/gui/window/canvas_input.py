@@ -1,7 +1,7 @@
 """The window's canvas input: the canvas's mouse signals (original frame) turned into segmentation controller steps.
 
 A click goes to the text prompt first (Pick on, or Ctrl+click, toggles an instance), else, with the prompt tool, it
-is a point; a box being dragged is decoded as a preview (not a step) and becomes a step on release (a box under 2 px
+is a point, whose decode starts on the press; a box being dragged is decoded as a preview (not a step) and becomes a step on release (a box under 2 px
 is ignored); hovering with the prompt tool previews the mask a click would give; a brush or eraser stroke is drawn
 live on the canvas and becomes one Stroke step on release. [ and ] step the brush radius through BRUSH_SIZES.
 """
@@ -35,6 +35,8 @@ class CanvasInput:
         self._show_status = show_status
         self._stroke_points: list[tuple[float, float]] = []
         self._stroke_mode = "paint"
+        canvas.point_pressed.connect(self._on_press)
+        canvas.press_dropped.connect(controller.press_dropped)
         canvas.point_clicked.connect(self.on_point)
         canvas.box_changed.connect(self._on_box_changed)
         canvas.box_finished.connect(self._on_box_finished)
@@ -47,9 +49,15 @@ class CanvasInput:
     def on_point(self, x: float, y: float, positive: bool) -> None:
         """A canvas click: an instance toggle of the text prompt, else a point with the prompt tool."""
         if self._text_click(x, y, positive):
+            self._controller.press_dropped()
             return
         if self.tool == "prompt":
             self._controller.add_point(x, y, positive)
+
+    def _on_press(self, x: float, y: float, positive: bool) -> None:
+        """A press that may become a prompt-tool click: its point is decoded at once (`controller.press`)."""
+        if self.tool == "prompt":
+            self._controller.press(x, y, positive)
 
     def change_brush(self, step: int) -> None:
         """The next smaller (step -1) or larger (+1) of BRUSH_SIZES from the current radius."""

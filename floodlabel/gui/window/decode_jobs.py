@@ -48,6 +48,17 @@ class Decoded:
     partial: bool = False  # a "prompt" result at the view size whose native part follows in the same request
 
 
+@dataclass
+class PressDecode:
+    """The decode of the point that a mouse press would add, started before its click comes on the release
+    (`SegmentationController.press`): request `request` for prompt key `key`; `results`: its parts that came in
+    before the click, shown when the click takes them."""
+
+    key: str
+    request: int
+    results: list[Decoded] = field(default_factory=list)
+
+
 def decode_view(session, embedding, kind: str, key: str, prompt: Prompt, candidate: int | None,
                 size: tuple[int, int]) -> Decoded:
     """Decode `prompt` at `size` (h, w); the shown candidate (`candidate`, else the best) is upscaled here."""
@@ -82,12 +93,31 @@ def decode_prompt(session, embedding, key: str, prompt: Prompt, candidate: int |
     yield result
 
 
+def prompt_key(prompt: Prompt) -> str:
+    """The key a decoded prediction carries (`Decoded.prompt_key`) for the prompt it was made for: its points and
+    box (the text part is not decoded: a threshold change keeps the decode)."""
+    return repr(prompt.with_text(None).to_dict())
+
+
 def decode_session(session, item):
     """The session prompts decode through: a large map's image is its view (`core.tiles.map_item.MapItem`), so its
     prompts (full frame) go through `ViewFrameSession`."""
     if item is not None and tuple(item.image.shape[:2]) != tuple(item.original_size):
         return ViewFrameSession(session, item.original_size)
     return session
+
+
+def beside_children(fn: Callable[[], Any], encoder) -> Callable[[], Any]:
+    """`fn` as the decoder's job beside the background children: a pre-encoding (`encoder`, the window's
+    `EncoderJobs`) or fine-tuning child that holds a core is stopped while it runs, with the process's torch threads
+    (`core.common.background_work`); where a child cannot be stopped, it runs with 1 torch thread beside it
+    (`compute_config.threads_here`)."""
+    children = background_work.pids()
+    if encoder.background_busy and encoder.background_pid is not None:
+        children.append(encoder.background_pid)
+    stop = children if background_work.CAN_STOP else []
+    busy = encoder.background_busy or background_work.busy()
+    return with_threads(fn, 1 if busy and not stop else None, stop)
 
 
 def with_threads(fn: Callable[[], Any], threads: int | None, stop: Sequence[int] = ()) -> Callable[[], Any]:

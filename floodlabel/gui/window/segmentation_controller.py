@@ -31,13 +31,12 @@ from PySide6.QtCore import QObject, Signal
 from floodlabel.core.annotation.annotation import Annotation, Stroke, view_size
 from floodlabel.core.annotation.prompts import Prompt
 from floodlabel.core.annotation.text_step import decodes_geometry
-from floodlabel.core.common import background_work
 from floodlabel.core.data.datasets import FloodDataset
 from floodlabel.core.data.image_item import ImageItem
 from floodlabel.core.evaluation.live_metrics import NocTracker
 from floodlabel.core.evaluation.metrics import MaskMetrics
-from floodlabel.gui.window.decode_jobs import (Decoded, decode_native, decode_prompt, decode_session, decode_view,
-                                               with_threads)
+from floodlabel.gui.window.decode_jobs import (Decoded, PressDecode, decode_native, decode_prompt, decode_session,
+                                               decode_view, beside_children, prompt_key)
 from floodlabel.gui.window.encoder_jobs import EncoderJobs
 from floodlabel.gui.window.fixed_mask import AutoRunner, FixedMask
 from floodlabel.gui.window.image_loading import (Restore, SessionOpener, annotation_from_prompt, load_job,
@@ -116,6 +115,7 @@ class SegmentationController(QObject):
         self.text.failed.connect(lambda message: self.message.emit(f"Text prompt failed: {message}"))
         self.native = NativeCompose(self, self._native_in, self.area_changed.emit)  # the mask an Accept saves
         self._native_pending = False
+        self._press: PressDecode | None = None  # a press's decode waiting for its click
         self._request = 0
 
     # ------------------------------------------------------------------------------------------------ session
@@ -150,6 +150,7 @@ class SegmentationController(QObject):
         self.row = row
         self.item = None
         self.embedding = None
+        self._press = None
         self.shown = None
         self.native_mask = None
         self.metrics = None
@@ -165,6 +166,26 @@ class SegmentationController(QObject):
         self.loader.submit(self._request, load_job(row, pair, self.encoder.take_item(row), self.restore_fn))
 
     # ------------------------------------------------------------------------------------------------ steps
+
+    def press(self, x: float, y: float, positive: bool) -> None:
+        """A button went down at (x, y) (original frame): decode the point a click there would add, so that its mask
+        is ready, or on its way, when the button comes up (a hand's click lasts about 0.1 s) and `add_point` takes it.
+        A press that does not become that point ends with `press_dropped`."""
+        ann = self.annotation
+        if ann is None or self.embedding is None or not self.fast_decoder or ann.prompt.text is not None:
+            return
+        self._interacting()
+        prompt = ann.prompt.with_point(float(x), float(y), bool(positive))
+        self._decode("prompt", prompt, next_step=True)
+        self._press = PressDecode(self.prompt_key(prompt), self._request)
+
+    def press_dropped(self) -> None:
+        """The press became a drag, or its click went elsewhere: its decode is dropped, and what it displaced (a
+        decode of the current prompt in flight) is requested again."""
+        press, self._press = self._press, None
+        if press is not None and press.request == self._request and self.annotation is not None:
+            self._request += 1
+            self._on_annotation_changed(self.annotation)
 
     def add_point(self, x: float, y: float, positive: bool) -> None:
         if self.annotation is not None:
@@ -237,14 +258,8 @@ class SegmentationController(QObject):
         mask (every AMG segment containing a positive point) is shown until the prompt changes (`fixed_mask`)."""
         self.fixed.run_auto(AUTO_POINTS_PER_SIDE)
 
-    @property
-    def auto_running(self) -> bool:
-        return self.auto.running
-
-    @property
-    def auto_progress(self) -> float:
-        """The running (or last) Auto's progress, 0..1."""
-        return self.auto.progress
+    auto_running = property(lambda self: self.auto.running)
+    auto_progress = property(lambda self: self.auto.progress, doc="The running (or last) Auto's progress, 0..1.")
 
     def cancel_auto(self) -> None:
         self.auto.cancel()
@@ -325,7 +340,8 @@ class SegmentationController(QObject):
         if (self.embedding is not None and not prompt.is_empty and annotation.has_model_mask
                 and not (self.shown is not None and self.shown.kind in ("prompt", "native")
                          and self.shown.prompt_key == key)):
-            self._decode("prompt", prompt)  # first: the markers below (~1 ms) are drawn while it decodes
+            if not self._take_press(key):
+                self._decode("prompt", prompt)  # first: the markers below (~1 ms) are drawn while it decodes
             self._emit_state()
             return
         self._emit_state()
@@ -333,9 +349,11 @@ class SegmentationController(QObject):
             self.shown = None
         self._show_mask()  # no embedding yet, no prompt, or the same prompt: candidate or strokes changed
 
-    def _decode(self, kind: str, prompt: Prompt) -> None:
+    def _decode(self, kind: str, prompt: Prompt, next_step: bool = False) -> None:
+        """Request the decode of `prompt`; `next_step`: the prompt of the annotation's next step (a press before
+        its click: the model's best candidate, the next version)."""
         session, emb, item = decode_session(self.session, self.item), self.embedding, self.item
-        candidate = self.annotation.candidate if self.annotation is not None else None
+        candidate = self.annotation.candidate if self.annotation is not None and not next_step else None
         size = view_size(item.original_size)
         key = self.prompt_key(prompt)
         self._request += 1
@@ -345,23 +363,29 @@ class SegmentationController(QObject):
         # one request in two parts: the view mask (painted at once), then the native one (strokes, metrics)
         self._native_pending = True
         ann, gt = self.annotation, item.gt
-        layer, version = stroke_snapshot(ann, item.original_size), ann.version
+        layer, version = stroke_snapshot(ann, item.original_size), ann.version + int(next_step)
         self._submit_decode(lambda: decode_prompt(session, emb, key, prompt, candidate, size, layer, gt, version))
 
     def _submit_decode(self, fn) -> None:
-        """Queue decode `fn` as request `_request`. A pre-encoding or fine-tuning child that holds a core is stopped
-        while it runs, with the process's torch threads (`core.common.background_work`); where a child cannot be
-        stopped, the decode runs with 1 torch thread beside it (`compute_config.threads_here`)."""
-        children = background_work.pids()
-        if self.encoder.background_busy and self.encoder.background_pid is not None:
-            children.append(self.encoder.background_pid)
-        stop = children if background_work.CAN_STOP else []
-        busy = self.encoder.background_busy or background_work.busy()
-        self.decoder.submit(self._request, with_threads(fn, 1 if busy and not stop else None, stop))
+        """Queue decode `fn` as request `_request`, beside the background children (`decode_jobs.beside_children`)."""
+        self.decoder.submit(self._request, beside_children(fn, self.encoder))
+
+    def _take_press(self, key: str) -> bool:
+        """Whether the press's decode is the one of prompt `key` (its click came): its parts that are in are shown
+        now, the rest as they come."""
+        press, self._press = self._press, None
+        if press is None or press.key != key or press.request != self._request:
+            return False
+        for result in press.results:
+            self._on_decoded(press.request, result)
+        return True
 
     def _on_decoded(self, request_id: int, result: Decoded) -> None:
         if request_id != self._request or self.annotation is None:
             return  # a newer request (or another image) came meanwhile
+        if self._press is not None and self._press.request == request_id:
+            self._press.results.append(result)  # a press's decode, before its click
+            return
         if result.kind == "hover" and not self.annotation.prompt.is_empty:
             return
         before, self.shown = self.shown, result
@@ -469,8 +493,4 @@ class SegmentationController(QObject):
         state uses it), else None."""
         return self.fixed.shown()
 
-    @staticmethod
-    def prompt_key(prompt: Prompt) -> str:
-        """The key a decoded prediction carries (`Decoded.prompt_key`) for the prompt it was made for: its points
-        and box (the text part is not decoded: a threshold change keeps the decode)."""
-        return repr(prompt.with_text(None).to_dict())
+    prompt_key = staticmethod(prompt_key)
