@@ -28,6 +28,9 @@ Measured (wall clock, time.perf_counter):
   the click rows' ratios are to this one). Budgets: median <= 1.25x (1.35x while pre-encoding or fine-tuning),
   p95 <= 1.6x, and < 30 ms for 893x551 with nothing else running. Models are built off the UI thread, as in the
   app (see core.segment.passing_thread for why that matters).
+- a hand's click: the same, with the button held down HOLD_S (80 ms) before the release, as a finger does. The
+  window decodes the point on the press (SegmentationController.press), so its mask is in when the button comes
+  up: the rows give the time to the overlay from the release and from the press.
 - next image, pre-encoded: PageDown -> image painted, embedding ready (cache hit), and a click at a water pixel
   sent as soon as both happened -> its mask painted. Baseline: the same image not pre-encoded (open -> ready).
 - next image, not pre-encoded, SAM 2.1 vs SAM v1: PageDown -> image painted, embedding computed in the

@@ -10,7 +10,7 @@ import threading
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QEvent, QPointF, QSettings, Qt
+from PySide6.QtCore import QEvent, QObject, QPointF, QSettings, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
@@ -527,3 +527,42 @@ def test_a_large_image_decodes_at_view_size_and_scores_the_native_mask(qtbot, wi
     qtbot.waitUntil(lambda: len(w.controller.annotation.strokes) == 1)
     qtbot.waitUntil(lambda: w.controller.native_ready() and w.controller.native_mask[2000, 300], timeout=20000)
     assert w.metrics_panel.iou_label.text() == f"{mask_metrics(w.controller.native_mask, big_gt).iou:.3f}"
+
+
+def test_a_clicks_overlay_is_painted_first_with_its_marker_then_the_panels(qtbot, window, data, session):
+    folder, scenes = data
+    w = window(folder, session=session)
+    wait_ready(qtbot, w)
+    c, log = w.controller, []
+    _, gt = scenes["a_lake"]
+    click(w, *interior_point(gt))  # the first decode sets the image's decoder state up (slower than the others)
+    wait_mask(qtbot, w)
+    QTest.keyClick(w, Qt.Key.Key_Escape)
+
+    class Paints(QObject):
+        def eventFilter(self, obj, ev):  # noqa: N802 (Qt API)
+            if ev.type() == QEvent.Type.Paint:
+                log.append("paint")
+            return False
+
+    paints = Paints()
+    w.canvas.main_viewport.installEventFilter(paints)
+    c.markers_changed.connect(lambda *a: log.append("markers"))
+    c.mask_changed.connect(lambda m: log.append("mask"))
+    c.candidates_changed.connect(lambda *a: log.append("candidates"))
+    c.metrics_changed.connect(lambda *a: log.append("metrics"))
+    c.history_changed.connect(lambda *a: log.append("history"))
+    QTest.qWait(50)
+    c.markers._timer.setInterval(5000)  # the fallbacks for a slow decode (the tiny SAM's decoder is vit_b's)
+    c.panels.after.__self__._latest.setInterval(5000)
+    log.clear()
+    click(w, *interior_point(gt))
+    wait_mask(qtbot, w)
+    qtbot.waitUntil(lambda: "metrics" in log, timeout=5000)
+    first = log.index("mask")
+    assert log[:first].count("paint") == 0 and "markers" in log[:first]  # no paint beside the decode
+    assert log[first + 1] == "paint"                                        # the overlay's frame, with the marker
+    assert log.index("history") < first                                    # at once: the autosave follows it
+    for panel in ("candidates", "metrics"):
+        assert log.index(panel) > first + 1                                 # after that frame
+    assert w.metrics_panel.iou_label.text() == f"{mask_metrics(c.native_mask, gt).iou:.3f}"

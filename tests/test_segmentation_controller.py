@@ -60,7 +60,7 @@ def test_a_press_decodes_its_point_before_the_click_takes_it(qtbot, controller, 
     monkeypatch.setattr(c.decoder, "submit", lambda rid, fn: (submits.append(rid), real_submit(rid, fn)))
     c.mask_changed.connect(views.append)
     c.press(W / 2, H / 4, True)
-    qtbot.waitUntil(lambda: c._press is not None and len(c._press.results) == 2, timeout=60_000)  # both parts in
+    qtbot.waitUntil(lambda: c.pressed.press is not None and len(c.pressed.press.results) == 2, timeout=60_000)  # both parts in
     assert views == [] and c.shown is None and c.annotation.prompt.is_empty  # nothing shown before the click
     c.add_point(W / 2, H / 4, True)                              # the release: its decode is already in
     assert len(submits) == 1 and len(views) == 1 and c.shown.kind == "native"
@@ -89,4 +89,4 @@ def test_a_dropped_press_puts_back_what_it_displaced(qtbot, controller):
     qtbot.waitUntil(lambda: c.native_ready() and not c.decoder.pending and c.shown.kind == "native"
                     and len(c.shown.prompt_key) and c.shown.prompt_key == c.prompt_key(c.annotation.prompt),
                     timeout=60_000)
-    assert c._press is None
+    assert c.pressed.press is None

@@ -23,6 +23,7 @@ from floodlabel.gui.window import recent
 from floodlabel.gui.window.canvas_input import CanvasInput
 from floodlabel.gui.panels.candidate_strip import CandidateStrip
 from floodlabel.gui.window.compare_controller import CompareController
+from floodlabel.gui.canvas.after_paint import AfterPaint
 from floodlabel.gui.canvas.mask_canvas import MaskCanvas
 from floodlabel.gui.canvas.nodata import display_image
 from floodlabel.gui.panels.dataset_view import DatasetView
@@ -391,6 +392,7 @@ class AnnotationWindow(QMainWindow):
         c.session_failed.connect(self._on_session_failed)
         c.markers_changed.connect(self._on_markers)
         c.mask_changed.connect(v.set_mask)
+        c.panels.after = AfterPaint(v.main_viewport).call  # a click's overlay is painted before the side panels
         c.mask_changed.connect(self.compare.update)
         self.compare.changed.connect(self.models.on_compared)
         self.compare.failed.connect(self.show_message)

@@ -50,13 +50,41 @@ class Decoded:
 
 @dataclass
 class PressDecode:
-    """The decode of the point that a mouse press would add, started before its click comes on the release
+    """The decode of the point that a mouse press would add, started before its click comes with the release
     (`SegmentationController.press`): request `request` for prompt key `key`; `results`: its parts that came in
-    before the click, shown when the click takes them."""
+    before the click."""
 
     key: str
     request: int
     results: list[Decoded] = field(default_factory=list)
+
+
+class PressAhead:
+    """The press whose click has not come yet, if any (`PressDecode`)."""
+
+    def __init__(self) -> None:
+        self.press: PressDecode | None = None
+
+    def start(self, key: str, request: int) -> None:
+        self.press = PressDecode(key, request)
+
+    def hold(self, request: int, result: Decoded) -> bool:
+        """Keep `result` of `request` if it is the press's (its click has not come): True when kept."""
+        if self.press is None or self.press.request != request:
+            return False
+        self.press.results.append(result)
+        return True
+
+    def take(self, key: str, request: int) -> list[Decoded] | None:
+        """The click of prompt `key` came, `request` the latest: the press's parts that are in when the press's
+        decode is that prompt's and still the latest request (the rest come as results of `request`), else None."""
+        press, self.press = self.press, None
+        return press.results if press is not None and press.key == key and press.request == request else None
+
+    def drop(self, request: int) -> bool:
+        """The press did not become its point: whether its decode was the latest request (`request`)."""
+        press, self.press = self.press, None
+        return press is not None and press.request == request
 
 
 def decode_view(session, embedding, kind: str, key: str, prompt: Prompt, candidate: int | None,

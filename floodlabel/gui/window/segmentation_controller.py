@@ -1,28 +1,26 @@
 """The annotation flow behind the window, without widgets: image → embedding → prompts → decode → mask → metrics.
 
-Follow a click: the canvas emits point_clicked → `add_point` (an Annotation step) → `_on_annotation_changed` → one
-request on the latest-request-wins `decoder` (decode_jobs): `session.predict` at the view size and, when the image is
-larger than the view (long side > 2048), again at the native size with the strokes applied and scored against the
-GT → `_on_decoded` (UI thread) → `mask_changed(view mask)` (the canvas, the compare controller) and
-`metrics_changed` / `clicks_changed`. One trip per click: the native mask comes back with the view mask. Only
-picking another candidate decodes at the native size again (`_request_native`).
+Follow a click: the canvas emits point_pressed → `press` requests the decode of the point (latest-request-wins
+`decoder`, decode_jobs): `session.predict` at the view size and, on an image larger than the view (long side > 2048),
+at the native size with the strokes applied and scored against the GT. The release's point_clicked → `add_point` (an
+Annotation step) → `_on_annotation_changed` takes that decode → `_on_decoded` (UI thread) → the markers and
+`mask_changed(view mask)` (the canvas, the compare controller), then, once the canvas has painted it (`panels`), the
+candidates, `metrics_changed` and `clicks_changed`. Only another candidate decodes at the native size again.
 
 Collaborators: `fixed_mask.AutoRunner` (Auto), `encoder_jobs.EncoderJobs` (`encoder`: the embedding of the image on
-screen and the prefetch of the next one), `decode_jobs` (what the decoder runs), `mask_composition` (the shown and
-the saved mask from a decode), `fixed_mask.FixedMask` (`fixed`: Auto's, a map's refined or the restored mask shown
-instead of the decode), `text_prompt` (`text`: the text instances' worker, `text_steps`: the text steps),
-`image_loading` (`SessionOpener`, image, restore and prefetch jobs).
+screen and the prefetch of the next one), `mask_composition` (the shown and saved mask from a decode),
+`fixed_mask.FixedMask` (`fixed`: Auto's, a map's refined or the restored mask shown instead of the decode),
+`text_prompt` (`text`: the text instances' worker, `text_steps`: the text steps), `image_loading` (`SessionOpener`,
+image, restore and prefetch jobs).
 
-Threads: images load in `loader`, embeddings run in `encoder.worker` (foreground + prefetch of the next image,
-paused while the user interacts), prompts decode in `decoder`; all report back through queued signals. Nothing here
-waits on the model on the UI thread. Metrics are of the mask at the image's native size (the mask that would be saved): made in
-the decode worker for a new prompt on a large image, else by `native` (`native.native_compose`: in its worker for an
-image larger than the view, a stroke or a fixed mask; here on the UI thread for a small one).
-"""
+Threads: images load in `loader`, embeddings run in `encoder.worker` (foreground + prefetch of the next image, paused
+while the user interacts), prompts decode in `decoder`; all report back through queued signals. Nothing here waits
+on the model on the UI thread. Metrics are of the native-size mask (the one saved): made in the decode worker for a
+new prompt on a large image, else by `native` (`native.native_compose`: in its worker for an image larger than the
+view, a stroke or a fixed mask; here for a small one)."""
 
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 import numpy as np
@@ -35,10 +33,12 @@ from floodlabel.core.data.datasets import FloodDataset
 from floodlabel.core.data.image_item import ImageItem
 from floodlabel.core.evaluation.live_metrics import NocTracker
 from floodlabel.core.evaluation.metrics import MaskMetrics
-from floodlabel.gui.window.decode_jobs import (Decoded, PressDecode, decode_native, decode_prompt, decode_session,
+from floodlabel.gui.canvas.after_paint import Due, HeldMarkers
+from floodlabel.gui.window.decode_jobs import (Decoded, PressAhead, decode_native, decode_prompt, decode_session,
                                                decode_view, beside_children, prompt_key)
 from floodlabel.gui.window.encoder_jobs import EncoderJobs
 from floodlabel.gui.window.fixed_mask import AutoRunner, FixedMask
+from floodlabel.gui.window.life_cycle.ui_wait import stop_and_join
 from floodlabel.gui.window.image_loading import (Restore, SessionOpener, annotation_from_prompt, load_job,
                                                 restored_annotation)
 from floodlabel.gui.window.mask_composition import (deferred_stroke_layer, stroke_snapshot, view_model_mask,
@@ -49,6 +49,8 @@ from floodlabel.gui.window.text_prompt.text_prompt_steps import TextPromptSteps
 from floodlabel.gui.window.maps.tiled_refine import RefineRequest, TiledRefiner
 from floodlabel.gui.workers.latest_request import LatestRequestWorker
 
+MARKERS_LATEST_MS = 50
+"""A new prompt's markers are drawn with its mask, or this long after the click at the latest (a slow decoder)."""
 AUTO_POINTS_PER_SIDE = 8
 """Auto's point grid (8 x 8 = 64 prompts; SAM's default 32 x 32 takes minutes per image on a 2-core CPU)."""
 
@@ -115,7 +117,9 @@ class SegmentationController(QObject):
         self.text.failed.connect(lambda message: self.message.emit(f"Text prompt failed: {message}"))
         self.native = NativeCompose(self, self._native_in, self.area_changed.emit)  # the mask an Accept saves
         self._native_pending = False
-        self._press: PressDecode | None = None  # a press's decode waiting for its click
+        self.pressed = PressAhead()  # a press's decode waiting for its click
+        self.panels = Due()  # a decode's candidates and metrics, put off until the canvas painted its mask
+        self.markers = HeldMarkers(self.markers_changed.emit, MARKERS_LATEST_MS, self)  # drawn with the mask
         self._request = 0
 
     # ------------------------------------------------------------------------------------------------ session
@@ -150,7 +154,8 @@ class SegmentationController(QObject):
         self.row = row
         self.item = None
         self.embedding = None
-        self._press = None
+        self.pressed.press = None
+        self.panels.drop()
         self.shown = None
         self.native_mask = None
         self.metrics = None
@@ -177,13 +182,12 @@ class SegmentationController(QObject):
         self._interacting()
         prompt = ann.prompt.with_point(float(x), float(y), bool(positive))
         self._decode("prompt", prompt, next_step=True)
-        self._press = PressDecode(self.prompt_key(prompt), self._request)
+        self.pressed.start(self.prompt_key(prompt), self._request)
 
     def press_dropped(self) -> None:
         """The press became a drag, or its click went elsewhere: its decode is dropped, and what it displaced (a
         decode of the current prompt in flight) is requested again."""
-        press, self._press = self._press, None
-        if press is not None and press.request == self._request and self.annotation is not None:
+        if self.pressed.drop(self._request) and self.annotation is not None:
             self._request += 1
             self._on_annotation_changed(self.annotation)
 
@@ -272,7 +276,7 @@ class SegmentationController(QObject):
 
     def native_ready(self) -> bool:
         """Whether `native_mask` matches what is on screen (False while the full-size mask is being decoded)."""
-        return not self._native_pending
+        return not self._native_pending and not self.panels.pending
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop every worker and wait (up to `timeout` s in all) until none runs model code: torch work still
@@ -281,13 +285,8 @@ class SegmentationController(QObject):
         self.encoder.close()
         self.cancel_auto()
         self.refiner.cancel(kept=True)  # an accept waiting for one keeps its view-level mask (tiled_refine)
-        for worker in (self.encoder.worker, self.loader, self.decoder, self.text.worker, self.native.worker):
-            worker.stop()
-        deadline = time.monotonic() + timeout
-        for worker in (self.encoder.worker, self.loader, self.decoder, self.text.worker, self.auto, self.refiner,
-                       self.opener.call, self.native.worker):
-            if worker is not None:
-                worker.join(max(0.0, deadline - time.monotonic()))
+        workers = (self.encoder.worker, self.loader, self.decoder, self.text.worker, self.native.worker)
+        stop_and_join(workers, (*workers, self.auto, self.refiner, self.opener.call), timeout)
 
     def _on_loaded(self, request_id: int, result: tuple[int, ImageItem, tuple]) -> None:
         row, item, (state, mask, problem) = result
@@ -340,9 +339,12 @@ class SegmentationController(QObject):
         if (self.embedding is not None and not prompt.is_empty and annotation.has_model_mask
                 and not (self.shown is not None and self.shown.kind in ("prompt", "native")
                          and self.shown.prompt_key == key)):
-            if not self._take_press(key):
-                self._decode("prompt", prompt)  # first: the markers below (~1 ms) are drawn while it decodes
-            self._emit_state()
+            taken = self.pressed.take(key, self._request)
+            if taken is None:
+                self._decode("prompt", prompt)
+            self._emit_state(with_mask=not taken)  # the markers are drawn with the mask
+            for result in taken or ():  # the press's parts that came before its click
+                self._on_decoded(self._request, result)
             return
         self._emit_state()
         if prompt.is_empty or not annotation.has_model_mask:
@@ -370,32 +372,23 @@ class SegmentationController(QObject):
         """Queue decode `fn` as request `_request`, beside the background children (`decode_jobs.beside_children`)."""
         self.decoder.submit(self._request, beside_children(fn, self.encoder))
 
-    def _take_press(self, key: str) -> bool:
-        """Whether the press's decode is the one of prompt `key` (its click came): its parts that are in are shown
-        now, the rest as they come."""
-        press, self._press = self._press, None
-        if press is None or press.key != key or press.request != self._request:
-            return False
-        for result in press.results:
-            self._on_decoded(press.request, result)
-        return True
-
     def _on_decoded(self, request_id: int, result: Decoded) -> None:
         if request_id != self._request or self.annotation is None:
             return  # a newer request (or another image) came meanwhile
-        if self._press is not None and self._press.request == request_id:
-            self._press.results.append(result)  # a press's decode, before its click
-            return
+        if self.pressed.hold(request_id, result):
+            return  # a press's decode, before its click
         if result.kind == "hover" and not self.annotation.prompt.is_empty:
             return
         before, self.shown = self.shown, result
         if (result.new_prompt and before is not None and before.partial and before.prompt_key == result.prompt_key
                 and before.candidate == result.candidate):
+            self.panels.run()  # the view part's, if its paint has not come yet
             self._update_native(self._model_view())  # its view part is on screen: the native mask completes it
         else:
-            self._show_mask()
+            self._show_mask(later=True)
         if (result.kind == "prompt" and not result.partial) or result.new_prompt:
-            self.scored.emit(self.row, float(result.prediction.scores[self._chosen(result)]))
+            row, score = self.row, float(result.prediction.scores[self._chosen(result)])
+            self.panels.after(lambda: self.scored.emit(row, score))
             if self.refiner.wanted(self.item):  # a map: the tiled decode follows at full resolution
                 self.refiner.start(self.session, self.item, self.annotation.prompt, (self.row, result.prompt_key))
 
@@ -414,20 +407,22 @@ class SegmentationController(QObject):
 
     # ------------------------------------------------------------------------------------------------ rendering
 
-    def _show_mask(self) -> None:
-        """Emit the view mask, candidates and metrics for the current state (UI thread, milliseconds)."""
+    def _show_mask(self, later: bool = False) -> None:
+        """Emit the view mask, then the candidates and metrics for the current state (UI thread, milliseconds);
+        `later`: those once the canvas has painted the mask (`panels`: a click's overlay comes first)."""
         ann, item, shown = self.annotation, self.item, self.shown
         if ann is None or item is None:
             return
-        view = view_size(item.original_size)
+        self.panels.drop()  # this call makes them again
+        self.markers.release()  # the markers of the prompt being decoded, if they wait for it
         if shown is not None and shown.kind == "hover":
             self.mask_changed.emit(shown.prediction.mask(shown.prediction.best))
-            self._emit_candidates(shown)
-            return
-        model_view = self._model_view()
-        self.mask_changed.emit(with_strokes(ann, model_view, view))
-        self._emit_candidates(shown)
-        self._update_native(model_view)
+            panels = lambda: self._emit_candidates(shown)  # noqa: E731
+        else:
+            model_view = self._model_view()
+            self.mask_changed.emit(with_strokes(ann, model_view, view_size(item.original_size)))
+            panels = lambda: (self._emit_candidates(shown), self._update_native(model_view))  # noqa: E731
+        self.panels.put(panels) if later else panels()
 
     def _model_view(self) -> np.ndarray | None:
         """The model's mask at the view size (strokes not applied): the fixed one, else the shown candidate, with the
@@ -463,15 +458,22 @@ class SegmentationController(QObject):
         self.metrics_changed.emit(metrics, item.gt is not None)
         self.clicks_changed.emit(ann.click_count, self.noc.noc85, self.noc.noc90)
 
-    def _emit_state(self) -> None:
+    def _emit_state(self, with_mask: bool = False) -> None:
+        """The prompt's markers, undo / redo (the window's autosave follows it) and the click count. `with_mask`: a
+        decode was just requested; its markers are drawn with its mask (or after MARKERS_LATEST_MS), the click count
+        once the canvas has painted it, so that no paint of the window runs beside the decode."""
         ann = self.annotation
         if ann is None:
             return
         p = ann.prompt
-        self.markers_changed.emit(p.points, p.labels, p.box, self.embedding is None)
+        self.markers.put((p.points, p.labels, p.box, self.embedding is None), hold=with_mask)
         self.history_changed.emit(ann.can_undo, ann.can_redo)
-        self.clicks_changed.emit(ann.click_count, self.noc.noc85, self.noc.noc90)
-        self.text_steps.emit_state()
+
+        def panels() -> None:
+            self.clicks_changed.emit(ann.click_count, self.noc.noc85, self.noc.noc90)
+            self.text_steps.emit_state()
+
+        self.panels.after(panels) if with_mask else panels()
 
     # ------------------------------------------------------------------------------------------------ helpers
 
@@ -489,8 +491,7 @@ class SegmentationController(QObject):
         return self.fixed.mask
 
     def shown_fixed_mask(self) -> np.ndarray | None:
-        """`fixed_mask` when it is the model mask now (its prompt holds; the restored one while the annotation's
-        state uses it), else None."""
+        """`fixed_mask` when it is the model mask now (its prompt holds; the restored one while in use), else None."""
         return self.fixed.shown()
 
     prompt_key = staticmethod(prompt_key)

@@ -1,10 +1,11 @@
 """Waiting on the UI thread without freezing it: events keep being processed (painting, timers, the workers'
-queued signals; user input is held back) until a condition holds or a bound passes."""
+queued signals; user input is held back) until a condition holds or a bound passes; and workers stopped and
+joined within one bound."""
 
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Any, Callable, Iterable
 
 from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer
 
@@ -28,3 +29,13 @@ def wait_with_ui(done: Callable[[], bool], timeout: float) -> bool:
     finally:
         wake.stop()
     return done()
+
+
+def stop_and_join(stop: Iterable[Any], join: Iterable[Any], timeout: float) -> None:
+    """`stop()` each worker of `stop`, then `join(seconds)` each of `join` (None skipped), `timeout` s in all."""
+    for worker in stop:
+        worker.stop()
+    deadline = time.monotonic() + timeout
+    for worker in join:
+        if worker is not None:
+            worker.join(max(0.0, deadline - time.monotonic()))
