@@ -16,7 +16,9 @@ Measured (wall clock, time.perf_counter):
   "embedding ready", image loading included), clicks while the next image is pre-encoded, Auto, the next image
   from the cache, a checkpoint download from a local HTTP server on 127.0.0.1 (the real pooch code; the served
   bytes are not the checkpoint, so it ends in a checksum error after pooch's retries), and the long session.
-- click -> overlay on screen: from sending the mouse press to the end of the first paint of the main view's
+- click -> overlay on screen: the pointer is moved to the pixel first (a mouse move, then the hover preview it
+  starts on an empty prompt is let finish, as a hand arrives before it clicks); from sending the mouse press to the
+  end of the first paint of the main view's
   viewport after the controller emitted the mask for that click (mask_changed; the canvas's set_mask has returned
   by then), median and p95. Clicks are random water (left = positive) and land (right = negative) pixels of the
   ground truth, prompts dropped with Escape after every 5 clicks; the next click is sent once the previous one
@@ -621,6 +623,8 @@ class Driver:
         pos = self.w.canvas.widget_pos(x, y)
         button = Qt.MouseButton.LeftButton if positive else Qt.MouseButton.RightButton
         n = len(c.annotation.prompt.points)
+        self.move_to(pos)  # the pointer comes to the point before the press, as a hand's does
+        self.spin(lambda: c.decoder.idle, 10)  # the hover preview it starts on an empty prompt
         self.watch.reset()
         self.meter.mark()
         self._expect_points = n + 1  # _on_mask arms the watch for the mask of the prompt with this click's point
@@ -644,6 +648,16 @@ class Driver:
         self.release_latency = self.watch.t_done - t_release if hold > 0 else latency
         self.spin(self.decoded, 60)
         return latency
+
+    def move_to(self, pos) -> None:
+        """A mouse move to `pos` on the main viewport with no button down (hover events, the hover preview)."""
+        from PySide6.QtCore import QEvent, QPointF, Qt
+        from PySide6.QtGui import QMouseEvent
+        from PySide6.QtWidgets import QApplication
+
+        vp, p = self.w.canvas.main_viewport, QPointF(pos)
+        QApplication.sendEvent(vp, QMouseEvent(QEvent.Type.MouseMove, p, vp.mapToGlobal(p), Qt.MouseButton.NoButton,
+                                               Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier))
 
     def key_next(self) -> None:
         from PySide6.QtCore import Qt

@@ -54,6 +54,7 @@ class LatestRequestWorker:
         self.failed = self.relay.failed
         self._cond = threading.Condition()
         self._pending: tuple[int, Callable[[], Any]] | None = None
+        self._running = False
         self._stopped = False
         self._thread = threading.Thread(target=self._loop, name=f"floodlabel-{name}", daemon=True)
         self._thread.start()
@@ -69,6 +70,12 @@ class LatestRequestWorker:
         """Whether a request waits to start (the running one, if any, does not count)."""
         with self._cond:
             return self._pending is not None
+
+    @property
+    def idle(self) -> bool:
+        """Whether no request runs or waits to start."""
+        with self._cond:
+            return self._pending is None and not self._running
 
     def stop(self) -> None:
         """Drop the pending request and end the thread after the running one (it is not interrupted)."""
@@ -92,10 +99,15 @@ class LatestRequestWorker:
                     return
                 request_id, fn = self._pending
                 self._pending = None
-            if self.passing:
-                in_passing_thread(lambda: self._run(request_id, fn), f"floodlabel-{self.name}-job")
-            else:
-                self._run(request_id, fn)
+                self._running = True
+            try:
+                if self.passing:
+                    in_passing_thread(lambda: self._run(request_id, fn), f"floodlabel-{self.name}-job")
+                else:
+                    self._run(request_id, fn)
+            finally:
+                with self._cond:
+                    self._running = False
             del fn  # do not keep the last request's image alive while idle
 
     def _run(self, request_id: int, fn: Callable[[], Any]) -> None:
