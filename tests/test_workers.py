@@ -113,8 +113,10 @@ def test_latest_request_wins(qtbot, latest):
         gate.wait(WAIT_MS / 1000)
         return "first"
 
+    assert worker.idle
     worker.submit(0, blocking)
     assert entered.wait(WAIT_MS / 1000)
+    assert not worker.idle and not worker.pending  # running
     for i in range(1, 10):
         worker.submit(i, lambda i=i: ran.append(i) or i * 10)
     assert worker.pending
@@ -123,6 +125,7 @@ def test_latest_request_wins(qtbot, latest):
     assert ran == [0, 9]
     assert rec.events == [("done", 0, "first"), ("done", 9, 90)]
     assert not worker.pending
+    qtbot.waitUntil(lambda: worker.idle, timeout=WAIT_MS)
 
 
 def test_a_result_in_parts_reports_each_part_unless_a_newer_request_came(qtbot, latest):
