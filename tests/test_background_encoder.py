@@ -174,11 +174,15 @@ def test_the_window_prefetches_in_a_child_and_survives_its_death(qtbot, window, 
     assert c.encoder.worker._prefetch == {}  # nothing went to the window's own encoder thread
     qtbot.waitUntil(lambda: 1 in c.encoder._prefetched_items, timeout=20000)  # decoded here meanwhile
     decoded = c.encoder._prefetched_items[1]
+    cache = session.cache
+    qtbot.waitUntil(lambda: (session.cache_model_id, decoded.key) in cache._memory, timeout=20000)  # read ahead
+    disk_hits = cache.stats.disk_hits
     ready = []
     c.embedding_ready.connect(ready.append)
     QTest.keyClick(w, Qt.Key.Key_PageDown)
     qtbot.waitUntil(lambda: c.row == 1 and c.embedding is not None and bool(ready), timeout=20000)
     assert ready[-1] == 0.0  # a cache hit: the child's embedding
+    assert cache.stats.disk_hits == disk_hits  # from memory: no file read on the UI thread
     assert c.item is decoded  # PageDown did not decode the image again
 
     os.kill(c.encoder.background_pid, signal.SIGKILL)

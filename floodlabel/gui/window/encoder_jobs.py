@@ -12,7 +12,8 @@ screen's embedding (from the cache at once, else from the worker), reported on t
 and `stopped` / `failed` only while that image is still the one `current()` returns. Prefetch waits
 `PREFETCH_PAUSE_S` after each click, hover or stroke (`pause`): on 2 cores the clicks come first. A prefetch also
 decodes the image once (in the child's case, a thread of the window does: `decode_ahead`); `select()` takes it back
-with `take_item` (a 12 MP JPEG costs ~100 ms to decode).
+with `take_item` (a 12 MP JPEG costs ~100 ms to decode). The child's embedding is read into memory as soon as it is
+written (`_load_ahead`), so that showing that image reads no file on the UI thread.
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ class EncoderJobs(QObject):
 
     def _on_background_event(self, kind: str, path: str, detail: object) -> None:
         if kind == "done":
-            self._in_flight.pop(path, None)
+            self._load_ahead(self._in_flight.pop(path, None))
             self.prefetched.emit(path)
         elif kind == "failed":
             self._in_flight.pop(path, None)  # the foreground embedding of that image will say why
@@ -203,6 +204,17 @@ class EncoderJobs(QObject):
             items[row] = item
 
         threading.Thread(target=run, name="floodlabel-decode-ahead", daemon=True).start()
+
+    def _load_ahead(self, row: int | None) -> None:
+        """The child wrote row `row`'s embedding to the disk cache: read it into the session's memory cache on a
+        thread, so that PageDown takes it from memory. Read on the UI thread when the image is shown, its disk read
+        and cast stalled the event loop 64-129 ms (bench_window, "next image from the cache")."""
+        session, _ = self._current()
+        item = self._prefetched_items.get(row) if row is not None else None
+        if session is None or item is None:
+            return
+        threading.Thread(target=lambda: session.cached_embedding(item.image, item.key), name="floodlabel-load-ahead",
+                         daemon=True).start()
 
     def pause(self, seconds: float = PREFETCH_PAUSE_S) -> None:
         """Hold prefetch for `seconds` from now (the user is interacting)."""
