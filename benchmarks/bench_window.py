@@ -35,6 +35,9 @@ Measured (wall clock, time.perf_counter):
 - a hand's click: the same, with the button held down HOLD_S (80 ms) before the release, as a finger does. The
   window decodes the point on the press (SegmentationController.press), so its mask is in when the button comes
   up: the rows give the time to the overlay from the release and from the press.
+- a click at a hand's pace: the pointer moves around the next point for WANDER_S (1 s, a move every 30 ms), then
+  the click (no wait for the decoder). On this VM a decode after the decoder sat idle 0.5-1 s takes 2-3x longer
+  (its data left the CPU's caches); the window keeps it warm while the pointer moves (decode_jobs.warm_job).
 - next image, pre-encoded: PageDown -> image painted, embedding ready (cache hit), and a click at a water pixel
   sent as soon as both happened -> its mask painted. Baseline: the same image not pre-encoded (open -> ready).
 - next image, not pre-encoded, SAM 2.1 vs SAM v1: PageDown -> image painted, embedding computed in the
@@ -79,6 +82,7 @@ NEXT_BUDGET_S = 0.150
 TICK_S = 0.010
 THINK_S = 0.02  # pause between two clicks once the previous one is fully decoded
 BLOCK = 4  # clicks per block; each block's decode alone is measured just before it (the VM's speed drifts)
+WANDER_S = 1.0  # a hand's pace: the pointer moves about this long between two clicks
 HOLD_S = 0.08  # a hand's click: the button stays down about this long (the decode starts on the press)
 PREFETCH_JITTER_S = 0.25
 DOWNLOAD_BYTES = 375_042_383  # about vit_b's size (the registry's size_bytes)
@@ -249,6 +253,10 @@ def _scenario(d: "Driver", r: "Results", label: str, folder: Path, clicks: int, 
             press = d.timed_click(x, y, pos, hold=HOLD_S)
             r.held[label].append((press, d.release_latency))
             d.sleep(THINK_S)
+    with d.meter.phase(f"clicks after {WANDER_S:.0f} s of pointer moves ({label})"):
+        for x, y, pos in d.points_for_row(0, max(4, clicks // 2), rng):
+            d.wander(d.w.canvas.widget_pos(x, y), WANDER_S)
+            r.wandered[label].append(d.timed_click(x, y, pos, settle=False))
 
     # the next image is pre-encoded while the user clicks; it is forgotten each time it completes, so it runs again
     c.next_row = lambda row: w._neighbour(row, +1)
@@ -615,10 +623,11 @@ class Driver:
         # the project opens off the UI thread; until it has, the controller still holds the previous folder's image
         self.spin(lambda: not self.w.project.opening and self.w.controller.row >= 0, 60)
 
-    def timed_click(self, x: float, y: float, positive: bool, hold: float = 0.0) -> float:
+    def timed_click(self, x: float, y: float, positive: bool, hold: float = 0.0, settle: bool = True) -> float:
         """Click image pixel (x, y); seconds from the press to the end of the paint that shows its mask. hold: the
         seconds the button stays down (the event loop runs meanwhile); 0: press and release at once. With a hold,
-        `release_latency` is the same end from the release."""
+        `release_latency` is the same end from the release. settle: after the pointer's move to the pixel, wait
+        until the decoder is idle (the hover preview it starts is done) before the press."""
         from PySide6.QtCore import Qt
         from PySide6.QtTest import QTest
 
@@ -630,7 +639,8 @@ class Driver:
         button = Qt.MouseButton.LeftButton if positive else Qt.MouseButton.RightButton
         n = len(c.annotation.prompt.points)
         self.move_to(pos)  # the pointer comes to the point before the press, as a hand's does
-        self.spin(lambda: c.decoder.idle, 10)  # the hover preview it starts on an empty prompt
+        if settle:
+            self.spin(lambda: c.decoder.idle, 10)  # the hover preview it starts on an empty prompt
         self.watch.reset()
         self.meter.mark()
         self._expect_points = n + 1  # _on_mask arms the watch for the mask of the prompt with this click's point
@@ -682,6 +692,18 @@ class Driver:
         done.wait(120)  # the UI thread does nothing meanwhile
         self.meter.mark()
         return out
+
+    def wander(self, target, seconds: float) -> None:
+        """The pointer moves around `target` (viewport pixels) for `seconds`, a move every 30 ms, as a hand looks
+        for the next point; the click that follows moves it onto the target."""
+        from PySide6.QtCore import QPoint
+
+        end, k = time.perf_counter() + seconds, 0
+        while time.perf_counter() < end:
+            k += 1
+            self.move_to(target + QPoint(int(20 * np.sin(k / 3)), int(12 * np.cos(k / 4))))
+            self.sleep(0.03)
+        self.meter.mark()
 
     def move_to(self, pos) -> None:
         """A mouse move to `pos` on the main viewport with no button down (hover events, the hover preview)."""
@@ -922,6 +944,7 @@ class Results:
     def __init__(self) -> None:
         self.clicks: dict[tuple[str, str], list[float]] = defaultdict(list)
         self.held: dict[str, list[tuple[float, float]]] = defaultdict(list)  # (from the press, from the release)
+        self.wandered: dict[str, list[float]] = defaultdict(list)  # clicks after WANDER_S of pointer moves
         self.click_points: dict[str, tuple[tuple[int, int], list[tuple[float, float]]]] = {}
         self.predictor: dict[str, list[float]] = {}
         self.decode_only: dict[str, list[float]] = {}  # back to back
@@ -980,6 +1003,8 @@ class Results:
             row(f"  {label}, button down {HOLD_S * 1e3:.0f} ms ({len(held)} clicks): from the release", "", "",
                 _pair(release), None)
             row(f"  {label}, button down {HOLD_S * 1e3:.0f} ms: from the press", "", "", _pair(press), None)
+        for label, lat in self.wandered.items():
+            row(f"  {label}, after {WANDER_S:.0f} s of pointer moves ({len(lat)} clicks)", "", "", _pair(lat), None)
         for label, lat in self.decode_only.items():
             row(f"  {label}, decode alone, back to back", "", _pair(self.predictor[label]) + " P", _pair(lat), None)
             row(f"  {label}, decode alone, {THINK_S * 1e3:.0f} ms apart", "", "", _pair(self.decode_paced[label]), None)

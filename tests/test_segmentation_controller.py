@@ -90,3 +90,27 @@ def test_a_dropped_press_puts_back_what_it_displaced(qtbot, controller):
                     and len(c.shown.prompt_key) and c.shown.prompt_key == c.prompt_key(c.annotation.prompt),
                     timeout=60_000)
     assert c.pressed.press is None
+
+
+def test_a_pointer_moving_over_a_prompt_keeps_the_decoder_warm_unseen(qtbot, controller, monkeypatch):
+    from floodlabel.gui.window import segmentation_controller as sc
+
+    c = controller
+    c.add_point(W / 2, H / 4, True)
+    qtbot.waitUntil(lambda: c.native_ready() and c.decoder.idle and c.shown.kind == "native", timeout=60_000)
+    submits, views = [], []
+    real_submit = c.decoder.submit
+    monkeypatch.setattr(c.decoder, "submit", lambda rid, fn: (submits.append(rid), real_submit(rid, fn)))
+    c.mask_changed.connect(views.append)
+    shown, request = c.shown, c._request
+    monkeypatch.setattr(sc, "WARM_AFTER_S", 0.0)
+    c.hover(W / 3, H / 3)
+    assert submits == [-2] and c._request == request  # a warm-up: no request of the window's is displaced
+    c.hover(W / 3 + 5, H / 3)
+    assert submits == [-2]  # not while one runs
+    qtbot.waitUntil(lambda: c.decoder.idle, timeout=60_000)
+    qtbot.wait(50)
+    assert views == [] and c.shown is shown  # nothing of it is shown
+    monkeypatch.setattr(sc, "WARM_AFTER_S", 3600.0)
+    c.hover(W / 3, H / 2)
+    assert submits == [-2]  # the decoder ran recently enough

@@ -21,6 +21,7 @@ view, a stroke or a fixed mask; here for a small one)."""
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import numpy as np
@@ -35,7 +36,8 @@ from floodlabel.core.evaluation.live_metrics import NocTracker
 from floodlabel.core.evaluation.metrics import MaskMetrics
 from floodlabel.gui.canvas.after_paint import Due, HeldMarkers
 from floodlabel.gui.window.decode_jobs import (Decoded, PressAhead, decode_native, decode_prompt, decode_session,
-                                               decode_view, beside_children, prompt_key)
+                                               decode_view, beside_children, prompt_key, warm_job,
+                                               WARM_AFTER_S)
 from floodlabel.gui.window.encoder_jobs import EncoderJobs
 from floodlabel.gui.window.fixed_mask import AutoRunner, FixedMask
 from floodlabel.gui.window.life_cycle.ui_wait import stop_and_join
@@ -118,6 +120,7 @@ class SegmentationController(QObject):
         self.native = NativeCompose(self, self._native_in, self.area_changed.emit)  # the mask an Accept saves
         self._native_pending = False
         self.pressed = PressAhead()  # a press's decode waiting for its click
+        self._decoded_at = 0.0  # time.monotonic() of the last decode result (or warm-up request)
         self.panels = Due()  # a decode's candidates and metrics, put off until the canvas painted its mask
         self.markers = HeldMarkers(self.markers_changed.emit, MARKERS_LATEST_MS, self)  # drawn with the mask
         self._request = 0
@@ -173,9 +176,8 @@ class SegmentationController(QObject):
     # ------------------------------------------------------------------------------------------------ steps
 
     def press(self, x: float, y: float, positive: bool) -> None:
-        """A button went down at (x, y) (original frame): decode the point a click there would add, so that its mask
-        is ready, or on its way, when the button comes up (a hand's click lasts about 0.1 s) and `add_point` takes it.
-        A press that does not become that point ends with `press_dropped`."""
+        """A button went down at (x, y) (original frame): decode the point a click there adds, so that its mask is in
+        when the button comes up (a hand's click lasts ~0.1 s) and `add_point` takes it; else `press_dropped`."""
         ann = self.annotation
         if ann is None or self.embedding is None or not self.fast_decoder or ann.prompt.text is not None:
             return
@@ -185,8 +187,7 @@ class SegmentationController(QObject):
         self.pressed.start(self.prompt_key(prompt), self._request)
 
     def press_dropped(self) -> None:
-        """The press became a drag, or its click went elsewhere: its decode is dropped, and what it displaced (a
-        decode of the current prompt in flight) is requested again."""
+        """The press became a drag, or its click went elsewhere: what its decode displaced is requested again."""
         if self.pressed.drop(self._request) and self.annotation is not None:
             self._request += 1
             self._on_annotation_changed(self.annotation)
@@ -207,11 +208,18 @@ class SegmentationController(QObject):
             self._decode("box", self.annotation.prompt_with_box(box))
 
     def hover(self, x: float, y: float) -> None:
-        """Hover preview: before the first prompt, show the mask a click here would give."""
-        if (self.hover_enabled and self.fast_decoder and self.annotation is not None and self.embedding is not None
-                and self.annotation.prompt.is_empty and not self.annotation.strokes):
+        """Hover preview: before the first prompt, show the mask a click here would give; after it, keep the decoder
+        warm while the pointer moves (`decode_jobs.warm_job`)."""
+        ann, emb = self.annotation, self.embedding
+        if not (self.fast_decoder and ann is not None and emb is not None):
+            return
+        if self.hover_enabled and ann.prompt.is_empty and not ann.strokes:
             self._interacting()
             self._decode("hover", Prompt.point(x, y))
+        elif self.decoder.idle and time.monotonic() - self._decoded_at > WARM_AFTER_S and ann.prompt.text is None:
+            self._decoded_at = time.monotonic()  # request -2: its result is not shown, and it displaces no request
+            job = warm_job(decode_session(self.session, self.item), emb, ann.prompt.with_point(x, y), self.item)
+            self.decoder.submit(-2, beside_children(job, self.encoder))
 
     @property
     def fast_decoder(self) -> bool:
@@ -375,6 +383,7 @@ class SegmentationController(QObject):
     def _on_decoded(self, request_id: int, result: Decoded) -> None:
         if request_id != self._request or self.annotation is None:
             return  # a newer request (or another image) came meanwhile
+        self._decoded_at = time.monotonic()
         if self.pressed.hold(request_id, result):
             return  # a press's decode, before its click
         if result.kind == "hover" and not self.annotation.prompt.is_empty:
@@ -408,8 +417,7 @@ class SegmentationController(QObject):
     # ------------------------------------------------------------------------------------------------ rendering
 
     def _show_mask(self, later: bool = False) -> None:
-        """Emit the view mask, then the candidates and metrics for the current state (UI thread, milliseconds);
-        `later`: those once the canvas has painted the mask (`panels`: a click's overlay comes first)."""
+        """Emit the view mask, then the candidates and metrics (`later`: once the canvas painted it, `panels`)."""
         ann, item, shown = self.annotation, self.item, self.shown
         if ann is None or item is None:
             return
@@ -432,16 +440,13 @@ class SegmentationController(QObject):
         return self.text_steps.view_mask(view_model_mask(self.shown_fixed_mask(), shown, chosen, view), view)
 
     def _emit_candidates(self, shown: Decoded | None) -> None:
-        if shown is None:
-            self.candidates_changed.emit([], [], -1)
-        else:
-            scores = [float(s) for s in shown.prediction.scores]
-            self.candidates_changed.emit(shown.thumbs, scores, self._chosen(shown))
+        none = shown is None
+        scores = [] if none else [float(s) for s in shown.prediction.scores]
+        self.candidates_changed.emit([] if none else shown.thumbs, scores, -1 if none else self._chosen(shown))
 
     def _update_native(self, model_view: np.ndarray | None) -> None:
-        """The native mask (the one that would be saved), its metrics against the GT and its area, by `native`
-        (`native.native_compose`): here and now, or in its worker (`_native_in` takes it; `native_ready()` is False
-        meanwhile), or after the decode worker made the model mask at the native size."""
+        """The saved mask, its metrics and area by `native` (`native.native_compose`): here, in its worker
+        (`_native_in` takes it; `native_ready()` is False meanwhile) or after the decode worker's native part."""
         shown = self.shown
         state = self.native.update(shown, self._chosen(shown) if shown is not None else -1, model_view)
         if state == DECODE and shown.kind == "native":  # another candidate was picked: decode it at the native size
@@ -459,9 +464,8 @@ class SegmentationController(QObject):
         self.clicks_changed.emit(ann.click_count, self.noc.noc85, self.noc.noc90)
 
     def _emit_state(self, with_mask: bool = False) -> None:
-        """The prompt's markers, undo / redo (the window's autosave follows it) and the click count. `with_mask`: a
-        decode was just requested; its markers are drawn with its mask (or after MARKERS_LATEST_MS), the click count
-        once the canvas has painted it, so that no paint of the window runs beside the decode."""
+        """Markers, undo / redo (the autosave follows it), click count. `with_mask` (a decode was just requested): the
+        markers come with its mask, the count after its paint, so that no paint runs beside the decode."""
         ann = self.annotation
         if ann is None:
             return
@@ -486,8 +490,7 @@ class SegmentationController(QObject):
 
     @property
     def fixed_mask(self) -> np.ndarray | None:
-        """A mask not made by the decoder (`fixed_mask.FixedMask`: Auto's proposal, a map's tiled refine or the
-        accepted mask restored from the project store), (H, W) bool at the native size, or None."""
+        """Auto's, a map's refined or the restored accepted mask (`fixed_mask.FixedMask`), (H, W) bool, or None."""
         return self.fixed.mask
 
     def shown_fixed_mask(self) -> np.ndarray | None:
