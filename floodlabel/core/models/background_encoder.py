@@ -72,6 +72,7 @@ class BackgroundEncoder:
         self._lock = threading.Lock()
         self._child: subprocess.Popen | None = None
         self._closed = False
+        self._readers: list[threading.Thread] = []  # one per child started; close() joins them
         self.starts = 0
         """How many children were started (a restart after a crash counts)."""
 
@@ -98,21 +99,26 @@ class BackgroundEncoder:
                     self._child = None
 
     def close(self, timeout: float = 5.0) -> None:
-        """End the child (its stdin closes: it exits after the image it is on, else it is killed)."""
+        """End the child (its stdin closes: it exits after the image it is on, else it is killed), then wait for
+        its reader threads: once close() returns, `on_event` is called no more, and no reader thread is left to drop
+        the last reference to what `on_event` holds (a Qt relay must die on the UI thread)."""
         with self._lock:
             self._closed = True
             child, self._child = self._child, None
-        if child is None:
-            return
-        try:
-            child.stdin.close()
-        except OSError:
-            pass
-        try:
-            child.wait(timeout)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+            readers, self._readers = self._readers, []
+        if child is not None:
+            try:
+                child.stdin.close()
+            except OSError:
+                pass
+            try:
+                child.wait(timeout)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        for reader in readers:
+            if reader is not threading.current_thread():
+                reader.join(timeout)
 
     def _start(self) -> subprocess.Popen:
         cmd = [sys.executable, "-m", "floodlabel.core.models.background_encoder", self.model, "--nice",
@@ -124,8 +130,10 @@ class BackgroundEncoder:
                                  text=True, bufsize=1)
         self._child = child
         self.starts += 1
-        threading.Thread(target=self._read, args=(child,), name="floodlabel-background-encoder",
-                         daemon=True).start()
+        reader = threading.Thread(target=self._read, args=(child,), name="floodlabel-background-encoder",
+                                  daemon=True)
+        self._readers = [r for r in self._readers if r.is_alive()] + [reader]
+        reader.start()
         return child
 
     def _read(self, child: subprocess.Popen) -> None:

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFileDialog
 from floodlabel.core.export.project_export import COCO_NAME, MASK_DIR_NAME, ExportCancelled, ExportResult, export_project
 from floodlabel.core.store.project_store import ProjectStore, Status
 from floodlabel.gui.workers.background import one_line_error
+from floodlabel.gui.workers.daemon_thread import DaemonThread
 
 DEFAULT_FOLDER_NAME = "floodlabel-export"
 OVERWRITE_TEXT = "Overwrite files the export did not write"
@@ -278,7 +279,7 @@ class _ExportTask:
         self._last_step = -1
 
     def start(self) -> None:
-        threading.Thread(target=self._run, name="floodlabel-export", daemon=True).start()
+        DaemonThread(self._run, "floodlabel-export").start()
 
     def cancel(self) -> None:
         self._cancel.set()

@@ -21,6 +21,7 @@ from PySide6.QtCore import QObject, Signal
 
 from floodlabel.core.data import header_scan
 from floodlabel.core.data.datasets import FloodDataset
+from floodlabel.gui.workers.daemon_thread import DaemonThread
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class SizeScanner:
         self._stop = threading.Event()
         self._child: subprocess.Popen | None = None
         self.relay = SizeRelay()
-        self._thread = threading.Thread(target=self._run, name="floodlabel-image-sizes", daemon=True)
+        self._thread = DaemonThread(self._run, "floodlabel-image-sizes")
 
     @property
     def started(self) -> bool:

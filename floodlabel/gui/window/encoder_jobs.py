@@ -18,17 +18,16 @@ written (`_load_ahead`), so that showing that image reads no file on the UI thre
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
-
-import os
-import threading
-from pathlib import Path
 
 from floodlabel.core.data.datasets import FloodDataset
 from floodlabel.core.data.image_item import ImageItem
 from floodlabel.gui.window.image_loading import decode_ahead, prefetch_job
+from floodlabel.gui.workers.daemon_thread import DaemonThread
 from floodlabel.gui.workers.latest_request import EmbedWorker
 
 PREFETCH_PAUSE_S = 1.5
@@ -203,7 +202,7 @@ class EncoderJobs(QObject):
                     break
             items[row] = item
 
-        threading.Thread(target=run, name="floodlabel-decode-ahead", daemon=True).start()
+        DaemonThread(run, "floodlabel-decode-ahead").start()
 
     def _load_ahead(self, row: int | None) -> None:
         """The child wrote row `row`'s embedding to the disk cache: read it into the session's memory cache on a
@@ -211,10 +210,13 @@ class EncoderJobs(QObject):
         and cast stalled the event loop 64-129 ms (bench_window, "next image from the cache")."""
         session, _ = self._current()
         item = self._prefetched_items.get(row) if row is not None else None
-        if session is None or item is None:
+        cache = getattr(session, "cache", None)
+        if cache is None or item is None:
             return
-        threading.Thread(target=lambda: session.cached_embedding(item.image, item.key), name="floodlabel-load-ahead",
-                         daemon=True).start()
+        # the thread holds the cache and two strings, not the session: a thread that outlives the window must not
+        # drop the last reference to the model (its TorchScript decoder) or to a Qt object off the UI thread
+        model_id, key = session.cache_model_id, item.key
+        DaemonThread(cache.get, "floodlabel-load-ahead", args=(model_id, key)).start()
 
     def pause(self, seconds: float = PREFETCH_PAUSE_S) -> None:
         """Hold prefetch for `seconds` from now (the user is interacting)."""

@@ -19,6 +19,7 @@ from floodlabel.core.common.errors import FloodLabelError
 from floodlabel.core.store.orphan_masks import OrphanMask
 from floodlabel.core.store.project_store import ImageRecord, ProjectStore, Status, relative_image_path
 from floodlabel.gui.workers.background import one_line_error
+from floodlabel.gui.workers.daemon_thread import DaemonThread
 
 AUTOSAVE_DELAY_MS = 700
 """In-progress work is saved this long after the last change (the issue asks for at most a second)."""
@@ -48,7 +49,7 @@ class StoreLink(QObject):
         self._relay.done.connect(self._on_done)
         self._relay.failed.connect(self._on_failed)
         self._jobs: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="floodlabel-store", daemon=True)
+        self._thread = DaemonThread(self._run, "floodlabel-store")
         self._thread.start()
         self._pending_state: tuple[str, Callable[[], dict]] | None = None
         # rel_path -> (state, mask or None, why it is not on disk or None): writes that failed or are queued, given

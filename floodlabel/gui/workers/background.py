@@ -19,6 +19,7 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, Signal
 
 from floodlabel.core.common.errors import FloodLabelError
+from floodlabel.gui.workers.daemon_thread import DaemonThread
 
 
 class BackgroundCall:
@@ -36,7 +37,7 @@ class BackgroundCall:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="floodlabel-background", daemon=True)
+        self._thread = DaemonThread(self._run, "floodlabel-background")
         self._thread.start()
 
     def is_running(self) -> bool:
@@ -76,7 +77,7 @@ class BackgroundJob:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"floodlabel-{self.name}", daemon=True)
+        self._thread = DaemonThread(self._run, f"floodlabel-{self.name}")
         self._thread.start()
 
     def cancel(self) -> None:
@@ -125,7 +126,7 @@ class DownloadTask:
         self._last_step = -1
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"floodlabel-download-{self.name}", daemon=True)
+        self._thread = DaemonThread(self._run, f"floodlabel-download-{self.name}")
         self._thread.start()
 
     def cancel(self) -> None:

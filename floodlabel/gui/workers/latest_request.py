@@ -27,6 +27,7 @@ from PySide6.QtCore import QObject, Signal
 from floodlabel.core.common.cancel import Cancelled
 from floodlabel.core.segment.passing_thread import in_passing_thread
 from floodlabel.gui.workers.background import one_line_error
+from floodlabel.gui.workers.daemon_thread import DaemonThread
 
 __all__ = ["Cancelled", "EmbedWorker", "LatestRequestWorker"]
 
@@ -56,7 +57,7 @@ class LatestRequestWorker:
         self._pending: tuple[int, Callable[[], Any]] | None = None
         self._running = False
         self._stopped = False
-        self._thread = threading.Thread(target=self._loop, name=f"floodlabel-{name}", daemon=True)
+        self._thread = DaemonThread(self._loop, f"floodlabel-{name}")
         self._thread.start()
 
     def submit(self, request_id: int, fn: Callable[[], Any]) -> None:
@@ -165,7 +166,7 @@ class EmbedWorker:
         self._dropped: list[str] = []  # keys of replaced foreground requests; the thread reports them
         self._pause_until = 0.0  # time.monotonic() deadline
         self._stopped = False
-        self._thread = threading.Thread(target=self._loop, name="floodlabel-embed", daemon=True)
+        self._thread = DaemonThread(self._loop, "floodlabel-embed")
         self._thread.start()
 
     def request(self, key: str, fn: Callable[[Checkpoint], Any]) -> None:
