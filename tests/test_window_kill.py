@@ -4,7 +4,8 @@ tests/kill_app_driver.py, is SIGKILLed at a random moment, 20 times (KILLS), on 
 The first app is a plain `python tests/kill_app_driver.py DATA PROJECT CHECKPOINT SEED` process; the others are
 forked by the driver's fork server (the imports, about 3 s, are made once; the QApplication, the window, the tiny
 SAM session and the store are made in each app process), so that the kills fit in about a minute (30 kills took 84 s
-on a loaded 2-core VM on 2026-12-03; 20 keep the suite's time). Each app is SIGKILLed between READY and READY + 1.5 s (seeded). After each kill:
+on a loaded 2-core VM on 2026-12-03; 20 keep the suite's time). Each app is SIGKILLed between READY and
+READY + 1.5 s (seeded). After each kill:
 - `PRAGMA integrity_check` on project.sqlite is ok;
 - every image the app reported ACCEPTED is accepted in the store (opened read-only, as an export would) and its mask
   reloads intact (the PNG's SHA-256 is the one in the database) at the image's size, and equals the last mask
