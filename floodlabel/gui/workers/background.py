@@ -1,11 +1,13 @@
 """Run core calls off the UI thread and report back through Qt signals (queued onto the UI thread).
 
-The work runs in a daemon `threading.Thread`, not a QThread or the global QThreadPool: closing the app while a
-download waits on a stalled network must neither abort the process ("QThread destroyed while still running") nor
-block exit until the socket times out.
+The work runs in a daemon thread (`gui.workers.daemon_thread.DaemonThread`), not a QThread or the global
+QThreadPool: closing the app while a download waits on a stalled network must neither abort the process ("QThread
+destroyed while still running") nor block exit until the socket times out.
 
 Results cross to the UI thread through the signals of a parentless relay QObject that the worker thread keeps alive,
-so a worker never emits on a deleted object (emitting on a QObject that the UI thread is destroying segfaults).
+so a worker never emits on a deleted object (emitting on a QObject that the UI thread is destroying segfaults). When
+the thread ends, what it held (the relay with it) is released on the UI thread, not on the worker: see
+daemon_thread.py for the crash that this avoids.
 Connect the signals to methods of widgets: the slots then run queued on the UI thread, and Qt drops the connection
 when the widget is deleted. Do not connect lambdas that touch widgets: they would run in the worker thread.
 """

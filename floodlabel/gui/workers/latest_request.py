@@ -1,7 +1,7 @@
 """Long-lived workers for the annotation window: latest-request-wins decoding and cancellable embedding.
 
-Both run one daemon `threading.Thread` and report through the signals of a parentless relay QObject, for the
-reasons given in gui/background.py. Connect the signals to bound methods of widgets (queued onto the UI thread).
+Both run one daemon thread (`DaemonThread`) and report through the signals of a parentless relay QObject, for the
+reasons given in gui/workers/background.py. Connect the signals to bound methods of widgets (queued onto the UI thread).
 
 - LatestRequestWorker: prompt decoding, hover previews. Only the newest not-yet-started request is kept, never a
   queue; every result carries its request_id so the window can drop stale ones.
