@@ -3,9 +3,10 @@ image-size scatter (pyqtgraph).
 
 compute_stats decodes every mask, so it runs in a BackgroundCall, and only while the view is visible: a hidden or
 tabbed-away dock costs no CPU (the SAM encoder needs both cores). It starts after the window's first paint
-(`gui/on_screen.py`), or STATS_DELAY_MS after a folder is opened in a shown window. A folder of more than STATS_IN_CHILD_ABOVE files is decoded in a child process at a low
-priority (`core.data.stats_child`: in the window, 290 real photos kept the event loop waiting 65-88 ms); a smaller
-one in the worker thread, which is quicker than starting a child. Setting another dataset abandons the running computation at its next file.
+(`gui/workers/on_screen.py`), or STATS_DELAY_MS after a folder is opened in a shown window. A folder of more than
+STATS_IN_CHILD_ABOVE files is decoded in a child process at a low priority (`core.data.stats_child`: in the window,
+290 real photos kept the event loop waiting 65-88 ms); a smaller one in the worker thread, which is quicker than
+starting a child. Setting another dataset abandons the running computation at its next file.
 """
 
 from __future__ import annotations

@@ -30,12 +30,10 @@ class DaemonThread(threading.Thread):
 
     def __init__(self, target: Callable[..., Any], name: str, args: tuple = ()) -> None:
         super().__init__(name=name, daemon=True)
-        self._work: tuple[Callable[..., Any], tuple] | None = (target, args)
+        self._work: tuple[Callable[..., Any], tuple] | None = (target, args)  # None once run
 
     def run(self) -> None:
         work, self._work = self._work, None
-        if work is None:
-            return
         failure: BaseException | None = None
         try:
             work[0](*work[1])
