@@ -79,7 +79,9 @@ def drag(w, p0, p1, modifiers=Qt.KeyboardModifier.NoModifier, steps=5):
 
 
 def wait_mask(qtbot, w, timeout=10000):
-    qtbot.waitUntil(lambda: w.controller.native_mask is not None and not w.controller.decoder.pending, timeout=timeout)
+    """Until the decodes are done and the native mask matches the screen (it follows the paint, `native_ready`)."""
+    c = w.controller
+    qtbot.waitUntil(lambda: c.native_mask is not None and c.decoder.idle and c.native_ready(), timeout=timeout)
     QTest.qWait(50)  # let any last queued result land
 
 
