@@ -142,6 +142,7 @@ def shoot(args: argparse.Namespace, width: int, height: int, out: Path) -> list[
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(10)
+            shutil.copy(log, out / f"app_{width}x{height}.log")  # the app's output, kept beside its screenshots
     return written
 
 

@@ -150,6 +150,25 @@ def test_shift_drag_draws_a_box_and_plain_drag_pans(canvas, qtbot):
     assert canvas.gt_view.viewRange()[0] == pytest.approx(x_range)  # and the GT view followed
 
 
+def test_a_quick_drag_whose_moves_came_as_one_is_still_a_drag(canvas, qtbot):
+    """A busy UI thread gets X's moves of a quick drag as one, right after the hover move and the press: within
+    pyqtgraph's 10 ms rate limit. It is a box (or a stroke), not a click at the release (seen under Xvfb)."""
+    canvas.set_tool("box")
+    finished, clicks = _record(canvas.box_finished), _record(canvas.point_clicked)
+    strokes = _record(canvas.stroke_moved)
+    vp = canvas.main_viewport
+    for tool in ("box", "brush"):
+        canvas.set_tool(tool)
+        _move(vp, canvas.widget_pos(60, 40))                        # the hover move just before: no gap after it
+        QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, canvas.widget_pos(60, 40))
+        _move(vp, canvas.widget_pos(200, 150), Qt.MouseButton.LeftButton)
+        QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                           canvas.widget_pos(200, 150))
+    assert clicks == [] and len(finished) == 1
+    assert finished[0] == pytest.approx((60, 40, 200, 150), abs=1.0)
+    assert strokes and strokes[-1] == pytest.approx((200, 150), abs=1.0)
+
+
 def test_box_tool_drag_is_clipped_to_the_image(canvas, qtbot):
     canvas.set_tool("box")
     finished = _record(canvas.box_finished)

@@ -1,7 +1,8 @@
 """Real windows: FloodLabel runs as its own process on a private Xvfb screen and gets real X input events.
 
 Everything else in tests/ runs offscreen; this file checks what only a real display shows: the window maps on an X
-screen, a real mouse click reaches the right widget, and the pixels on the screen change where they should.
+screen, a real mouse click reaches the right widget, a real quick drag is a drag (X delivers its moves as one when
+the app is busy), and the pixels on the screen change where they should.
 It skips (with the reason) when Xvfb / xdotool / imagemagick or Qt's xcb libraries are missing; .ci/run installs them
 when it can (Debian: xvfb xdotool imagemagick libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0).
 
@@ -33,8 +34,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from synthetic_scenes import interior_point, make_flood_scene
+from synthetic_scenes import bounding_box, interior_point, make_flood_scene
 from xvfb_session import XvfbError, XvfbSession, missing_tools
+
+from floodlabel.gui.canvas.markers import BOX_RGB
 
 REPO = Path(__file__).resolve().parents[1]
 APP_COMMAND = [sys.executable, "-m", "floodlabel", "gui"]  # + the dataset folder
@@ -105,7 +108,7 @@ def test_real_keys_open_and_close_the_folder_dialog(xvfb, flood_data, tmp_path):
         app.assert_running()
 
 
-def test_annotation_window_real_click_shows_the_overlay_there(xvfb, flood_data, tmp_path):
+def test_annotation_window_real_click_shows_the_overlay_there_and_a_drag_a_box(xvfb, flood_data, tmp_path):
     root, _, mask = flood_data
     with running_app(xvfb, root, tmp_path) as app:
         geometry = app.wait_geometry(lambda g: bool(g.get("ready")) and len(g.get("image_to_screen", [])) >= 3
@@ -133,6 +136,16 @@ def test_annotation_window_real_click_shows_the_overlay_there(xvfb, flood_data, 
                                       f"changed (screenshots in {tmp_path})")
         assert land_changed < water_changed - 0.2, (f"the screen changed as much on land far from the water "
                                                     f"({land_changed:.0%}) as near the click ({water_changed:.0%})")
+
+        # Escape drops the point, B takes the Box tool, and a real quick drag around the water draws the box
+        xvfb.key("Escape", "b", window=xvfb.find_window(r"— FloodLabel$"))
+        (bx0, by0), (bx1, by1) = to_screen(np.array(bounding_box(mask, margin=8)).reshape(2, 2))
+        xvfb.drag(bx0, by0, bx1, by1, steps=2)
+        edges = _box_edges((bx0, by0, bx1, by1))
+        boxed = wait_for_screen(xvfb, lambda shot: _box_coloured(shot, edges) >= 0.3, 20)
+        xvfb.screenshot(tmp_path / "box.png")
+        assert _box_coloured(boxed, edges) >= 0.3, (f"no box along the drag: {_box_coloured(boxed, edges):.0%} of its "
+                                                    f"edges are drawn (screenshots in {tmp_path})")
         app.assert_running()
 
 
@@ -252,6 +265,24 @@ def _probe_points(mask: np.ndarray, click: tuple[float, float], to_screen: Calla
         return screen[rng.choice(len(screen), min(300, len(screen)), replace=False)]
 
     return pick(mask & near), pick(land_far)
+
+
+def _box_edges(box: tuple[float, float, float, float]) -> np.ndarray:
+    """Screen pixels (N, 2) int (x, y) along the top and bottom edges of screen box (x0, y0, x1, y1), corners left
+    out."""
+    x0, y0, x1, y1 = (round(v) for v in box)
+    xs = np.arange(x0 + 4, x1 - 3)
+    return np.concatenate([np.column_stack([xs, np.full_like(xs, y)]) for y in (y0, y1)])
+
+
+def _box_coloured(shot: np.ndarray, edges: np.ndarray, tolerance: int = 60) -> float:
+    """Share of `edges` with the box's magenta (markers.BOX_RGB; the line is dashed) within 2 pixels across."""
+    rgb = np.array(BOX_RGB, np.int16)
+    hit = np.zeros(len(edges), bool)
+    for dy in range(-2, 3):
+        px = shot[np.clip(edges[:, 1] + dy, 0, shot.shape[0] - 1), edges[:, 0]].astype(np.int16)
+        hit |= np.abs(px - rgb).sum(axis=1) <= tolerance
+    return float(hit.mean())
 
 
 def _changed_fraction(a: np.ndarray, b: np.ndarray, points: np.ndarray) -> float:

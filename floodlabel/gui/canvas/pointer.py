@@ -193,7 +193,11 @@ class CanvasViewBox(pg.ViewBox):
 class PressFilter(QObject):
     """Watches `view`'s scene for mouse presses and hands each to `pointer.press` (original frame), leaving the
     event to pyqtgraph, which turns the release into the click. The position is mapped as the click's will be
-    (the press's scene position through the view box), so a click's point equals its press's."""
+    (the press's scene position through the view box), so a click's point equals its press's.
+
+    It also lets through pyqtgraph's rate limit (`mouseRateLimit`: moves closer than 10 ms to the last one are
+    dropped) every move with a button down until a drag has begun. When the UI thread was busy, X's moves of a quick
+    drag come in as one, a millisecond after the press: dropped, the drag would end as a click at its release."""
 
     def __init__(self, view: CanvasViewBox, pointer: PointerInput) -> None:
         super().__init__(view.scene())
@@ -202,8 +206,11 @@ class PressFilter(QObject):
         view.scene().installEventFilter(self)
 
     def eventFilter(self, obj: QObject, ev: QEvent) -> bool:  # noqa: N802 (Qt API)
-        if ev.type() == QEvent.Type.GraphicsSceneMousePress:
+        kind = ev.type()
+        if kind == QEvent.Type.GraphicsSceneMousePress:
             view = self._view
             p = view.mapToView(pg.Point(view.mapFromScene(ev.scenePos())))
             self._pointer.press(ev.button(), float(p.x()), float(p.y()))
+        elif kind == QEvent.Type.GraphicsSceneMouseMove and ev.buttons() and not getattr(obj, "dragButtons", True):
+            obj._lastMoveEventTime = 0  # pyqtgraph's GraphicsScene: the rate limit's last move (ms)
         return False
