@@ -48,6 +48,10 @@ Measured (wall clock, time.perf_counter):
   same): click latency of the first vs the last 100 clicks, RSS (VmRSS) at the start and the end.
 - peak resident memory (VmHWM) over the whole run: the window's process, and each kind of child process it started
   (the pre-encoding child, the fine-tuning child), sampled from /proc every 0.25 s.
+- pre-encoding while the user clicks: another image of the folder (its embedding deleted first) pre-encoded from the
+  request to its embedding in the cache, alone and while the user clicks every 2 s on the image on screen (each
+  click fully decoded). Budget: in the cache within 10 s, so a user who clicks every 2 s and moves on after 10 s
+  finds the next image encoded.
 """
 
 from __future__ import annotations
@@ -85,6 +89,8 @@ BLOCK = 4  # clicks per block; each block's decode alone is measured just before
 WANDER_S = 1.0  # a hand's pace: the pointer moves about this long between two clicks
 HOLD_S = 0.08  # a hand's click: the button stays down about this long (the decode starts on the press)
 PREFETCH_JITTER_S = 0.25
+PREFETCH_CLICK_EVERY_S = 2.0  # the pre-encoding row: a user who clicks every 2 s ...
+PREFETCH_READY_BY_S = 10.0  # ... and moves on to the next image after 10 s finds it encoded
 DOWNLOAD_BYTES = 375_042_383  # about vit_b's size (the registry's size_bytes)
 
 
@@ -296,6 +302,43 @@ def _scenario(d: "Driver", r: "Results", label: str, folder: Path, clicks: int, 
         r.auto_seconds = time.perf_counter() - t0
         r.auto_ok = c.fixed_mask is not None
         c.next_row = lambda row: w._neighbour(row, +1)
+    _prefetch_while_clicking(d, r, label, rng)
+
+
+def _prefetch_while_clicking(d: "Driver", r: "Results", label: str, rng) -> None:
+    """The pre-encoding of another image of the folder, from its request to its embedding in the cache: alone, then
+    while the user clicks every PREFETCH_CLICK_EVERY_S on the image on screen (each click fully decoded)."""
+    w, c = d.w, d.w.controller
+    c.next_row = lambda row: None  # only the prefetch asked for here
+    target = w._neighbour(c.row, -1)
+    if target is None:
+        return
+    key = d.image_key(target)
+    points = d.points_for_row(c.row, 60, rng)
+
+    def wall(clicking: bool) -> tuple[float, int]:
+        d.wait_idle()
+        d.sleep(0.5)  # the previous run's embedding read into memory (the window's load-ahead) before it goes
+        _forget(c.session, key)
+        c.encoder.forget(target)
+        t0, n = time.perf_counter(), 0
+        c.encoder.prefetch(c.dataset, c.session, target)
+        while not _cached(c.session, key):
+            due = t0 + n * PREFETCH_CLICK_EVERY_S
+            if clicking and time.perf_counter() >= due:
+                x, y, pos = points[n % len(points)]
+                d.timed_click(x, y, pos)
+                n += 1
+            elif not d.spin(lambda: _cached(c.session, key) or (clicking and time.perf_counter() >= due),
+                            300, every_ms=20):  # a 1 ms poll would take the child's CPU: the app has none
+                raise RuntimeError(f"the pre-encoding of row {target} did not end within 300 s")
+        return time.perf_counter() - t0, n
+
+    alone, _ = wall(False)
+    clicking, n = wall(True)
+    r.prefetch_wall[label] = (alone, clicking, n)
+    d.wait_idle()
+    c.next_row = lambda row: w._neighbour(row, +1)
 
 
 def _while_training(d: "Driver", r: "Results", folder: Path, tmp: Path, clicks: int) -> None:
@@ -522,14 +565,15 @@ class Driver:
         self._next: dict | None = None
 
     # ----- waiting
-    def spin(self, pred, timeout: float) -> bool:
+    def spin(self, pred, timeout: float, every_ms: int = 1) -> bool:
+        """Run the event loop until `pred()` holds (checked every `every_ms`) or `timeout` s pass."""
         from PySide6.QtCore import QEventLoop, QTimer
 
         if pred():
             return True
         loop = QEventLoop()
         check = QTimer()
-        check.setInterval(1)
+        check.setInterval(every_ms)
         check.timeout.connect(lambda: pred() and loop.quit())
         QTimer.singleShot(int(timeout * 1000), loop.quit)
         check.start()
@@ -962,6 +1006,7 @@ class Results:
         self.long_images = 0
         self.peak_window = 0
         self.peak_children: dict[str, tuple[int, int]] = {}
+        self.prefetch_wall: dict[str, tuple[float, float, int]] = {}  # seconds alone, seconds while clicking, clicks
 
     def print(self, meter: StallMeter) -> None:
         rows: list[tuple[str, str, str, str, str]] = []
@@ -1047,6 +1092,11 @@ class Results:
             row(f"  {kind} ({n} started)", "", "", f"{peak / 2**20:.0f} MiB", None)
         if not self.peak_children:
             row("  no child process was seen", "", "", "", None)
+        row(f"7. another image pre-encoded while the user clicks every {PREFETCH_CLICK_EVERY_S:.0f} s: request -> "
+            "in the cache", "", "", "", None)
+        for label, (alone, clicking, n) in self.prefetch_wall.items():
+            row(f"  {label} ({n} clicks meanwhile)", f"<= {PREFETCH_READY_BY_S:.0f} s", f"{alone:.2f} s A",
+                f"{clicking:.2f} s ({clicking / alone:.2f}x)", clicking <= PREFETCH_READY_BY_S)
 
         print()
         widths = [max(len(r[i]) for r in rows + [("measure", "budget", "baseline", "FloodLabel", "met")])
@@ -1062,7 +1112,7 @@ class Results:
         print("FloodLabel's decode alone of the same clicks on the window's decode thread, THINK_S apart; decode rows (P):")
         print("SamPredictor.predict with the same clicks (3 masks at the original size, no window); next image (C):")
         print("the same image size not pre-encoded (open -> embedding ready); not pre-encoded (V): vit_b's median;")
-        print("long session: the first 100 clicks.")
+        print("long session: the first 100 clicks; pre-encoding (A): the same pre-encoding with no click.")
         from floodlabel.gui.window.segmentation_controller import AUTO_POINTS_PER_SIDE as n
 
         print(f"Auto ({n}x{n} grid, 893x551): {self.auto_seconds:.1f} s, mask {'shown' if self.auto_ok else 'MISSING'}.")

@@ -230,3 +230,11 @@ def test_the_next_image_is_decoded_on_a_thread_at_a_low_priority(monkeypatch, ph
     thread.join()
     assert out and seen == [min(19, before + image_loading.DECODE_AHEAD_NICE)]
     assert os.getpriority(os.PRIO_PROCESS, 0) == before  # the window's own threads keep theirs
+
+
+def test_the_child_uses_every_core_where_a_click_stops_it(monkeypatch):
+    from floodlabel.core.models import background_encoder
+
+    assert background_encoder.background_threads() == len(os.sched_getaffinity(0))  # POSIX: stopped while decoding
+    monkeypatch.setattr(background_encoder, "CAN_STOP", False)
+    assert background_encoder.background_threads() == 1  # else it runs beside the decode: one core stays free
