@@ -9,8 +9,9 @@
 
 Per size it writes OUT/floodlabel_<W>x<H>.png (the whole screen: there is no window manager, so no title bar) and,
 with --click, OUT/floodlabel_<W>x<H>_click.png after a left click at the centre of the first image (needs the
-annotation window's geometry file, see tests/test_real_window.py), and OUT/app_<W>x<H>.log (the app's output). Settings are isolated (a fresh XDG_CONFIG_HOME);
-the model cache is the user's (FLOODLABEL_CACHE_DIR or the default) unless --isolated-cache.
+annotation window's geometry file, see tests/test_real_window.py), and OUT/app_<W>x<H>.log (the app's output).
+Settings are isolated (a fresh XDG_CONFIG_HOME); the model cache is the user's (FLOODLABEL_CACHE_DIR or the default)
+unless --isolated-cache.
 Needs Debian's xvfb and imagemagick (plus xdotool for --click); see .ci/run.
 """
 

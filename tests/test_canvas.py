@@ -153,7 +153,6 @@ def test_shift_drag_draws_a_box_and_plain_drag_pans(canvas, qtbot):
 def test_a_quick_drag_whose_moves_came_as_one_is_still_a_drag(canvas, qtbot):
     """A busy UI thread gets X's moves of a quick drag as one, right after the hover move and the press: within
     pyqtgraph's 10 ms rate limit. It is a box (or a stroke), not a click at the release (seen under Xvfb)."""
-    canvas.set_tool("box")
     finished, clicks = _record(canvas.box_finished), _record(canvas.point_clicked)
     strokes = _record(canvas.stroke_moved)
     vp = canvas.main_viewport
